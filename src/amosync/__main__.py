@@ -1,0 +1,3 @@
+from amosync.cli.main import main
+
+main()

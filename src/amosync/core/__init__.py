@@ -1,0 +1,1 @@
+"""Pure logic: parsing, mapping, merging. No I/O imports (no sqlalchemy, httpx, starlette)."""

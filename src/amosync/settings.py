@@ -1,0 +1,170 @@
+"""The one list of knobs. Every field is an `AMOSYNC_*` env var (or a line in `.env`).
+
+The README configuration table is checked against this class by a test, so a new setting
+is documented here, in its `description`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """amosync configuration, read from the environment and an optional `.env` file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AMOSYNC_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+    )
+
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address `serve` listens on. Use 0.0.0.0 behind a reverse proxy or in a "
+        "container.",
+    )
+    port: int = Field(default=3000, ge=1, le=65535, description="Port `serve` listens on.")
+    database_url: str = Field(
+        default="sqlite:///./amosync.db",
+        description="Where events, deals and contacts live. SQLite file by default; "
+        "PostgreSQL in production: `postgresql://user:pass@host/db`.",
+    )
+    amocrm_subdomain: str | None = Field(
+        default=None,
+        description="Your account's subdomain (`example` for example.amocrm.ru). Also used to "
+        "reject webhooks from another account.",
+    )
+    amocrm_base_url: str | None = Field(
+        default=None,
+        description="Full API base URL, overriding the subdomain (Kommo: "
+        "`https://example.kommo.com`; tests: the fake server).",
+    )
+    amocrm_account_id: int | None = Field(
+        default=None,
+        description="Numeric account id; when set, webhooks naming another `account[id]` are "
+        "rejected.",
+    )
+    amocrm_long_lived_token: SecretStr | None = Field(
+        default=None,
+        description="Long-lived token from your private integration (Keys and scopes tab).",
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret path segment: amoCRM posts to `/amocrm/<secret>`. Without it the "
+        "unprotected `/amocrm` is served and a warning is logged.",
+    )
+    rentprog_field_id: int | None = Field(
+        default=None,
+        description="Id of the lead custom field that holds the RentProg ID (preferred).",
+    )
+    rentprog_field_name: str = Field(
+        default="RentProg ID",
+        description="Name of that field, matched case-insensitively when the id is not set.",
+    )
+    api_rate_limit: float = Field(
+        default=7.0,
+        gt=0,
+        le=50,
+        description="Most amoCRM API requests per second this process sends (amoCRM allows 7).",
+    )
+    api_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds to wait for one amoCRM API response."
+    )
+    webhook_max_body_bytes: int = Field(
+        default=1_048_576, gt=0, description="Largest webhook body accepted (bytes); larger → 413."
+    )
+    worker_batch_size: int = Field(
+        default=500,
+        ge=1,
+        le=5000,
+        description="Events one worker claims at once (collapsed to distinct entities).",
+    )
+    worker_linger: float = Field(
+        default=0.3,
+        ge=0,
+        description="Seconds the worker waits for more events before fetching, so a burst "
+        "about many deals costs one call per 250 deals.",
+    )
+    worker_poll_interval: float = Field(
+        default=0.2, gt=0, description="Seconds the worker sleeps when there is nothing to do."
+    )
+    worker_lease_seconds: int = Field(
+        default=300,
+        ge=10,
+        description="How long a claimed event stays hidden from other workers; a crashed "
+        "worker's events are picked up again after this.",
+    )
+    max_attempts: int = Field(
+        default=15,
+        ge=1,
+        description="Attempts before an event is marked `failed` (with the default delays: "
+        "about 6 h of retrying).",
+    )
+    retry_base_delay: float = Field(
+        default=5.0, gt=0, description="First retry delay in seconds; doubles per attempt."
+    )
+    retry_max_delay: float = Field(
+        default=3600.0, gt=0, description="Longest delay between two attempts, seconds."
+    )
+    ip_block_cooldown: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds to stop calling amoCRM after a 403 (IP block).",
+    )
+    health_max_backlog_age: float = Field(
+        default=600.0,
+        gt=0,
+        description="`/health` fails when the oldest pending event is older than this (seconds).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="`auto`: readable on a terminal, JSON lines otherwise.",
+    )
+
+    @field_validator("amocrm_subdomain")
+    @classmethod
+    def _subdomain_is_bare(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().lower()
+        if not value or "." in value or "/" in value:
+            raise ValueError(
+                "give only the subdomain (`example` for example.amocrm.ru); "
+                "use AMOSYNC_AMOCRM_BASE_URL for a full URL"
+            )
+        return value
+
+    @field_validator("amocrm_base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// for a local fake)")
+        return value
+
+    @property
+    def api_base_url(self) -> str | None:
+        """The amoCRM host to call, or None when neither subdomain nor base URL is set."""
+        if self.amocrm_base_url:
+            return self.amocrm_base_url
+        if self.amocrm_subdomain:
+            return f"https://{self.amocrm_subdomain}.amocrm.ru"
+        return None
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file when the database is SQLite on disk, else None."""
+        from amosync.db.urls import sqlite_file  # local: settings must stay import-light
+
+        return sqlite_file(self.database_url)
