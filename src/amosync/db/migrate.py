@@ -1,0 +1,50 @@
+"""Alembic driven from code: `amosync migrate`, start-up checks and tests use these."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+
+from amosync.db.engine import create_sync_engine
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files("amosync.db") / "migrations"))
+    # Alembic reads this through configparser, where % is special.
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+@cache
+def head_revision() -> str | None:
+    """The newest migration shipped in this package."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return script.get_current_head()
+
+
+def upgrade(url: str) -> None:
+    """Apply every pending migration (idempotent)."""
+    engine = create_sync_engine(url)
+    try:
+        with engine.begin() as conn:
+            config = alembic_config(url)
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The revision the database is at (None: never migrated)."""
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def schema_is_current_sync(conn: Connection) -> bool:
+    return current_revision(conn) == head_revision()

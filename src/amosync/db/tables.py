@@ -1,0 +1,139 @@
+"""Every table amosync owns, as SQLAlchemy Core. Migrations must match this file (tested)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    false,
+)
+
+from amosync.db.types import BigIntId, Json, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# The inbox: one row per entity item of every webhook body (and per n8n push).
+# A row is claimable when status = 'pending' and available_at <= now; claiming moves
+# available_at to the lease end, so a crashed worker's rows come back by themselves.
+webhook_events = Table(
+    "amocrm_webhook_events",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("source", String(16), nullable=False),  # webhook | n8n | worker
+    Column("request_id", String(64)),  # X-amoCRM-RequestId, when sent
+    Column("entity", String(32), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("entity_id", BigInteger),
+    Column("account_id", BigInteger),
+    Column("entity_updated_at", BigInteger),  # unix seconds claimed by the payload
+    Column("payload", Json, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | done | failed | ignored
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("processed_at", UTCDateTime),
+    Column("available_at", UTCDateTime, nullable=False),
+    Column("locked_by", String(64)),
+    Index(None, "status", "available_at", "id"),
+    Index(None, "entity", "entity_id"),
+    Index(None, "received_at"),
+)
+
+deals = Table(
+    "amocrm_deals",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", Text),
+    Column("price", BigInteger),
+    Column("status_id", BigInteger),
+    Column("pipeline_id", BigInteger),
+    Column("responsible_user_id", BigInteger),
+    Column("created_at", UTCDateTime),
+    Column("updated_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
+    Column("is_deleted", Boolean, nullable=False, server_default=false()),
+    Column("rentprog_id", String(255)),
+    Column("custom_fields", Json, nullable=False),
+    Column("raw", Json, nullable=False),
+    Column("synced_at", UTCDateTime, nullable=False),
+    Index(None, "rentprog_id"),
+    Index(None, "updated_at"),
+)
+
+
+def _person_table(name: str) -> Table:
+    """Contacts and companies share a shape; amoCRM keeps them apart, so do we."""
+    return Table(
+        name,
+        metadata,
+        Column("id", BigInteger, primary_key=True, autoincrement=False),
+        Column("name", Text),
+        Column("first_name", Text),
+        Column("last_name", Text),
+        Column("responsible_user_id", BigInteger),
+        Column("created_at", UTCDateTime),
+        Column("updated_at", UTCDateTime),
+        Column("is_deleted", Boolean, nullable=False, server_default=false()),
+        Column("phones", Json, nullable=False),
+        Column("emails", Json, nullable=False),
+        Column("custom_fields", Json, nullable=False),
+        Column("raw", Json, nullable=False),
+        Column("synced_at", UTCDateTime, nullable=False),
+        Index(None, "updated_at"),
+    )
+
+
+contacts = _person_table("amocrm_contacts")
+companies = _person_table("amocrm_companies")
+
+# No foreign keys: a link may name a contact we have not fetched yet.
+deal_contacts = Table(
+    "amocrm_deal_contacts",
+    metadata,
+    Column("deal_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("contact_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("is_main", Boolean, nullable=False, server_default=false()),
+    Index(None, "contact_id"),
+)
+
+# One row per running worker: its heartbeat and what it is doing, read by /health and status.
+workers = Table(
+    "amosync_workers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("state", String(32), nullable=False),  # running | reauth_required | ip_blocked | stopped
+    Column("state_detail", Text),
+    Column("processed", BigInteger, nullable=False, default=0),
+    Column("failed", BigInteger, nullable=False, default=0),
+)
+
+# Every call made to amoCRM, so `status` can show the hourly spend from any process.
+api_requests = Table(
+    "amocrm_api_requests",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("path", String(255), nullable=False),
+    Column("status", Integer, nullable=False),  # 0 when no response arrived
+    Column("duration_ms", Integer, nullable=False),
+    Column("purpose", String(16), nullable=False),  # webhook | catchup | check
+    Index(None, "at"),
+)

@@ -1,0 +1,129 @@
+"""Shared fixtures: a settings factory, SQLite and PostgreSQL databases, the fake amoCRM.
+
+PostgreSQL: one database per test run (`amosync_test_<random>`), migrated once, truncated
+between tests and dropped at the end; the shared `postgres`/`test` databases are only used
+to create and drop it. `AMOSYNC_TEST_PG_URL` points at another server (an admin URL).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.db import migrate
+from amosync.db.engine import create_service_engine
+from amosync.db.tables import metadata
+from amosync.settings import Settings
+from amosync.testing import DEFAULT_SUBDOMAIN, DEFAULT_TOKEN, FakeAmoState, create_fake_amocrm
+
+# Tests start from a clean environment: a developer's AMOSYNC_* variables must not leak in.
+for _name in [n for n in os.environ if n.startswith("AMOSYNC_") and n != "AMOSYNC_TEST_PG_URL"]:
+    del os.environ[_name]
+
+DATA = Path(__file__).parent / "data"
+PG_ADMIN_URL = os.environ.get(
+    "AMOSYNC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+FAKE_BASE_URL = f"https://{DEFAULT_SUBDOMAIN}.amocrm.ru"
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of our own for this run, migrated; dropped afterwards."""
+    name = f"amosync_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(_libpq(PG_ADMIN_URL), autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is required for the test suite ({PG_ADMIN_URL}): {exc}")
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    migrate.upgrade(url)
+    yield url
+    with psycopg.connect(_libpq(PG_ADMIN_URL), autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "amosync.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
+def _truncate_pg(url: str) -> None:
+    tables = ", ".join(t.name for t in metadata.sorted_tables)
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {tables} RESTART IDENTITY")  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    """A migrated, empty database: a SQLite file, then the run's PostgreSQL database."""
+    if request.param == "sqlite":
+        target = tmp_path / "amosync.db"
+        shutil.copy(sqlite_template, target)
+        return f"sqlite:///{target}"
+    url: str = request.getfixturevalue("pg_url")
+    _truncate_pg(url)
+    return url
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_service_engine(db_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def make_settings(db_url: str) -> Callable[..., Settings]:
+    """Settings for a test: the test database, the fake account, no `.env` file."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": db_url,
+            "amocrm_base_url": FAKE_BASE_URL,
+            "amocrm_subdomain": DEFAULT_SUBDOMAIN,
+            "amocrm_long_lived_token": DEFAULT_TOKEN,
+            "webhook_secret": "s3cret-path",
+            "worker_linger": 0.0,
+            "worker_poll_interval": 0.05,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make
+
+
+@pytest.fixture
+def fake() -> FakeAmoState:
+    return FakeAmoState()
+
+
+@pytest.fixture
+def fake_transport(fake: FakeAmoState) -> httpx.ASGITransport:
+    return httpx.ASGITransport(app=create_fake_amocrm(fake))
+
+
+async def count(engine: AsyncEngine, query: str) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(text(query))).scalar_one())
