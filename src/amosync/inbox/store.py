@@ -1,0 +1,193 @@
+"""Every statement on `amocrm_webhook_events` lives here: append, claim, settle, count."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from amosync.core.plan import ClaimedEvent
+from amosync.db.tables import webhook_events as ev
+
+PENDING, DONE, FAILED, IGNORED = "pending", "done", "failed", "ignored"
+STATUSES = (PENDING, DONE, FAILED, IGNORED)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class InboxStats:
+    by_status: dict[str, int]
+    oldest_pending_received_at: datetime | None
+    last_received_at: datetime | None
+
+    @property
+    def backlog(self) -> int:
+        return self.by_status.get(PENDING, 0)
+
+    def oldest_pending_age(self, now: datetime | None = None) -> float | None:
+        if self.oldest_pending_received_at is None:
+            return None
+        return ((now or utcnow()) - self.oldest_pending_received_at).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """One event going back to the queue (or to `failed` once out of attempts)."""
+
+    event_id: int
+    attempts: int
+    delay: float
+    error: str
+
+
+class InboxStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    async def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert rows in one transaction (the group-commit writer calls this)."""
+        async with self._engine.begin() as conn:
+            await append_rows(conn, rows)
+
+    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[ClaimedEvent]:
+        """Lease up to `limit` due events, oldest first.
+
+        `FOR UPDATE SKIP LOCKED` (PostgreSQL) lets several workers claim at once without
+        taking the same row; SQLite serialises writers with BEGIN IMMEDIATE instead. The
+        lease is `available_at` moved into the future: a worker that dies leaves its rows to
+        come due again by themselves.
+        """
+        now = utcnow()
+        due = (
+            select(ev.c.id)
+            .where(ev.c.status == PENDING, ev.c.available_at <= now)
+            .order_by(ev.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        stmt = (
+            update(ev)
+            .where(ev.c.id.in_(due))
+            .values(
+                available_at=now + timedelta(seconds=lease_seconds),
+                locked_by=worker_id,
+                attempts=ev.c.attempts + 1,
+            )
+            .returning(
+                ev.c.id, ev.c.entity, ev.c.action, ev.c.entity_id, ev.c.attempts, ev.c.received_at
+            )
+        )
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return sorted((ClaimedEvent(*row) for row in rows), key=lambda e: e.id)
+
+    async def release(self, event_ids: Iterable[int], *, delay: float = 0.0) -> None:
+        """Hand claimed events back untouched: the attempt did not count (re-auth, IP block,
+        shutdown), so the attempt taken at claim time is given back."""
+        ids = list(event_ids)
+        if not ids:
+            return
+        stmt = (
+            update(ev)
+            .where(ev.c.id.in_(ids), ev.c.status == PENDING)
+            .values(
+                available_at=utcnow() + timedelta(seconds=delay),
+                locked_by=None,
+                attempts=func.max(ev.c.attempts - 1, 0)
+                if self._engine.dialect.name == "sqlite"
+                else func.greatest(ev.c.attempts - 1, 0),
+            )
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def retry_later(self, retries: Sequence[Retry], max_attempts: int) -> int:
+        """Reschedule events; those out of attempts become `failed`. Returns how many failed."""
+        if not retries:
+            return 0
+        now = utcnow()
+        params = []
+        failed = 0
+        for r in retries:
+            out_of_attempts = r.attempts >= max_attempts
+            failed += out_of_attempts
+            params.append(
+                {
+                    "b_id": r.event_id,
+                    "b_status": FAILED if out_of_attempts else PENDING,
+                    "b_available_at": now + timedelta(seconds=r.delay),
+                    "b_error": r.error[:2000],
+                    "b_processed_at": now if out_of_attempts else None,
+                }
+            )
+        stmt = (
+            update(ev)
+            .where(ev.c.id == bindparam("b_id"), ev.c.status == PENDING)
+            .values(
+                status=bindparam("b_status"),
+                available_at=bindparam("b_available_at"),
+                last_error=bindparam("b_error"),
+                processed_at=bindparam("b_processed_at"),
+                locked_by=None,
+            )
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt, params)
+        return failed
+
+    async def fail(self, event_ids: Iterable[int], error: str) -> None:
+        """Give up on events at once: retrying cannot help (the request itself is wrong)."""
+        ids = list(event_ids)
+        if ids:
+            async with self._engine.begin() as conn:
+                await settle(conn, ids, FAILED, error)
+
+    async def stats(self) -> InboxStats:
+        async with self._engine.connect() as conn:
+            grouped = await conn.execute(select(ev.c.status, func.count()).group_by(ev.c.status))
+            counts: dict[str, int] = {status: int(n) for status, n in grouped.all()}
+            oldest = await conn.scalar(
+                select(func.min(ev.c.received_at)).where(ev.c.status == PENDING)
+            )
+            last = await conn.scalar(select(func.max(ev.c.received_at)))
+        by_status = {s: int(counts.get(s, 0)) for s in STATUSES}
+        return InboxStats(by_status, _aware(oldest), _aware(last))
+
+
+async def append_rows(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(ev), list(rows))
+
+
+async def settle(
+    conn: AsyncConnection, event_ids: Sequence[int], status: str, error: str | None = None
+) -> None:
+    """Mark events finished inside the caller's transaction (so upsert + done commit together)."""
+    if not event_ids:
+        return
+    await conn.execute(
+        update(ev)
+        .where(ev.c.id.in_(list(event_ids)))
+        .values(status=status, processed_at=utcnow(), locked_by=None, last_error=error)
+    )
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    # min()/max() over a SQLite text column comes back as a plain value, not via the type.
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
