@@ -1,0 +1,218 @@
+"""④ The amoCRM API v4 client: one place that turns HTTP answers into data or typed errors.
+
+    2xx         → data (204 → nothing)
+    401         → ask the token provider once for a new token, else ReauthRequired
+    403         → IPBlocked (amoCRM blocks an IP that keeps exceeding the rate limit)
+    429         → pause the limiter for `retry_after`, retry; RetryLater when it persists
+    5xx/network → retry GETs with backoff and jitter; RetryLater when it persists
+    other 4xx   → RequestRejected
+
+Errors and logs carry the method, path and status, never the token or the query string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
+
+import httpx
+import orjson
+
+from amosync import __version__
+from amosync.amocrm.auth import TokenProvider
+from amosync.amocrm.ratelimit import RateLimiter
+from amosync.core.backoff import parse_retry_after, retry_delay
+from amosync.core.plan import MAX_IDS_PER_CALL
+from amosync.errors import IPBlocked, ReauthRequired, RequestRejected, RetryLater
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_TRIES = 3  # 5xx and network errors, per call
+RATE_LIMITED_TRIES = 5  # 429s, per call
+Params = list[tuple[str, str | int | float | bool | None]]
+
+
+class CallRecorder(Protocol):
+    """Remembers each call (for `status` and the hourly budget); must never raise."""
+
+    async def record(self, method: str, path: str, status: int, duration_ms: int) -> None: ...
+
+
+class AmoClient:
+    def __init__(
+        self,
+        base_url: str,
+        tokens: TokenProvider,
+        limiter: RateLimiter,
+        *,
+        timeout: float = 10.0,
+        recorder: CallRecorder | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        backoff_base: float = 0.5,
+    ) -> None:
+        self._tokens = tokens
+        self._limiter = limiter
+        self._recorder = recorder
+        self._backoff_base = backoff_base
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            transport=transport,
+            headers={"User-Agent": f"amosync/{__version__}", "Accept": "application/hal+json"},
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def fetch_by_ids(self, entity: str, ids: Sequence[int]) -> list[dict[str, Any]]:
+        """The current objects for these ids; ids amoCRM does not return are gone (deleted).
+
+        One call per 250 ids: `GET /api/v4/{entity}?filter[id][]=…&limit=250`, leads with
+        `with=contacts` so deal↔contact links come in the same call.
+        """
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(ids), MAX_IDS_PER_CALL):
+            chunk = ids[start : start + MAX_IDS_PER_CALL]
+            params: Params = [("filter[id][]", i) for i in chunk]
+            params.append(("limit", MAX_IDS_PER_CALL))
+            if entity == "leads":
+                params.append(("with", "contacts"))
+            async for page in self.pages(f"/api/v4/{entity}", params, entity):
+                found.extend(page)
+        wanted = set(ids)
+        return [obj for obj in found if obj.get("id") in wanted]
+
+    async def pages(
+        self, path: str, params: Params, key: str
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Each page's `_embedded[key]` list, following `_links.next`; 204 ends the list."""
+        page = 1
+        while True:
+            body = await self.get_json(path, [*params, ("page", page)])
+            if body is None:
+                return
+            embedded = body.get("_embedded") or {}
+            items = embedded.get(key) if isinstance(embedded, dict) else None
+            if not isinstance(items, list):
+                raise RequestRejected(
+                    f"GET {path}: response has no _embedded.{key} list", status=200
+                )
+            yield [item for item in items if isinstance(item, dict)]
+            links = body.get("_links")
+            if not (isinstance(links, dict) and links.get("next")) or not items:
+                return
+            page += 1
+
+    async def get_json(self, path: str, params: Params | None = None) -> dict[str, Any] | None:
+        """GET a JSON object; None on 204 (amoCRM's "nothing found")."""
+        response = await self._send("GET", path, params or [])
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise RetryLater(f"GET {path}: response is not JSON") from None
+        if not isinstance(body, dict):
+            raise RequestRejected(f"GET {path}: response is not a JSON object", status=200)
+        return body
+
+    async def _send(self, method: str, path: str, params: Params) -> httpx.Response:
+        transient = rate_limited = 0
+        refreshed = False
+        while True:
+            await self._limiter.acquire()
+            token = await self._tokens.token()
+            answer = await self._request(method, path, params, token)
+            response = answer if isinstance(answer, httpx.Response) else None
+            if response is not None and response.status_code < 300:
+                return response
+            if response is not None and response.status_code == 401 and not refreshed:
+                # Once per call: a provider that can refresh hands back a new token.
+                refreshed = True
+                if await self._tokens.token_rejected(token):
+                    continue
+            if response is not None and response.status_code == 429:
+                wait = _retry_after(response)
+                self._limiter.pause(wait)
+                rate_limited += 1
+                if rate_limited < RATE_LIMITED_TRIES:
+                    continue
+                raise RetryLater(f"{method} {path}: rate limited (429)", delay=wait)
+            if response is None or response.status_code >= 500:
+                transient += 1
+                if transient < TRANSIENT_TRIES:
+                    await asyncio.sleep(retry_delay(transient, base=self._backoff_base, cap=30))
+                    continue
+            raise _error_for(method, path, answer)
+
+    async def _request(
+        self, method: str, path: str, params: Params, token: str
+    ) -> httpx.Response | httpx.TransportError:
+        """One HTTP exchange, or the error when no response arrived (timeout, reset, refused)."""
+        started = time.monotonic()
+        try:
+            response = await self._http.request(
+                method, path, params=params, headers={"Authorization": f"Bearer {token}"}
+            )
+        except httpx.TransportError as exc:
+            await self._record(method, path, 0, started)
+            return exc
+        await self._record(method, path, response.status_code, started)
+        return response
+
+    async def _record(self, method: str, path: str, status: int, started: float) -> None:
+        duration_ms = int((time.monotonic() - started) * 1000)
+        log.info(
+            "amocrm_request",
+            extra={
+                "event": "amocrm_request",
+                "method": method,
+                "path": path,
+                "status": status,
+                "ms": duration_ms,
+            },
+        )
+        if self._recorder is not None:
+            await self._recorder.record(method, path, status, duration_ms)
+
+
+def _error_for(method: str, path: str, answer: httpx.Response | httpx.TransportError) -> Exception:
+    """The typed error for an answer we will not retry (any more)."""
+    if isinstance(answer, httpx.TransportError):
+        return RetryLater(f"amoCRM unreachable ({method} {path}: {type(answer).__name__})")
+    response = answer
+    status, detail = response.status_code, _problem_detail(response)
+    if status == 401:
+        return ReauthRequired(f"amoCRM refused the token (401 {detail}): re-authorise")
+    if status == 403:
+        return IPBlocked(f"amoCRM answered 403 ({detail}): requests from this IP are blocked")
+    if status >= 500:
+        return RetryLater(f"{method} {path}: amoCRM answered {status} ({detail})")
+    return RequestRejected(f"{method} {path}: amoCRM answered {status} ({detail})", status=status)
+
+
+def _retry_after(response: httpx.Response) -> float:
+    wait = parse_retry_after(response.headers.get("Retry-After"), _json_or_none(response))
+    return 1.0 if wait is None else wait
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _problem_detail(response: httpx.Response) -> str:
+    """A short reason from an `application/problem+json` body, safe to log."""
+    body = _json_or_none(response)
+    if isinstance(body, dict):
+        for key in ("detail", "title", "hint"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value[:200]
+    return response.reason_phrase or "no detail"

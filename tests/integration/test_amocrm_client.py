@@ -1,0 +1,191 @@
+"""The amoCRM client against the fake server: batching, pagination, and each error class."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from amosync.amocrm import AmoClient, LongLivedToken, SlidingWindowLimiter
+from amosync.errors import IPBlocked, ReauthRequired, RequestRejected, RetryLater
+from amosync.testing import (
+    DEFAULT_TOKEN,
+    FakeAmoState,
+    Fault,
+    create_fake_amocrm,
+    rentprog_field,
+    run_fake_in_thread,
+)
+
+BASE = "https://testaccount.amocrm.ru"
+
+
+def client_for(
+    fake: FakeAmoState, *, token: str = DEFAULT_TOKEN, rate: float = 50, timeout: float = 5.0
+) -> AmoClient:
+    return AmoClient(
+        BASE,
+        LongLivedToken(token),
+        SlidingWindowLimiter(rate),
+        timeout=timeout,
+        transport=httpx.ASGITransport(app=create_fake_amocrm(fake)),
+        backoff_base=0.01,
+    )
+
+
+async def test_fetch_by_ids_returns_current_objects_in_one_call() -> None:
+    """Three leads come back from one filtered call, with contacts embedded."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    ids = [
+        fake.add_lead(custom_fields_values=[rentprog_field(f"RP-{n}")], contacts=[(900 + n, True)])[
+            "id"
+        ]
+        for n in range(3)
+    ]
+    client = client_for(fake)
+
+    leads = await client.fetch_by_ids("leads", ids)
+
+    assert sorted(ids) == sorted(lead["id"] for lead in leads)
+    assert 1 == len(fake.calls("/api/v4/leads"))
+    assert [{"id": 900, "is_main": True}] == [
+        {k: c[k] for k in ("id", "is_main")}
+        for c in next(x for x in leads if x["id"] == ids[0])["_embedded"]["contacts"]
+    ]
+    await client.aclose()
+
+
+async def test_more_than_250_ids_take_one_call_per_250() -> None:
+    """600 ids cost three calls (250 + 250 + 100), never one call per id."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    ids = [fake.add_lead()["id"] for _ in range(600)]
+    client = client_for(fake)
+
+    leads = await client.fetch_by_ids("leads", ids)
+
+    assert 600 == len(leads)
+    assert 3 == len(fake.calls("/api/v4/leads"))
+    await client.aclose()
+
+
+async def test_missing_entities_give_an_empty_answer() -> None:
+    """Ids amoCRM does not have (204 No Content) give an empty list, not an error."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    client = client_for(fake)
+
+    assert [] == await client.fetch_by_ids("contacts", [123456])
+    assert [204] == [r.status for r in fake.calls("/api/v4/contacts")]
+    await client.aclose()
+
+
+async def test_wrong_token_raises_reauth_required_without_leaking_it() -> None:
+    """A 401 stops with ReauthRequired; the message never contains the token."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    client = client_for(fake, token="wrong-secret-token")
+
+    with pytest.raises(ReauthRequired) as info:
+        await client.fetch_by_ids("leads", [1])
+
+    assert "wrong-secret-token" not in str(info.value)
+    assert 1 == len(fake.requests)
+    await client.aclose()
+
+
+async def test_ip_block_raises_ip_blocked() -> None:
+    """A 403 stops with IPBlocked at once (no retries that would prolong the block)."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    fake.script_faults(Fault(status=403))
+    client = client_for(fake)
+
+    with pytest.raises(IPBlocked):
+        await client.fetch_by_ids("leads", [1])
+    assert 1 == len(fake.requests)
+    await client.aclose()
+
+
+async def test_server_errors_are_retried_then_succeed() -> None:
+    """Two 5xx answers, then success: the call returns data after three requests."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    lead = fake.add_lead()
+    fake.script_faults(Fault(status=502), Fault(status=500))
+    client = client_for(fake)
+
+    leads = await client.fetch_by_ids("leads", [lead["id"]])
+
+    assert [lead["id"]] == [x["id"] for x in leads]
+    assert [502, 500, 200] == [r.status for r in fake.requests]
+    await client.aclose()
+
+
+async def test_persistent_server_errors_raise_retry_later() -> None:
+    """A 5xx that does not go away becomes RetryLater after three tries."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    fake.script_faults(*[Fault(status=503)] * 5)
+    client = client_for(fake)
+
+    with pytest.raises(RetryLater):
+        await client.fetch_by_ids("leads", [1])
+    assert 3 == len(fake.requests)
+    await client.aclose()
+
+
+async def test_timeouts_are_retried_then_raise_retry_later() -> None:
+    """A server on a real port that hangs past the timeout is retried, then RetryLater."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    fake.script_faults(*[Fault(hang=1.0)] * 3)
+    with run_fake_in_thread(fake) as base_url:
+        client = AmoClient(
+            base_url,
+            LongLivedToken(DEFAULT_TOKEN),
+            SlidingWindowLimiter(50),
+            timeout=0.2,
+            backoff_base=0.01,
+        )
+        with pytest.raises(RetryLater) as info:
+            await client.fetch_by_ids("leads", [1])
+        await client.aclose()
+    assert "ReadTimeout" in str(info.value)
+
+
+async def test_429_waits_retry_after_then_succeeds() -> None:
+    """A 429 pauses for `retry_after` from the body, then the same request succeeds."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    lead = fake.add_lead()
+    fake.script_faults(Fault(status=429, retry_after=1))
+    client = client_for(fake)
+
+    started = time.monotonic()
+    leads = await client.fetch_by_ids("leads", [lead["id"]])
+    waited = time.monotonic() - started
+
+    assert [lead["id"]] == [x["id"] for x in leads]
+    assert [429, 200] == [r.status for r in fake.requests]
+    assert waited >= 0.95
+    await client.aclose()
+
+
+async def test_other_client_errors_raise_request_rejected() -> None:
+    """A 400 is the request's own fault: RequestRejected with the status, not retried."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    fake.script_faults(Fault(status=400))
+    client = client_for(fake)
+
+    with pytest.raises(RequestRejected) as info:
+        await client.fetch_by_ids("leads", [1])
+    assert 400 == info.value.status
+    assert 1 == len(fake.requests)
+    await client.aclose()
+
+
+async def test_limiter_keeps_under_amocrm_rate_limit() -> None:
+    """30 back-to-back calls at the default 7/s: never more than 7 in any second, no 429."""
+    fake = FakeAmoState(rate_limit_rps=7)
+    client = client_for(fake, rate=7)
+
+    for _ in range(30):
+        await client.fetch_by_ids("leads", [1])
+
+    assert 0 == fake.count_429()
+    assert 7 >= fake.max_calls_in_any_window(1.0)
+    await client.aclose()
