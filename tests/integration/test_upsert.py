@@ -1,0 +1,114 @@
+"""Upserts are idempotent and monotonic: an older copy never overwrites a newer row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.core.records import DealContactLink, DealRecord
+from amosync.db.tables import deal_contacts, deals
+from amosync.upsert import mark_deals_deleted, replace_deal_links, upsert_deals
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def deal(
+    deal_id: int, name: str, updated_at: datetime | None, rentprog: str | None = None
+) -> DealRecord:
+    return DealRecord(
+        id=deal_id,
+        name=name,
+        price=100,
+        status_id=1,
+        pipeline_id=2,
+        responsible_user_id=3,
+        created_at=T0,
+        updated_at=updated_at,
+        closed_at=None,
+        is_deleted=False,
+        rentprog_id=rentprog,
+        custom_fields=[],
+        raw={"id": deal_id, "name": name},
+    )
+
+
+async def stored(engine: AsyncEngine, deal_id: int) -> dict[str, object]:
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(deals).where(deals.c.id == deal_id))).mappings().one()
+        return dict(row)
+
+
+async def write(engine: AsyncEngine, *records: DealRecord) -> set[int]:
+    async with engine.begin() as conn:
+        return await upsert_deals(conn, list(records), datetime.now(UTC))
+
+
+async def test_newer_copy_replaces_row(engine: AsyncEngine) -> None:
+    """A copy with a later updated_at overwrites every column."""
+    await write(engine, deal(1, "old", T0))
+    written = await write(engine, deal(1, "new", T0 + timedelta(seconds=5), rentprog="RP-7"))
+
+    row = await stored(engine, 1)
+    assert {1} == written
+    assert ("new", "RP-7", T0 + timedelta(seconds=5)) == (
+        row["name"],
+        row["rentprog_id"],
+        row["updated_at"],
+    )
+
+
+async def test_older_copy_is_refused(engine: AsyncEngine) -> None:
+    """A reordered, older copy leaves the newer row as it is."""
+    await write(engine, deal(1, "new", T0 + timedelta(seconds=5)))
+    written = await write(engine, deal(1, "old", T0))
+
+    assert set() == written
+    assert "new" == (await stored(engine, 1))["name"]
+
+
+async def test_same_copy_twice_is_harmless(engine: AsyncEngine) -> None:
+    """Applying the same state again (a duplicate delivery) keeps one row with that state."""
+    await write(engine, deal(1, "same", T0, "RP-1"))
+    await write(engine, deal(1, "same", T0, "RP-1"))
+
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(deals.c.id, deals.c.name))).all()
+    assert [(1, "same")] == [tuple(r) for r in rows]
+
+
+async def test_deleted_row_is_not_resurrected_by_equal_copy(engine: AsyncEngine) -> None:
+    """A slow worker's copy fetched before the deletion (same updated_at) cannot undelete."""
+    await write(engine, deal(1, "x", T0))
+    async with engine.begin() as conn:
+        await mark_deals_deleted(conn, [1], datetime.now(UTC))
+    await write(engine, deal(1, "x", T0))
+
+    assert True is (await stored(engine, 1))["is_deleted"]
+
+
+async def test_restore_with_newer_copy_undeletes(engine: AsyncEngine) -> None:
+    """A restored deal (newer updated_at) comes back, including one known only as a stub."""
+    async with engine.begin() as conn:
+        await mark_deals_deleted(conn, [2], datetime.now(UTC))
+    stub = await stored(engine, 2)
+    await write(engine, deal(2, "restored", T0))
+
+    row = await stored(engine, 2)
+    assert (True, None) == (stub["is_deleted"], stub["name"])
+    assert (False, "restored") == (row["is_deleted"], row["name"])
+
+
+async def test_links_are_replaced_not_accumulated(engine: AsyncEngine) -> None:
+    """The stored links of a deal become exactly the latest list from amoCRM."""
+    async with engine.begin() as conn:
+        await replace_deal_links(
+            conn, [1], [DealContactLink(1, 10, True), DealContactLink(1, 11, False)]
+        )
+    async with engine.begin() as conn:
+        await replace_deal_links(conn, [1], [DealContactLink(1, 11, True)])
+
+    async with engine.connect() as conn:
+        links = (await conn.execute(select(deal_contacts))).all()
+    assert [(1, 11, True)] == [tuple(r) for r in links]
