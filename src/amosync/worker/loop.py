@@ -1,0 +1,272 @@
+"""③ The worker: claim due events, collapse them, fetch in batches, apply, settle.
+
+One cycle: claim up to `batch_size` due events; while fewer than 250 distinct entities are
+waiting and the oldest claimed event is younger than `linger`, wait for more (a burst of
+5,000 webhooks about 2,000 leads then costs a few dozen calls, not 5,000); fetch each
+chunk of ≤ 250 ids in one call; apply the answer and mark the events done in one
+transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.amocrm.client import AmoClient
+from amosync.core.backoff import retry_delay
+from amosync.core.mapping import MappingError, RentProgField
+from amosync.core.plan import (
+    MAX_IDS_PER_CALL,
+    ClaimedEvent,
+    FetchChunk,
+    distinct_entities,
+    plan_fetch,
+)
+from amosync.errors import AmoCRMError, IPBlocked, ReauthRequired, RetryLater
+from amosync.inbox.store import InboxStore, Retry
+from amosync.worker.apply import apply_fetched
+from amosync.worker.heartbeat import (
+    IP_BLOCKED,
+    REAUTH_REQUIRED,
+    RUNNING,
+    STOPPED,
+    WorkerState,
+    beat,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    batch_size: int = 500
+    linger: float = 0.3
+    poll_interval: float = 0.2
+    lease_seconds: float = 300.0
+    max_attempts: int = 10
+    retry_base_delay: float = 5.0
+    retry_max_delay: float = 3600.0
+    reauth_pause: float = 60.0
+    ip_block_pause: float = 600.0
+    heartbeat_interval: float = 5.0
+
+
+class _Paused(Exception):
+    """amoCRM refuses us for a while (401/403): stop this batch, keep events pending."""
+
+    def __init__(self, state: str, detail: str, pause: float) -> None:
+        super().__init__(detail)
+        self.state, self.detail, self.pause = state, detail, pause
+
+
+class Worker:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        inbox: InboxStore,
+        client: AmoClient,
+        rentprog: RentProgField,
+        config: WorkerConfig,
+    ) -> None:
+        self._engine = engine
+        self._inbox = inbox
+        self._client = client
+        self._rentprog = rentprog
+        self._config = config
+        self.state = WorkerState()
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._unsettled: dict[int, ClaimedEvent] = {}
+
+    def notify(self) -> None:
+        """New events were committed (called by the in-process writer): stop sleeping."""
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Run until `stop()`; events claimed but not finished are released on the way out."""
+        log.info("worker_started", extra={"event": "worker_started", "worker": self.state.id})
+        beats = asyncio.create_task(self._heartbeats(), name="worker-heartbeat")
+        try:
+            while not self._stopping.is_set():
+                try:
+                    handled = await self.run_once()
+                except _Paused as paused:
+                    await self._pause(paused)
+                    continue
+                except SQLAlchemyError as exc:
+                    log.error(
+                        "worker_db_error",
+                        extra={"event": "worker_db_error", "error": str(exc)[:300]},
+                    )
+                    await self._sleep(min(5.0, self._config.poll_interval * 10))
+                    continue
+                if not handled:
+                    await self._sleep(self._config.poll_interval)
+        finally:
+            beats.cancel()
+            self.state.state = STOPPED
+            with contextlib.suppress(SQLAlchemyError, asyncio.CancelledError):
+                await beat(self._engine, self.state)
+            log.info("worker_stopped", extra={"event": "worker_stopped", "worker": self.state.id})
+
+    async def run_once(self) -> int:
+        """One cycle; returns how many events it settled or rescheduled."""
+        events = await self._claim_batch()
+        if not events:
+            return 0
+        try:
+            await self._process(events)
+        except BaseException:
+            # Whatever stopped us (pause, shutdown, crash of this cycle), events we did not
+            # finish go back at once instead of waiting out their lease.
+            await asyncio.shield(self._release_unsettled(events))
+            raise
+        return len(events)
+
+    async def _claim_batch(self) -> list[ClaimedEvent]:
+        cfg = self._config
+        events = await self._inbox.claim(self.state.id, cfg.batch_size, cfg.lease_seconds)
+        if not events:
+            return events
+        oldest = min(e.received_at for e in events)
+        while len(events) < cfg.batch_size and not self._stopping.is_set():
+            if max(distinct_entities(events).values(), default=0) >= MAX_IDS_PER_CALL:
+                break
+            left = cfg.linger - (datetime.now(UTC) - oldest).total_seconds()
+            if left <= 0:
+                break
+            await self._sleep(min(left, cfg.poll_interval))
+            events += await self._inbox.claim(
+                self.state.id, cfg.batch_size - len(events), cfg.lease_seconds
+            )
+        return events
+
+    async def _process(self, events: list[ClaimedEvent]) -> None:
+        started = time.monotonic()
+        self._unsettled = {e.id: e for e in events}
+        plan = plan_fetch(events)
+        if plan.unfetchable:
+            await self._inbox.fail(plan.unfetchable, "event names no entity id to fetch")
+            self._settled(plan.unfetchable, failed=True)
+        calls = 0
+        for chunk in plan.chunks:
+            if self._stopping.is_set():
+                break
+            calls += 1
+            await self._process_chunk(chunk)
+        self.state.state, self.state.detail = RUNNING, None
+        log.info(
+            "worker_batch",
+            extra={
+                "event": "worker_batch",
+                "events": len(events),
+                "entities": sum(len(c.ids) for c in plan.chunks),
+                "api_calls": calls,
+                "ms": int((time.monotonic() - started) * 1000),
+            },
+        )
+
+    async def _process_chunk(self, chunk: FetchChunk) -> None:
+        try:
+            objects = await self._client.fetch_by_ids(chunk.entity, chunk.ids)
+            async with self._engine.begin() as conn:
+                applied = await apply_fetched(
+                    conn, chunk.entity, chunk.ids, objects, chunk.event_ids, self._rentprog
+                )
+        except ReauthRequired as exc:
+            raise _Paused(REAUTH_REQUIRED, str(exc), self._config.reauth_pause) from None
+        except IPBlocked as exc:
+            raise _Paused(IP_BLOCKED, str(exc), self._config.ip_block_pause) from None
+        except (AmoCRMError, MappingError) as exc:
+            delay = exc.delay if isinstance(exc, RetryLater) else None
+            await self._reschedule(chunk.event_ids, str(exc), delay)
+            return
+        self._settled(chunk.event_ids, failed=False)
+        log.debug(
+            "entities_applied",
+            extra={
+                "event": "entities_applied",
+                "entity": chunk.entity,
+                "ids": len(chunk.ids),
+                "written": applied.written,
+                "stale": applied.stale,
+                "deleted": applied.deleted,
+                "contacts_queued": applied.contacts_queued,
+            },
+        )
+
+    async def _reschedule(self, event_ids: Sequence[int], error: str, delay: float | None) -> None:
+        cfg = self._config
+        retries = []
+        for event_id in event_ids:
+            attempts = self._unsettled[event_id].attempts
+            backoff = retry_delay(attempts, base=cfg.retry_base_delay, cap=cfg.retry_max_delay)
+            retries.append(Retry(event_id, attempts, max(backoff, delay or 0.0), error))
+        failed = await self._inbox.retry_later(retries, cfg.max_attempts)
+        log.warning(
+            "events_rescheduled",
+            extra={
+                "event": "events_rescheduled",
+                "events": len(retries),
+                "failed": failed,
+                "error": error[:300],
+            },
+        )
+        self._settled(event_ids, failed=False)
+        self.state.failed += failed
+
+    def _settled(self, event_ids: Sequence[int], *, failed: bool) -> None:
+        for event_id in event_ids:
+            self._unsettled.pop(event_id, None)
+        if failed:
+            self.state.failed += len(event_ids)
+        else:
+            self.state.processed += len(event_ids)
+
+    async def _release_unsettled(self, events: list[ClaimedEvent]) -> None:
+        left = [e for e in events if e.id in self._unsettled]
+        if left:
+            with contextlib.suppress(SQLAlchemyError):
+                await self._inbox.release(e.id for e in left)
+        self._unsettled = {}
+
+    async def _pause(self, paused: _Paused) -> None:
+        self.state.state, self.state.detail = paused.state, paused.detail
+        log.error(
+            "worker_paused",
+            extra={
+                "event": "worker_paused",
+                "state": paused.state,
+                "reason": paused.detail,
+                "seconds": paused.pause,
+            },
+        )
+        with contextlib.suppress(SQLAlchemyError):
+            await beat(self._engine, self.state)
+        # New webhooks must not end the pause: only time or shutdown does.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=paused.pause)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once for new events or shutdown."""
+        self._wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            with contextlib.suppress(SQLAlchemyError):
+                await beat(self._engine, self.state)
+            await asyncio.sleep(self._config.heartbeat_interval)

@@ -1,0 +1,191 @@
+"""The worker drains the inbox through the fake amoCRM into the tables, on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.amocrm import AmoClient, LongLivedToken, SlidingWindowLimiter
+from amosync.core.mapping import RentProgField
+from amosync.db.tables import contacts, deal_contacts, deals
+from amosync.db.tables import webhook_events as ev
+from amosync.inbox import InboxStore
+from amosync.testing import (
+    DEFAULT_TOKEN,
+    RENTPROG_FIELD_ID,
+    FakeAmoState,
+    Fault,
+    create_fake_amocrm,
+    rentprog_field,
+)
+from amosync.worker.heartbeat import REAUTH_REQUIRED
+from amosync.worker.loop import Worker, WorkerConfig
+
+BASE = "https://testaccount.amocrm.ru"
+
+
+def event(entity: str, entity_id: int, action: str = "update") -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "received_at": now,
+        "source": "webhook",
+        "entity": entity,
+        "action": action,
+        "entity_id": entity_id,
+        "payload": {"id": str(entity_id)},
+        "status": "pending",
+        "attempts": 0,
+        "available_at": now,
+    }
+
+
+def make_worker(
+    engine: AsyncEngine, fake: FakeAmoState, *, token: str = DEFAULT_TOKEN, **config: Any
+) -> Worker:
+    client = AmoClient(
+        BASE,
+        LongLivedToken(token),
+        SlidingWindowLimiter(50),
+        transport=httpx.ASGITransport(app=create_fake_amocrm(fake)),
+        backoff_base=0.01,
+    )
+    cfg = WorkerConfig(linger=0.0, retry_base_delay=0.0, **config)
+    return Worker(engine, InboxStore(engine), client, RentProgField(RENTPROG_FIELD_ID), cfg)
+
+
+async def drain(worker: Worker) -> None:
+    while await worker.run_once():
+        pass
+
+
+async def rows(engine: AsyncEngine, query: Any) -> list[tuple[Any, ...]]:
+    async with engine.connect() as conn:
+        return [tuple(r) for r in (await conn.execute(query)).all()]
+
+
+async def test_events_become_deals_with_rentprog_id(engine: AsyncEngine) -> None:
+    """Lead events end `done`, the deals are stored from the API with their RentProg ID."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    a = fake.add_lead(
+        name="Аренда Kia Rio", price=4500, custom_fields_values=[rentprog_field(" 81234 ")]
+    )
+    b = fake.add_lead(name="No booking")
+    await InboxStore(engine).append(
+        [event("leads", a["id"], "add"), event("leads", b["id"], "add")]
+    )
+
+    await drain(make_worker(engine, fake))
+
+    assert [
+        (a["id"], "Аренда Kia Rio", 4500, "81234"),
+        (b["id"], "No booking", 0, None),
+    ] == await rows(
+        engine,
+        select(deals.c.id, deals.c.name, deals.c.price, deals.c.rentprog_id).order_by(deals.c.id),
+    )
+    assert [("done",), ("done",)] == await rows(engine, select(ev.c.status))
+
+
+async def test_burst_about_few_leads_costs_one_call(engine: AsyncEngine) -> None:
+    """30 events about 3 leads are collapsed into one API call."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    ids = [fake.add_lead()["id"] for _ in range(3)]
+    await InboxStore(engine).append([event("leads", ids[n % 3], "update") for n in range(30)])
+
+    await drain(make_worker(engine, fake))
+
+    assert 1 == len(fake.calls("/api/v4/leads"))
+    assert 3 == len(await rows(engine, select(deals.c.id)))
+    assert {("done",)} == set(await rows(engine, select(ev.c.status)))
+
+
+async def test_deleted_lead_is_flagged_not_removed(engine: AsyncEngine) -> None:
+    """A lead amoCRM no longer returns keeps its row with is_deleted = true."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    lead = fake.add_lead(name="to delete")
+    inbox = InboxStore(engine)
+    await inbox.append([event("leads", lead["id"], "add")])
+    worker = make_worker(engine, fake)
+    await drain(worker)
+    fake.delete_lead(lead["id"])
+    await inbox.append([event("leads", lead["id"], "delete")])
+
+    await drain(worker)
+
+    assert [("to delete", True)] == await rows(engine, select(deals.c.name, deals.c.is_deleted))
+
+
+async def test_linked_contacts_are_fetched_once(engine: AsyncEngine) -> None:
+    """A deal's unknown contacts are queued and fetched, with phones, and linked."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    contact = fake.add_contact(first_name="Иван", last_name="Петров", phones=["+7 900 000-00-01"])
+    lead = fake.add_lead(contacts=[(contact["id"], True)])
+    await InboxStore(engine).append([event("leads", lead["id"], "add")])
+
+    await drain(make_worker(engine, fake))
+
+    assert [(contact["id"], ["+7 900 000-00-01"])] == await rows(
+        engine, select(contacts.c.id, contacts.c.phones)
+    )
+    assert [(lead["id"], contact["id"], True)] == await rows(engine, select(deal_contacts))
+    assert 1 == len(fake.calls("/api/v4/contacts"))
+
+
+async def test_refused_token_keeps_events_pending(engine: AsyncEngine) -> None:
+    """On 401 nothing is failed: events stay pending with no attempt used; the worker says why."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    lead = fake.add_lead()
+    await InboxStore(engine).append([event("leads", lead["id"])])
+    worker = make_worker(engine, fake, token="revoked")
+
+    task = asyncio.create_task(worker.run())
+    for _ in range(100):
+        if worker.state.state == REAUTH_REQUIRED:
+            break
+        await asyncio.sleep(0.02)
+    worker.stop()
+    await task
+
+    assert "401" in (worker.state.detail or "")
+    assert [("pending", 0)] == await rows(engine, select(ev.c.status, ev.c.attempts))
+    assert 1 == len(fake.requests)
+
+
+async def test_transient_errors_retry_then_fail_with_reason(engine: AsyncEngine) -> None:
+    """Persistent 5xx: the event is retried, then failed after max attempts with the reason kept."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    lead = fake.add_lead()
+    fake.script_faults(*[Fault(status=500)] * 6)
+    await InboxStore(engine).append([event("leads", lead["id"])])
+    worker = make_worker(engine, fake, max_attempts=2)
+
+    await worker.run_once()
+    first = await rows(engine, select(ev.c.status, ev.c.attempts))
+    await worker.run_once()
+
+    [(status, attempts, error)] = await rows(
+        engine, select(ev.c.status, ev.c.attempts, ev.c.last_error)
+    )
+    assert [("pending", 1)] == first
+    assert ("failed", 2) == (status, attempts)
+    assert "500" in error
+
+
+async def test_retry_after_fault_clears_succeeds(engine: AsyncEngine) -> None:
+    """A transient fault costs one retry; the next run stores the deal and nothing is failed."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    lead = fake.add_lead(name="eventually")
+    fake.script_faults(*[Fault(status=503)] * 3)
+    await InboxStore(engine).append([event("leads", lead["id"])])
+    worker = make_worker(engine, fake)
+
+    await worker.run_once()
+    await drain(worker)
+
+    assert [("eventually",)] == await rows(engine, select(deals.c.name))
+    assert [("done", 2)] == await rows(engine, select(ev.c.status, ev.c.attempts))
