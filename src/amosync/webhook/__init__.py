@@ -1,0 +1,1 @@
+"""① HTTP in: the amoCRM webhook receiver and the n8n-compatible push endpoint."""

@@ -1,0 +1,98 @@
+"""The ASGI application: routes, and the lifespan that starts the writer and the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from amosync import __version__
+from amosync.inbox import GroupCommitWriter
+from amosync.services import build_services, rentprog_field
+from amosync.settings import Settings
+from amosync.web.health import health
+from amosync.webhook.endpoint import WebhookReceiver
+from amosync.webhook.n8n import N8nReceiver
+
+log = logging.getLogger(__name__)
+
+WORKER_STOP_TIMEOUT = 10.0
+
+
+async def _not_found(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": "not found"}, status_code=404)
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": "method not allowed"}, status_code=405)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    run_worker: bool = True,
+    amocrm_transport: httpx.AsyncBaseTransport | None = None,
+) -> Starlette:
+    """Build the app. Nothing connects until the lifespan starts."""
+    services = build_services(settings, amocrm_transport=amocrm_transport)
+    writer = GroupCommitWriter(
+        services.inbox, on_commit=services.worker.notify if run_worker else None
+    )
+    webhook = WebhookReceiver(settings, writer)
+    n8n = N8nReceiver(settings, services.engine, writer, rentprog_field(settings))
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        # Before /amocrm/{secret}, so the legacy path is never taken for a secret.
+        Route("/amocrm/process-webhook", n8n.handle, methods=["POST"]),
+        Route("/amocrm/{secret}", webhook.handle, methods=["POST"]),
+    ]
+    if settings.webhook_secret is None:
+        routes.append(Route("/amocrm", webhook.handle, methods=["POST"]))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.webhook_secret is None:
+            log.warning(
+                "webhook_unprotected",
+                extra={
+                    "event": "webhook_unprotected",
+                    "hint": "set AMOSYNC_WEBHOOK_SECRET and register /amocrm/<secret> in amoCRM",
+                },
+            )
+        writer.start()
+        worker_task = (
+            asyncio.create_task(services.worker.run(), name="worker") if run_worker else None
+        )
+        log.info(
+            "service_started",
+            extra={"event": "service_started", "version": __version__, "worker": run_worker},
+        )
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                services.worker.stop()
+                try:
+                    await asyncio.wait_for(worker_task, WORKER_STOP_TIMEOUT)
+                except TimeoutError:
+                    log.warning("worker_stop_timeout", extra={"event": "worker_stop_timeout"})
+            await writer.stop()
+            await services.aclose()
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: _not_found, 405: _method_not_allowed},
+    )
+    app.state.settings = settings
+    app.state.engine = services.engine
+    app.state.services = services
+    return app

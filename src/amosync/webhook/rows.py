@@ -1,0 +1,37 @@
+"""Inbox rows for webhook items: the only work the request path does besides parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from amosync.core.events import WebhookItem
+from amosync.inbox.store import IGNORED, PENDING
+
+
+def inbox_rows(
+    items: Iterable[WebhookItem], *, now: datetime, source: str, request_id: str | None
+) -> list[dict[str, Any]]:
+    """One row per item. Kinds we do not sync are stored too, as `ignored`, so nothing a
+    sender gave us disappears without a trace."""
+    return [
+        {
+            "received_at": now,
+            "source": source,
+            "request_id": request_id,
+            "entity": item.entity,
+            "action": item.action,
+            "entity_id": item.entity_id,
+            "account_id": item.account_id,
+            "entity_updated_at": item.updated_at,
+            "payload": item.payload,
+            "status": PENDING if item.synced else IGNORED,
+            "attempts": 0,
+            "last_error": None,
+            "processed_at": None if item.synced else now,
+            "available_at": now,
+            "locked_by": None,
+        }
+        for item in items
+    ]

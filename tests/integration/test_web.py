@@ -1,0 +1,261 @@
+"""The HTTP surface: webhook receiver, n8n endpoint and /health, with the real app and lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.db.tables import deals
+from amosync.db.tables import webhook_events as ev
+from amosync.settings import Settings
+from amosync.testing import FakeAmoState, create_fake_amocrm, rentprog_field
+from amosync.web.app import create_app
+
+DATA = Path(__file__).parent.parent / "data"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+SECRET_URL = "/amocrm/s3cret-path"
+
+
+@asynccontextmanager
+async def running(
+    settings: Settings, fake: FakeAmoState | None = None, *, worker: bool = False
+) -> AsyncIterator[httpx.AsyncClient]:
+    fake = fake or FakeAmoState(rate_limit_rps=None)
+    app = create_app(
+        settings,
+        run_worker=worker,
+        amocrm_transport=httpx.ASGITransport(app=create_fake_amocrm(fake)),
+    )
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://amosync"
+        ) as client,
+    ):
+        yield client
+
+
+async def events(engine: AsyncEngine) -> list[tuple[Any, ...]]:
+    async with engine.connect() as conn:
+        q = select(ev.c.entity, ev.c.action, ev.c.entity_id, ev.c.status).order_by(ev.c.id)
+        return [tuple(r) for r in (await conn.execute(q)).all()]
+
+
+def fixture(name: str) -> bytes:
+    return (DATA / f"{name}.form").read_bytes()
+
+
+async def test_webhook_is_stored_before_200(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """A real leads[add] body is answered 200 and its row is already committed."""
+    async with running(make_settings(amocrm_subdomain=None)) as client:
+        response = await client.post(
+            SECRET_URL, content=fixture("webhook_leads_add_2025_unirock"), headers=FORM
+        )
+        stored = await events(engine)
+
+    assert 200 == response.status_code
+    assert {"ok": True, "stored": 1} == response.json()
+    assert [("leads", "add", stored[0][2], "pending")] == stored
+
+
+async def test_every_fixture_is_accepted_and_stored(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """Every captured body is accepted; unsynced kinds are kept as `ignored`, none dropped."""
+    bodies = sorted(DATA.glob("webhook_*.form"))
+    async with running(make_settings(amocrm_subdomain=None)) as client:
+        answers = [
+            await client.post(SECRET_URL, content=p.read_bytes(), headers=FORM) for p in bodies
+        ]
+    stored = await events(engine)
+
+    assert [200] * len(bodies) == [a.status_code for a in answers]
+    assert sum(a.json()["stored"] for a in answers) == len(stored)
+    assert {"ignored"} == {
+        s for e, a, _, s in stored if e in {"tasks", "unsorted", "message", "talk"}
+    }
+    assert {"pending"} == {
+        s for e, a, _, s in stored if e in {"leads", "contacts", "companies"} and a != "note"
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "headers", "status", "reason"),
+    [
+        ("/amocrm/wrong", b"leads[add][0][id]=1", FORM, 403, "secret"),
+        ("/amocrm", b"leads[add][0][id]=1", FORM, 404, "not found"),
+        (
+            SECRET_URL,
+            b"leads[add][0][id]=1",
+            {"Content-Type": "application/json"},
+            415,
+            "content type",
+        ),
+        (SECRET_URL, b"leads[add][0][id]=1", {}, 415, "content type"),
+        (SECRET_URL, b"", FORM, 400, "empty"),
+        (SECRET_URL, b"account[subdomain]=testaccount", FORM, 400, "no entity items"),
+        (SECRET_URL, b"leads[add][0][name]=x", FORM, 400, "id"),
+        (SECRET_URL, b"leads[add][0][id]=%FF%FE", FORM, 400, ""),
+        (
+            SECRET_URL,
+            b"leads[add][0][id]=1&account[subdomain]=otheraccount",
+            FORM,
+            403,
+            "another amoCRM account",
+        ),
+        (SECRET_URL, b"x=" + b"a" * 2_000_000, FORM, 413, "larger"),
+    ],
+)
+async def test_bad_requests_get_4xx_and_store_nothing(
+    make_settings: Callable[..., Settings],
+    engine: AsyncEngine,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+    reason: str,
+) -> None:
+    """Each kind of bad input gets its own 4xx with a reason, and no row is written."""
+    async with running(make_settings()) as client:
+        response = await client.post(path, content=body, headers=headers)
+
+    assert status == response.status_code
+    assert reason in response.json()["error"]
+    assert [] == await events(engine)
+
+
+async def test_plain_path_works_only_without_secret(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """Without a configured secret, POST /amocrm is the webhook URL."""
+    async with running(make_settings(webhook_secret=None)) as client:
+        response = await client.post("/amocrm", content=b"leads[update][0][id]=5", headers=FORM)
+
+    assert 200 == response.status_code
+    assert [("leads", "update", 5, "pending")] == await events(engine)
+
+
+async def test_database_failure_answers_503(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """When the inbox cannot be written the receiver answers 503 (amoCRM retries), never 200."""
+    settings = make_settings(database_url=f"sqlite:///{tmp_path}/unmigrated.db")
+    async with running(settings) as client:
+        response = await client.post(SECRET_URL, content=b"leads[update][0][id]=5", headers=FORM)
+
+    assert 503 == response.status_code
+    assert "storage unavailable" in response.json()["error"]
+
+
+async def test_health_reports_named_checks(make_settings: Callable[..., Settings]) -> None:
+    """/health is 200 with every check ok when the worker runs, 503 naming the failure when not."""
+    async with running(make_settings(), worker=True) as client:
+        for _ in range(50):  # the worker's first heartbeat
+            healthy = await client.get("/health")
+            if healthy.status_code == 200:
+                break
+            await asyncio.sleep(0.05)
+    async with running(make_settings()) as client:
+        no_worker = await client.get("/health")
+
+    assert 200 == healthy.status_code
+    assert {"database", "schema", "worker", "amocrm_credentials", "backlog"} == set(
+        healthy.json()["checks"]
+    )
+    assert 503 == no_worker.status_code
+    assert False is no_worker.json()["checks"]["worker"]["ok"]
+
+
+async def test_pipeline_end_to_end_in_process(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """Webhook in → worker → fake API → deal row with the RentProg ID."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    lead = fake.add_lead(name="Booking", custom_fields_values=[rentprog_field("RP-100")])
+    body = f"leads[add][0][id]={lead['id']}&account[subdomain]=testaccount".encode()
+    async with running(make_settings(), fake, worker=True) as client:
+        assert 200 == (await client.post(SECRET_URL, content=body, headers=FORM)).status_code
+        for _ in range(100):
+            async with engine.connect() as conn:
+                row = (await conn.execute(select(deals.c.name, deals.c.rentprog_id))).first()
+            if row:
+                break
+            await asyncio.sleep(0.05)
+
+    assert ("Booking", "RP-100") == tuple(row or ())
+
+
+async def test_n8n_push_of_api_lead_is_upserted_without_api_call(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """A v4 lead pushed by n8n is stored at once, recorded as a done event, with no API call."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    lead = (DATA / "api_lead_single_with_contacts_kommo_auladisermx.json").read_bytes()
+    async with running(make_settings(), fake) as client:
+        response = await client.post(
+            "/amocrm/process-webhook",
+            content=lead,
+            headers={"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path"},
+        )
+
+    assert 200 == response.status_code
+    assert "upserted" == response.json()["mode"]
+    assert [("leads", "push", orjson.loads(lead)["id"], "done")] == await events(engine)
+    assert [] == fake.requests
+
+
+async def test_n8n_decoded_webhook_is_queued(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """A decoded webhook body pushed by n8n is queued like a webhook (secret via query)."""
+    body = (DATA / "webhook_leads_update_2025_unirock.json").read_bytes()
+    async with running(make_settings(amocrm_subdomain=None)) as client:
+        response = await client.post(
+            "/amocrm/process-webhook?secret=s3cret-path",
+            content=body,
+            headers={"Content-Type": "application/json"},
+        )
+
+    assert 200 == response.status_code
+    assert "queued" == response.json()["mode"]
+    assert [("leads", "update", "pending")] == [(e, a, s) for e, a, _, s in await events(engine)]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (b"{}", {"Content-Type": "application/json"}, 403),
+        (b"not json", {"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path"}, 400),
+        (b"[]", {"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path"}, 400),
+        (
+            b'{"id": "x", "pipeline_id": 1}',
+            {"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path"},
+            400,
+        ),
+        (b"leads[add][0][id]=1", {**FORM, "X-Amosync-Secret": "s3cret-path"}, 415),
+    ],
+)
+async def test_n8n_bad_input_is_refused(
+    make_settings: Callable[..., Settings],
+    engine: AsyncEngine,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+) -> None:
+    """Wrong secret, bad JSON, empty list, lead without int id, form body: 4xx, nothing stored."""
+    async with running(make_settings()) as client:
+        response = await client.post("/amocrm/process-webhook", content=body, headers=headers)
+
+    assert status == response.status_code
+    assert [] == await events(engine)
