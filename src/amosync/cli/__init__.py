@@ -1,0 +1,1 @@
+"""The `amosync` command: one module per command group."""

@@ -1,0 +1,46 @@
+"""What every command needs: settings loaded with readable errors, logging, exit codes.
+
+Exit codes: 0 success, 1 the command ran and found a problem, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import typer
+from pydantic import ValidationError
+
+from amosync.errors import ConfigError
+from amosync.logs import configure_logging
+from amosync.settings import Settings
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"amosync: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from env and `.env`, with CLI overrides; a bad value exits 2 naming the variable."""
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = "AMOSYNC_" + "_".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"  {name}: {err['msg']}")
+        fail("invalid configuration:\n" + "\n".join(lines))
+    try:
+        settings.sqlite_path  # noqa: B018 - validates the database URL early
+    except ConfigError as exc:
+        fail(str(exc))
+    return settings
+
+
+def setup_logging(settings: Settings) -> None:
+    configure_logging(settings.log_level, settings.log_format)
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()

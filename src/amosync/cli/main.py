@@ -1,0 +1,47 @@
+"""Entry point of the `amosync` command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from amosync import __version__
+from amosync.cli.dev import dev_app
+from amosync.cli.run import migrate, serve, worker
+from amosync.cli.status import status
+
+app = typer.Typer(
+    name="amosync",
+    help="Keep a live copy of your amoCRM deals and contacts, fed by webhooks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"amosync {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = None,
+) -> None:
+    """Settings come from AMOSYNC_* environment variables or a .env file (see README)."""
+
+
+app.command()(serve)
+app.command()(worker)
+app.command()(migrate)
+app.command()(status)
+app.add_typer(dev_app, name="dev")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,130 @@
+"""`amosync serve`, `amosync worker`, `amosync migrate`: running the service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Annotated
+
+import typer
+import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
+
+from amosync.cli.common import fail, load_settings, setup_logging
+from amosync.db import migrate as migrations
+from amosync.db.engine import create_sync_engine
+from amosync.db.urls import is_sqlite, redacted
+from amosync.errors import ConfigError
+from amosync.services import build_services
+from amosync.settings import Settings
+
+log = logging.getLogger("amosync.cli")
+
+
+def _prepare_database(settings: Settings, *, auto_migrate: bool) -> None:
+    """SQLite (the zero-setup default) is migrated on start; PostgreSQL must be migrated on
+    purpose with `amosync migrate`, so several processes never race to change the schema."""
+    url = settings.database_url
+    try:
+        if auto_migrate and is_sqlite(url):
+            migrations.upgrade(url)
+            return
+        engine = create_sync_engine(url)
+        try:
+            with engine.connect() as conn:
+                current = migrations.current_revision(conn)
+        finally:
+            engine.dispose()
+    except ConfigError as exc:
+        fail(str(exc))
+    except SQLAlchemyError as exc:
+        fail(f"cannot open database {redacted(url)}: {str(exc).splitlines()[0]}", 1)
+    if current != migrations.head_revision():
+        fail(
+            f"database {redacted(url)} is at schema {current or 'none'}; "
+            "run `amosync migrate` first",
+            1,
+        )
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address [env: AMOSYNC_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port [env: AMOSYNC_PORT].")] = None,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Only receive; run `amosync worker` elsewhere.")
+    ] = False,
+) -> None:
+    """Receive webhooks and (unless --no-worker) sync deals and contacts."""
+    settings = load_settings(host=host, port=port)
+    setup_logging(settings)
+    _prepare_database(settings, auto_migrate=True)
+    from amosync.web.app import create_app  # imported late: starlette is not needed by `migrate`
+
+    app = create_app(settings, run_worker=not no_worker)
+    log.info(
+        "listening", extra={"event": "listening", "url": f"http://{settings.host}:{settings.port}"}
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Process what is due, then exit.")] = False,
+) -> None:
+    """Process stored events: fetch from amoCRM and update the tables."""
+    settings = load_settings()
+    setup_logging(settings)
+    _prepare_database(settings, auto_migrate=False)
+    asyncio.run(_run_worker(settings, once=once))
+
+
+async def _run_worker(settings: Settings, *, once: bool) -> None:
+    services = build_services(settings)
+    try:
+        if once:
+            while await services.worker.run_once():
+                pass
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, services.worker.stop)
+        await services.worker.run()
+    finally:
+        await services.aclose()
+
+
+def migrate(
+    check: Annotated[
+        bool, typer.Option("--check", help="Only report; exit 1 if migrations are pending.")
+    ] = False,
+) -> None:
+    """Create or upgrade the database schema."""
+    settings = load_settings()
+    setup_logging(settings)
+    url = settings.database_url
+    try:
+        if check:
+            engine = create_sync_engine(url)
+            try:
+                with engine.connect() as conn:
+                    current = migrations.current_revision(conn)
+            finally:
+                engine.dispose()
+            head = migrations.head_revision()
+            typer.echo(f"database {redacted(url)}: schema {current or 'none'}, newest {head}")
+            if current != head:
+                raise typer.Exit(1)
+            return
+        migrations.upgrade(url)
+    except SQLAlchemyError as exc:
+        fail(f"cannot migrate {redacted(url)}: {str(exc).splitlines()[0]}", 1)
+    typer.echo(f"database {redacted(url)} is at schema {migrations.head_revision()}")
