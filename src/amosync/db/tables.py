@@ -137,3 +137,27 @@ api_requests = Table(
     Column("purpose", String(16), nullable=False),  # webhook | catchup | check
     Index(None, "at"),
 )
+
+# OAuth tokens live in the database, not in files or env vars: every process sees the same
+# pair, and a refresh is serialised by locking this row. One row per amoCRM account host.
+oauth_tokens = Table(
+    "amocrm_oauth_tokens",
+    metadata,
+    Column("account", String(255), primary_key=True),  # the API base URL the tokens are for
+    Column("access_token", Text, nullable=False),
+    Column("refresh_token", Text),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("refresh_expires_at", UTCDateTime),  # amoCRM: 3 months after the last refresh
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False, default=1),  # bumped on every rotation
+)
+
+# Small named pieces of state shared by all processes: catch-up watermarks, backfill
+# progress, the shared rate-limit window, the last webhook-subscription check.
+sync_state = Table(
+    "amosync_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Json, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
