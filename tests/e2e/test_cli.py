@@ -229,3 +229,54 @@ def test_migrate_check_reports_pending_migrations(tmp_path: Path) -> None:
     )
 
     assert (1, 0) == (before.returncode, after.returncode)
+
+
+def test_quick_start_without_configuration(tmp_path: Path) -> None:
+    """`amosync serve` with no settings starts on SQLite, stores webhooks, and /health names
+    what is missing."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMOSYNC_")}
+    env.update(AMOSYNC_PORT=str(port), AMOSYNC_LOG_FORMAT="json")
+    proc = subprocess.Popen(
+        [*AMOSYNC, "serve"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", proc)
+        stored = httpx.post(
+            f"http://127.0.0.1:{port}/amocrm",
+            content=b"leads[add][0][id]=42",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        health = httpx.get(f"http://127.0.0.1:{port}/health")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=20)[0].decode()
+
+    assert 200 == stored.status_code
+    assert (tmp_path / "amosync.db").exists()
+    assert 503 == health.status_code
+    assert "AMOSYNC_AMOCRM_SUBDOMAIN" in health.json()["checks"]["amocrm_credentials"]["detail"]
+    assert "webhook_unprotected" in output
+
+
+def test_dev_fake_amocrm_serves_seeded_leads() -> None:
+    """`amosync dev fake-amocrm` serves the fake API with demo leads carrying a RentProg ID."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*AMOSYNC, "dev", "fake-amocrm", "--port", str(port), "--seed", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/api/v4/account", proc)
+        leads = httpx.get(
+            f"http://127.0.0.1:{port}/api/v4/leads",
+            headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"},
+        ).json()["_embedded"]["leads"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+
+    values = [cf["values"][0]["value"] for lead in leads for cf in lead["custom_fields_values"]]
+    assert 3 == len(leads)
+    assert ["RP-1001", "RP-1002", "RP-1003"] == sorted(v for v in values if v.startswith("RP-"))

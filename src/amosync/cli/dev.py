@@ -18,6 +18,8 @@ def fake_amocrm(
     seed: Annotated[int, typer.Option(help="Leads to create at start.")] = 5,
 ) -> None:
     """Run the fake amoCRM API (the one the tests use) on a port."""
+    from amosync.logs import configure_logging
     from amosync.testing import serve_fake
 
+    configure_logging("INFO", "console")  # the fake announces its URL and token in the log
     serve_fake(host, port, seed_leads=seed)
