@@ -14,7 +14,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from amosync.cli.common import fail, load_settings, setup_logging
 from amosync.db import migrate as migrations
-from amosync.db.engine import create_sync_engine
 from amosync.db.urls import is_sqlite, redacted
 from amosync.errors import ConfigError
 from amosync.services import build_services
@@ -31,12 +30,7 @@ def _prepare_database(settings: Settings, *, auto_migrate: bool) -> None:
         if auto_migrate and is_sqlite(url):
             migrations.upgrade(url)
             return
-        engine = create_sync_engine(url)
-        try:
-            with engine.connect() as conn:
-                current = migrations.current_revision(conn)
-        finally:
-            engine.dispose()
+        current = migrations.database_revision(url)
     except ConfigError as exc:
         fail(str(exc))
     except SQLAlchemyError as exc:
@@ -113,12 +107,7 @@ def migrate(
     url = settings.database_url
     try:
         if check:
-            engine = create_sync_engine(url)
-            try:
-                with engine.connect() as conn:
-                    current = migrations.current_revision(conn)
-            finally:
-                engine.dispose()
+            current = migrations.database_revision(url)
             head = migrations.head_revision()
             typer.echo(f"database {redacted(url)}: schema {current or 'none'}, newest {head}")
             if current != head:

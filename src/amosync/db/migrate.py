@@ -41,6 +41,16 @@ def upgrade(url: str) -> None:
         engine.dispose()
 
 
+def database_revision(url: str) -> str | None:
+    """The revision of the database at `url`, opening and closing a connection for it."""
+    engine = create_sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            return current_revision(conn)
+    finally:
+        engine.dispose()
+
+
 def current_revision(conn: Connection) -> str | None:
     """The revision the database is at (None: never migrated)."""
     return MigrationContext.configure(conn).get_current_revision()
