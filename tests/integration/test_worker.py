@@ -174,6 +174,7 @@ async def test_transient_errors_retry_then_fail_with_reason(engine: AsyncEngine)
     assert [("pending", 1)] == first
     assert ("failed", 2) == (status, attempts)
     assert "500" in error
+    assert (0, 1) == (worker.state.processed, worker.state.failed)
 
 
 async def test_retry_after_fault_clears_succeeds(engine: AsyncEngine) -> None:

@@ -159,7 +159,8 @@ class Worker:
         plan = plan_fetch(events)
         if plan.unfetchable:
             await self._inbox.fail(plan.unfetchable, "event names no entity id to fetch")
-            self._settled(plan.unfetchable, failed=True)
+            self._forget(plan.unfetchable)
+            self.state.failed += len(plan.unfetchable)
         calls = 0
         for chunk in plan.chunks:
             if self._stopping.is_set():
@@ -193,7 +194,8 @@ class Worker:
             delay = exc.delay if isinstance(exc, RetryLater) else None
             await self._reschedule(chunk.event_ids, str(exc), delay)
             return
-        self._settled(chunk.event_ids, failed=False)
+        self._forget(chunk.event_ids)
+        self.state.processed += len(chunk.event_ids)
         log.debug(
             "entities_applied",
             extra={
@@ -224,16 +226,15 @@ class Worker:
                 "error": error[:300],
             },
         )
-        self._settled(event_ids, failed=False)
+        # Rescheduled events are neither processed nor failed yet; only the ones out of
+        # attempts are counted.
+        self._forget(event_ids)
         self.state.failed += failed
 
-    def _settled(self, event_ids: Sequence[int], *, failed: bool) -> None:
+    def _forget(self, event_ids: Sequence[int]) -> None:
+        """These events are settled in the database: nothing to release on the way out."""
         for event_id in event_ids:
             self._unsettled.pop(event_id, None)
-        if failed:
-            self.state.failed += len(event_ids)
-        else:
-            self.state.processed += len(event_ids)
 
     async def _release_unsettled(self, events: list[ClaimedEvent]) -> None:
         left = [e for e in events if e.id in self._unsettled]
