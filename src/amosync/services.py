@@ -14,6 +14,7 @@ from amosync.db.api_log import DbCallRecorder
 from amosync.db.engine import create_service_engine
 from amosync.inbox import InboxStore
 from amosync.settings import Settings
+from amosync.worker.jobs import PeriodicJob
 from amosync.worker.loop import Worker, WorkerConfig
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,12 @@ def build_client(
     )
 
 
+def periodic_jobs(settings: Settings, engine: AsyncEngine, client: AmoClient) -> list[PeriodicJob]:
+    """Jobs the worker runs beside events: catch-up, token keep-alive, subscription checks."""
+    jobs: list[PeriodicJob] = []
+    return jobs
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -75,5 +82,6 @@ def build_services(
     engine = create_service_engine(settings.database_url)
     inbox = InboxStore(engine)
     client = build_client(settings, engine, transport=amocrm_transport)
-    worker = Worker(engine, inbox, client, rentprog_field(settings), worker_config(settings))
+    jobs = periodic_jobs(settings, engine, client)
+    worker = Worker(engine, inbox, client, rentprog_field(settings), worker_config(settings), jobs)
     return Services(settings, engine, inbox, client, worker)

@@ -54,6 +54,23 @@ class Settings(BaseSettings):
         default=None,
         description="Long-lived token from your private integration (Keys and scopes tab).",
     )
+    amocrm_client_id: str | None = Field(
+        default=None,
+        description="OAuth: integration ID of your external integration (instead of a "
+        "long-lived token; see `amosync auth`).",
+    )
+    amocrm_client_secret: SecretStr | None = Field(
+        default=None, description="OAuth: the integration's secret key."
+    )
+    amocrm_redirect_uri: str | None = Field(
+        default=None,
+        description="OAuth: the redirect URI exactly as entered in the integration's settings.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Public HTTPS base URL amoCRM reaches this service at "
+        "(`https://sync.example.com`); used by `webhooks register` and `doctor`.",
+    )
     webhook_secret: SecretStr | None = Field(
         default=None,
         description="Secret path segment: amoCRM posts to `/amocrm/<secret>`. Without it the "
@@ -122,6 +139,47 @@ class Settings(BaseSettings):
         gt=0,
         description="`/health` fails when the oldest pending event is older than this (seconds).",
     )
+    token_refresh_margin: float = Field(
+        default=900.0,
+        gt=0,
+        description="OAuth: refresh the access token this many seconds before it expires.",
+    )
+    token_keepalive_days: float = Field(
+        default=30.0,
+        gt=0,
+        le=80,
+        description="OAuth: refresh at least this often, so an idle account's refresh token "
+        "(dead after 3 months unused) never expires.",
+    )
+    token_warn_days: float = Field(
+        default=14.0,
+        ge=0,
+        description="`/health`, `status` and `doctor` warn when a token expires within this "
+        "many days.",
+    )
+    reconcile_interval: float = Field(
+        default=600.0,
+        ge=0,
+        description="Seconds between catch-up runs that fetch what changed since the last "
+        "one (webhooks can be lost); 0 turns it off.",
+    )
+    reconcile_overlap: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds each catch-up run reaches back before its watermark, for clock "
+        "skew and late commits in amoCRM.",
+    )
+    api_budget_per_hour: int = Field(
+        default=120,
+        ge=0,
+        description="Most API requests per hour that catch-up and backfill may spend; "
+        "webhook-driven fetches are not capped by it and always come first.",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for the read API and login secret for the status page. "
+        "Without it they are served on loopback only.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level."
     )
@@ -143,7 +201,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("amocrm_base_url")
+    @field_validator("amocrm_base_url", "public_url")
     @classmethod
     def _base_url_is_http(cls, value: str | None) -> str | None:
         if value is None:

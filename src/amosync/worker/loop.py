@@ -41,6 +41,7 @@ from amosync.worker.heartbeat import (
     WorkerState,
     beat,
 )
+from amosync.worker.jobs import PeriodicJob, run_periodically
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,10 @@ class Worker:
         client: AmoClient,
         rentprog: RentProgField,
         config: WorkerConfig,
+        jobs: Sequence[PeriodicJob] = (),
     ) -> None:
         self._engine = engine
+        self._jobs = tuple(jobs)
         self._inbox = inbox
         self._client = client
         self._rentprog = rentprog
@@ -98,6 +101,10 @@ class Worker:
         """Run until `stop()`; events claimed but not finished are released on the way out."""
         log.info("worker_started", extra={"event": "worker_started", "worker": self.state.id})
         beats = asyncio.create_task(self._heartbeats(), name="worker-heartbeat")
+        jobs = [
+            asyncio.create_task(run_periodically(job, self._stopping), name=f"job-{job.name}")
+            for job in self._jobs
+        ]
         try:
             while not self._stopping.is_set():
                 try:
@@ -116,6 +123,9 @@ class Worker:
                     await self._sleep(self._config.poll_interval)
         finally:
             beats.cancel()
+            for task in jobs:
+                task.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
             self.state.state = STOPPED
             with contextlib.suppress(SQLAlchemyError, asyncio.CancelledError):
                 await beat(self._engine, self.state)
