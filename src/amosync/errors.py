@@ -59,6 +59,10 @@ class ReauthRequired(AmoCRMError):
 class IPBlocked(AmoCRMError):
     """amoCRM answered 403: this IP is blocked for a while."""
 
+    def __init__(self, message: str | None = None, *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay  # seconds left, when known (a block another process recorded)
+
 
 class RequestRejected(AmoCRMError):
     """amoCRM rejected the request (4xx)."""

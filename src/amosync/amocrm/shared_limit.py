@@ -1,0 +1,234 @@
+"""One rate limit for every process on one database: N workers together stay under 7 req/s.
+
+amoCRM counts requests per account (and blocks per IP), not per process, so two workers each
+limited to 7/s would send 14/s. This limiter keeps the sliding-window log of recent sends in
+one `amosync_state` row. Taking a slot is one short transaction: lock the row
+(`SELECT … FOR UPDATE` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` already serialises writers),
+drop sends older than the window, and either append "now" or learn how long to wait. A send
+counts until `done()` reports its answer (see `ratelimit.effective_time`): amoCRM may see it
+arrive that late.
+
+Times come from the database clock on PostgreSQL, so processes on several hosts agree on
+what "one second" is; on SQLite (one host by definition) from the local clock.
+
+A 429 pause (`retry_after`) and a 403 block are written into the same row: every process
+waits out a 429, and every process stops calling amoCRM while the IP is blocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from amosync import metrics
+from amosync.amocrm.ratelimit import Slot, effective_time, wait_for_slot
+from amosync.db.tables import sync_state
+from amosync.errors import IPBlocked
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KEY = "amocrm_rate_limit"
+# Sends kept in the row: far more than any sane rate needs for one window.
+_MAX_LOG = 256
+
+
+class SharedWindowLimiter:
+    """`RateLimiter` whose window lives in the database row `amosync_state[key]`.
+
+    `margin` widens the window like the in-process limiter's, for clock jitter between
+    our clock and amoCRM's.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        rate: float,
+        *,
+        key: str = DEFAULT_KEY,
+        window: float = 1.0,
+        margin: float = 0.05,
+    ) -> None:
+        self._engine = engine
+        self._key = key
+        self._capacity = max(1, math.floor(rate * window))
+        self._window = window + margin
+        self._postgres = engine.dialect.name == "postgresql"
+        self._row_ready = False
+        # One waiter per process at a time: fair order inside the process, and no herd of
+        # transactions from one process competing for the same row lock.
+        self._local = asyncio.Lock()
+        # Pauses and blocks not yet written to the row: (seconds, monotonic time noted).
+        self._pending_pause: tuple[float, float] | None = None
+        self._pending_block: tuple[float, float] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def acquire(self) -> Slot:
+        async with self._local:
+            while True:
+                slot = uuid.uuid4().hex[:16]
+                wait = await self._transact(take=slot)
+                if wait <= 0:
+                    return slot
+                metrics.rate_limit_wait(wait)
+                await asyncio.sleep(wait)
+
+    async def done(self, slot: Slot) -> None:
+        await self._transact(finished=slot)
+
+    def pause(self, seconds: float) -> None:
+        """Nobody sends for `seconds` (a 429's `retry_after`)."""
+        self._pending_pause = _longer(self._pending_pause, seconds)
+        self._publish_soon()
+
+    def block(self, seconds: float) -> None:
+        """amoCRM blocked us (403): every process's `acquire` raises IPBlocked until then."""
+        self._pending_block = _longer(self._pending_block, seconds)
+        self._publish_soon()
+
+    async def aclose(self) -> None:
+        """Wait for pauses still being written (so a 429 seen just before exit is shared)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- the one transaction ------------------------------------------------------------
+
+    async def _transact(self, *, take: Slot | None = None, finished: Slot | None = None) -> float:
+        """Merge pending pauses into the row; with `take`, claim that slot or say how long to
+        wait; with `finished`, stamp that slot's answer time."""
+        if not self._row_ready:
+            await self._create_row()
+        pending_pause, pending_block = self._pending_pause, self._pending_block
+        blocked_for = 0.0
+        async with self._engine.begin() as conn:
+            query = select(sync_state.c.value).where(sync_state.c.key == self._key)
+            value: dict[str, Any] = (
+                await conn.execute(query.with_for_update())
+            ).scalar_one_or_none() or {}
+            now = await self._now(conn)
+            slots = _recent(value.get("slots"), now, self._window)
+            if finished is not None and finished in slots:
+                slots[finished] = (slots[finished][0], now)
+            paused_until = _merge(value.get("paused_until"), pending_pause, now)
+            blocked_until = _merge(value.get("blocked_until"), pending_block, now)
+            wait = 0.0
+            if take and blocked_until > now:
+                blocked_for = blocked_until - now
+            elif take:
+                times = [effective_time(g, f, now) for g, f in slots.values()]
+                wait = max(
+                    paused_until - now, wait_for_slot(times, self._capacity, self._window, now)
+                )
+                if wait <= 0:
+                    slots[take] = (now, None)
+            await self._write(conn, slots, paused_until, blocked_until)
+        # Written: forget what we merged, unless a newer pause arrived meanwhile.
+        if self._pending_pause is pending_pause:
+            self._pending_pause = None
+        if self._pending_block is pending_block:
+            self._pending_block = None
+        if blocked_for > 0:
+            raise IPBlocked(
+                f"amoCRM blocked this IP (403); calls resume in {blocked_for:.0f} s",
+                delay=blocked_for,
+            )
+        return wait
+
+    async def _write(
+        self,
+        conn: AsyncConnection,
+        slots: dict[Slot, tuple[float, float | None]],
+        paused_until: float,
+        blocked_until: float,
+    ) -> None:
+        kept = [[slot, granted, answered] for slot, (granted, answered) in slots.items()]
+        value = {
+            "slots": kept[-_MAX_LOG:],
+            "paused_until": paused_until,
+            "blocked_until": blocked_until,
+        }
+        await conn.execute(
+            sync_state.update()
+            .where(sync_state.c.key == self._key)
+            .values(value=value, updated_at=datetime.now(UTC))
+        )
+
+    async def _now(self, conn: AsyncConnection) -> float:
+        if self._postgres:
+            # clock_timestamp(), not now(): now() is frozen at the start of the transaction,
+            # which may be before we waited for the row lock.
+            query = text("SELECT CAST(extract(epoch FROM clock_timestamp()) AS double precision)")
+            return float((await conn.execute(query)).scalar_one())
+        return time.time()
+
+    async def _create_row(self) -> None:
+        empty = {"slots": [], "paused_until": 0.0, "blocked_until": 0.0}
+        try:
+            async with self._engine.begin() as conn:
+                exists = await conn.execute(
+                    select(sync_state.c.key).where(sync_state.c.key == self._key)
+                )
+                if exists.first() is None:
+                    await conn.execute(
+                        sync_state.insert().values(
+                            key=self._key, value=empty, updated_at=datetime.now(UTC)
+                        )
+                    )
+        except IntegrityError:
+            pass  # another process created it between our SELECT and INSERT
+        self._row_ready = True
+
+    def _publish_soon(self) -> None:
+        """Write a pause now, not only at this process's next `acquire`."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: the next acquire() writes it
+        task = loop.create_task(self._publish())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _publish(self) -> None:
+        try:
+            await self._transact()
+        except SQLAlchemyError as exc:
+            # Still honoured locally: the pending pause stays and the next acquire merges it.
+            log.warning(
+                "rate_limit_pause_not_shared",
+                extra={"event": "rate_limit_pause_not_shared", "error": str(exc)[:200]},
+            )
+
+
+def _recent(stored: Any, now: float, window: float) -> dict[Slot, tuple[float, float | None]]:
+    """The row's slots that still count: `{slot: [granted, answered or None]}`."""
+    slots: dict[Slot, tuple[float, float | None]] = {}
+    for entry in stored if isinstance(stored, list) else []:
+        slot, granted, answered = entry
+        if now - effective_time(granted, answered, now) < window:
+            slots[str(slot)] = (float(granted), None if answered is None else float(answered))
+    return slots
+
+
+def _longer(pending: tuple[float, float] | None, seconds: float) -> tuple[float, float]:
+    """The later-ending of a pending pause and a new one starting now."""
+    new = (seconds, time.monotonic())
+    if pending is None:
+        return new
+    return max(pending, new, key=lambda p: p[0] + p[1])
+
+
+def _merge(stored: Any, pending: tuple[float, float] | None, now: float) -> float:
+    """The row's `…_until` extended by a pause noted locally (measured on our own clock)."""
+    until = float(stored) if isinstance(stored, int | float) else 0.0
+    if pending is not None:
+        seconds, noted = pending
+        until = max(until, now + seconds - (time.monotonic() - noted))
+    return until
