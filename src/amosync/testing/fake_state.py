@@ -12,8 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from amosync.testing.fake_custom_fields import default_lead_fields
 from amosync.testing.fake_entities import FakeEntities
 from amosync.testing.fake_fields import DEFAULT_TOKEN
+from amosync.testing.fake_oauth import FakeOAuth
+from amosync.testing.fake_webhooks import FakeWebhooks
 
 Verdict = Literal["ok", "blocked", "limited"]
 
@@ -82,6 +85,12 @@ class FakeAmoState(FakeEntities):
     latency_seconds: float = 0.0
     clock: Callable[[], float] = time.monotonic
     requests: list[LoggedRequest] = field(default_factory=list)
+    # `/oauth2/access_token`: codes, rotating refresh tokens, JWT access tokens with `exp`.
+    oauth: FakeOAuth = field(default_factory=FakeOAuth)
+    # `/api/v4/webhooks` subscriptions (knobs: `webhooks.disable(url)`, `post_status`).
+    webhooks: FakeWebhooks = field(default_factory=FakeWebhooks)
+    # `/api/v4/leads/custom_fields` definitions; the RentProg ID field is among them.
+    lead_custom_fields: list[dict[str, Any]] = field(default_factory=default_lead_fields)
     _faults: deque[_Scripted] = field(default_factory=deque, init=False, repr=False)
     _arrivals: deque[float] = field(default_factory=deque, init=False, repr=False)
     _violations: deque[float] = field(default_factory=deque, init=False, repr=False)
@@ -108,8 +117,14 @@ class FakeAmoState(FakeEntities):
         if authorization is None:
             return False
         scheme, _, token = authorization.partition(" ")
+        token = token.strip()
         with self.lock:
-            return scheme.lower() == "bearer" and token.strip() in self.tokens
+            ok = scheme.lower() == "bearer" and token in self.tokens
+        if ok and self.oauth.access_expired(token):
+            return False
+        if ok:
+            self.oauth.access_used(token)  # ends the grace of the refresh token it replaced
+        return ok
 
     def admit(self, now: float) -> Verdict:
         """Count an arrival against the IP block and the rate limit, like the real edge does.

@@ -1,0 +1,405 @@
+"""OAuth 2.0 tokens for an external amoCRM integration (instead of a long-lived token).
+
+`OAuthTokens` is the `TokenProvider` the API client asks before every request. It refreshes
+the access token `refresh_margin` seconds before it expires, and once after a 401. In one
+process an asyncio lock makes concurrent requests share one refresh; across processes the
+row lock in `TokenStore.rotate` does (see token_store.py for the rotation rules).
+
+The token endpoint is `POST {base}/oauth2/access_token` with a JSON body. A refused grant
+(400/401 with a `hint` such as "Invalid refresh token") raises `GrantRefused`, a
+`ReauthRequired`: the worker pauses with events pending and the message says how to
+re-authorise. A lost answer (timeout, connection error, 5xx) is retried with the same
+refresh token, which amoCRM keeps valid until the new pair is first used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync import __version__
+from amosync.amocrm.auth import LongLivedToken, TokenProvider
+from amosync.amocrm.client import CallRecorder
+from amosync.amocrm.jwt_claims import token_expires_at
+from amosync.amocrm.token_info import configured_kind
+from amosync.amocrm.token_store import REAUTH_HOWTO, StoredTokens, TokenGrant, TokenStore
+from amosync.core.backoff import retry_delay
+from amosync.db.api_log import DbCallRecorder
+from amosync.errors import IPBlocked, ReauthRequired, RetryLater
+from amosync.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TOKEN_PATH = "/oauth2/access_token"  # noqa: S105 - a URL path, not a secret
+GRANT_TRIES = 3  # per refresh: the first try and two retries with the same refresh token
+# Seconds per try. A refresh holds the token row's lock, which on SQLite is the database
+# write lock: 3 tries of 4 s plus backoff stay under the engine's 15 s busy_timeout, so a
+# slow token endpoint delays webhook commits but never makes them fail.
+GRANT_TIMEOUT = 4.0
+DEFAULT_ACCESS_LIFETIME = 86400  # amoCRM access tokens live 24 h when `expires_in` is missing
+
+
+class GrantRefused(ReauthRequired):
+    """amoCRM's token endpoint refused the code or refresh token (400/401)."""
+
+    def __init__(self, message: str, *, status: int, hint: str | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.hint = hint
+
+
+class TokenEndpoint:
+    """The `/oauth2/access_token` calls of one integration on one account."""
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        redirect_uri: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        recorder: CallRecorder | None = None,
+        backoff_base: float = 0.5,
+    ) -> None:
+        self._base_url = base_url
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._redirect_uri = redirect_uri
+        self._timeout = timeout
+        self._transport = transport
+        self._recorder = recorder
+        self._backoff_base = backoff_base
+        self._unlogged: list[tuple[int, int]] = []
+
+    async def exchange_code(self, code: str) -> TokenGrant:
+        """Trade an authorization code (valid 20 minutes, single use) for a token pair.
+
+        Not retried: a code is single-use, so a second try after a lost answer would only
+        report it revoked.
+        """
+        return await self._grant({"grant_type": "authorization_code", "code": code}, tries=1)
+
+    async def refresh(self, refresh_token: str) -> TokenGrant:
+        """A new pair for a refresh token; retried with the same token when the answer is lost."""
+        body = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        return await self._grant(body, tries=GRANT_TRIES)
+
+    async def _grant(self, grant: dict[str, str], *, tries: int) -> TokenGrant:
+        body = {
+            "client_id": self._client_id,
+            "client_secret": self._client_secret,
+            "redirect_uri": self._redirect_uri,
+            **grant,
+        }
+        kind = grant["grant_type"]
+        async with httpx.AsyncClient(
+            base_url=self._base_url,
+            timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 5.0)),
+            transport=self._transport,
+            headers={"User-Agent": f"amosync/{__version__}", "Accept": "application/json"},
+            follow_redirects=False,
+        ) as http:
+            attempt = 0
+            while True:
+                attempt += 1
+                requested = datetime.now(UTC)
+                answer = await self._post(http, body)
+                if isinstance(answer, httpx.Response) and answer.status_code < 300:
+                    return _parse_grant(answer, requested)
+                if isinstance(answer, httpx.Response) and answer.status_code in (400, 401):
+                    raise _refused(kind, answer)
+                if isinstance(answer, httpx.Response) and answer.status_code == 403:
+                    # amoCRM's 403 is an IP block, not a verdict on the token: pause, keep it.
+                    raise IPBlocked("amoCRM token endpoint answered 403: this IP is blocked")
+                reason = (
+                    f"{type(answer).__name__}"
+                    if isinstance(answer, httpx.TransportError)
+                    else f"HTTP {answer.status_code}"
+                )
+                log.warning(
+                    "oauth_grant_retry",
+                    extra={"event": "oauth_grant_retry", "grant": kind, "reason": reason},
+                )
+                if attempt >= tries:
+                    raise RetryLater(f"amoCRM token endpoint: no usable answer ({reason})")
+                await asyncio.sleep(retry_delay(attempt, base=self._backoff_base, cap=10))
+
+    async def _post(
+        self, http: httpx.AsyncClient, body: dict[str, str]
+    ) -> httpx.Response | httpx.TransportError:
+        started = time.monotonic()
+        try:
+            response = await http.post(TOKEN_PATH, content=orjson.dumps(body), headers=_JSON)
+        except httpx.TransportError as exc:
+            await self._record(0, started)
+            return exc
+        await self._record(response.status_code, started)
+        return response
+
+    async def _record(self, status: int, started: float) -> None:
+        # Kept until `flush_log()`: a refresh runs inside the token row's transaction, and on
+        # SQLite a second write transaction (the log row) would wait for that one to end.
+        self._unlogged.append((status, int((time.monotonic() - started) * 1000)))
+
+    async def flush_log(self) -> None:
+        """Write the calls made so far to the recorder (call it outside any transaction)."""
+        calls, self._unlogged = self._unlogged, []
+        if self._recorder is not None:
+            for status, ms in calls:
+                await self._recorder.record("POST", TOKEN_PATH, status, ms)
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _parse_grant(response: httpx.Response, requested: datetime) -> TokenGrant:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise RetryLater("amoCRM token endpoint: answer is not JSON") from None
+    access = body.get("access_token") if isinstance(body, dict) else None
+    refresh = body.get("refresh_token") if isinstance(body, dict) else None
+    if not isinstance(access, str) or not isinstance(refresh, str) or not access or not refresh:
+        raise RetryLater("amoCRM token endpoint: answer has no access_token/refresh_token")
+    expires_at = token_expires_at(access)
+    if expires_at is None:
+        expires_in = body.get("expires_in")
+        seconds = expires_in if isinstance(expires_in, int) else DEFAULT_ACCESS_LIFETIME
+        # Counted from when we asked, so clock skew and latency only make us refresh early.
+        expires_at = requested + timedelta(seconds=seconds)
+    return TokenGrant(access, refresh, expires_at)
+
+
+def _refused(kind: str, response: httpx.Response) -> GrantRefused:
+    hint = _problem_field(response, "hint")
+    detail = hint or _problem_field(response, "detail") or _problem_field(response, "title")
+    reason = f"{response.status_code} {detail or response.reason_phrase}"
+    if kind == "refresh_token":
+        message = f"amoCRM refused the OAuth refresh token ({reason}): {REAUTH_HOWTO}"
+    else:
+        message = (
+            f"amoCRM refused the authorization code ({reason}): codes are single-use and "
+            "expire after 20 minutes; get a new one with `amosync auth url`"
+        )
+    return GrantRefused(message, status=response.status_code, hint=hint)
+
+
+def _problem_field(response: httpx.Response, key: str) -> str | None:
+    try:
+        body: Any = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return None
+    value = body.get(key) if isinstance(body, dict) else None
+    return value[:200] if isinstance(value, str) and value else None
+
+
+def missing_oauth_settings(settings: Settings) -> list[str]:
+    """The variables an OAuth grant still needs, in the order the README lists them."""
+    missing = []
+    if settings.api_base_url is None:
+        missing.append("AMOSYNC_AMOCRM_SUBDOMAIN (or AMOSYNC_AMOCRM_BASE_URL)")
+    if not settings.amocrm_client_id:
+        missing.append("AMOSYNC_AMOCRM_CLIENT_ID")
+    if settings.amocrm_client_secret is None:
+        missing.append("AMOSYNC_AMOCRM_CLIENT_SECRET")
+    if not settings.amocrm_redirect_uri:
+        missing.append("AMOSYNC_AMOCRM_REDIRECT_URI")
+    return missing
+
+
+def token_endpoint(
+    settings: Settings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    recorder: CallRecorder | None = None,
+) -> TokenEndpoint | None:
+    """The endpoint for these settings, or None while an OAuth variable is missing."""
+    base, client_id = settings.api_base_url, settings.amocrm_client_id
+    secret, redirect_uri = settings.amocrm_client_secret, settings.amocrm_redirect_uri
+    if not (base and client_id and secret is not None and redirect_uri):
+        return None
+    return TokenEndpoint(
+        base,
+        client_id,
+        secret.get_secret_value(),
+        redirect_uri,
+        timeout=min(settings.api_timeout, GRANT_TIMEOUT),
+        transport=transport,
+        recorder=recorder,
+        backoff_base=0.25,
+    )
+
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class OAuthTokens:
+    """`TokenProvider` backed by the token row: refreshes ahead of expiry and after a 401."""
+
+    def __init__(
+        self,
+        store: TokenStore,
+        endpoint: TokenEndpoint | None,
+        *,
+        refresh_margin: float = 900.0,
+        keepalive_days: float = 30.0,
+        missing_settings: str = "",
+        clock: Clock = _utcnow,
+    ) -> None:
+        self._store = store
+        self._endpoint = endpoint
+        self._margin = refresh_margin
+        self._keepalive = timedelta(days=keepalive_days)
+        self._missing = missing_settings
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._current: StoredTokens | None = None
+        # A refused refresh token stays refused: do not ask amoCRM again until the row
+        # changes (a new consent through `amosync auth exchange` bumps its version).
+        self._refused: tuple[int, GrantRefused] | None = None
+
+    async def token(self) -> str:
+        current = self._current
+        if current is not None and not current.expiring(self._clock(), self._margin):
+            return current.access_token
+        async with self._lock:
+            current = self._current
+            if current is not None and not current.expiring(self._clock(), self._margin):
+                return current.access_token  # a request ahead of us refreshed
+            # Another process may have refreshed already: the row, not our copy, decides.
+            current = await self._load()
+            if current.expiring(self._clock(), self._margin):
+                current = await self._rotate(
+                    lambda row: row.expiring(self._clock(), self._margin), "expiring"
+                )
+            self._current = current
+            return current.access_token
+
+    async def token_rejected(self, token: str) -> str | None:
+        """After a 401 with `token`: a newer token if there is one, else refresh once."""
+        async with self._lock:
+            if self._current is not None and self._current.access_token != token:
+                return self._current.access_token
+            current = await self._load()
+            if current.access_token == token:
+                current = await self._rotate(lambda row: row.access_token == token, "rejected")
+            self._current = current
+            return current.access_token
+
+    async def keep_alive(self) -> bool:
+        """Refresh when the last refresh is older than `keepalive_days`; True if it did.
+
+        A refresh token unused for 3 months dies, so an account without API traffic would
+        otherwise need a new consent. Does nothing while no tokens are stored.
+        """
+        async with self._lock:
+            row = await self._store.load()
+            if row is None:
+                return False
+
+            def stale(r: StoredTokens) -> bool:
+                return r.updated_at <= self._clock() - self._keepalive
+
+            if not stale(row):
+                return False
+            before = row.version
+            self._current = await self._rotate(stale, "keep-alive")
+            return self._current.version != before
+
+    async def _load(self) -> StoredTokens:
+        row = await self._store.load()
+        if row is None:
+            raise ReauthRequired(
+                "no amoCRM token: set AMOSYNC_AMOCRM_LONG_LIVED_TOKEN, or authorise OAuth "
+                "with `amosync auth url` and `amosync auth exchange CODE` "
+                "(or `amosync auth login`)"
+            )
+        return row
+
+    async def _rotate(self, still_needed: Callable[[StoredTokens], bool], why: str) -> StoredTokens:
+        endpoint = self._endpoint
+        if endpoint is None:
+            raise ReauthRequired(
+                f"the OAuth access token needs a refresh but {self._missing or 'a setting'} "
+                "is not set"
+            )
+
+        async def refresh(row: StoredTokens) -> TokenGrant:
+            if self._refused is not None and self._refused[0] == row.version:
+                known = self._refused[1]
+                raise GrantRefused(str(known), status=known.status, hint=known.hint)
+            assert row.refresh_token is not None  # rotate() checked
+            try:
+                return await endpoint.refresh(row.refresh_token)
+            except GrantRefused as refused:
+                self._refused = (row.version, refused)
+                log.error(
+                    "oauth_refresh_refused",
+                    extra={"event": "oauth_refresh_refused", "hint": refused.hint},
+                )
+                raise
+
+        try:
+            row = await self._store.rotate(still_needed, refresh, now=self._clock)
+        finally:
+            await endpoint.flush_log()
+        log.info(
+            "oauth_tokens",
+            extra={
+                "event": "oauth_tokens",
+                "reason": why,
+                "version": row.version,
+                "expires_at": row.expires_at.isoformat(timespec="seconds"),
+            },
+        )
+        return row
+
+
+def oauth_tokens(
+    settings: Settings,
+    store: TokenStore,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    recorder: CallRecorder | None = None,
+    clock: Clock = _utcnow,
+) -> OAuthTokens:
+    """The provider for these settings (refresh impossible while OAuth settings are missing)."""
+    return OAuthTokens(
+        store,
+        token_endpoint(settings, transport=transport, recorder=recorder),
+        refresh_margin=settings.token_refresh_margin,
+        keepalive_days=settings.token_keepalive_days,
+        missing_settings=", ".join(missing_oauth_settings(settings)),
+        clock=clock,
+    )
+
+
+def token_provider(
+    settings: Settings,
+    engine: AsyncEngine,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> TokenProvider:
+    """OAuth when a client id is set, a long-lived token when one is set, else whatever
+    OAuth tokens `amosync auth` stored (none: every call says how to get a token)."""
+    long_lived = settings.amocrm_long_lived_token
+    if configured_kind(settings) == "long_lived" or settings.api_base_url is None:
+        return LongLivedToken(long_lived.get_secret_value() if long_lived else None)
+    store = TokenStore(engine, settings.api_base_url)
+    return oauth_tokens(
+        settings, store, transport=transport, recorder=DbCallRecorder(engine, "oauth")
+    )

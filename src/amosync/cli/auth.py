@@ -1,0 +1,265 @@
+"""`amosync auth`: connect amoCRM through OAuth 2.0 (an external integration).
+
+    amosync auth url              print the consent link (open it as an account admin)
+    amosync auth exchange CODE    trade the code from the redirect for tokens, store them
+    amosync auth login            print the link, wait for the redirect, exchange (one step)
+    amosync auth status           which token is used and when it expires
+
+Tokens go to the database (`amocrm_oauth_tokens`), never to files or the terminal: these
+commands print expiry dates only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import datetime
+from typing import Annotated
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import orjson
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+from amosync.amocrm.oauth import GrantRefused, missing_oauth_settings, token_endpoint
+from amosync.amocrm.token_info import (
+    TokenExpiry,
+    configured_kind,
+    missing_token_hint,
+    token_expiry,
+)
+from amosync.amocrm.token_store import StoredTokens, TokenStore
+from amosync.cli.common import fail, load_settings
+from amosync.cli.oauth_callback import Callback, wait_for_callback
+from amosync.db.engine import create_service_engine
+from amosync.db.urls import redacted
+from amosync.errors import RetryLater
+from amosync.settings import Settings
+
+auth_app = typer.Typer(
+    help="Connect amoCRM with OAuth (instead of a long-lived token).", no_args_is_help=True
+)
+
+
+def consent_url(settings: Settings, client_id: str, state: str) -> str:
+    """amoCRM's consent page (Kommo's for accounts on *.kommo.com)."""
+    host = urlsplit(settings.api_base_url or "").hostname or ""
+    site = "https://www.kommo.com" if host.endswith(".kommo.com") else "https://www.amocrm.ru"
+    query = urlencode({"client_id": client_id, "state": state, "mode": "post_message"})
+    return f"{site}/oauth?{query}"
+
+
+@auth_app.command("url")
+def url(
+    state: Annotated[
+        str | None, typer.Option(help="The state to put in the link (default: random).")
+    ] = None,
+) -> None:
+    """Print the consent link; after "Allow", amoCRM redirects with ?code=… (valid 20 min)."""
+    settings = load_settings()
+    if not settings.amocrm_client_id:
+        fail("set AMOSYNC_AMOCRM_CLIENT_ID (the integration ID of your external integration)")
+    typer.echo(consent_url(settings, settings.amocrm_client_id, state or secrets.token_urlsafe(16)))
+    typer.echo(
+        "Open the link as an account admin and allow access. amoCRM then redirects to "
+        f"{settings.amocrm_redirect_uri or 'your redirect URI'}?code=…; run "
+        "`amosync auth exchange CODE` within 20 minutes.",
+        err=True,
+    )
+
+
+@auth_app.command("exchange")
+def exchange(
+    code: Annotated[
+        str, typer.Argument(help="The `code` from the redirect (or the whole redirect URL).")
+    ],
+) -> None:
+    """Trade an authorization code for tokens and store them in the database."""
+    settings = _oauth_settings()
+    stored = asyncio.run(_exchange(settings, _code_from(code)))
+    typer.echo(_stored_line(stored))
+
+
+@auth_app.command("login")
+def login(
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for amoCRM's redirect.", min=1)
+    ] = 300.0,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port to listen on (default: the redirect URI's).", min=1, max=65535),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to listen on (default: loopback for a localhost redirect "
+            "URI, else all addresses)."
+        ),
+    ] = None,
+) -> None:
+    """Print the consent link, wait once for the redirect on the redirect URI, exchange."""
+    settings = _oauth_settings()
+    # _oauth_settings checked both
+    assert settings.amocrm_client_id
+    assert settings.amocrm_redirect_uri
+    redirect = urlsplit(settings.amocrm_redirect_uri)
+    listen_host = host or (
+        "127.0.0.1" if redirect.hostname in {"localhost", "127.0.0.1", "::1"} else "0.0.0.0"  # noqa: S104
+    )
+    listen_port = port or redirect.port or (443 if redirect.scheme == "https" else 80)
+    state = secrets.token_urlsafe(16)
+    typer.echo(consent_url(settings, settings.amocrm_client_id, state))
+    typer.echo(
+        f"Open the link as an account admin and allow access; waiting up to {timeout:.0f} s "
+        f"for the redirect on {listen_host}:{listen_port}{redirect.path or '/'} "
+        "(plain HTTP: with an https redirect URI, your proxy must forward it here).",
+        err=True,
+    )
+    try:
+        callback = asyncio.run(
+            wait_for_callback(listen_host, listen_port, redirect.path or "/", state, within=timeout)
+        )
+    except OSError as exc:
+        fail(f"cannot listen on {listen_host}:{listen_port}: {exc.strerror or exc}", 1)
+    except TimeoutError:
+        fail(f"no redirect from amoCRM within {timeout:.0f} s; run `amosync auth login` again", 1)
+    stored = asyncio.run(_exchange(settings, _accepted_code(settings, callback)))
+    typer.echo(_stored_line(stored))
+
+
+@auth_app.command("status")
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Which token amosync uses and when it expires; exit 1 when there is none or it expired."""
+    settings = load_settings()
+    try:
+        expiry, row = asyncio.run(_status(settings))
+    except SQLAlchemyError as exc:
+        fail(f"cannot read {redacted(settings.database_url)}: {str(exc).splitlines()[0]}", 1)
+    if as_json:
+        data: dict[str, object] = {"token": expiry.as_json(settings) if expiry else None}
+        if row is not None:
+            data["last_refresh_at"] = row.updated_at.isoformat(timespec="seconds")
+            data["version"] = row.version
+        typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    elif expiry is None:
+        typer.echo(missing_token_hint(settings))
+    else:
+        kind = "long-lived token" if expiry.kind == "long_lived" else "OAuth"
+        lines = [f"Token:        {kind}"]
+        if expiry.access_expires_at is not None:
+            lines.append(f"Access token: expires {_when(expiry.access_expires_at)}")
+        if row is not None:
+            lines.append(f"Last refresh: {_when(row.updated_at)} (rotation {row.version})")
+        if expiry.refresh_expires_at is not None:
+            lines.append(f"Refresh token: dies {_when(expiry.refresh_expires_at)} unless used")
+        if expiry.needs_warning(settings):
+            lines.append(f"WARNING: {expiry.describe()}")
+        typer.echo("\n".join(lines))
+    if expiry is None or expiry.is_expired():
+        raise typer.Exit(1)
+
+
+def _oauth_settings() -> Settings:
+    settings = load_settings()
+    missing = missing_oauth_settings(settings)
+    if missing:
+        fail("OAuth needs " + ", ".join(missing))
+    return settings
+
+
+def _code_from(value: str) -> str:
+    """The code itself, also when the whole redirect URL (or its query) was pasted."""
+    value = value.strip()
+    if "code=" in value or "error=" in value:
+        query = parse_qs(urlsplit(value).query or value.lstrip("?"))
+        if query.get("error"):
+            fail(f"amoCRM did not grant access ({query['error'][0]}); run `amosync auth url`", 1)
+        if query.get("code"):
+            return query["code"][0]
+    if not value:
+        fail("the code is empty")
+    return value
+
+
+def _accepted_code(settings: Settings, callback: Callback) -> str:
+    if callback.error:
+        fail(f"amoCRM did not grant access ({callback.error}); run `amosync auth login` again", 1)
+    expected = urlsplit(settings.api_base_url or "").hostname
+    if callback.referer and expected and callback.referer != expected:
+        fail(
+            f"the consent was given for {callback.referer}, but amosync is configured for "
+            f"{expected} (AMOSYNC_AMOCRM_SUBDOMAIN / AMOSYNC_AMOCRM_BASE_URL)",
+            1,
+        )
+    if not callback.code:
+        fail("the redirect carried no code; run `amosync auth login` again", 1)
+    return callback.code
+
+
+async def _exchange(settings: Settings, code: str) -> StoredTokens:
+    endpoint = token_endpoint(settings)
+    # _oauth_settings checked these
+    assert endpoint is not None
+    assert settings.api_base_url
+    engine = create_service_engine(settings.database_url)
+    store = TokenStore(engine, settings.api_base_url)
+    try:
+        # A code is single-use: make sure the table is there before spending it.
+        await _database_ready(settings, store)
+        try:
+            grant = await endpoint.exchange_code(code)
+        except GrantRefused as exc:
+            fail(str(exc), 1)
+        except RetryLater as exc:
+            fail(f"{exc}; nothing was stored, try again with a new code", 1)
+        try:
+            return await store.save(grant)
+        except SQLAlchemyError as exc:
+            fail(
+                f"tokens received but not stored in {redacted(settings.database_url)} "
+                f"({_first_line(exc)}); get a new code and try again",
+                1,
+            )
+    finally:
+        await engine.dispose()
+
+
+async def _database_ready(settings: Settings, store: TokenStore) -> None:
+    try:
+        await store.load()
+    except SQLAlchemyError as exc:
+        fail(
+            f"cannot use {redacted(settings.database_url)} ({_first_line(exc)}); "
+            "run `amosync migrate` first",
+            1,
+        )
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200]
+
+
+async def _status(settings: Settings) -> tuple[TokenExpiry | None, StoredTokens | None]:
+    engine = create_service_engine(settings.database_url)
+    try:
+        expiry = await token_expiry(settings, engine)
+        row = None
+        if configured_kind(settings) != "long_lived" and settings.api_base_url:
+            row = await TokenStore(engine, settings.api_base_url).load()
+        return expiry, row
+    finally:
+        await engine.dispose()
+
+
+def _stored_line(stored: StoredTokens) -> str:
+    return (
+        f"OAuth tokens stored for {stored.account}: access token expires "
+        f"{_when(stored.expires_at)}, refresh token valid until "
+        f"{_when(stored.refresh_expires_at)} (amosync refreshes both on its own)"
+    )
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "—"
