@@ -1,0 +1,232 @@
+"""Gather what `doctor` judges: the database, four amoCRM API calls, the service's /health.
+
+Every probe catches its own failure into an `Outcome`, so one broken item never hides the
+others. API probes after a refused token are skipped rather than failed three more times.
+The API calls are recorded like any other (`purpose` = check); four calls in all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.amocrm import AmoClient, LongLivedToken, SlidingWindowLimiter
+from amosync.amocrm.token_info import token_expiry
+from amosync.amocrm.webhooks import Subscription, list_subscriptions, our_destination
+from amosync.db.engine import create_service_engine
+from amosync.db.migrate import current_revision, head_revision
+from amosync.db.tables import webhook_events
+from amosync.doctor.checks import ErrorKind, EventFacts, Facts, Outcome, ServiceAnswer
+from amosync.errors import AmoCRMError, IPBlocked, ReauthRequired, RetryLater
+from amosync.inbox.store import FAILED
+from amosync.services import build_client
+from amosync.settings import Settings
+from amosync.worker.subscription import assess, save_subscription_state
+
+T = TypeVar("T")
+
+SERVICE_TIMEOUT = 5.0
+FIELDS_PATH = "/api/v4/leads/custom_fields"
+
+
+def default_service_url(settings: Settings) -> str:
+    """Where `serve` listens with these settings, as a URL this machine can call."""
+    # A wildcard listen address is not one to call: use loopback instead.
+    wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
+    host = wildcard.get(settings.host, settings.host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+async def gather(
+    settings: Settings,
+    service_url: str,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Facts:
+    engine = create_service_engine(settings.database_url)
+    try:
+        return await _gather(settings, engine, service_url, transport)
+    finally:
+        await engine.dispose()
+
+
+async def _gather(
+    settings: Settings,
+    engine: AsyncEngine,
+    service_url: str,
+    transport: httpx.AsyncBaseTransport | None,
+) -> Facts:
+    now = datetime.now(UTC)
+    head = head_revision()
+    database: Outcome[bool]
+    revision: Outcome[str | None]
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            at = await conn.run_sync(current_revision)
+        database, revision = Outcome(True), Outcome(at)
+    except SQLAlchemyError as exc:
+        database = Outcome(error=_first_line(exc), kind="database")
+        revision = Outcome.skipped("needs the database")
+    db_ready = database.error is None and revision.value == head
+
+    events: Outcome[EventFacts] = (
+        await _events(engine) if db_ready else Outcome.skipped("needs the migrated database")
+    )
+    token = await _token(settings, engine, db_ready)
+    account, subscriptions, fields = await _api_facts(settings, engine, db_ready, transport)
+    if db_ready and subscriptions.value is not None:
+        await _remember(settings, engine, subscriptions.value, now)
+    service = await _service(service_url)
+    return Facts(
+        now=now,
+        database=database,
+        revision=revision,
+        head=head,
+        account=account,
+        token=token,
+        subscriptions=subscriptions,
+        service=service,
+        events=events,
+        lead_fields=fields,
+    )
+
+
+async def _events(engine: AsyncEngine) -> Outcome[EventFacts]:
+    try:
+        async with engine.connect() as conn:
+            last = await conn.scalar(select(func.max(webhook_events.c.received_at)))
+            failed = await conn.scalar(
+                select(func.count())
+                .select_from(webhook_events)
+                .where(webhook_events.c.status == FAILED)
+            )
+    except SQLAlchemyError as exc:
+        return Outcome(error=_first_line(exc), kind="database")
+    return Outcome(EventFacts(last, int(failed or 0)))
+
+
+async def _token(settings: Settings, engine: AsyncEngine, db_ready: bool) -> Outcome[Any]:
+    if settings.amocrm_client_id and not db_ready:
+        return Outcome.skipped("OAuth tokens live in the database, which is not ready")
+    try:
+        return Outcome(await token_expiry(settings, engine))
+    except SQLAlchemyError as exc:
+        return Outcome(error=_first_line(exc), kind="database")
+
+
+async def _api_facts(
+    settings: Settings,
+    engine: AsyncEngine,
+    db_ready: bool,
+    transport: httpx.AsyncBaseTransport | None,
+) -> tuple[Outcome[dict[str, Any]], Outcome[list[Subscription]], Outcome[list[dict[str, Any]]]]:
+    client = _client(settings, engine, db_ready, transport)
+    if isinstance(client, str):
+        return Outcome.skipped(client), Outcome.skipped(client), Outcome.skipped(client)
+    try:
+        account: Outcome[dict[str, Any]] = await _call(client.get_json("/api/v4/account"))
+        if account.value is None and account.error is None:
+            account = Outcome(error="GET /api/v4/account answered no content", kind="rejected")
+        if account.kind in ("reauth", "ip_blocked", "unreachable", "database"):
+            later = f"needs a working API connection (see token: {account.kind})"
+            return account, Outcome.skipped(later), Outcome.skipped(later)
+        subscriptions: Outcome[list[Subscription]] = (
+            await _call(list_subscriptions(client, our_destination(settings)))
+            if our_destination(settings)
+            else Outcome.skipped("needs AMOSYNC_PUBLIC_URL and AMOSYNC_WEBHOOK_SECRET")
+        )
+        fields = await _call(_lead_fields(client))
+        return account, subscriptions, fields
+    finally:
+        await client.aclose()
+
+
+def _client(
+    settings: Settings,
+    engine: AsyncEngine,
+    db_ready: bool,
+    transport: httpx.AsyncBaseTransport | None,
+) -> AmoClient | str:
+    """The service's client (shared rate limit, call log, OAuth) when the database is ready;
+    else, for a long-lived token, a plain one so the token can still be tested. A string
+    says why there is no client."""
+    if settings.api_base_url is None:
+        return "needs AMOSYNC_AMOCRM_SUBDOMAIN"
+    if db_ready:
+        return build_client(settings, engine, purpose="check", transport=transport)
+    token = settings.amocrm_long_lived_token
+    if settings.amocrm_client_id or token is None:
+        return "needs a token and, for OAuth, the migrated database"
+    return AmoClient(
+        settings.api_base_url,
+        LongLivedToken(token.get_secret_value()),
+        SlidingWindowLimiter(settings.api_rate_limit),
+        timeout=settings.api_timeout,
+        transport=transport,
+    )
+
+
+async def _lead_fields(client: AmoClient) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    async for page in client.pages(FIELDS_PATH, [("limit", 50)], "custom_fields"):
+        found.extend(page)
+    return found
+
+
+async def _call(awaitable: Any) -> Outcome[Any]:
+    try:
+        return Outcome(await awaitable)
+    except AmoCRMError as exc:
+        return Outcome(error=str(exc), kind=_kind(exc))
+    except SQLAlchemyError as exc:  # the shared rate limit or OAuth token row
+        return Outcome(error=f"database: {_first_line(exc)}", kind="database")
+
+
+def _kind(exc: AmoCRMError) -> ErrorKind:
+    if isinstance(exc, ReauthRequired):
+        return "reauth"
+    if isinstance(exc, IPBlocked):
+        return "ip_blocked"
+    if isinstance(exc, RetryLater):
+        return "unreachable"
+    return "rejected"
+
+
+async def _remember(
+    settings: Settings, engine: AsyncEngine, subscriptions: list[Subscription], now: datetime
+) -> None:
+    """What doctor learned about the subscription is fresh: /health may use it at once."""
+    destination = our_destination(settings)
+    if destination is None:
+        return
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    # Only a cache for /health: doctor reports from what it just saw either way.
+    with contextlib.suppress(SQLAlchemyError):
+        await save_subscription_state(engine, assess(subscriptions, destination, secret, now))
+
+
+async def _service(base_url: str) -> Outcome[ServiceAnswer]:
+    url = base_url.rstrip("/") + "/health"
+    try:
+        async with httpx.AsyncClient(timeout=SERVICE_TIMEOUT) as http:
+            response = await http.get(url)
+    except httpx.HTTPError as exc:
+        return Outcome(error=f"{url} does not answer ({type(exc).__name__})", kind="unreachable")
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    return Outcome(ServiceAnswer(url, response.status_code, body))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
