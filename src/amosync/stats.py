@@ -5,13 +5,16 @@ Used by `amosync status`, `/health` (and later the status page and `/metrics`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.catchup.budget import calls_by_purpose
+from amosync.catchup.reconcile import LAST_RUN_KEY
+from amosync.catchup.state import load as load_state
 from amosync.db.api_log import calls_since
 from amosync.db.tables import companies, contacts, deals
 from amosync.inbox.store import InboxStore
@@ -32,6 +35,9 @@ class SyncStats:
     api_requests_last_hour: int
     api_requests_by_status_last_hour: dict[int, int]
     workers: list[WorkerRow]
+    # Calls by purpose (webhook, catchup, backfill, …): catch-up and backfill share the budget.
+    api_requests_by_purpose_last_hour: dict[str, int] = field(default_factory=dict)
+    last_catchup: dict[str, Any] | None = None  # the last catch-up run's report
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -78,4 +84,6 @@ async def collect_stats(engine: AsyncEngine) -> SyncStats:
         api_requests_last_hour=sum(calls.values()),
         api_requests_by_status_last_hour=calls,
         workers=await recent_workers(engine, timedelta(minutes=5)),
+        api_requests_by_purpose_last_hour=await calls_by_purpose(engine, now - timedelta(hours=1)),
+        last_catchup=await load_state(engine, LAST_RUN_KEY),
     )

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from amosync.testing.fake_events import FakeEventLog
 from amosync.testing.fake_fields import (
     CLOSED_STATUSES,
     DEFAULT_ACCOUNT_ID,
@@ -56,6 +57,8 @@ class FakeEntities:
     leads: dict[int, StoredEntity] = field(default_factory=dict)
     contacts: dict[int, StoredEntity] = field(default_factory=dict)
     companies: dict[int, StoredEntity] = field(default_factory=dict)
+    # `/api/v4/events`: deleting or restoring an entity records `<kind>_deleted|restored`.
+    events: FakeEventLog = field(default_factory=FakeEventLog)
     # The real-port server reads from its own thread while a test edits from another.
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     _next_ids: dict[Kind, int] = field(
@@ -322,6 +325,9 @@ class FakeEntities:
                 raise KeyError(f"no {state} {kind} with id {entity_id}")
             entity.fields["is_deleted"] = deleted
             self._bump(entity, updated_by)
+            self.events.entity_trashed(
+                kind, entity_id, deleted, entity.updated_at, self.account_id, updated_by
+            )
             return self._view(entity)
 
     def _view(self, entity: StoredEntity) -> dict[str, Any]:

@@ -1,0 +1,153 @@
+"""`amosync backfill`: the first full load of leads, contacts and companies, on request only.
+
+Walks each list in `order[created_at]=asc` (created_at never changes, so the keyset walk is
+stable) and upserts every page through the worker's path. Each page commits together with
+the cursor in `amosync_state`, so an interrupted backfill (Ctrl-C, crash, spent budget)
+continues where it stopped when run again. It spends from the same hourly budget as
+catch-up and steps aside while the webhook backlog is large; by default it waits for the
+budget instead of stopping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.amocrm.client import AmoClient
+from amosync.catchup.budget import BACKFILL, STOP_BUDGET, ApiBudget, calls_since
+from amosync.catchup.pages import ENTITIES, Cursor, fetch_page, store_page
+from amosync.catchup.reconcile import CatchupBusy
+from amosync.catchup.state import Lease, load, write_state
+from amosync.core.mapping import RentProgField
+from amosync.db.tables import sync_state
+
+LEASE_KEY = "backfill.lease"
+LEASE_SECONDS = 300.0
+BACKLOG_POLL = 5.0  # seconds between looks at the webhook backlog while waiting
+MAX_SLEEP = 60.0  # wake at least this often while waiting, to renew the lease
+
+Progress = Callable[[str, int, bool], None]  # entity, stored so far (all runs), finished
+Waiting = Callable[[str, float], None]  # reason, seconds
+
+
+def backfill_key(entity: str) -> str:
+    return f"backfill.{entity}"
+
+
+@dataclass
+class BackfillReport:
+    loaded: dict[str, int] = field(default_factory=dict)  # objects stored by this run
+    total: dict[str, int] = field(default_factory=dict)  # objects stored by all runs
+    calls: int = 0
+    stopped: str | None = None  # budget | backlog (only without waiting); None = complete
+
+
+class Backfill:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        client: AmoClient,
+        budget: ApiBudget,
+        rentprog: RentProgField,
+        *,
+        wait: bool = True,
+        on_progress: Progress | None = None,
+        on_wait: Waiting | None = None,
+    ) -> None:
+        self._engine = engine
+        self._client = client
+        self._budget = budget
+        self._rentprog = rentprog
+        self._wait = wait
+        self._on_progress = on_progress
+        self._on_wait = on_wait
+        self._lease = Lease(engine, LEASE_KEY, f"backfill-{uuid.uuid4().hex[:8]}", LEASE_SECONDS)
+
+    async def run(
+        self, entities: tuple[str, ...] = ENTITIES, *, restart: bool = False
+    ) -> BackfillReport:
+        """Load every entity kind in `entities`; raises CatchupBusy if a backfill is running."""
+        refused = await self._lease.acquire()
+        if refused is not None:
+            raise CatchupBusy(f"a backfill is already running in {refused.owner}")
+        started = datetime.now(UTC)
+        report = BackfillReport()
+        try:
+            if restart:
+                await self._forget(entities)
+            for entity in entities:
+                report.stopped = await self._entity(entity, report)
+                if report.stopped:
+                    break
+        finally:
+            report.calls = await calls_since(self._engine, BACKFILL, started)
+            await self._lease.release(finished=report.stopped is None)
+        return report
+
+    async def _entity(self, entity: str, report: BackfillReport) -> str | None:
+        key = backfill_key(entity)
+        state = await load(self._engine, key) or {}
+        total = int(state.get("loaded") or 0)
+        report.loaded[entity], report.total[entity] = 0, total
+        if state.get("done"):
+            self._progress(entity, total, True)
+            return None
+        cursor = Cursor.from_json(state.get("cursor")) or Cursor(0)
+        # Entities the next page repeats (same created_at second): stored, not counted again.
+        repeated = {int(i) for i in state.get("edge") or []}
+        self._progress(entity, total, False)
+        while True:
+            reason = await self._budget.stop_reason()
+            if reason is not None:
+                if not self._wait:
+                    return reason
+                await self._pause(reason)
+                continue
+            page = await fetch_page(self._client, entity, "created_at", cursor)
+            after = page.next if page is not None else None
+            async with self._engine.begin() as conn:
+                if page is not None:
+                    await store_page(conn, entity, page.objects, self._rentprog)
+                    new = sum(1 for obj in page.objects if obj["id"] not in repeated)
+                    total += new
+                    report.loaded[entity] += new
+                    repeated = set(page.edge_ids) if after and after.page == 1 else set()
+                value: dict[str, Any] = {
+                    "cursor": after.as_json() if after else None,
+                    "done": after is None,
+                    "loaded": total,
+                    "edge": sorted(repeated),
+                }
+                await write_state(conn, key, value)
+            report.total[entity] = total
+            self._progress(entity, total, after is None)
+            if after is None:
+                return None
+            cursor = after
+            await self._lease.renew()
+
+    async def _pause(self, reason: str) -> None:
+        if reason == STOP_BUDGET:
+            seconds = await self._budget.seconds_until_free()
+        else:
+            seconds = BACKLOG_POLL
+        if self._on_wait is not None:
+            self._on_wait(reason, seconds)
+        await asyncio.sleep(min(seconds, MAX_SLEEP))
+        await self._lease.renew()
+
+    async def _forget(self, entities: tuple[str, ...]) -> None:
+        async with self._engine.begin() as conn:
+            keys = [backfill_key(e) for e in entities]
+            await conn.execute(delete(sync_state).where(sync_state.c.key.in_(keys)))
+
+    def _progress(self, entity: str, total: int, finished: bool) -> None:
+        if self._on_progress is not None:
+            self._on_progress(entity, total, finished)

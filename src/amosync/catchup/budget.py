@@ -1,0 +1,118 @@
+"""The hourly API budget of catch-up and backfill, and when they must give way.
+
+amoCRM's allowance is shared by everything that uses the account, so background work is
+capped: catch-up and backfill together may spend `api_budget_per_hour` requests in any
+sliding hour, counted from `amocrm_api_requests` (every process logs its calls there with
+a purpose), so several workers and a `backfill` in another terminal share one budget.
+Webhook-driven fetches are never counted against it and never wait for it: background work
+also steps aside while the webhook backlog is larger than one worker batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.db.tables import api_requests
+from amosync.db.tables import webhook_events as ev
+from amosync.inbox.store import PENDING
+
+CATCHUP, BACKFILL = "catchup", "backfill"
+BUDGETED_PURPOSES = (CATCHUP, BACKFILL)
+WINDOW = timedelta(hours=1)
+
+# Why a run stopped before it was complete (it resumes from its cursor next time).
+STOP_BUDGET = "budget"
+STOP_BACKLOG = "backlog"
+STOP_SHUTDOWN = "shutdown"
+
+
+async def spent_last_hour(engine: AsyncEngine, now: datetime | None = None) -> int:
+    """Requests catch-up and backfill made in the last hour, from every process."""
+    since = (now or datetime.now(UTC)) - WINDOW
+    async with engine.connect() as conn:
+        spent = await conn.scalar(
+            select(func.count())
+            .select_from(api_requests)
+            .where(api_requests.c.at >= since, api_requests.c.purpose.in_(BUDGETED_PURPOSES))
+        )
+    return int(spent or 0)
+
+
+async def calls_by_purpose(engine: AsyncEngine, since: datetime) -> dict[str, int]:
+    """Requests since `since` by purpose (webhook, catchup, backfill, check, …)."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(api_requests.c.purpose, func.count())
+            .where(api_requests.c.at >= since)
+            .group_by(api_requests.c.purpose)
+        )
+        return {str(purpose): int(n) for purpose, n in rows.all()}
+
+
+async def calls_since(engine: AsyncEngine, purpose: str, since: datetime) -> int:
+    """Requests of one purpose since `since` (what one run cost)."""
+    async with engine.connect() as conn:
+        n = await conn.scalar(
+            select(func.count())
+            .select_from(api_requests)
+            .where(api_requests.c.at >= since, api_requests.c.purpose == purpose)
+        )
+    return int(n or 0)
+
+
+async def due_backlog(engine: AsyncEngine) -> int:
+    """Webhook events waiting for the worker right now."""
+    async with engine.connect() as conn:
+        n = await conn.scalar(
+            select(func.count())
+            .select_from(ev)
+            .where(ev.c.status == PENDING, ev.c.available_at <= datetime.now(UTC))
+        )
+    return int(n or 0)
+
+
+@dataclass(frozen=True)
+class ApiBudget:
+    engine: AsyncEngine
+    per_hour: int
+    # Background work waits while more webhook events than this are due.
+    backlog_limit: int
+
+    async def remaining(self) -> int:
+        return max(0, self.per_hour - await spent_last_hour(self.engine))
+
+    async def seconds_until_free(self) -> float:
+        """How long until the oldest budgeted call in the window leaves it (0 if free now)."""
+        now = datetime.now(UTC)
+        spent = await spent_last_hour(self.engine, now)
+        if spent < self.per_hour:
+            return 0.0
+        if self.per_hour == 0:
+            return WINDOW.total_seconds()
+        async with self.engine.connect() as conn:
+            # The call whose expiry brings the spend below the cap.
+            freeing: datetime | None = await conn.scalar(
+                select(api_requests.c.at)
+                .where(
+                    api_requests.c.at >= now - WINDOW,
+                    api_requests.c.purpose.in_(BUDGETED_PURPOSES),
+                )
+                .order_by(api_requests.c.at)
+                .offset(spent - self.per_hour)
+                .limit(1)
+            )
+        if freeing is None:
+            return 1.0
+        return max(1.0, (freeing + WINDOW - now).total_seconds())
+
+    async def stop_reason(self) -> str | None:
+        """Why background work may not send its next request now, or None."""
+        if await self.remaining() < 1:
+            return STOP_BUDGET
+        if await due_backlog(self.engine) > self.backlog_limit:
+            return STOP_BACKLOG
+        return None

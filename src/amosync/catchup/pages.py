@@ -1,0 +1,110 @@
+"""Walking a list endpoint in `order[field]=asc` by keyset, so pages survive concurrent edits.
+
+Page numbers alone are offsets: when a lead on page 1 is edited during the walk it moves to
+the end and everything behind it shifts left, so the first lead of page 2 would be skipped.
+Instead each query starts at the newest value seen so far (`filter[field][from]=newest`)
+and only the leads sharing that one second are re-read. When a whole page shares one
+second (a bulk import or a robot editing hundreds of leads at once), moving the start
+would not make progress, so the page number advances within that second instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from amosync.amocrm.client import AmoClient, Params
+from amosync.core.mapping import RentProgField
+from amosync.core.plan import MAX_IDS_PER_CALL
+from amosync.errors import RequestRejected
+from amosync.worker.apply import Applied, apply_fetched
+
+# Contacts and companies first: a lead page then finds its linked contacts stored instead of
+# queueing each unknown one for a separate fetch.
+ENTITIES = ("contacts", "companies", "leads")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The next query: `filter[field][from]=start` and `page`."""
+
+    start: int
+    page: int = 1
+
+    def as_json(self) -> dict[str, int]:
+        return {"start": self.start, "page": self.page}
+
+    @classmethod
+    def from_json(cls, value: Any) -> Cursor | None:
+        if not isinstance(value, dict):
+            return None
+        return cls(int(value["start"]), int(value.get("page", 1)))
+
+
+@dataclass(frozen=True)
+class EntityPage:
+    objects: list[dict[str, Any]]
+    newest: int  # the largest `field` value on the page
+    next: Cursor | None  # None: this was the last page
+    # Ids at `newest`: a next page starting at that second returns them again.
+    edge_ids: frozenset[int] = frozenset()
+
+
+def following(cursor: Cursor, values: Sequence[int]) -> Cursor:
+    """Where the next query starts after a page with these `field` values."""
+    newest, oldest = max(values), min(values)
+    if newest != oldest:
+        return Cursor(newest, 1)
+    if newest == cursor.start:
+        return Cursor(cursor.start, cursor.page + 1)
+    # A uniform page at a later second is the first page of that second.
+    return Cursor(newest, 2)
+
+
+async def fetch_page(
+    client: AmoClient, entity: str, field: str, cursor: Cursor
+) -> EntityPage | None:
+    """One page of `entity` ordered by `field`; None when amoCRM has nothing (204)."""
+    params: Params = [
+        (f"filter[{field}][from]", cursor.start),
+        (f"order[{field}]", "asc"),
+        ("limit", MAX_IDS_PER_CALL),
+        ("page", cursor.page),
+    ]
+    if entity == "leads":
+        # Deal↔contact links come in the same call, exactly as the worker fetches leads.
+        params.append(("with", "contacts"))
+    path = f"/api/v4/{entity}"
+    body = await client.get_json(path, params)
+    if body is None:
+        return None
+    embedded = body.get("_embedded")
+    items = embedded.get(entity) if isinstance(embedded, dict) else None
+    if not isinstance(items, list):
+        raise RequestRejected(f"GET {path}: response has no _embedded.{entity} list", status=200)
+    objects = [item for item in items if isinstance(item, dict) and isinstance(item.get("id"), int)]
+    if not objects:
+        return None
+    values = [_int(obj.get(field)) for obj in objects]
+    links = body.get("_links")
+    more = isinstance(links, dict) and bool(links.get("next"))
+    newest = max(values)
+    edge = frozenset(
+        obj["id"] for obj, value in zip(objects, values, strict=True) if value == newest
+    )
+    return EntityPage(objects, newest, following(cursor, values) if more else None, edge)
+
+
+async def store_page(
+    conn: AsyncConnection, entity: str, objects: Sequence[dict[str, Any]], rentprog: RentProgField
+) -> Applied:
+    """Upsert a page through the worker's own path (newer wins, links, unknown contacts)."""
+    ids = [obj["id"] for obj in objects]
+    return await apply_fetched(conn, entity, ids, objects, (), rentprog)
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0

@@ -1,0 +1,230 @@
+"""`amosync reconcile` and `amosync backfill`: catch-up on demand and the first full load."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.amocrm.client import AmoClient
+from amosync.catchup.backfill import Backfill, BackfillReport
+from amosync.catchup.budget import (
+    BACKFILL,
+    CATCHUP,
+    STOP_BACKLOG,
+    STOP_BUDGET,
+    spent_last_hour,
+)
+from amosync.catchup.job import budget_for, reconciler_for
+from amosync.catchup.pages import ENTITIES
+from amosync.catchup.reconcile import CatchupBusy, ReconcileReport
+from amosync.cli.common import fail, load_settings
+from amosync.core.mapping import RentProgField
+from amosync.db.engine import create_service_engine
+from amosync.db.urls import redacted
+from amosync.errors import AmoCRMError
+from amosync.services import build_client
+from amosync.settings import Settings
+
+T = TypeVar("T")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_STOPPED = {
+    STOP_BUDGET: "the hourly API budget (AMOSYNC_API_BUDGET_PER_HOUR) is spent",
+    STOP_BACKLOG: "the worker has a large webhook backlog, which comes first",
+}
+
+
+def parse_duration(text: str) -> float:
+    """`30m`, `2h`, `1d`, `90s` → seconds; ValueError otherwise."""
+    match = _DURATION.match(text)
+    if match is None or float(match[1]) <= 0:
+        raise ValueError(f"invalid duration {text!r}: use a number with s, m, h or d (30m, 2h, 1d)")
+    return float(match[1]) * _UNIT_SECONDS[match[2]]
+
+
+def reconcile(
+    since: Annotated[
+        str | None,
+        typer.Option(help="Reach back this far (30m, 2h, 1d) instead of from the watermark."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Fetch what changed in amoCRM (and what was deleted) and store it, inside the budget."""
+    settings = load_settings()
+    try:
+        seconds = parse_duration(since) if since is not None else None
+    except ValueError as exc:
+        fail(f"--since: {exc}")
+    _require_account(settings)
+
+    async def work(engine: AsyncEngine, client: AmoClient) -> tuple[ReconcileReport, int]:
+        report = await reconciler_for(settings, engine, client).run(seconds)
+        return report, await spent_last_hour(engine)
+
+    report, spent = _run(settings, CATCHUP, work)
+    if as_json:
+        data = {**report.as_json(), "budget_per_hour": settings.api_budget_per_hour}
+        typer.echo(orjson.dumps({**data, "budget_spent_last_hour": spent}).decode())
+    else:
+        typer.echo(_render_reconcile(report, spent, settings.api_budget_per_hour, since))
+    if report.stopped is not None:
+        fail(
+            f"stopped early: {_STOPPED.get(report.stopped, report.stopped)}; "
+            "the next run continues from here",
+            1,
+        )
+
+
+def backfill(
+    entities: Annotated[str, typer.Option(help="Comma-separated kinds to load.")] = ",".join(
+        ENTITIES
+    ),
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            help="When the hourly budget is spent, wait for it (default) or stop.",
+        ),
+    ] = True,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Forget earlier progress and start over.")
+    ] = False,
+) -> None:
+    """Load every lead, contact and company once (resumable; spends from the API budget)."""
+    settings = load_settings()
+    kinds = tuple(k.strip() for k in entities.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(ENTITIES))
+    if unknown or not kinds:
+        fail(
+            f"--entities: unknown kind {', '.join(unknown) or '(none)'}; use {', '.join(ENTITIES)}"
+        )
+    _require_account(settings)
+    progress = _ProgressDisplay(kinds)
+
+    async def work(engine: AsyncEngine, client: AmoClient) -> BackfillReport:
+        job = Backfill(
+            engine,
+            client,
+            budget_for(settings, engine),
+            RentProgField(settings.rentprog_field_id, settings.rentprog_field_name),
+            wait=wait,
+            on_progress=progress.update,
+            on_wait=progress.waiting,
+        )
+        return await job.run(kinds, restart=restart)
+
+    with progress:
+        report = _run(settings, BACKFILL, work)
+    stored = ", ".join(f"{k} {report.total.get(k, 0)}" for k in kinds)
+    typer.echo(f"Stored so far: {stored}. API calls this run: {report.calls}.")
+    if report.stopped is not None:
+        fail(
+            f"backfill not finished: {_STOPPED.get(report.stopped, report.stopped)}; "
+            "run `amosync backfill` again to continue",
+            1,
+        )
+    typer.echo("Backfill complete.")
+
+
+def _require_account(settings: Settings) -> None:
+    if settings.api_base_url is None:
+        fail("no amoCRM account configured: set AMOSYNC_AMOCRM_SUBDOMAIN (or _BASE_URL)")
+
+
+def _run(
+    settings: Settings, purpose: str, work: Callable[[AsyncEngine, AmoClient], Awaitable[T]]
+) -> T:
+    async def main() -> T:
+        engine = create_service_engine(settings.database_url)
+        client = build_client(settings, engine, purpose=purpose)
+        try:
+            return await work(engine, client)
+        finally:
+            await client.aclose()
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except CatchupBusy as exc:
+        fail(str(exc), 1)
+    except AmoCRMError as exc:
+        fail(f"amoCRM: {exc}", 1)
+    except SQLAlchemyError as exc:
+        fail(
+            f"database {redacted(settings.database_url)}: {str(exc).splitlines()[0]} "
+            "(is it migrated? run `amosync migrate`)",
+            1,
+        )
+
+
+def _render_reconcile(report: ReconcileReport, spent: int, budget: int, since: str | None) -> str:
+    origin = f"the last {since}" if since else "the watermark"
+    lines = [f"Catch-up from {origin}:"]
+    for entity, fetched in report.fetched.items():
+        lines.append(f"  {entity:<10} {fetched} fetched, {report.written.get(entity, 0)} written")
+    lines.append(f"  {'deleted':<10} {report.deleted} flagged from events")
+    lines.append(f"API calls: {report.calls} (budget: {spent} of {budget} used in the last hour)")
+    return "\n".join(lines)
+
+
+class _ProgressDisplay:
+    """A rich progress bar per kind on a terminal; one line per finished kind otherwise."""
+
+    def __init__(self, kinds: tuple[str, ...]) -> None:
+        self._kinds = kinds
+        self._tty = sys.stdout.isatty()
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _ProgressDisplay:
+        if self._tty:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description:<10}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[note]}"),
+                TimeElapsedColumn(),
+            )
+            self._progress.__enter__()
+            for kind in self._kinds:
+                # amoCRM does not say how many there are: the bar pulses until a kind is done.
+                self._tasks[kind] = self._progress.add_task(kind, total=None, note="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def update(self, kind: str, stored: int, finished: bool) -> None:
+        if self._progress is not None:
+            total = stored if finished else None
+            self._progress.update(self._tasks[kind], completed=stored, total=total, note="")
+        elif finished:
+            typer.echo(f"{kind}: {stored} stored, done")
+
+    def waiting(self, reason: str, seconds: float) -> None:
+        note = f"waiting {seconds:.0f} s: {_STOPPED.get(reason, reason)}"
+        if self._progress is not None:
+            for task in self._tasks.values():
+                self._progress.update(task, note=note)
+        else:
+            typer.echo(note)
