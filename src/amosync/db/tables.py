@@ -71,6 +71,7 @@ deals = Table(
     Column("synced_at", UTCDateTime, nullable=False),
     Index(None, "rentprog_id"),
     Index(None, "updated_at"),
+    Index(None, "synced_at"),  # the read API's change feed pages by it
 )
 
 
@@ -134,7 +135,7 @@ api_requests = Table(
     Column("path", String(255), nullable=False),
     Column("status", Integer, nullable=False),  # 0 when no response arrived
     Column("duration_ms", Integer, nullable=False),
-    Column("purpose", String(16), nullable=False),  # webhook | catchup | check
+    Column("purpose", String(16), nullable=False),  # webhook | catchup | backfill | check
     Index(None, "at"),
 )
 

@@ -1,0 +1,292 @@
+"""GET /openapi.json: the read API described in OpenAPI 3.1, written by hand.
+
+Kept honest by tests: the document is validated, and schemathesis sends generated requests
+to every operation and checks each answer against it (tests/integration/test_openapi.py).
+Public, like any API documentation: it holds no data and no secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from amosync import __version__
+from amosync.inbox.store import STATUSES
+from amosync.web.reads import MAX_ID, MAX_PAGE
+
+
+def _nullable(kind: str, **extra: Any) -> dict[str, Any]:
+    return {"type": [kind, "null"], **extra}
+
+
+_TIMESTAMP = _nullable("string", format="date-time")
+_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
+
+
+def _ok(description: str, ref: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+    }
+
+
+_AUTH_ERRORS = {
+    "401": _error("Missing or wrong bearer token."),
+    "403": _error("No admin token configured and the client is not on loopback."),
+}
+_BAD = {"400": _error("Invalid parameter; `error` says which and why.")}
+
+
+def _id_param(name: str, what: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": f"{what}; anything else is answered 400",
+        "schema": _ID,
+    }
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+_PERSON_PROPERTIES: dict[str, Any] = {
+    "id": _ID,
+    "name": _nullable("string"),
+    "first_name": _nullable("string"),
+    "last_name": _nullable("string"),
+    "responsible_user_id": _nullable("integer"),
+    "created_at": _TIMESTAMP,
+    "updated_at": _TIMESTAMP,
+    "is_deleted": {"type": "boolean"},
+    "phones": {"type": "array", "items": {"type": "string"}},
+    "emails": {"type": "array", "items": {"type": "string"}},
+    "custom_fields": {"type": "array", "description": "amoCRM `custom_fields_values`, as is."},
+    "synced_at": _TIMESTAMP,
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["ok", "error"],
+        "properties": {"ok": {"const": False}, "error": {"type": "string"}},
+    },
+    "LinkedContact": {
+        "type": "object",
+        "description": "A contact linked to a deal. `stored: false`: linked, not fetched yet "
+        "(only `id` and `is_main` are then present).",
+        "required": ["id", "is_main", "stored"],
+        "properties": {
+            **_PERSON_PROPERTIES,
+            "is_main": {"type": "boolean"},
+            "stored": {"type": "boolean"},
+        },
+    },
+    "Deal": {
+        "type": "object",
+        "required": ["id", "is_deleted", "rentprog_id", "contacts", "synced_at"],
+        "properties": {
+            "id": _ID,
+            "name": _nullable("string"),
+            "price": _nullable("integer"),
+            "status_id": _nullable("integer"),
+            "pipeline_id": _nullable("integer"),
+            "responsible_user_id": _nullable("integer"),
+            "created_at": _TIMESTAMP,
+            "updated_at": {**_TIMESTAMP, "description": "Last change in amoCRM."},
+            "closed_at": _TIMESTAMP,
+            "is_deleted": {"type": "boolean"},
+            "rentprog_id": _nullable("string"),
+            "custom_fields": {"type": "array"},
+            "synced_at": {**_TIMESTAMP, "description": "When amosync last stored a change."},
+            "contacts": {"type": "array", "items": {"$ref": "#/components/schemas/LinkedContact"}},
+        },
+    },
+    "DealPage": {
+        "type": "object",
+        "required": ["deals", "next"],
+        "properties": {
+            "deals": {"type": "array", "items": {"$ref": "#/components/schemas/Deal"}},
+            "next": {
+                **_nullable("string"),
+                "description": "Pass as `cursor` for the next page; null on the last page.",
+            },
+        },
+    },
+    "Contact": {
+        "type": "object",
+        "required": ["id", "is_deleted", "deal_ids"],
+        "properties": {
+            **_PERSON_PROPERTIES,
+            "deal_ids": {"type": "array", "items": {"type": "integer"}},
+        },
+    },
+    "Event": {
+        "type": "object",
+        "required": ["id", "received_at", "source", "entity", "action", "status", "attempts"],
+        "properties": {
+            "id": _ID,
+            "received_at": {"type": "string", "format": "date-time"},
+            "source": {"type": "string"},
+            "entity": {"type": "string"},
+            "action": {"type": "string"},
+            "entity_id": _nullable("integer"),
+            "status": {"enum": list(STATUSES)},
+            "attempts": {"type": "integer", "minimum": 0},
+            "last_error": _nullable("string"),
+            "processed_at": _TIMESTAMP,
+            "available_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "EventPage": {
+        "type": "object",
+        "required": ["events", "next"],
+        "properties": {
+            "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+            "next": {**_nullable("integer"), "description": "Pass as `before_id` for older."},
+        },
+    },
+    "Retried": {
+        "type": "object",
+        "required": ["ok", "retried"],
+        "properties": {"ok": {"const": True}, "retried": {"type": "array", "items": _ID}},
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "amosync read API",
+            "version": __version__,
+            "description": "Deals (with their contacts), contacts and inbox events from the "
+            "local copy of the amoCRM account: read them here instead of calling amoCRM.",
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/deals": {
+                "get": {
+                    "operationId": "listDeals",
+                    "summary": "Deals changed since a time, or carrying a RentProg ID",
+                    "description": "A change feed ordered by `synced_at`, then id: follow "
+                    "`next` with `cursor` until it is null. `rentprog_id` narrows it to the "
+                    "deals carrying that RentProg ID (normally one); `updated_since` to those "
+                    "amosync stored or changed at or after that time.",
+                    "parameters": [
+                        _query(
+                            "rentprog_id",
+                            "Exact RentProg ID.",
+                            {"type": "string", "minLength": 1, "maxLength": 255},
+                        ),
+                        _query(
+                            "updated_since",
+                            "ISO 8601 date-time (no offset: UTC); deals amosync stored or "
+                            "changed at or after it.",
+                            {"type": "string", "format": "date-time"},
+                        ),
+                        _query(
+                            "limit",
+                            "Page size.",
+                            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 100},
+                        ),
+                        _query("cursor", "The previous page's `next`.", {"type": "string"}),
+                    ],
+                    "responses": {
+                        "200": _ok("A page of deals.", "DealPage"),
+                        **_BAD,
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
+            "/api/deals/{deal_id}": {
+                "get": {
+                    "operationId": "getDeal",
+                    "summary": "One deal with its contacts",
+                    "parameters": [_id_param("deal_id", "amoCRM deal (lead) id")],
+                    "responses": {
+                        "200": _ok("The deal.", "Deal"),
+                        **_BAD,
+                        **_AUTH_ERRORS,
+                        "404": _error("No such deal stored."),
+                    },
+                }
+            },
+            "/api/contacts/{contact_id}": {
+                "get": {
+                    "operationId": "getContact",
+                    "summary": "One contact with the ids of its deals",
+                    "parameters": [_id_param("contact_id", "amoCRM contact id")],
+                    "responses": {
+                        "200": _ok("The contact.", "Contact"),
+                        **_BAD,
+                        **_AUTH_ERRORS,
+                        "404": _error("No such contact stored."),
+                    },
+                }
+            },
+            "/api/events": {
+                "get": {
+                    "operationId": "listEvents",
+                    "summary": "Inbox events, newest first",
+                    "parameters": [
+                        _query("status", "Only events in this status.", {"enum": list(STATUSES)}),
+                        _query(
+                            "limit",
+                            "Page size.",
+                            {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                        ),
+                        _query("before_id", "The previous page's `next`.", _ID),
+                    ],
+                    "responses": {
+                        "200": _ok("A page of events.", "EventPage"),
+                        **_BAD,
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
+            "/api/events/{event_id}/retry": {
+                "post": {
+                    "operationId": "retryEvent",
+                    "summary": "Queue a failed event again (attempts reset)",
+                    "parameters": [_id_param("event_id", "Event id")],
+                    "responses": {
+                        "200": _ok("Queued again.", "Retried"),
+                        **_BAD,
+                        **_AUTH_ERRORS,
+                        "404": _error("No such event."),
+                        "409": _error("The event is not failed; nothing changed."),
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "AMOSYNC_ADMIN_TOKEN. Without one configured, loopback "
+                    "clients are let in without a token.",
+                }
+            },
+            "schemas": SCHEMAS,
+        },
+    }
+
+
+async def openapi_json(request: Request) -> JSONResponse:
+    return JSONResponse(document())

@@ -1,0 +1,164 @@
+"""The read API: deals (with their contacts), contacts and inbox events as JSON.
+
+Other services read from here instead of spending amoCRM's API allowance. Every route needs
+the admin bearer token (or a loopback client when none is configured); `/openapi.json`
+describes them all (web/openapi.py, kept in step by a test that exercises it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from amosync.inbox.admin import MAX_LIST_LIMIT, check_status, get_event, list_events, retry_events
+from amosync.web.access import AccessPolicy
+from amosync.web.csrf import cross_site
+from amosync.web.reads import (
+    MAX_ID,
+    MAX_PAGE,
+    contact_by_id,
+    deal_by_id,
+    deals_changed_since,
+)
+
+DEFAULT_PAGE = 100
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class BadRequest(Exception):
+    """Bad input: answered 400 with this message."""
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": message}, status_code=status)
+
+
+def positive_id(raw: str, what: str) -> int:
+    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+        raise BadRequest(f"{what} must be a positive integer (at most {MAX_ID})")
+    return int(raw)
+
+
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"{name} must be an integer between {low} and {high}")
+    return int(raw)
+
+
+def parse_since(raw: str) -> datetime:
+    """ISO 8601; a time without offset is UTC. A `+` sent unencoded arrives as a space."""
+    for candidate in (raw, raw[::-1].replace(" ", "+", 1)[::-1]):
+        try:
+            value = datetime.fromisoformat(candidate)
+        except ValueError:
+            continue
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    raise BadRequest(
+        "updated_since must be an ISO 8601 date-time, e.g. 2026-11-24T10:00:00Z (URL-encode +)"
+    )
+
+
+class ReadApi:
+    def __init__(self, engine: AsyncEngine, access: AccessPolicy) -> None:
+        self._engine = engine
+        self._access = access
+
+    def routes(self) -> list[Route]:
+        deal_params = ("rentprog_id", "updated_since", "limit", "cursor")
+        event_params = ("status", "limit", "before_id")
+        return [
+            Route("/api/deals", self._guard(self.list_deals, deal_params), methods=["GET"]),
+            Route("/api/deals/{deal_id}", self._guard(self.get_deal), methods=["GET"]),
+            Route("/api/contacts/{contact_id}", self._guard(self.get_contact), methods=["GET"]),
+            Route("/api/events", self._guard(self.list_events, event_params), methods=["GET"]),
+            Route("/api/events/{event_id}/retry", self._guard(self.retry_event), methods=["POST"]),
+        ]
+
+    def _guard(self, handler: Handler, params: tuple[str, ...] = ()) -> Handler:
+        """Access check, then unknown query parameters refused (a typo such as
+        `update_since` must not silently return every deal), then the handler."""
+
+        async def guarded(request: Request) -> Response:
+            verdict = self._access.check_api(request)
+            if not verdict.allowed:
+                return verdict.refusal()
+            if request.method == "POST" and cross_site(request):
+                return _error(403, "cross-site request refused")
+            unknown = sorted(set(request.query_params) - set(params))
+            if unknown:
+                return _error(
+                    400,
+                    f"unknown query parameter(s): {', '.join(unknown)}; "
+                    f"allowed: {', '.join(params) or 'none'}",
+                )
+            try:
+                return await handler(request)
+            except BadRequest as exc:
+                return _error(400, str(exc))
+
+        return guarded
+
+    async def get_deal(self, request: Request) -> Response:
+        deal_id = positive_id(request.path_params["deal_id"], "deal id")
+        deal = await deal_by_id(self._engine, deal_id)
+        if deal is None:
+            return _error(404, f"deal {deal_id} is not stored")
+        return JSONResponse(deal)
+
+    async def list_deals(self, request: Request) -> Response:
+        params = request.query_params
+        limit = int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        rentprog_id = params.get("rentprog_id")
+        if rentprog_id is not None and not 1 <= len(rentprog_id) <= 255:
+            raise BadRequest("rentprog_id must be 1 to 255 characters")
+        since_raw = params.get("updated_since")
+        since = parse_since(since_raw) if since_raw is not None else None
+        try:
+            page = await deals_changed_since(
+                self._engine, since, limit, params.get("cursor"), rentprog_id
+            )
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        return JSONResponse({"deals": page.deals, "next": page.next_cursor})
+
+    async def get_contact(self, request: Request) -> Response:
+        contact_id = positive_id(request.path_params["contact_id"], "contact id")
+        contact = await contact_by_id(self._engine, contact_id)
+        if contact is None:
+            return _error(404, f"contact {contact_id} is not stored")
+        return JSONResponse(contact)
+
+    async def list_events(self, request: Request) -> Response:
+        status = request.query_params.get("status")
+        try:
+            check_status(status)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        limit = int_param(request, "limit", 50, 1, MAX_LIST_LIMIT)
+        before_id = int_param(request, "before_id", 0, 1, MAX_ID) or None
+        events = await list_events(self._engine, status=status, limit=limit, before_id=before_id)
+        more = len(events) == limit
+        return JSONResponse(
+            {
+                "events": [e.as_json() for e in events],
+                "next": events[-1].id if more and events else None,
+            }
+        )
+
+    async def retry_event(self, request: Request) -> Response:
+        event_id = positive_id(request.path_params["event_id"], "event id")
+        retried = await retry_events(self._engine, [event_id])
+        if retried:
+            return JSONResponse({"ok": True, "retried": retried})
+        event = await get_event(self._engine, event_id)
+        if event is None:
+            return _error(404, f"event {event_id} does not exist")
+        return _error(409, f"event {event_id} is {event.status}; only failed events are retried")

@@ -1,0 +1,194 @@
+"""Reading deals and contacts as other services see them: each deal with its contacts.
+
+Shared by the read API and the status page's search. A deal's contacts come from the link
+table; a linked contact amosync has not fetched yet still appears, with `stored: false`.
+The change feed pages by `(synced_at, id)`: `synced_at` moves whenever amosync stores a
+change to the row, deletion flags included.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from amosync.db.tables import contacts, deal_contacts, deals
+
+MAX_PAGE = 500
+MAX_ID = 2**63 - 1  # BIGINT: anything larger cannot name a row
+
+_DEAL_COLUMNS = [c for c in deals.columns if c.name != "raw"]
+_CONTACT_COLUMNS = [c for c in contacts.columns if c.name != "raw"]
+
+
+@dataclass(frozen=True)
+class DealPage:
+    deals: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _deal_json(row: Row[Any], linked: list[dict[str, Any]]) -> dict[str, Any]:
+    m = row._mapping
+    return {
+        "id": m["id"],
+        "name": m["name"],
+        "price": m["price"],
+        "status_id": m["status_id"],
+        "pipeline_id": m["pipeline_id"],
+        "responsible_user_id": m["responsible_user_id"],
+        "created_at": _iso(m["created_at"]),
+        "updated_at": _iso(m["updated_at"]),
+        "closed_at": _iso(m["closed_at"]),
+        "is_deleted": bool(m["is_deleted"]),
+        "rentprog_id": m["rentprog_id"],
+        "custom_fields": m["custom_fields"],
+        "synced_at": _iso(m["synced_at"]),
+        "contacts": linked,
+    }
+
+
+def _contact_json(m: Any) -> dict[str, Any]:
+    return {
+        "id": m["id"],
+        "name": m["name"],
+        "first_name": m["first_name"],
+        "last_name": m["last_name"],
+        "responsible_user_id": m["responsible_user_id"],
+        "created_at": _iso(m["created_at"]),
+        "updated_at": _iso(m["updated_at"]),
+        "is_deleted": bool(m["is_deleted"]),
+        "phones": m["phones"],
+        "emails": m["emails"],
+        "custom_fields": m["custom_fields"],
+        "synced_at": _iso(m["synced_at"]),
+    }
+
+
+async def _with_contacts(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
+    """Attach every deal's contacts with one query for the whole page."""
+    ids = [int(r._mapping["id"]) for r in rows]
+    linked: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    if ids:
+        query = (
+            select(deal_contacts.c.deal_id, deal_contacts.c.contact_id, deal_contacts.c.is_main)
+            .add_columns(*_CONTACT_COLUMNS)
+            .select_from(
+                deal_contacts.outerjoin(contacts, contacts.c.id == deal_contacts.c.contact_id)
+            )
+            .where(deal_contacts.c.deal_id.in_(ids))
+            .order_by(deal_contacts.c.deal_id, deal_contacts.c.is_main.desc(), contacts.c.id)
+        )
+        for link in (await conn.execute(query)).all():
+            m = link._mapping
+            entry: dict[str, Any] = {"id": m["contact_id"], "is_main": bool(m["is_main"])}
+            if m["id"] is None:
+                entry["stored"] = False
+            else:
+                entry.update(_contact_json(m), stored=True)
+            linked[int(m["deal_id"])].append(entry)
+    return [_deal_json(r, linked[int(r._mapping["id"])]) for r in rows]
+
+
+async def deal_by_id(engine: AsyncEngine, deal_id: int) -> dict[str, Any] | None:
+    if not 0 < deal_id <= MAX_ID:
+        return None
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(*_DEAL_COLUMNS).where(deals.c.id == deal_id))).first()
+        return None if row is None else (await _with_contacts(conn, [row]))[0]
+
+
+async def deals_by_rentprog_id(
+    engine: AsyncEngine, rentprog_id: str, limit: int = MAX_PAGE
+) -> list[dict[str, Any]]:
+    """Every deal carrying this RentProg ID (normally one), newest change first."""
+    query = (
+        select(*_DEAL_COLUMNS)
+        .where(deals.c.rentprog_id == rentprog_id)
+        .order_by(deals.c.synced_at.desc(), deals.c.id.desc())
+        .limit(limit)
+    )
+    async with engine.connect() as conn:
+        return await _with_contacts(conn, (await conn.execute(query)).all())
+
+
+async def deals_changed_since(
+    engine: AsyncEngine,
+    since: datetime | None,
+    limit: int,
+    cursor: str | None,
+    rentprog_id: str | None = None,
+) -> DealPage:
+    """Deals stored or changed at or after `since`, oldest change first, `limit` at a time;
+    only those with this RentProg ID when one is given.
+
+    Keyset pagination: the cursor names the last row returned, so rows changing meanwhile
+    move to a later page instead of shifting or repeating this one.
+    """
+    query = select(*_DEAL_COLUMNS).order_by(deals.c.synced_at, deals.c.id).limit(limit + 1)
+    if rentprog_id is not None:
+        query = query.where(deals.c.rentprog_id == rentprog_id)
+    if since is not None:
+        query = query.where(deals.c.synced_at >= since)
+    if cursor is not None:
+        after_at, after_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                deals.c.synced_at > after_at,
+                and_(deals.c.synced_at == after_at, deals.c.id > after_id),
+            )
+        )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+        page = await _with_contacts(conn, rows[:limit])
+    more = len(rows) > limit
+    last = rows[limit - 1]._mapping if more else None
+    return DealPage(page, encode_cursor(last["synced_at"], last["id"]) if last else None)
+
+
+async def contact_by_id(engine: AsyncEngine, contact_id: int) -> dict[str, Any] | None:
+    """A contact with the ids of the deals it is linked to."""
+    if not 0 < contact_id <= MAX_ID:
+        return None
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(select(*_CONTACT_COLUMNS).where(contacts.c.id == contact_id))
+        ).first()
+        if row is None:
+            return None
+        deal_ids = (
+            await conn.scalars(
+                select(deal_contacts.c.deal_id)
+                .where(deal_contacts.c.contact_id == contact_id)
+                .order_by(deal_contacts.c.deal_id)
+            )
+        ).all()
+    return {**_contact_json(row._mapping), "deal_ids": [int(i) for i in deal_ids]}
+
+
+def encode_cursor(synced_at: datetime, deal_id: int) -> str:
+    raw = f"{synced_at.astimezone(UTC).isoformat()}|{deal_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """Raises ValueError for anything `encode_cursor` did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, _, deal_id = raw.partition("|")
+        parsed = datetime.fromisoformat(at)
+        number = int(deal_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError("cursor is not one this API returned") from None
+    if parsed.tzinfo is None or not 0 < number <= MAX_ID:
+        raise ValueError("cursor is not one this API returned")
+    return parsed, number

@@ -1,0 +1,59 @@
+"""Events per minute for the status page's chart: counted in SQL the same on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.inbox import InboxStore
+from amosync.web.activity import chart_svg, per_minute
+from tests.integration.test_inbox import row
+
+NOW = datetime(2026, 11, 24, 12, 30, 40, tzinfo=UTC)
+
+
+def at(minutes_ago: int, seconds: int = 5, **extra: object) -> dict[str, object]:
+    when = NOW.replace(second=0) - timedelta(minutes=minutes_ago, seconds=-seconds)
+    # Every row names processed_at: a multi-row insert takes its columns from the first row.
+    return {**row(1), "received_at": when, "available_at": when, "processed_at": None, **extra}
+
+
+async def test_counts_land_in_their_minute(engine: AsyncEngine) -> None:
+    """Received counts by received_at, processed counts done events by processed_at; older
+    than the window is left out."""
+    done_at = NOW.replace(second=0) - timedelta(minutes=1, seconds=-30)
+    await InboxStore(engine).append(
+        [
+            at(0),
+            at(0, seconds=50),
+            at(2, status="done", processed_at=done_at),
+            at(2, status="failed", processed_at=done_at),
+            at(179),
+            at(180),  # one minute before the 3-hour window
+        ]
+    )
+
+    activity = await per_minute(engine, hours=3, now=NOW)
+
+    assert 180 == activity.minutes
+    assert NOW.replace(second=0) - timedelta(minutes=179) == activity.start
+    assert (1, 2, 0, 2) == (
+        activity.received[0],
+        activity.received[-1],
+        activity.received[-2],
+        activity.received[-3],
+    )
+    assert 5 == sum(activity.received)
+    assert [1] == [n for n in activity.processed if n]
+    assert 1 == activity.processed[-2]
+
+
+async def test_chart_scales_to_the_busiest_minute(engine: AsyncEngine) -> None:
+    """The SVG names its maximum and draws one point per minute for each line."""
+    await InboxStore(engine).append([at(0), at(0), at(0), at(5)])
+
+    svg = chart_svg(await per_minute(engine, hours=1, now=NOW), {"chart_title": "Events"})
+
+    assert 'data-max="3"' in svg
+    assert 2 * 60 == svg.count(",")  # x,y pairs: 60 per polyline

@@ -1,0 +1,85 @@
+"""What the status page shows about the token and the webhook subscription (in-process)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.amocrm.webhooks import mask_url, our_destination
+from amosync.settings import Settings
+from amosync.worker.subscription import (
+    SubscriptionState,
+    destination_hash,
+    save_subscription_state,
+)
+from tests.integration.test_metrics import jwt_expiring_in
+from tests.integration.test_read_api import api
+from tests.live_app import demo_fake, seed_through_pipeline
+
+SECRET = "s3cret-path-0123456789"
+
+
+async def test_token_expiry_and_disabled_subscription_are_shown(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """A JWT's expiry and a subscription amoCRM disabled appear, neither secret does."""
+    token = jwt_expiring_in(5 * 86400)
+    settings = make_settings(
+        admin_token=None,
+        amocrm_long_lived_token=token,
+        public_url="https://sync.example.com",
+        webhook_secret=SECRET,
+    )
+    destination = our_destination(settings)
+    assert destination is not None
+    await save_subscription_state(
+        engine,
+        SubscriptionState(
+            "disabled",
+            datetime.now(UTC),
+            mask_url(destination, SECRET),
+            destination_hash(destination),
+        ),
+    )
+    async with api(settings, demo_fake(0)) as client:
+        page = (await client.get("/?lang=en")).text
+
+    token_row = page[page.index('data-check="token"') :].split("</tr>")[0]
+    subscription_row = page[page.index('data-check="subscription"') :].split("</tr>")[0]
+    assert 'class="bad">failing' in token_row  # 5 days left, warned from 14
+    assert "long-lived token expires" in token_row
+    assert "(in 5 days)" in token_row
+    assert 'class="bad">failing' in subscription_row
+    assert "disabled by amoCRM after failed deliveries" in subscription_row
+    assert SECRET not in page
+    assert token not in page
+
+
+async def test_without_public_url_the_subscription_is_unknown(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """No AMOSYNC_PUBLIC_URL: nothing to check, and the page says which settings are missing."""
+    async with api(make_settings(admin_token=None), demo_fake(0)) as client:
+        page = (await client.get("/?lang=ru")).text
+
+    subscription_row = page[page.index('data-check="subscription"') :].split("</tr>")[0]
+    assert "неизвестно" in subscription_row
+    assert "AMOSYNC_PUBLIC_URL" in subscription_row
+
+
+async def test_search_finds_a_deal_by_its_amocrm_id(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """Searching for a deal id shows that deal; an id nobody has shows the not-found line."""
+    fake = demo_fake(2)
+    async with api(make_settings(admin_token=None), fake) as client:
+        lead_ids = await seed_through_pipeline(client, engine, fake, "/amocrm/s3cret-path")
+        found = (await client.get("/", params={"q": str(lead_ids[1]), "lang": "en"})).text
+        missing = (await client.get("/", params={"q": "424242", "lang": "en"})).text
+
+    assert f'data-deal-id="{lead_ids[1]}"' in found
+    assert "RP-1002" in found
+    assert f'data-deal-id="{lead_ids[0]}"' not in found
+    assert "No deal found for “424242”." in missing

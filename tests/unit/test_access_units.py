@@ -1,0 +1,54 @@
+"""Session cookies and language choice: pure functions, no server."""
+
+from __future__ import annotations
+
+import pytest
+
+from amosync.settings import Settings
+from amosync.web.access import SESSION_SECONDS, AccessPolicy
+from amosync.web.i18n import from_accept_language
+
+NOW = 1_800_000_000.0
+
+
+def policy(token: str | None) -> AccessPolicy:
+    return AccessPolicy(Settings(_env_file=None, admin_token=token))  # type: ignore[call-arg]
+
+
+def test_session_is_valid_until_it_expires_and_only_for_its_token() -> None:
+    """A session opens the page for 12 h; a tampered, expired or other-token cookie does not."""
+    one = policy("first-token-123456")
+    cookie = one.new_session(NOW)
+    expires, _, signature = cookie.partition(".")
+
+    assert True is one.session_valid(cookie, NOW + SESSION_SECONDS - 1)
+    assert False is one.session_valid(cookie, NOW + SESSION_SECONDS + 1)
+    assert False is one.session_valid(f"{int(expires) + 3600}.{signature}", NOW)
+    assert False is policy("second-token-654321").session_valid(cookie, NOW)
+    assert False is one.session_valid("garbage", NOW)
+    assert "first-token" not in cookie
+
+
+def test_no_token_means_no_sessions() -> None:
+    """Without AMOSYNC_ADMIN_TOKEN nothing matches and no cookie is ever valid."""
+    open_policy = policy(None)
+
+    assert False is open_policy.token_configured
+    assert False is open_policy.token_matches("")
+    assert False is open_policy.session_valid("1.abc", NOW)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("ru-RU,ru;q=0.9,en-US;q=0.8,en;q=0.7", "ru"),
+        ("en-GB,en;q=0.9,ru;q=0.8", "en"),
+        ("de-DE,de;q=0.9,ru;q=0.5,en;q=0.4", "ru"),
+        ("fr", "en"),
+        ("", "en"),
+        ("ru;q=bogus,en;q=0.1", "en"),
+    ],
+)
+def test_accept_language_picks_the_preferred_supported_language(header: str, expected: str) -> None:
+    """The supported language with the highest q wins; nothing usable means English."""
+    assert expected == from_accept_language(header)
