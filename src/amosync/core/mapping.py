@@ -47,9 +47,14 @@ class RentProgField:
     field_name: str = "RentProg ID"
 
 
+# Every integer we store goes into a BIGINT column; a larger one would make the insert fail
+# (OverflowError on SQLite, DataError on PostgreSQL) instead of being refused as bad input.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _int_or_none(value: object) -> int | None:
     # bool is an int subclass; `true` is never a valid id or amount in the API.
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool) and _INT64_MIN <= value <= _INT64_MAX:
         return value
     return None
 

@@ -1,0 +1,117 @@
+"""Scenario 6, storage trouble: while the database refuses connections (PostgreSQL) or is
+locked by another writer (SQLite), webhooks get 503, never 200; once it is back, the same
+process stores them again without a restart."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from tests.conftest import PG_ADMIN_URL
+from tests.reliability.harness import FORM, SECRET, Fleet, lead_body, query, report
+
+
+@contextmanager
+def postgres_refusing(db_url: str) -> Iterator[None]:
+    """No new connections to the database and every open one cut, as in a failover."""
+    name = make_url(db_url).database
+    assert name is not None
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(name))
+        )
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        try:
+            yield
+        finally:
+            admin.execute(
+                sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(
+                    sql.Identifier(name)
+                )
+            )
+
+
+@contextmanager
+def sqlite_locked(db_url: str) -> Iterator[None]:
+    """Another process holds SQLite's write lock (a backup tool, a stuck admin session)."""
+    path = make_url(db_url).database
+    assert path is not None
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def post(client: httpx.Client, lead_id: int) -> tuple[int, str]:
+    request_id = uuid.uuid4().hex
+    body = lead_body("webhook_leads_update_2025_unirock.form", lead_id)
+    headers = {**FORM, "X-amoCRM-RequestId": request_id}
+    try:
+        status = client.post(f"/amocrm/{SECRET}", content=body, headers=headers).status_code
+    except httpx.TimeoutException:
+        status = 0
+    return status, request_id
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["postgresql", "sqlite"], indirect=True)
+def test_webhooks_get_503_while_the_database_is_gone_and_200_after(
+    db_url: str, tmp_path: Path
+) -> None:
+    """During the outage every answer is 503 (or no answer) and nothing answered 200 is
+    missing; afterwards the same process answers 200 and stores again."""
+    outage = postgres_refusing if db_url.startswith("postgresql") else sqlite_locked
+    fleet = Fleet(db_url, "http://127.0.0.1:9", tmp_path)
+    try:
+        web = fleet.web()
+        # amoCRM gives up after 2 s; a SQLite writer waits out busy_timeout (15 s) first.
+        with httpx.Client(base_url=web.url, timeout=20) as client:
+            before = post(client, 1)
+            with outage(db_url):
+                started = time.monotonic()
+                refusals = 3 if db_url.startswith("postgresql") else 1  # SQLite: 15 s each
+                during = [post(client, 2 + n) for n in range(refusals)]
+                outage_seconds = time.monotonic() - started
+                # SQLite: WAL readers are not blocked by the writer, so /health is not asked.
+                health = client.get("/health").status_code if refusals == 3 else None
+            deadline = time.monotonic() + 15
+            after = post(client, 10)
+            while after[0] != 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                after = post(client, 10)
+            recovered = web.popen is not None and web.popen.poll() is None
+    finally:
+        fleet.stop()
+
+    stored = {r[0] for r in query(db_url, "SELECT request_id FROM amocrm_webhook_events")}
+    report(
+        f"storage-{db_url.split(':', 1)[0]}",
+        during=[s for s, _ in during],
+        seconds_during_outage=round(outage_seconds, 1),
+        health_during=health,
+    )
+    assert 200 == before[0]
+    assert all(status in {503, 0} for status, _ in during), during
+    assert not any(rid in stored for _, rid in during)
+    assert health in ({503} if db_url.startswith("postgresql") else {None})
+    assert 200 == after[0]
+    assert {before[1], after[1]} <= stored
+    assert recovered
+    assert 1 == web.starts  # no restart was needed
