@@ -9,9 +9,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from amosync.db.engine import create_sync_engine
+
+# Key of the PostgreSQL advisory lock that serialises `upgrade` ("amosync" in ASCII).
+_MIGRATE_LOCK = 0x616D6F73796E63
 
 
 def alembic_config(url: str) -> Config:
@@ -34,6 +37,11 @@ def upgrade(url: str) -> None:
     engine = create_sync_engine(url)
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Several processes may migrate at once (ExecStartPre on every host, compose
+                # --scale): the others wait here, then find nothing left to do. SQLite's
+                # BEGIN IMMEDIATE serialises them already.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK})
             config = alembic_config(url)
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
