@@ -4,14 +4,18 @@ Each request hands its rows over and waits; one task writes everything queued si
 last commit in a single transaction, then answers every waiting request. Under load a
 commit carries many requests, so durable-before-ACK costs one fsync per batch, not per
 request. A request is answered only after *its* rows are committed.
+
+On SQLite the service passes a `SqliteAppender` (one connection and thread of its own, one
+hand-off per commit); otherwise rows go through `InboxStore.append`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -24,6 +28,14 @@ _Row = Mapping[str, Any]
 _Item = tuple[Sequence[_Row], "asyncio.Future[None]"]
 
 
+class Appender(Protocol):
+    async def append(self, rows: Sequence[_Row]) -> None:
+        """Insert rows in one transaction."""
+
+    async def aclose(self) -> None:
+        """Release connections; called once when the writer stops."""
+
+
 class GroupCommitWriter:
     def __init__(
         self,
@@ -31,8 +43,10 @@ class GroupCommitWriter:
         *,
         max_batch_rows: int = 2000,
         on_commit: Callable[[], None] | None = None,
+        appender: Appender | None = None,
     ) -> None:
         self._store = store
+        self._appender = appender  # the writer closes it when it stops
         self._max_batch_rows = max_batch_rows
         self._on_commit = on_commit
         # None is the stop marker: everything queued before it is still committed.
@@ -58,6 +72,8 @@ class GroupCommitWriter:
         await self._queue.put(None)
         await self._task
         self._task = None
+        if self._appender is not None:
+            await self._appender.aclose()
 
     async def _run(self) -> None:
         while True:
@@ -82,8 +98,8 @@ class GroupCommitWriter:
         rows = [row for item_rows, _ in batch for row in item_rows]
         try:
             if rows:
-                await self._store.append(rows)
-        except (SQLAlchemyError, OSError) as exc:
+                await (self._appender or self._store).append(rows)
+        except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
             if len(batch) > 1:
                 # One request's rows may be what the database refused: commit each request
                 # alone so the others are not answered 503 because of it.

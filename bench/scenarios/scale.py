@@ -1,0 +1,185 @@
+"""4. Scale of data: what one deal costs the worker with 10,000 vs 1,000,000 rows stored.
+
+Runs in this process against a fresh database per size. `amocrm_deals` and
+`amocrm_webhook_events` are bulk-loaded with SQL to the size, then the worker's own
+statements run in cycles of 250 deals, as in production: append the webhook events, claim
+them, then one transaction that upserts the deals (half already stored, half new) and marks
+the events done (`apply_fetched`). The figure is the median cycle time per deal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.core.mapping import RentProgField
+from amosync.db import migrate
+from amosync.db.engine import create_service_engine
+from amosync.inbox.store import PENDING, InboxStore
+from amosync.testing import RENTPROG_FIELD_ID, FakeAmoState, rentprog_field
+from amosync.worker.apply import apply_fetched
+from bench import dbs, report
+from bench.context import Context
+
+CHUNK = 250
+WARMUP_CYCLES = 3
+RATIO_TARGET = 1.5
+PG_SLACK = 1.5  # PostgreSQL targets are within 1.5x of SQLite's
+FIRST_LOADED_ID = 50_000_001  # bulk-loaded deals; the fake's own leads start at 10,000,001
+
+_SQLITE_SERIES = "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < :n)"
+_SQLITE_DEALS = (
+    _SQLITE_SERIES
+    + """
+INSERT INTO amocrm_deals (id, name, price, status_id, pipeline_id, responsible_user_id,
+    created_at, updated_at, closed_at, is_deleted, rentprog_id, custom_fields, raw, synced_at)
+SELECT :first + n, 'Сделка ' || n, n % 100000, 142, 3001, 5001,
+    '2024-01-01 00:00:00.000000', '2024-06-01 00:00:00.000000', NULL, 0, 'RP-' || n,
+    '{}', json_object('id', :first + n, 'name', 'Сделка ' || n, 'price', n % 100000),
+    '2024-06-01 00:00:00.000000'
+FROM s
+"""
+)
+_SQLITE_EVENTS = (
+    _SQLITE_SERIES
+    + """
+INSERT INTO amocrm_webhook_events (received_at, source, request_id, entity, action, entity_id,
+    account_id, entity_updated_at, payload, status, attempts, last_error, processed_at,
+    available_at, locked_by)
+SELECT '2024-06-01 00:00:00.000000', 'webhook', NULL, 'leads', 'update', :first + n, 31000001,
+    1717200000, json_object('id', :first + n), 'done', 1, NULL, '2024-06-01 00:00:01.000000',
+    '2024-06-01 00:00:00.000000', NULL
+FROM s
+"""
+)
+_PG_DEALS = """
+INSERT INTO amocrm_deals (id, name, price, status_id, pipeline_id, responsible_user_id,
+    created_at, updated_at, closed_at, is_deleted, rentprog_id, custom_fields, raw, synced_at)
+SELECT :first + n, 'Сделка ' || n, n % 100000, 142, 3001, 5001,
+    '2024-01-01Z', '2024-06-01Z', NULL, false, 'RP-' || n, '{}'::jsonb,
+    jsonb_build_object('id', :first + n, 'name', 'Сделка ' || n, 'price', n % 100000),
+    '2024-06-01Z'
+FROM generate_series(1, :n) AS n
+"""
+_PG_EVENTS = """
+INSERT INTO amocrm_webhook_events (received_at, source, request_id, entity, action, entity_id,
+    account_id, entity_updated_at, payload, status, attempts, last_error, processed_at,
+    available_at, locked_by)
+SELECT '2024-06-01Z', 'webhook', NULL, 'leads', 'update', :first + n, 31000001, 1717200000,
+    jsonb_build_object('id', :first + n), 'done', 1, NULL, '2024-06-01 00:00:01Z',
+    '2024-06-01Z', NULL
+FROM generate_series(1, :n) AS n
+"""
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    sizes = [10_000, 1_000_000] if not ctx.quick else [10_000, 100_000]
+    cycles = int(ctx.pick(40, 6))
+    per_size: dict[int, dict[str, float]] = {}
+    for size in sizes:
+        with dbs.database(ctx.db, ctx.workdir, ctx.pg_admin_url, f"scale{size}") as url:
+            migrate.upgrade(url)
+            per_size[size] = asyncio.run(_measure(url, size, cycles))
+    small, large = sizes
+    ratio = per_size[large]["us_per_deal"] / per_size[small]["us_per_deal"]
+    report.table(
+        f"Scale of data ({ctx.db}): worker cost per deal, {cycles} cycles of {CHUNK} deals",
+        ["rows stored", "load s", "µs per deal (median)", "µs per deal (best)"],
+        [
+            [f"{size:,}", r["load_seconds"], r["us_per_deal"], r["us_per_deal_best"]]
+            for size, r in per_size.items()
+        ],
+    )
+    target = RATIO_TARGET * (PG_SLACK if ctx.db == "postgresql" else 1.0)
+    met = ratio <= target
+    print(
+        f"target cost ratio {large:,} / {small:,} rows: {ratio:.2f} "
+        f"(target <= {target}): {report.verdict(met)}"
+    )
+    return {
+        "db": ctx.db,
+        "cycles": cycles,
+        "chunk": CHUNK,
+        "sizes": {str(k): v for k, v in per_size.items()},
+        "targets": {"ratio": {"value": round(ratio, 3), "target": f"<= {target}", "met": met}},
+    }
+
+
+async def _measure(url: str, size: int, cycles: int) -> dict[str, float]:
+    engine = create_service_engine(url)
+    try:
+        load_seconds = await _bulk_load(engine, size)
+        inbox = InboxStore(engine)
+        rentprog = RentProgField(RENTPROG_FIELD_ID, "RentProg ID")
+        times: list[float] = []
+        for cycle in range(WARMUP_CYCLES + cycles):
+            # Half the chunk updates stored deals (spread over the table), half are new.
+            stored = [FIRST_LOADED_ID + (cycle * 7919 + k * 3989) % size for k in range(CHUNK // 2)]
+            new = [90_000_001 + cycle * CHUNK + k for k in range(CHUNK - CHUNK // 2)]
+            fake = FakeAmoState()  # per cycle: a deal id may come up again in a later cycle
+            objects = [
+                fake.add_lead(
+                    id=i, price=i % 1000, custom_fields_values=[rentprog_field(f"RP-{i}")]
+                )
+                for i in sorted(set(stored)) + new
+            ]
+            started = time.perf_counter()
+            now = datetime.now(UTC)
+            await inbox.append([_event(obj["id"], now) for obj in objects])
+            claimed = await inbox.claim("bench", CHUNK, 300)
+            async with engine.begin() as conn:
+                await apply_fetched(
+                    conn,
+                    "leads",
+                    [o["id"] for o in objects],
+                    objects,
+                    [e.id for e in claimed],
+                    rentprog,
+                )
+            if cycle >= WARMUP_CYCLES:  # the first cycles fill caches and prepare statements
+                times.append((time.perf_counter() - started) / len(objects))
+        return {
+            "load_seconds": round(load_seconds, 1),
+            "us_per_deal": round(statistics.median(times) * 1e6, 1),
+            "us_per_deal_best": round(min(times) * 1e6, 1),
+        }
+    finally:
+        await engine.dispose()
+
+
+async def _bulk_load(engine: AsyncEngine, size: int) -> float:
+    started = time.perf_counter()
+    sqlite = engine.dialect.name == "sqlite"
+    params = {"n": size, "first": FIRST_LOADED_ID - 1}
+    async with engine.begin() as conn:
+        await conn.execute(text(_SQLITE_DEALS if sqlite else _PG_DEALS), params)
+        await conn.execute(text(_SQLITE_EVENTS if sqlite else _PG_EVENTS), params)
+    async with engine.connect() as conn:
+        await conn.execute(text("ANALYZE"))
+    return time.perf_counter() - started
+
+
+def _event(lead_id: int, now: datetime) -> dict[str, Any]:
+    return {
+        "received_at": now,
+        "source": "webhook",
+        "request_id": None,
+        "entity": "leads",
+        "action": "update",
+        "entity_id": lead_id,
+        "account_id": 31000001,
+        "entity_updated_at": int(now.timestamp()),
+        "payload": {"id": lead_id},
+        "status": PENDING,
+        "attempts": 0,
+        "last_error": None,
+        "processed_at": None,
+        "available_at": now,
+        "locked_by": None,
+    }

@@ -1,0 +1,113 @@
+"""The SQLite fast path of the group-commit writer stores rows exactly as InboxStore does."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.db.engine import create_service_engine
+from amosync.errors import StorageUnavailable
+from amosync.inbox import GroupCommitWriter, InboxStore
+from amosync.inbox.sqlite_append import SqliteAppender, direct_appender
+
+
+def full_row(entity_id: int) -> dict[str, Any]:
+    now = datetime(2026, 3, 1, 12, 30, 5, 123456, tzinfo=UTC)
+    return {
+        "received_at": now,
+        "source": "webhook",
+        "request_id": "471e2579-9a4a-4ce1-8af8-039aa98fd063",
+        "entity": "leads",
+        "action": "update",
+        "entity_id": entity_id,
+        "account_id": 31000001,
+        "entity_updated_at": 1744532876,
+        "payload": {"id": str(entity_id), "name": "Сделка", "custom_fields": [{"v": "1"}]},
+        "status": "ignored",
+        "attempts": 0,
+        "last_error": None,
+        "processed_at": now,
+        "available_at": datetime(2026, 3, 1, 12, 30, 5, tzinfo=UTC),  # no microseconds
+        "locked_by": None,
+    }
+
+
+async def stored(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """Rows as SQLite holds them (raw text, not parsed by the column types), without `id`:
+    SQL compares the text, so the text itself must match."""
+    async with engine.connect() as conn:
+        result = await conn.exec_driver_sql("SELECT * FROM amocrm_webhook_events ORDER BY id")
+        rows = result.mappings().all()
+    return [{k: v for k, v in r.items() if k != "id"} for r in rows]
+
+
+@pytest.fixture
+async def sqlite_engine(tmp_path: Path, sqlite_template: Path) -> AsyncEngine:
+    path = tmp_path / "amosync.db"
+    path.write_bytes(sqlite_template.read_bytes())
+    return create_service_engine(f"sqlite:///{path}")
+
+
+async def test_fast_path_rows_equal_inbox_store_rows(sqlite_engine: AsyncEngine) -> None:
+    """A row written by SqliteAppender reads back identical to one written by InboxStore."""
+    appender = SqliteAppender(sqlite_engine)
+    try:
+        await InboxStore(sqlite_engine).append([full_row(1)])
+        await appender.append([full_row(1)])
+        # Keys left out get the column default (attempts) or NULL, as with InboxStore.
+        short = {k: v for k, v in full_row(2).items() if k not in ("attempts", "locked_by")}
+        await InboxStore(sqlite_engine).append([short])
+        await appender.append([short])
+        via_store, via_appender, short_store, short_appender = await stored(sqlite_engine)
+    finally:
+        await appender.aclose()
+        await sqlite_engine.dispose()
+
+    assert via_store == via_appender
+    assert short_store == short_appender
+
+
+async def test_writer_with_fast_path_commits_concurrent_writes(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """200 concurrent writes through the fast path are all stored."""
+    writer = GroupCommitWriter(InboxStore(sqlite_engine), appender=SqliteAppender(sqlite_engine))
+    writer.start()
+    try:
+        await asyncio.gather(*(writer.write([full_row(i)]) for i in range(200)))
+    finally:
+        await writer.stop()
+    ids = sorted(r["entity_id"] for r in await stored(sqlite_engine))
+    await sqlite_engine.dispose()
+    assert list(range(200)) == ids
+
+
+async def test_fast_path_failure_is_storage_unavailable(tmp_path: Path) -> None:
+    """A database the fast path cannot write answers StorageUnavailable, and the writer lives on."""
+    broken = create_service_engine(f"sqlite:///{tmp_path}/never-migrated.db")  # no tables
+    writer = GroupCommitWriter(InboxStore(broken), appender=SqliteAppender(broken))
+    writer.start()
+    try:
+        with pytest.raises(StorageUnavailable):
+            await writer.write([full_row(1)])
+        with pytest.raises(StorageUnavailable):
+            await writer.write([full_row(2)])
+    finally:
+        await writer.stop()
+        await broken.dispose()
+
+
+async def test_direct_appender_only_for_sqlite(sqlite_engine: AsyncEngine, pg_url: str) -> None:
+    """SQLite gets the fast path; PostgreSQL keeps InboxStore.append (its driver is async)."""
+    postgres = create_service_engine(pg_url)
+    try:
+        assert isinstance(direct_appender(sqlite_engine), SqliteAppender)
+        assert direct_appender(postgres) is None
+    finally:
+        await postgres.dispose()
+        await sqlite_engine.dispose()
