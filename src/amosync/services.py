@@ -8,7 +8,10 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.amocrm import AmoClient, LongLivedToken, SlidingWindowLimiter
+from amosync.amocrm import AmoClient, RateLimiter
+from amosync.amocrm.oauth import token_provider
+from amosync.amocrm.shared_limit import SharedWindowLimiter
+from amosync.catchup import CATCHUP, catchup_job
 from amosync.core.mapping import RentProgField
 from amosync.db.api_log import DbCallRecorder
 from amosync.db.engine import create_service_engine
@@ -16,6 +19,8 @@ from amosync.inbox import InboxStore
 from amosync.settings import Settings
 from amosync.worker.jobs import PeriodicJob
 from amosync.worker.loop import Worker, WorkerConfig
+from amosync.worker.subscription import subscription_job
+from amosync.worker.token_keepalive import token_keepalive_job
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +49,52 @@ def build_client(
     purpose: str = "webhook",
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AmoClient:
-    token = settings.amocrm_long_lived_token
     return AmoClient(
         # With no account configured the client still exists; every call reports that the
         # configuration is missing (via ReauthRequired) and events wait, pending.
         settings.api_base_url or "https://amocrm.invalid",
-        LongLivedToken(token.get_secret_value() if token else None),
-        SlidingWindowLimiter(settings.api_rate_limit),
+        # OAuth (refreshing, tokens in the database) or the long-lived token: see oauth.py.
+        token_provider(settings, engine, transport=transport),
+        rate_limiter(settings, engine),
         timeout=settings.api_timeout,
         recorder=DbCallRecorder(engine, purpose),
         transport=transport,
+        ip_block_cooldown=settings.ip_block_cooldown,
     )
 
 
-def periodic_jobs(settings: Settings, engine: AsyncEngine, client: AmoClient) -> list[PeriodicJob]:
+def rate_limiter(settings: Settings, engine: AsyncEngine) -> RateLimiter:
+    """One limit for every process on the database (amoCRM counts per account, not process).
+
+    Kept in the database on SQLite too: a slot costs about 3 ms there and on PostgreSQL,
+    against 100+ ms for the API call it allows, and `serve` plus a `worker` or a CLI command
+    on one SQLite file are several processes as well.
+    """
+    return SharedWindowLimiter(engine, settings.api_rate_limit)
+
+
+def periodic_jobs(
+    settings: Settings,
+    engine: AsyncEngine,
+    client: AmoClient,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> list[PeriodicJob]:
     """Jobs the worker runs beside events: catch-up, token keep-alive, subscription checks."""
     jobs: list[PeriodicJob] = []
+    catchup = catchup_job(
+        settings,
+        engine,
+        # Its own client: its calls are logged as "catchup" and count against the budget.
+        lambda: build_client(settings, engine, purpose=CATCHUP, transport=transport),
+    )
+    if catchup is not None:
+        jobs.append(catchup)
+    keepalive = token_keepalive_job(settings, engine)
+    if keepalive is not None:
+        jobs.append(keepalive)
+    subscription = subscription_job(settings, engine, client)
+    if subscription is not None:
+        jobs.append(subscription)
     return jobs
 
 
@@ -82,6 +117,6 @@ def build_services(
     engine = create_service_engine(settings.database_url)
     inbox = InboxStore(engine)
     client = build_client(settings, engine, transport=amocrm_transport)
-    jobs = periodic_jobs(settings, engine, client)
+    jobs = periodic_jobs(settings, engine, client, amocrm_transport)
     worker = Worker(engine, inbox, client, rentprog_field(settings), worker_config(settings), jobs)
     return Services(settings, engine, inbox, client, worker)

@@ -88,7 +88,10 @@ class Settings(BaseSettings):
         default=7.0,
         gt=0,
         le=50,
-        description="Most amoCRM API requests per second this process sends (amoCRM allows 7).",
+        description=(
+            "Most amoCRM API requests per second all processes on this database send "
+            "together (amoCRM allows 7)."
+        ),
     )
     api_timeout: float = Field(
         default=10.0, gt=0, description="Seconds to wait for one amoCRM API response."

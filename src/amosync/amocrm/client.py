@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
-from amosync import __version__
+from amosync import __version__, metrics
 from amosync.amocrm.auth import TokenProvider
 from amosync.amocrm.ratelimit import RateLimiter
 from amosync.core.backoff import parse_retry_after, retry_delay
@@ -52,8 +52,10 @@ class AmoClient:
         recorder: CallRecorder | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         backoff_base: float = 0.5,
+        ip_block_cooldown: float = 600.0,
     ) -> None:
         self._tokens = tokens
+        self._ip_block_cooldown = ip_block_cooldown
         self._limiter = limiter
         self._recorder = recorder
         self._backoff_base = backoff_base
@@ -120,13 +122,38 @@ class AmoClient:
             raise RequestRejected(f"GET {path}: response is not a JSON object", status=200)
         return body
 
-    async def _send(self, method: str, path: str, params: Params) -> httpx.Response:
+    async def send_json(
+        self, method: str, path: str, body: Any, params: Params | None = None
+    ) -> dict[str, Any] | None:
+        """POST/PATCH/DELETE a JSON body; the JSON object answered, None on 204 or no body.
+
+        Retried on 5xx and network errors like a GET, so use it only for writes that are
+        safe to repeat (amoCRM's webhook subscribe is an upsert, its delete is by URL).
+        """
+        response = await self._send(method, path, params or [], orjson.dumps(body))
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            answer = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise RetryLater(f"{method} {path}: response is not JSON") from None
+        if not isinstance(answer, dict):
+            raise RequestRejected(f"{method} {path}: response is not a JSON object", status=200)
+        return answer
+
+    async def _send(
+        self, method: str, path: str, params: Params, body: bytes | None = None
+    ) -> httpx.Response:
         transient = rate_limited = 0
         refreshed = False
         while True:
-            await self._limiter.acquire()
-            token = await self._tokens.token()
-            answer = await self._request(method, path, params, token)
+            slot = await self._limiter.acquire()
+            try:
+                token = await self._tokens.token()
+                answer = await self._request(method, path, params, token, body)
+            finally:
+                # The limiter counts the request until its answer: it may arrive that late.
+                await self._limiter.done(slot)
             response = answer if isinstance(answer, httpx.Response) else None
             if response is not None and response.status_code < 300:
                 return response
@@ -142,6 +169,9 @@ class AmoClient:
                 if rate_limited < RATE_LIMITED_TRIES:
                     continue
                 raise RetryLater(f"{method} {path}: rate limited (429)", delay=wait)
+            if response is not None and response.status_code == 403:
+                # Every caller sharing the limiter (other workers too) stops for the cool-down.
+                self._limiter.block(self._ip_block_cooldown)
             if response is None or response.status_code >= 500:
                 transient += 1
                 if transient < TRANSIENT_TRIES:
@@ -150,13 +180,16 @@ class AmoClient:
             raise _error_for(method, path, answer)
 
     async def _request(
-        self, method: str, path: str, params: Params, token: str
+        self, method: str, path: str, params: Params, token: str, body: bytes | None = None
     ) -> httpx.Response | httpx.TransportError:
         """One HTTP exchange, or the error when no response arrived (timeout, reset, refused)."""
         started = time.monotonic()
+        headers = {"Authorization": f"Bearer {token}"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         try:
             response = await self._http.request(
-                method, path, params=params, headers={"Authorization": f"Bearer {token}"}
+                method, path, params=params, headers=headers, content=body
             )
         except httpx.TransportError as exc:
             await self._record(method, path, 0, started)
@@ -166,6 +199,7 @@ class AmoClient:
 
     async def _record(self, method: str, path: str, status: int, started: float) -> None:
         duration_ms = int((time.monotonic() - started) * 1000)
+        metrics.api_request(status)
         log.info(
             "amocrm_request",
             extra={
@@ -211,8 +245,23 @@ def _problem_detail(response: httpx.Response) -> str:
     """A short reason from an `application/problem+json` body, safe to log."""
     body = _json_or_none(response)
     if isinstance(body, dict):
+        field_error = _first_validation_error(body)
+        if field_error:
+            return field_error[:200]
         for key in ("detail", "title", "hint"):
             value = body.get(key)
             if isinstance(value, str) and value:
                 return value[:200]
     return response.reason_phrase or "no detail"
+
+
+def _first_validation_error(body: dict[str, Any]) -> str | None:
+    """`path: detail` of a 400's first `validation-errors` item: what was wrong, not just
+    "Request validation failed"."""
+    groups = body.get("validation-errors")
+    first = groups[0] if isinstance(groups, list) and groups else None
+    errors = first.get("errors") if isinstance(first, dict) else None
+    error = errors[0] if isinstance(errors, list) and errors else None
+    if not isinstance(error, dict) or not isinstance(error.get("detail"), str):
+        return None
+    return f"{error.get('path')}: {error['detail']}"

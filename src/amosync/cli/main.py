@@ -7,9 +7,15 @@ from typing import Annotated
 import typer
 
 from amosync import __version__
+from amosync.cli.auth import auth_app
+from amosync.cli.copy_db import copy_db
 from amosync.cli.dev import dev_app
+from amosync.cli.doctor import doctor
+from amosync.cli.events import events_app
 from amosync.cli.run import migrate, serve, worker
 from amosync.cli.status import status
+from amosync.cli.sync import backfill, reconcile
+from amosync.cli.webhooks import webhooks_app
 
 app = typer.Typer(
     name="amosync",
@@ -40,7 +46,14 @@ app.command()(serve)
 app.command()(worker)
 app.command()(migrate)
 app.command()(status)
+app.command()(doctor)
+app.command(name="copy-db")(copy_db)
+app.add_typer(auth_app, name="auth")
+app.command()(reconcile)
+app.command()(backfill)
+app.add_typer(events_app, name="events")
 app.add_typer(dev_app, name="dev")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def main() -> None:

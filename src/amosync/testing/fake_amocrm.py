@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from amosync.testing.fake_account import account_body
+from amosync.testing.fake_custom_fields import lead_custom_fields_route
 from amosync.testing.fake_errors import (
     PROBLEM_JSON,
     error_response,
@@ -27,9 +28,12 @@ from amosync.testing.fake_errors import (
     problem,
     validation_error,
 )
+from amosync.testing.fake_events import events_route
+from amosync.testing.fake_oauth import token_endpoint as oauth_token_endpoint
 from amosync.testing.fake_query import QueryError, page_href, parse_list_query, parse_with
 from amosync.testing.fake_render import KINDS, Kind, render, render_stub
 from amosync.testing.fake_state import FakeAmoState, Fault, LoggedRequest
+from amosync.testing.fake_webhooks import webhooks_route
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -40,11 +44,15 @@ _ALL_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE"]
 def create_fake_amocrm(state: FakeAmoState) -> Starlette:
     """The fake API. Requests change and are recorded in `state`, which the test keeps."""
     routes: list[BaseRoute] = [Route("/api/v4/account", _account(state), methods=["GET"])]
+    routes.append(webhooks_route(state))
+    routes.append(lead_custom_fields_route(state))
     for kind in KINDS:
         routes.append(Route(f"/api/v4/{kind}", _list(state, kind), methods=["GET"]))
         routes.append(Route(f"/api/v4/{kind}/{{id:int}}", _single(state, kind), methods=["GET"]))
     # Later endpoints (/api/v4/events, /api/v4/webhooks, /oauth2/access_token) go above this
     # catch-all; the gate already treats every path outside /api/v4/ as token-free.
+    routes.append(events_route(state.events))
+    routes.append(Route("/oauth2/access_token", oauth_token_endpoint(state), methods=["POST"]))
     routes.append(Route("/{rest:path}", _not_found, methods=_ALL_METHODS))
     return Starlette(routes=routes, middleware=[Middleware(_Gate, state=state)])
 

@@ -15,8 +15,10 @@ from starlette.routing import Route
 
 from amosync import __version__
 from amosync.inbox import GroupCommitWriter
+from amosync.inbox.sqlite_append import direct_appender
 from amosync.services import build_services, rentprog_field
 from amosync.settings import Settings
+from amosync.web.admin import admin_routes
 from amosync.web.health import health
 from amosync.webhook.endpoint import WebhookReceiver
 from amosync.webhook.n8n import N8nReceiver
@@ -31,7 +33,11 @@ async def _not_found(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"ok": False, "error": "method not allowed"}, status_code=405)
+    # Keep Starlette's `Allow` header: RFC 9110 requires it on a 405.
+    allow = getattr(exc, "headers", None)
+    return JSONResponse(
+        {"ok": False, "error": "method not allowed"}, status_code=405, headers=allow
+    )
 
 
 def create_app(
@@ -43,7 +49,9 @@ def create_app(
     """Build the app. Nothing connects until the lifespan starts."""
     services = build_services(settings, amocrm_transport=amocrm_transport)
     writer = GroupCommitWriter(
-        services.inbox, on_commit=services.worker.notify if run_worker else None
+        services.inbox,
+        on_commit=services.worker.notify if run_worker else None,
+        appender=direct_appender(services.engine),  # SQLite: one thread hop per commit
     )
     webhook = WebhookReceiver(settings, writer)
     n8n = N8nReceiver(settings, services.engine, writer, rentprog_field(settings))
@@ -56,6 +64,7 @@ def create_app(
     ]
     if settings.webhook_secret is None:
         routes.append(Route("/amocrm", webhook.handle, methods=["POST"]))
+    routes += admin_routes(settings, services.engine)  # status page, read API, metrics
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -12,10 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from amosync.amocrm.token_info import (
+    TokenExpiry,
+    expiry_check,
+    missing_token_hint,
+    token_expiry,
+)
 from amosync.db.migrate import current_revision, head_revision
 from amosync.inbox.store import InboxStore
 from amosync.settings import Settings
 from amosync.worker.heartbeat import RUNNING, STOPPED, recent_workers
+from amosync.worker.subscription import subscription_health, subscription_state
 
 WORKER_STALE_AFTER = timedelta(seconds=30)
 
@@ -52,7 +59,14 @@ async def run_checks(settings: Settings, engine: AsyncEngine) -> dict[str, Check
             "start `amosync worker` or `serve` without --no-worker",
         )
     )
-    checks["amocrm_credentials"] = _credentials(settings, workers)
+    expiry = await token_expiry(settings, engine)
+    checks["amocrm_credentials"] = _credentials(settings, workers, expiry)
+    token = expiry_check(settings, expiry)
+    if token is not None:
+        checks["amocrm_token_expiry"] = Check(*token)
+    subscription = subscription_health(settings, await subscription_state(engine))
+    if subscription is not None:
+        checks["webhook_subscription"] = Check(*subscription)
     inbox = await InboxStore(engine).stats()
     age = inbox.oldest_pending_age()
     limit = settings.health_max_backlog_age
@@ -66,11 +80,11 @@ async def run_checks(settings: Settings, engine: AsyncEngine) -> dict[str, Check
     return checks
 
 
-def _credentials(settings: Settings, workers: list[Any]) -> Check:
+def _credentials(settings: Settings, workers: list[Any], expiry: TokenExpiry | None) -> Check:
     if settings.api_base_url is None:
         return Check(False, "set AMOSYNC_AMOCRM_SUBDOMAIN (or AMOSYNC_AMOCRM_BASE_URL)")
-    if settings.amocrm_long_lived_token is None:
-        return Check(False, "set AMOSYNC_AMOCRM_LONG_LIVED_TOKEN")
+    if expiry is None:
+        return Check(False, missing_token_hint(settings))
     troubled = [w for w in workers if w.state != RUNNING]
     if troubled:
         return Check(False, f"{troubled[0].state}: {troubled[0].detail}")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from amosync import metrics
 from amosync.core.events import ParsedWebhook
 from amosync.core.webhook import WebhookParseError, parse_webhook
 from amosync.errors import StorageUnavailable, WebhookRejected
@@ -59,13 +60,16 @@ class WebhookReceiver:
                 request_id=request.headers.get("x-amocrm-requestid"),
             )
             await self._writer.write(rows)
+            metrics.webhook_stored(parsed.items)
         except WebhookRejected as exc:
+            metrics.webhook_rejected(exc.status)
             log.warning(
                 "webhook_rejected",
                 extra={"event": "webhook_rejected", "status": exc.status, "reason": exc.reason},
             )
             return rejection(exc)
         except StorageUnavailable as exc:
+            metrics.webhook_not_stored()
             log.error(
                 "webhook_not_stored", extra={"event": "webhook_not_stored", "error": str(exc)}
             )

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync import metrics
 from amosync.amocrm.client import AmoClient
 from amosync.core.backoff import retry_delay
 from amosync.core.mapping import MappingError, RentProgField
@@ -44,6 +45,9 @@ from amosync.worker.heartbeat import (
 from amosync.worker.jobs import PeriodicJob, run_periodically
 
 log = logging.getLogger(__name__)
+
+# Seconds the heartbeat and periodic jobs get to finish their current step on shutdown.
+JOB_STOP_GRACE = 5.0
 
 
 @dataclass(frozen=True)
@@ -122,10 +126,8 @@ class Worker:
                 if not handled:
                     await self._sleep(self._config.poll_interval)
         finally:
-            beats.cancel()
-            for task in jobs:
-                task.cancel()
-            await asyncio.gather(*jobs, return_exceptions=True)
+            self._stopping.set()  # also when run() itself is cancelled
+            await self._finish(beats, jobs)
             self.state.state = STOPPED
             with contextlib.suppress(SQLAlchemyError, asyncio.CancelledError):
                 await beat(self._engine, self.state)
@@ -157,7 +159,9 @@ class Worker:
             left = cfg.linger - (datetime.now(UTC) - oldest).total_seconds()
             if left <= 0:
                 break
-            await self._sleep(min(left, cfg.poll_interval))
+            # Not woken by new commits: at 200 webhooks/s that would mean a claim
+            # transaction per webhook, each taking the lock the webhook writer needs.
+            await self._linger(min(left, cfg.poll_interval))
             events += await self._inbox.claim(
                 self.state.id, cfg.batch_size - len(events), cfg.lease_seconds
             )
@@ -171,6 +175,7 @@ class Worker:
             await self._inbox.fail(plan.unfetchable, "event names no entity id to fetch")
             self._forget(plan.unfetchable)
             self.state.failed += len(plan.unfetchable)
+            metrics.EVENTS_FAILED.inc(len(plan.unfetchable))
         calls = 0
         for chunk in plan.chunks:
             if self._stopping.is_set():
@@ -182,6 +187,9 @@ class Worker:
             "worker_batch",
             extra={
                 "event": "worker_batch",
+                "worker": self.state.id,
+                "first_event_id": min(e.id for e in events),
+                "last_event_id": max(e.id for e in events),
                 "events": len(events),
                 "entities": sum(len(c.ids) for c in plan.chunks),
                 "api_calls": calls,
@@ -192,20 +200,24 @@ class Worker:
     async def _process_chunk(self, chunk: FetchChunk) -> None:
         try:
             objects = await self._client.fetch_by_ids(chunk.entity, chunk.ids)
+            upsert_started = time.perf_counter()
             async with self._engine.begin() as conn:
                 applied = await apply_fetched(
                     conn, chunk.entity, chunk.ids, objects, chunk.event_ids, self._rentprog
                 )
+            metrics.upsert_done(chunk.entity, upsert_started)
         except ReauthRequired as exc:
             raise _Paused(REAUTH_REQUIRED, str(exc), self._config.reauth_pause) from None
         except IPBlocked as exc:
-            raise _Paused(IP_BLOCKED, str(exc), self._config.ip_block_pause) from None
+            pause = exc.delay if exc.delay is not None else self._config.ip_block_pause
+            raise _Paused(IP_BLOCKED, str(exc), pause) from None
         except (AmoCRMError, MappingError) as exc:
             delay = exc.delay if isinstance(exc, RetryLater) else None
             await self._reschedule(chunk.event_ids, str(exc), delay)
             return
         self._forget(chunk.event_ids)
         self.state.processed += len(chunk.event_ids)
+        metrics.EVENTS_PROCESSED.inc(len(chunk.event_ids))
         log.debug(
             "entities_applied",
             extra={
@@ -240,6 +252,7 @@ class Worker:
         # attempts are counted.
         self._forget(event_ids)
         self.state.failed += failed
+        metrics.EVENTS_FAILED.inc(failed)
 
     def _forget(self, event_ids: Sequence[int]) -> None:
         """These events are settled in the database: nothing to release on the way out."""
@@ -270,14 +283,35 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=paused.pause)
 
+    async def _linger(self, seconds: float) -> None:
+        """Sleep, waking early only for shutdown."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
     async def _sleep(self, seconds: float) -> None:
         """Sleep, but wake at once for new events or shutdown."""
         self._wakeup.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
 
+    async def _finish(self, beats: asyncio.Task[None], jobs: list[asyncio.Task[None]]) -> None:
+        """Let the heartbeat and the jobs end by themselves before cancelling any.
+
+        Cancelling a task in the middle of a query makes SQLAlchemy throw its connection
+        away; with aiosqlite that close can outlive the event loop and hang its shutdown.
+        Both loops watch `_stopping`, so they usually end within one statement.
+        """
+        tasks = [beats, *jobs]
+        _, late = await asyncio.wait(tasks, timeout=JOB_STOP_GRACE)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _heartbeats(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             with contextlib.suppress(SQLAlchemyError):
                 await beat(self._engine, self.state)
-            await asyncio.sleep(self._config.heartbeat_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stopping.wait(), timeout=self._config.heartbeat_interval
+                )
