@@ -115,3 +115,64 @@ def test_webhooks_get_503_while_the_database_is_gone_and_200_after(
     assert {before[1], after[1]} <= stored
     assert recovered
     assert 1 == web.starts  # no restart was needed
+
+
+@contextmanager
+def postgres_read_only(db_url: str) -> Iterator[None]:
+    """The database turns read-only (a replica promoted the wrong way round, a full disk
+    guard): new sessions may read but not write, and open sessions are cut."""
+    name = make_url(db_url).database
+    assert name is not None
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        database = sql.Identifier(name)
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(database)
+        )
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        try:
+            yield
+        finally:
+            admin.execute(
+                sql.SQL("ALTER DATABASE {} RESET default_transaction_read_only").format(database)
+            )
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_webhooks_get_503_while_the_database_is_read_only_and_200_after(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A read-only database is a storage outage too: 503 (amoCRM retries), never 200 and
+    never a 4xx that would make amoCRM drop the event; writes resume without a restart."""
+    fleet = Fleet(db_url, "http://127.0.0.1:9", tmp_path)
+    try:
+        web = fleet.web()
+        with httpx.Client(base_url=web.url, timeout=20) as client:
+            before = post(client, 1)
+            with postgres_read_only(db_url):
+                during = [post(client, 2 + n) for n in range(3)]
+            deadline = time.monotonic() + 15
+            after = post(client, 10)
+            while after[0] != 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                after = post(client, 10)
+    finally:
+        fleet.stop()
+
+    stored = {r[0] for r in query(db_url, "SELECT request_id FROM amocrm_webhook_events")}
+    report("storage-postgresql-read-only", during=[s for s, _ in during])
+    assert 200 == before[0]
+    assert [503, 503, 503] == [status for status, _ in during]
+    assert not any(rid in stored for _, rid in during)
+    assert 200 == after[0]
+    assert {before[1], after[1]} <= stored
+    assert 1 == web.starts
