@@ -4,12 +4,16 @@ process stores them again without a restart."""
 
 from __future__ import annotations
 
+import errno
+import shutil
 import sqlite3
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 import psycopg
@@ -170,6 +174,73 @@ def test_webhooks_get_503_while_the_database_is_read_only_and_200_after(
 
     stored = {r[0] for r in query(db_url, "SELECT request_id FROM amocrm_webhook_events")}
     report("storage-postgresql-read-only", during=[s for s, _ in during])
+    assert 200 == before[0]
+    assert [503, 503, 503] == [status for status, _ in during]
+    assert not any(rid in stored for _, rid in during)
+    assert 200 == after[0]
+    assert {before[1], after[1]} <= stored
+    assert 1 == web.starts
+
+
+@contextmanager
+def small_disk(where: Path, size: str = "4m") -> Iterator[Path]:
+    """A tmpfs of `size` mounted at `where` (needs root; skipped with the reason otherwise)."""
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill up: {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Write a file until the disk is full; removing it frees the space again."""
+    filler = disk / "filler"
+    with open(filler, "wb") as out:
+        assert errno.ENOSPC == _write_until_error(out)
+    return filler
+
+
+def _write_until_error(out: BinaryIO) -> int | None:
+    try:
+        while True:
+            out.write(b"\0" * 65536)
+            out.flush()
+    except OSError as exc:
+        return exc.errno
+
+
+@pytest.mark.slow
+def test_webhooks_get_503_while_the_sqlite_disk_is_full_and_200_after(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    """SQLite on a full disk: 503 (amoCRM retries), nothing half-stored; once space is
+    freed the same process stores again."""
+    with small_disk(tmp_path / "disk") as disk:
+        database = disk / "amosync.db"
+        shutil.copy(sqlite_template, database)
+        db_url = f"sqlite:///{database}"
+        fleet = Fleet(db_url, "http://127.0.0.1:9", tmp_path)
+        try:
+            web = fleet.web()
+            with httpx.Client(base_url=web.url, timeout=20) as client:
+                before = post(client, 1)
+                filler = fill(disk)
+                during = [post(client, 2 + n) for n in range(3)]
+                filler.unlink()
+                after = post(client, 10)
+        finally:
+            fleet.stop()
+        stored = {r[0] for r in query(db_url, "SELECT request_id FROM amocrm_webhook_events")}
+
+    report("storage-sqlite-disk-full", during=[s for s, _ in during])
     assert 200 == before[0]
     assert [503, 503, 503] == [status for status, _ in during]
     assert not any(rid in stored for _, rid in during)
