@@ -188,9 +188,10 @@ async def test_two_processes_race_to_one_refresh(
     fake_transport: httpx.ASGITransport,
 ) -> None:
     """Two engines (two worker processes) hit an expired token at once: exactly one refresh;
-    the loser re-reads the row under the lock and uses the winner's token."""
+    the loser finds the refresh lease held, waits for the row to change and uses the winner's
+    token."""
     fake.rate_limit_rps = None
-    fake.latency_seconds = 0.2  # the winner holds the row lock while amoCRM answers
+    fake.latency_seconds = 0.2  # the winner holds the refresh lease while amoCRM answers
     settings = oauth_settings(make_settings)
     await consent(settings, engine, fake, fake_transport, expires_in=timedelta(seconds=-1))
     other_engine = create_service_engine(db_url)
@@ -360,7 +361,7 @@ async def test_keepalive_refreshes_an_idle_token_once(
             await conn.execute(select(api_requests.c.path).where(api_requests.c.purpose == "oauth"))
         ).all()
     assert ([True, False], 1, 2) == (results, fake.oauth.refreshes, row.version)
-    # Logged after the token row's transaction (inside it, SQLite would wait for itself).
+    # Logged once, outside any token transaction (inside one, SQLite would wait for itself).
     assert [("/oauth2/access_token",)] == [tuple(r) for r in logged]
     assert row.updated_at > old + timedelta(days=39)
     assert row.refresh_expires_at is not None

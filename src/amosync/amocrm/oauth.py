@@ -3,7 +3,9 @@
 `OAuthTokens` is the `TokenProvider` the API client asks before every request. It refreshes
 the access token `refresh_margin` seconds before it expires, and once after a 401. In one
 process an asyncio lock makes concurrent requests share one refresh; across processes the
-row lock in `TokenStore.rotate` does (see token_store.py for the rotation rules).
+refresh lease in `TokenStore.rotate` does (see token_store.py for the rotation rules). The
+token endpoint is called outside any database transaction, so a slow amoCRM never holds
+SQLite's write lock.
 
 The token endpoint is `POST {base}/oauth2/access_token` with a JSON body. A refused grant
 (400/401 with a `hint` such as "Invalid refresh token") raises `GrantRefused`, a
@@ -40,9 +42,9 @@ log = logging.getLogger(__name__)
 
 TOKEN_PATH = "/oauth2/access_token"  # noqa: S105 - a URL path, not a secret
 GRANT_TRIES = 3  # per refresh: the first try and two retries with the same refresh token
-# Seconds per try. A refresh holds the token row's lock, which on SQLite is the database
-# write lock: 3 tries of 4 s plus backoff stay under the engine's 15 s busy_timeout, so a
-# slow token endpoint delays webhook commits but never makes them fail.
+# Seconds per try: 3 tries of 4 s plus backoff (about 13 s) end well inside the refresh
+# lease (token_store.LEASE_SECONDS), so other processes wait for this refresh rather than
+# start a second one.
 GRANT_TIMEOUT = 4.0
 DEFAULT_ACCESS_LIFETIME = 86400  # amoCRM access tokens live 24 h when `expires_in` is missing
 
@@ -79,7 +81,6 @@ class TokenEndpoint:
         self._transport = transport
         self._recorder = recorder
         self._backoff_base = backoff_base
-        self._unlogged: list[tuple[int, int]] = []
 
     async def exchange_code(self, code: str) -> TokenGrant:
         """Trade an authorization code (valid 20 minutes, single use) for a token pair.
@@ -147,16 +148,11 @@ class TokenEndpoint:
         return response
 
     async def _record(self, status: int, started: float) -> None:
-        # Kept until `flush_log()`: a refresh runs inside the token row's transaction, and on
-        # SQLite a second write transaction (the log row) would wait for that one to end.
-        self._unlogged.append((status, int((time.monotonic() - started) * 1000)))
-
-    async def flush_log(self) -> None:
-        """Write the calls made so far to the recorder (call it outside any transaction)."""
-        calls, self._unlogged = self._unlogged, []
+        # Written at once: grants run outside any transaction (token_store.py), so the log
+        # row's own short transaction waits for nothing of ours.
         if self._recorder is not None:
-            for status, ms in calls:
-                await self._recorder.record("POST", TOKEN_PATH, status, ms)
+            ms = int((time.monotonic() - started) * 1000)
+            await self._recorder.record("POST", TOKEN_PATH, status, ms)
 
 
 _JSON = {"Content-Type": "application/json"}
@@ -353,10 +349,7 @@ class OAuthTokens:
                 )
                 raise
 
-        try:
-            row = await self._store.rotate(still_needed, refresh, now=self._clock)
-        finally:
-            await endpoint.flush_log()
+        row = await self._store.rotate(still_needed, refresh, now=self._clock)
         log.info(
             "oauth_tokens",
             extra={

@@ -140,7 +140,7 @@ api_requests = Table(
 )
 
 # OAuth tokens live in the database, not in files or env vars: every process sees the same
-# pair, and a refresh is serialised by locking this row. One row per amoCRM account host.
+# pair, and a refresh is serialised by a lease row in `amosync_state` (see amocrm/token_store.py).
 oauth_tokens = Table(
     "amocrm_oauth_tokens",
     metadata,

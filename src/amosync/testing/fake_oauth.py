@@ -67,6 +67,8 @@ class FakeOAuth:
     # a client with a shorter timeout never sees the new pair (a lost response).
     lose_answers: int = 0
     lose_seconds: float = 3.0
+    # Every token answer (granted or refused) is sent this many seconds late: a slow endpoint.
+    answer_delay: float = 0.0
     now: Callable[[], float] = time.time
     refreshes: int = 0
     refresh_requests: int = 0
@@ -235,6 +237,8 @@ def token_endpoint(state: FakeAmoState) -> Callable[[Request], Any]:
             body = None
         oauth = state.oauth
         status, answer = oauth.grant(body)
+        if oauth.answer_delay > 0:
+            await asyncio.sleep(oauth.answer_delay)
         if status != 200:
             return json_response(answer, status, PROBLEM_JSON)
         with state.lock:
