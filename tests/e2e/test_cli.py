@@ -125,11 +125,13 @@ def test_serve_stores_webhooks_and_syncs_deals(
     assert "Application shutdown complete" in output
     assert DEFAULT_TOKEN not in output
     assert "e2e-secret" not in output
-    assert any(
-        json.loads(line).get("event") == "webhook_stored"
+    stored = [
+        json.loads(line)
         for line in output.splitlines()
-        if line.startswith("{")
-    )
+        if line.startswith("{") and json.loads(line).get("event") == "webhook_stored"
+    ]
+    assert {"25434329", "25434331"} <= {i for line in stored for i in line["ids"].split(",")}
+    assert all(isinstance(line["ms"], float) for line in stored)
 
 
 def test_split_serve_and_worker_processes(

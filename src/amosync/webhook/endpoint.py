@@ -26,6 +26,7 @@ from amosync.webhook.rows import inbox_rows
 log = logging.getLogger("amosync.webhook")
 
 FORM = "application/x-www-form-urlencoded"
+MAX_LOGGED_IDS = 20
 
 
 def rejection(exc: WebhookRejected) -> Response:
@@ -53,11 +54,9 @@ class WebhookReceiver:
             except WebhookParseError as exc:
                 raise WebhookRejected(400, exc.reason) from None
             self._check_account(parsed)
+            request_id = request.headers.get("x-amocrm-requestid")
             rows = inbox_rows(
-                parsed.items,
-                now=datetime.now(UTC),
-                source="webhook",
-                request_id=request.headers.get("x-amocrm-requestid"),
+                parsed.items, now=datetime.now(UTC), source="webhook", request_id=request_id
             )
             await self._writer.write(rows)
             metrics.webhook_stored(parsed.items)
@@ -82,6 +81,9 @@ class WebhookReceiver:
                 "event": "webhook_stored",
                 "items": len(rows),
                 "kinds": ",".join(sorted({f"{i.entity}:{i.action}" for i in parsed.items})),
+                # Enough to find a deal's webhook in the logs; a huge body is cut short.
+                "ids": ",".join(str(i.entity_id) for i in parsed.items[:MAX_LOGGED_IDS]),
+                "request_id": request_id,
                 "ms": round((time.perf_counter() - started) * 1000, 2),
             },
         )
