@@ -22,8 +22,9 @@ from amosync.catchup.reconcile import (
     Reconciler,
     entity_key,
 )
-from amosync.catchup.state import Lease, load
+from amosync.catchup.state import load
 from amosync.core.mapping import RentProgField
+from amosync.db.lease import Lease
 from amosync.db.tables import api_requests, companies, contacts, deals
 from amosync.errors import RetryLater
 from amosync.inbox import InboxStore

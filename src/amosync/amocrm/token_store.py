@@ -3,15 +3,15 @@
 Refresh tokens are single-use and rotate. Several worker processes may find the access
 token expiring at the same moment; only one of them may spend the refresh token. A refresh
 
-1. claims the lease `amosync_state[oauth_refresh_lease:<account>]` (holder id and expiry,
-   `LEASE_SECONDS`) in one short transaction, if it is free or expired;
+1. claims the lease `amosync_state[oauth_refresh_lease:<account>]` (db/lease.py: holder id
+   and expiry, `LEASE_SECONDS`) in one short transaction, if it is free or expired;
 2. re-reads the token row — if another process refreshed meanwhile, its tokens are used
    as they are;
 3. calls the token endpoint outside any transaction (at most `REFRESH_DEADLINE` seconds,
    so the lease never lapses under a live call);
 4. in one short transaction writes the new pair with `version + 1` only if the row still
-   has the version read in 2 (compare-and-set) and releases the lease; then hands the new
-   access token out.
+   has the version read in 2 (compare-and-set) and releases the lease (`release_in`, so
+   the lease is freed only together with the new pair); then hands the new access token out.
 
 A process that finds the lease held polls the token row until its version changes (then
 uses the new row), or until the lease is released or expires (then tries to claim it).
@@ -44,9 +44,9 @@ from sqlalchemy import CursorResult, Select, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from amosync.db.tables import oauth_tokens, sync_state
+from amosync.db.lease import Lease
+from amosync.db.tables import oauth_tokens
 from amosync.errors import ReauthRequired, RetryLater
-from amosync.upsert.dialect import upsert_insert
 
 # amoCRM: a refresh token unused for 3 months dies. 90 days is the safe reading of "3 months".
 REFRESH_TOKEN_LIFETIME = timedelta(days=90)
@@ -143,15 +143,15 @@ class TokenStore:
                 return current
             if not current.refresh_token:
                 raise ReauthRequired(_NO_REFRESH_TOKEN)
-            holder = _holder_id()
-            busy_until = await self._claim_lease(holder)
-            if busy_until is None:
-                return await self._refresh_holding_lease(holder, still_needed, refresh, clock)
-            await self._wait_for_holder(current.version, busy_until)
+            lease = Lease(self._engine, self._lease_key, _holder_id(), LEASE_SECONDS)
+            refused = await lease.acquire()
+            if refused is None:
+                return await self._refresh_holding_lease(lease, still_needed, refresh, clock)
+            await self._wait_for_holder(lease, current.version, refused.until)
 
     async def _refresh_holding_lease(
         self,
-        holder: str,
+        lease: Lease,
         still_needed: Callable[[StoredTokens], bool],
         refresh: Refresher,
         clock: Callable[[], datetime],
@@ -173,46 +173,14 @@ class TokenStore:
                 ) from None
             async with self._engine.begin() as conn:
                 stored = await self._compare_and_set(conn, grant, clock(), current)
-                await self._release(conn, holder)
+                await lease.release_in(conn)
             released = True
             return stored
         finally:
             if not released:
-                async with self._engine.begin() as conn:
-                    await self._release(conn, holder)
+                await lease.release()
 
-    # -- the lease ------------------------------------------------------------------------
-
-    async def _claim_lease(self, holder: str) -> float | None:
-        """Take the lease if free or expired: None, else when the current holder's ends."""
-        async with self._engine.begin() as conn:
-            create = upsert_insert(conn, sync_state).values(
-                key=self._lease_key, value={}, updated_at=datetime.now(UTC)
-            )
-            await conn.execute(create.on_conflict_do_nothing(index_elements=[sync_state.c.key]))
-            query = select(sync_state.c.value).where(sync_state.c.key == self._lease_key)
-            value = (await conn.execute(query.with_for_update())).scalar_one()
-            now = time.time()
-            until = _lease_until(value)
-            if until > now:
-                return until
-            await self._set_lease(conn, {"holder": holder, "until": now + LEASE_SECONDS})
-        return None
-
-    async def _release(self, conn: AsyncConnection, holder: str) -> None:
-        query = select(sync_state.c.value).where(sync_state.c.key == self._lease_key)
-        value = (await conn.execute(query.with_for_update())).scalar_one_or_none()
-        if isinstance(value, dict) and value.get("holder") == holder:
-            await self._set_lease(conn, {"holder": None, "until": 0.0, "last_holder": holder})
-
-    async def _set_lease(self, conn: AsyncConnection, value: dict[str, Any]) -> None:
-        await conn.execute(
-            update(sync_state)
-            .where(sync_state.c.key == self._lease_key)
-            .values(value=value, updated_at=datetime.now(UTC))
-        )
-
-    async def _wait_for_holder(self, version: int, busy_until: float) -> None:
+    async def _wait_for_holder(self, lease: Lease, version: int, busy_until: float) -> None:
         """Poll until the token row's version moves on, or the lease is released or expires."""
         delay = POLL_FIRST
         while time.time() < busy_until:
@@ -220,14 +188,10 @@ class TokenStore:
             delay = min(delay * 2, POLL_MAX)
             async with self._engine.connect() as conn:
                 row = (await conn.execute(self._select())).first()
-                lease = (
-                    await conn.execute(
-                        select(sync_state.c.value).where(sync_state.c.key == self._lease_key)
-                    )
-                ).scalar_one_or_none()
+                holder = await lease.current(conn)
             if row is None or int(row._mapping["version"]) != version:
                 return
-            busy_until = min(busy_until, _lease_until(lease))
+            busy_until = min(busy_until, holder.until if holder is not None else 0.0)
 
     # -- the token row --------------------------------------------------------------------
 
@@ -296,14 +260,6 @@ _NO_REFRESH_TOKEN = f"the stored OAuth tokens have no refresh token: {REAUTH_HOW
 def _holder_id() -> str:
     """Who holds a lease, readable in `amosync_state`: host, pid and a per-claim nonce."""
     return f"{socket.gethostname()[:40]}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
-
-
-def _lease_until(value: object) -> float:
-    """When the lease in this `amosync_state` value ends (0 when free or unreadable)."""
-    if not isinstance(value, dict) or not value.get("holder"):
-        return 0.0
-    until = value.get("until")
-    return float(until) if isinstance(until, int | float) else 0.0
 
 
 def _values(grant: TokenGrant, now: datetime) -> dict[str, Any]:

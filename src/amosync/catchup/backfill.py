@@ -24,8 +24,9 @@ from amosync.amocrm.client import AmoClient
 from amosync.catchup.budget import BACKFILL, STOP_BUDGET, ApiBudget, calls_since
 from amosync.catchup.pages import ENTITIES, Cursor, fetch_page, store_page
 from amosync.catchup.reconcile import CatchupBusy
-from amosync.catchup.state import Lease, load, write_state
+from amosync.catchup.state import load, write_state
 from amosync.core.mapping import RentProgField
+from amosync.db.lease import Lease
 from amosync.db.tables import sync_state
 
 LEASE_KEY = "backfill.lease"
@@ -76,7 +77,7 @@ class Backfill:
         """Load every entity kind in `entities`; raises CatchupBusy if a backfill is running."""
         refused = await self._lease.acquire()
         if refused is not None:
-            raise CatchupBusy(f"a backfill is already running in {refused.owner}")
+            raise CatchupBusy(f"a backfill is already running in {refused.holder}")
         started = datetime.now(UTC)
         report = BackfillReport()
         try:

@@ -28,8 +28,9 @@ from amosync.amocrm.client import AmoClient
 from amosync.catchup.budget import CATCHUP, ApiBudget, calls_since
 from amosync.catchup.deletions import Window, apply_deletions, fetch_events
 from amosync.catchup.pages import ENTITIES, Cursor, fetch_page, store_page
-from amosync.catchup.state import Lease, load, write_state
+from amosync.catchup.state import load, write_state
 from amosync.core.mapping import RentProgField
+from amosync.db.lease import Lease
 from amosync.errors import AmosyncError, RequestRejected
 
 log = logging.getLogger(__name__)
@@ -97,12 +98,12 @@ class Reconciler:
 
         Raises CatchupBusy when another process holds the run lease.
         """
-        refused = await self._lease.acquire(min_gap)
+        refused = await self._lease.acquire(min_gap=min_gap)
         if refused is not None:
             if refused.recently_finished:
-                raise CatchupBusy(f"{refused.owner} finished a catch-up run moments ago")
+                raise CatchupBusy(f"{refused.holder} finished a catch-up run moments ago")
             raise CatchupBusy(
-                f"a catch-up run is in progress in {refused.owner} "
+                f"a catch-up run is in progress in {refused.holder} "
                 f"(lease ends within {refused.seconds_left:.0f} s)"
             )
         report = ReconcileReport(started_at=datetime.now(UTC))

@@ -1,0 +1,180 @@
+"""The generic lease row (db/lease.py), on SQLite and PostgreSQL, with two holders on two
+engines standing in for two processes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.db.engine import create_service_engine
+from amosync.db.lease import Lease, LeaseHolder
+from amosync.db.tables import sync_state
+from amosync.upsert.dialect import upsert_insert
+
+KEY = "test.lease"
+
+
+class RolledBack(Exception):
+    """Raised inside a transaction to roll it back."""
+
+
+@pytest.fixture
+async def other_engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    """A second engine on the same database: another process's connection pool."""
+    engine = create_service_engine(db_url)
+    yield engine
+    await engine.dispose()
+
+
+async def lease_value(engine: AsyncEngine) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        query = select(sync_state.c.value).where(sync_state.c.key == KEY)
+        value = (await conn.execute(query)).scalar_one()
+    assert isinstance(value, dict)
+    return value
+
+
+async def release_then_roll_back(engine: AsyncEngine, lease: Lease) -> None:
+    async with engine.begin() as conn:
+        await lease.release_in(conn)
+        raise RolledBack
+
+
+async def test_second_holder_is_refused_while_the_first_holds_it(
+    engine: AsyncEngine, other_engine: AsyncEngine
+) -> None:
+    """While A holds the lease, B is refused with A's name and expiry, and sees A as holder."""
+    first = Lease(engine, KEY, "host-a/1", seconds=60)
+    second = Lease(other_engine, KEY, "host-b/2", seconds=60)
+    before = time.time()
+
+    taken = await first.acquire()
+    refused = await second.acquire()
+    seen = await second.current()
+
+    assert taken is None
+    assert refused is not None
+    assert seen is not None
+    assert ("host-a/1", False) == (refused.holder, refused.recently_finished)
+    assert (True, True) == (refused.until >= before + 60, 59 < refused.seconds_left <= 60)
+    assert LeaseHolder("host-a/1", refused.until) == seen
+
+
+async def test_same_holder_may_acquire_again(engine: AsyncEngine) -> None:
+    """Acquiring a lease one already holds succeeds (and extends it)."""
+    lease = Lease(engine, KEY, "host-a/1", seconds=60)
+
+    results = [await lease.acquire(), await lease.acquire()]
+
+    assert [None, None] == results
+
+
+async def test_expired_lease_is_taken_over_and_the_old_holder_cannot_touch_it(
+    engine: AsyncEngine, other_engine: AsyncEngine
+) -> None:
+    """After A's lease lapses, B takes it; A's late renew fails and A's release leaves B's
+    lease in place."""
+    first = Lease(engine, KEY, "host-a/1", seconds=0.2)
+    second = Lease(other_engine, KEY, "host-b/2", seconds=60)
+    assert None is await first.acquire()
+    await asyncio.sleep(0.3)
+
+    assert None is await first.current()
+    assert None is await second.acquire()
+    renewed = await first.renew()
+    await first.release(finished=True)
+
+    value = await lease_value(engine)
+    holder = await first.current()
+    assert (False, "host-b/2") == (renewed, value["holder"])
+    assert ("host-b/2", False) == (holder.holder if holder else None, "finished_at" in value)
+    assert None is not await first.acquire()
+
+
+async def test_renew_pushes_the_expiry_ahead(engine: AsyncEngine) -> None:
+    """A holder that renews keeps its lease past the original expiry."""
+    lease = Lease(engine, KEY, "host-a/1", seconds=0.5)
+    assert None is await lease.acquire()
+    first_until = (await lease_value(engine))["until"]
+    await asyncio.sleep(0.3)
+
+    renewed = await lease.renew()
+    await asyncio.sleep(0.3)
+
+    holder = await lease.current()
+    assert (True, "host-a/1") == (renewed, holder.holder if holder else None)
+    assert holder is not None
+    assert holder.until > first_until
+
+
+async def test_release_in_a_rolled_back_transaction_keeps_the_lease(
+    engine: AsyncEngine, other_engine: AsyncEngine
+) -> None:
+    """`release_in` frees the lease only when the caller's transaction commits."""
+    first = Lease(engine, KEY, "host-a/1", seconds=60)
+    second = Lease(other_engine, KEY, "host-b/2", seconds=60)
+    assert None is await first.acquire()
+
+    with pytest.raises(RolledBack):
+        await release_then_roll_back(engine, first)
+    refused_after_rollback = await second.acquire()
+    async with engine.begin() as conn:
+        await first.release_in(conn)
+    after_commit = await second.acquire()
+
+    assert refused_after_rollback is not None
+    assert ("host-a/1", None) == (refused_after_rollback.holder, after_commit)
+
+
+async def test_min_gap_skips_a_turn_after_a_finished_run(
+    engine: AsyncEngine, other_engine: AsyncEngine
+) -> None:
+    """After A finishes a complete run, B with `min_gap` is refused (naming A); B without it,
+    or after an unfinished run, is not."""
+    first = Lease(engine, KEY, "host-a/1", seconds=60)
+    second = Lease(other_engine, KEY, "host-b/2", seconds=60)
+    assert None is await first.acquire()
+    await first.release(finished=True)
+
+    refused = await second.acquire(min_gap=600)
+    taken = await second.acquire()
+    await second.release(finished=False)
+    value = await lease_value(engine)
+
+    assert refused is not None
+    assert ("host-a/1", True) == (refused.holder, refused.recently_finished)
+    assert 599 < refused.seconds_left <= 600
+    assert None is taken
+    assert (None, 0.0, "host-b/2", "host-a/1") == (
+        value["holder"],
+        value["until"],
+        value["last_holder"],
+        value["finished_by"],
+    )
+
+
+async def test_row_in_an_unknown_shape_reads_as_free(engine: AsyncEngine) -> None:
+    """A row written by an older version (`owner` instead of `holder`) does not block, and
+    its stray keys are dropped on the next write."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            upsert_insert(conn, sync_state).values(
+                key=KEY,
+                value={"owner": "old-version", "until": time.time() + 600},
+                updated_at=datetime.now(UTC),
+            )
+        )
+    lease = Lease(engine, KEY, "host-a/1", seconds=60)
+
+    free_before = await lease.current()
+    taken = await lease.acquire()
+
+    assert (None, None) == (free_before, taken)
+    assert ["holder", "until"] == sorted(await lease_value(engine))
