@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
 from datetime import datetime
 
 from sqlalchemy import delete, insert
@@ -12,13 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from amosync.core.records import DealContactLink, DealRecord
 from amosync.db.tables import deal_contacts, deals
 from amosync.upsert.entity import mark_deleted, upsert_newer
+from amosync.upsert.rows import record_rows
 
 
 async def upsert_deals(
     conn: AsyncConnection, records: Sequence[DealRecord], now: datetime
 ) -> set[int]:
     """Insert or update deals; returns the ids whose row was written (not refused as older)."""
-    return await upsert_newer(conn, deals, [{**asdict(r), "synced_at": now} for r in records])
+    return await upsert_newer(conn, deals, record_rows(records, now))
 
 
 async def mark_deals_deleted(conn: AsyncConnection, ids: Iterable[int], now: datetime) -> None:
@@ -30,10 +30,14 @@ async def replace_deal_links(
     conn: AsyncConnection, deal_ids: Iterable[int], links: Sequence[DealContactLink]
 ) -> None:
     """Make the stored links of these deals exactly `links` (amoCRM returns the full list)."""
-    ids = sorted(set(deal_ids))
+    ids = set(deal_ids)
     if not ids:
         return
-    await conn.execute(delete(deal_contacts).where(deal_contacts.c.deal_id.in_(ids)))
-    wanted = {(link.deal_id, link.contact_id): link for link in links if link.deal_id in set(ids)}
+    await conn.execute(delete(deal_contacts).where(deal_contacts.c.deal_id.in_(sorted(ids))))
+    wanted = {(link.deal_id, link.contact_id): link for link in links if link.deal_id in ids}
     if wanted:
-        await conn.execute(insert(deal_contacts), [asdict(link) for link in wanted.values()])
+        rows = [
+            {"deal_id": link.deal_id, "contact_id": link.contact_id, "is_main": link.is_main}
+            for link in wanted.values()
+        ]
+        await conn.execute(insert(deal_contacts), rows)

@@ -11,7 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 def upsert_insert(conn: AsyncConnection, table: Table) -> Any:
     """`postgresql.insert` or `sqlite.insert`: both offer `on_conflict_do_update`."""
-    if conn.dialect.name == "postgresql":
+    return dialect_insert(conn.dialect.name, table)
+
+
+def dialect_insert(dialect_name: str, table: Table) -> Any:
+    """The same, by dialect name (for statements built once and cached)."""
+    if dialect_name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
 from datetime import datetime
 
 from sqlalchemy import Table, select
@@ -11,13 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.core.records import ContactRecord
 from amosync.upsert.entity import mark_deleted, upsert_newer
+from amosync.upsert.rows import record_rows
 
 
 async def upsert_people(
     conn: AsyncConnection, table: Table, records: Sequence[ContactRecord], now: datetime
 ) -> set[int]:
     """Insert or update contacts (or companies); returns the ids whose row was written."""
-    return await upsert_newer(conn, table, [{**asdict(r), "synced_at": now} for r in records])
+    return await upsert_newer(conn, table, record_rows(records, now))
 
 
 async def mark_people_deleted(
