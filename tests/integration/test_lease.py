@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.dialect import upsert_insert
 from amosync.db.engine import create_service_engine
 from amosync.db.lease import Lease, LeaseHolder
 from amosync.db.tables import sync_state
-from amosync.upsert.dialect import upsert_insert
 
 KEY = "test.lease"
 

@@ -14,11 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.token_store import LEASE_PREFIX, lease_key
+from amosync.db.dialect import upsert_insert
 from amosync.db.engine import create_service_engine
 from amosync.db.tables import sync_state
 from amosync.inbox import InboxStore
 from amosync.testing import FakeAmoState
-from amosync.upsert.dialect import upsert_insert
 from tests.integration.test_oauth import MakeSettings, consent, oauth_settings, provider, stored
 
 

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from amosync.db.dialect import upsert_insert
 from amosync.db.tables import sync_state
-from amosync.upsert.dialect import upsert_insert
 
 
 async def read_state(conn: AsyncConnection, key: str) -> dict[str, Any] | None:

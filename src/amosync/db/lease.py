@@ -29,8 +29,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from amosync.db.dialect import upsert_insert
 from amosync.db.tables import sync_state
-from amosync.upsert.dialect import upsert_insert
 
 
 @dataclass(frozen=True)

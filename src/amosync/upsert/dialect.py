@@ -1,24 +1,10 @@
-"""The INSERT … ON CONFLICT construct of the connection's database, and the newer-wins rule."""
+"""The newer-wins rule every entity upsert applies (the INSERT construct is in db/dialect.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, not_, or_
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-
-def upsert_insert(conn: AsyncConnection, table: Table) -> Any:
-    """`postgresql.insert` or `sqlite.insert`: both offer `on_conflict_do_update`."""
-    return dialect_insert(conn.dialect.name, table)
-
-
-def dialect_insert(dialect_name: str, table: Table) -> Any:
-    """The same, by dialect name (for statements built once and cached)."""
-    if dialect_name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 def newer_wins(table: Table, excluded: Any) -> ColumnElement[bool]:

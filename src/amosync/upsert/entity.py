@@ -21,7 +21,8 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amosync.upsert.dialect import dialect_insert, newer_wins
+from amosync.db.dialect import dialect_insert
+from amosync.upsert.dialect import newer_wins
 
 MAX_CHUNK = 128
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.dialect import upsert_insert
 from amosync.db.tables import workers
-from amosync.upsert.dialect import upsert_insert
 
 RUNNING, REAUTH_REQUIRED, IP_BLOCKED, STOPPED = (
     "running",

@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from amosync.amocrm.client import AmoClient
 from amosync.amocrm.webhooks import Subscription, list_subscriptions, mask_url, our_destination
 from amosync.core.humanize import age as format_age
+from amosync.db.dialect import upsert_insert
 from amosync.db.tables import sync_state
 from amosync.errors import AmoCRMError
 from amosync.settings import Settings
-from amosync.upsert.dialect import upsert_insert
 from amosync.worker.jobs import PeriodicJob
 
 log = logging.getLogger(__name__)
