@@ -8,9 +8,7 @@ import os
 import socket
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import insert
 
@@ -18,21 +16,7 @@ from amosync.db import migrate
 from amosync.db.engine import create_sync_engine
 from amosync.db.tables import webhook_events
 from amosync.testing import DEFAULT_TOKEN, FakeAmoState, run_fake_in_thread
-
-
-def _pending(entity_id: int) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    return {
-        "received_at": now,
-        "source": "webhook",
-        "entity": "leads",
-        "action": "update",
-        "entity_id": entity_id,
-        "payload": {"id": str(entity_id)},
-        "status": "pending",
-        "attempts": 0,
-        "available_at": now,
-    }
+from tests.integration.test_inbox import row
 
 
 def test_worker_logs_json_lines_with_ids_and_timings_when_piped(tmp_path: Path) -> None:
@@ -41,7 +25,7 @@ def test_worker_logs_json_lines_with_ids_and_timings_when_piped(tmp_path: Path) 
     migrate.upgrade(db_url)
     engine = create_sync_engine(db_url)
     with engine.begin() as conn:
-        conn.execute(insert(webhook_events), [_pending(501), _pending(502), _pending(501)])
+        conn.execute(insert(webhook_events), [row(501), row(502), row(501)])
     engine.dispose()
     fake = FakeAmoState()
     fake.add_lead(id=501, name="one")

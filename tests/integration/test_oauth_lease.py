@@ -19,22 +19,8 @@ from amosync.db.engine import create_service_engine
 from amosync.db.tables import sync_state
 from amosync.inbox import InboxStore
 from amosync.testing import FakeAmoState
+from tests.integration.test_inbox import row as pending_row
 from tests.integration.test_oauth import MakeSettings, consent, oauth_settings, provider, stored
-
-
-def webhook_row(entity_id: int) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    return {
-        "received_at": now,
-        "source": "webhook",
-        "entity": "leads",
-        "action": "update",
-        "entity_id": entity_id,
-        "payload": {"id": str(entity_id)},
-        "status": "pending",
-        "attempts": 0,
-        "available_at": now,
-    }
 
 
 async def wait_for_refresh_request(fake: FakeAmoState) -> None:
@@ -81,7 +67,7 @@ async def test_webhook_commits_while_a_slow_refresh_runs(
         refreshing = asyncio.create_task(provider(settings, engine, fake_transport).token())
         await wait_for_refresh_request(fake)
         started = time.monotonic()
-        await InboxStore(web_engine).append([webhook_row(1)])
+        await InboxStore(web_engine).append([pending_row(1)])
         insert_seconds = time.monotonic() - started
         still_refreshing = not refreshing.done()
         token = await refreshing
