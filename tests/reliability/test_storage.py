@@ -11,7 +11,8 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -150,6 +151,48 @@ def postgres_read_only(db_url: str) -> Iterator[None]:
             )
 
 
+@dataclass(frozen=True)
+class OutageRun:
+    before: tuple[int, str]
+    during: list[tuple[int, str]]
+    after: tuple[int, str]
+    stored: set[str]
+    starts: int
+
+
+def ride_out(
+    db_url: str, tmp_path: Path, outage: AbstractContextManager[object], *, settle: float
+) -> OutageRun:
+    """One webhook before, three during `outage`, then one retried for up to `settle` s."""
+    fleet = Fleet(db_url, "http://127.0.0.1:9", tmp_path)
+    try:
+        web = fleet.web()
+        with httpx.Client(base_url=web.url, timeout=20) as client:
+            before = post(client, 1)
+            with outage:
+                during = [post(client, 2 + n) for n in range(3)]
+            deadline = time.monotonic() + settle
+            after = post(client, 10)
+            while after[0] != 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                after = post(client, 10)
+    finally:
+        fleet.stop()
+    stored = {r[0] for r in query(db_url, "SELECT request_id FROM amocrm_webhook_events")}
+    return OutageRun(before, during, after, stored, web.starts)
+
+
+def assert_refused_then_recovered(run: OutageRun) -> None:
+    """503 for each webhook during the outage (never 200, never a 4xx amoCRM would not
+    retry), none of them stored, and the same process storing again afterwards."""
+    assert 200 == run.before[0]
+    assert [503, 503, 503] == [status for status, _ in run.during]
+    assert not any(rid in run.stored for _, rid in run.during)
+    assert 200 == run.after[0]
+    assert {run.before[1], run.after[1]} <= run.stored
+    assert 1 == run.starts
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_webhooks_get_503_while_the_database_is_read_only_and_200_after(
@@ -157,29 +200,11 @@ def test_webhooks_get_503_while_the_database_is_read_only_and_200_after(
 ) -> None:
     """A read-only database is a storage outage too: 503 (amoCRM retries), never 200 and
     never a 4xx that would make amoCRM drop the event; writes resume without a restart."""
-    fleet = Fleet(db_url, "http://127.0.0.1:9", tmp_path)
-    try:
-        web = fleet.web()
-        with httpx.Client(base_url=web.url, timeout=20) as client:
-            before = post(client, 1)
-            with postgres_read_only(db_url):
-                during = [post(client, 2 + n) for n in range(3)]
-            deadline = time.monotonic() + 15
-            after = post(client, 10)
-            while after[0] != 200 and time.monotonic() < deadline:
-                time.sleep(0.2)
-                after = post(client, 10)
-    finally:
-        fleet.stop()
+    # New sessions must reconnect after the outage: allow them 15 s.
+    run = ride_out(db_url, tmp_path, postgres_read_only(db_url), settle=15)
 
-    stored = {r[0] for r in query(db_url, "SELECT request_id FROM amocrm_webhook_events")}
-    report("storage-postgresql-read-only", during=[s for s, _ in during])
-    assert 200 == before[0]
-    assert [503, 503, 503] == [status for status, _ in during]
-    assert not any(rid in stored for _, rid in during)
-    assert 200 == after[0]
-    assert {before[1], after[1]} <= stored
-    assert 1 == web.starts
+    report("storage-postgresql-read-only", during=[s for s, _ in run.during])
+    assert_refused_then_recovered(run)
 
 
 @contextmanager
@@ -200,12 +225,16 @@ def small_disk(where: Path, size: str = "4m") -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-def fill(disk: Path) -> Path:
-    """Write a file until the disk is full; removing it frees the space again."""
+@contextmanager
+def disk_full(disk: Path) -> Iterator[None]:
+    """Write a file until the disk is full; removing it on exit frees the space again."""
     filler = disk / "filler"
     with open(filler, "wb") as out:
         assert errno.ENOSPC == _write_until_error(out)
-    return filler
+    try:
+        yield
+    finally:
+        filler.unlink()
 
 
 def _write_until_error(out: BinaryIO) -> int | None:
@@ -226,24 +255,8 @@ def test_webhooks_get_503_while_the_sqlite_disk_is_full_and_200_after(
     with small_disk(tmp_path / "disk") as disk:
         database = disk / "amosync.db"
         shutil.copy(sqlite_template, database)
-        db_url = f"sqlite:///{database}"
-        fleet = Fleet(db_url, "http://127.0.0.1:9", tmp_path)
-        try:
-            web = fleet.web()
-            with httpx.Client(base_url=web.url, timeout=20) as client:
-                before = post(client, 1)
-                filler = fill(disk)
-                during = [post(client, 2 + n) for n in range(3)]
-                filler.unlink()
-                after = post(client, 10)
-        finally:
-            fleet.stop()
-        stored = {r[0] for r in query(db_url, "SELECT request_id FROM amocrm_webhook_events")}
+        # Freed space is usable at once: the first webhook after it must be stored.
+        run = ride_out(f"sqlite:///{database}", tmp_path, disk_full(disk), settle=0)
 
-    report("storage-sqlite-disk-full", during=[s for s, _ in during])
-    assert 200 == before[0]
-    assert [503, 503, 503] == [status for status, _ in during]
-    assert not any(rid in stored for _, rid in during)
-    assert 200 == after[0]
-    assert {before[1], after[1]} <= stored
-    assert 1 == web.starts
+    report("storage-sqlite-disk-full", during=[s for s, _ in run.during])
+    assert_refused_then_recovered(run)
