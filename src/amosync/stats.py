@@ -12,10 +12,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.catchup.budget import calls_by_purpose
 from amosync.catchup.reconcile import LAST_RUN_KEY
 from amosync.catchup.state import load as load_state
-from amosync.db.api_log import calls_since
+from amosync.db.api_log import calls_by_purpose, calls_by_status
 from amosync.db.tables import companies, contacts, deals
 from amosync.inbox.store import InboxStore
 from amosync.worker.heartbeat import WorkerRow, recent_workers
@@ -70,7 +69,7 @@ async def collect_stats(engine: AsyncEngine) -> SyncStats:
         )
         n_contacts = await conn.scalar(select(func.count()).select_from(contacts)) or 0
         n_companies = await conn.scalar(select(func.count()).select_from(companies)) or 0
-    calls = await calls_since(engine, now - timedelta(hours=1))
+    calls = await calls_by_status(engine, now - timedelta(hours=1))
     return SyncStats(
         deals=n_deals,
         deals_with_rentprog_id=with_rp,

@@ -21,11 +21,12 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.client import AmoClient
-from amosync.catchup.budget import BACKFILL, STOP_BUDGET, ApiBudget, calls_since
+from amosync.catchup.budget import BACKFILL, STOP_BUDGET, ApiBudget
 from amosync.catchup.pages import ENTITIES, Cursor, fetch_page, store_page
 from amosync.catchup.reconcile import CatchupBusy
 from amosync.catchup.state import load, write_state
 from amosync.core.mapping import RentProgField
+from amosync.db.api_log import count_calls
 from amosync.db.lease import Lease
 from amosync.db.tables import sync_state
 
@@ -88,7 +89,7 @@ class Backfill:
                 if report.stopped:
                     break
         finally:
-            report.calls = await calls_since(self._engine, BACKFILL, started)
+            report.calls = await count_calls(self._engine, started, (BACKFILL,))
             await self._lease.release(finished=report.stopped is None)
         return report
 

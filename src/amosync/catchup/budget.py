@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.api_log import count_calls
 from amosync.db.tables import api_requests
 from amosync.db.tables import webhook_events as ev
 from amosync.inbox.store import PENDING
@@ -32,36 +33,7 @@ STOP_SHUTDOWN = "shutdown"
 
 async def spent_last_hour(engine: AsyncEngine, now: datetime | None = None) -> int:
     """Requests catch-up and backfill made in the last hour, from every process."""
-    since = (now or datetime.now(UTC)) - WINDOW
-    async with engine.connect() as conn:
-        spent = await conn.scalar(
-            select(func.count())
-            .select_from(api_requests)
-            .where(api_requests.c.at >= since, api_requests.c.purpose.in_(BUDGETED_PURPOSES))
-        )
-    return int(spent or 0)
-
-
-async def calls_by_purpose(engine: AsyncEngine, since: datetime) -> dict[str, int]:
-    """Requests since `since` by purpose (webhook, catchup, backfill, check, …)."""
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            select(api_requests.c.purpose, func.count())
-            .where(api_requests.c.at >= since)
-            .group_by(api_requests.c.purpose)
-        )
-        return {str(purpose): int(n) for purpose, n in rows.all()}
-
-
-async def calls_since(engine: AsyncEngine, purpose: str, since: datetime) -> int:
-    """Requests of one purpose since `since` (what one run cost)."""
-    async with engine.connect() as conn:
-        n = await conn.scalar(
-            select(func.count())
-            .select_from(api_requests)
-            .where(api_requests.c.at >= since, api_requests.c.purpose == purpose)
-        )
-    return int(n or 0)
+    return await count_calls(engine, (now or datetime.now(UTC)) - WINDOW, BUDGETED_PURPOSES)
 
 
 async def due_backlog(engine: AsyncEngine) -> int:

@@ -25,11 +25,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.client import AmoClient
-from amosync.catchup.budget import CATCHUP, ApiBudget, calls_since
+from amosync.catchup.budget import CATCHUP, ApiBudget
 from amosync.catchup.deletions import Window, apply_deletions, fetch_events
 from amosync.catchup.pages import ENTITIES, Cursor, fetch_page, store_page
 from amosync.catchup.state import load, write_state
 from amosync.core.mapping import RentProgField
+from amosync.db.api_log import count_calls
 from amosync.db.lease import Lease
 from amosync.errors import AmosyncError, RequestRejected
 
@@ -118,7 +119,7 @@ class Reconciler:
             finished = report.stopped is None
         finally:
             report.finished_at = datetime.now(UTC)
-            report.calls = await calls_since(self._engine, CATCHUP, report.started_at)
+            report.calls = await count_calls(self._engine, report.started_at, (CATCHUP,))
             await self._lease.release(finished=finished)
         async with self._engine.begin() as conn:
             await write_state(conn, LAST_RUN_KEY, report.as_json())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, insert, select
@@ -49,7 +50,7 @@ class DbCallRecorder:
             )
 
 
-async def calls_since(engine: AsyncEngine, since: datetime) -> dict[int, int]:
+async def calls_by_status(engine: AsyncEngine, since: datetime) -> dict[int, int]:
     """Calls made since `since`, counted by HTTP status (0 = no response)."""
     async with engine.connect() as conn:
         rows = await conn.execute(
@@ -58,3 +59,25 @@ async def calls_since(engine: AsyncEngine, since: datetime) -> dict[int, int]:
             .group_by(api_requests.c.status)
         )
         return {int(status): int(n) for status, n in rows.all()}
+
+
+async def calls_by_purpose(engine: AsyncEngine, since: datetime) -> dict[str, int]:
+    """Calls made since `since`, counted by purpose (webhook, catchup, backfill, oauth, …)."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(api_requests.c.purpose, func.count())
+            .where(api_requests.c.at >= since)
+            .group_by(api_requests.c.purpose)
+        )
+        return {str(purpose): int(n) for purpose, n in rows.all()}
+
+
+async def count_calls(engine: AsyncEngine, since: datetime, purposes: Collection[str]) -> int:
+    """Calls of these purposes made since `since`, by every process."""
+    async with engine.connect() as conn:
+        n = await conn.scalar(
+            select(func.count())
+            .select_from(api_requests)
+            .where(api_requests.c.at >= since, api_requests.c.purpose.in_(list(purposes)))
+        )
+    return int(n or 0)
