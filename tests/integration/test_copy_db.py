@@ -1,4 +1,5 @@
-"""`amosync copy-db`: SQLite → PostgreSQL with data in every table, ids kept, all-or-nothing."""
+"""`amosync copy-db`: SQLite → PostgreSQL with data in every table, ids kept, all-or-nothing;
+the source's worker heartbeats stay behind."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from alembic import command
 from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Table, insert, select
 
 from amosync.db import migrate
-from amosync.db.copy import CopyRefused, copy_database, copy_tables
+from amosync.db.copy import ROWS_NOT_COPIED, CopyRefused, copy_database, copy_tables
 from amosync.db.engine import create_service_engine, create_sync_engine
-from amosync.db.tables import webhook_events
+from amosync.db.tables import webhook_events, workers
 from amosync.db.types import UTCDateTime
 from amosync.inbox import InboxStore
+from amosync.worker.heartbeat import WorkerState, beat, recent_workers
 from tests.fresh_pg import fresh_pg_database
 
 EVENT_IDS = [3, 4, 17, *range(40, 62)]  # gaps, as deleted or rolled-back rows leave them
@@ -73,6 +75,11 @@ def _fill(url: str) -> None:
         engine.dispose()
 
 
+def _without_heartbeats(dump: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """A source dump as the target should look after a copy: no `amosync_workers` rows."""
+    return {name: [] if name == workers.name else rows for name, rows in dump.items()}
+
+
 def _dump(url: str) -> dict[str, list[dict[str, Any]]]:
     engine = create_sync_engine(url)
     try:
@@ -100,16 +107,17 @@ def source_url(tmp_path: Path) -> str:
 async def test_sqlite_to_postgresql_copies_every_row_and_new_events_get_fresh_ids(
     source_url: str, fresh_pg_url: str
 ) -> None:
-    """Every table arrives row for row with its ids, and the next event id follows the copy."""
+    """Every table arrives row for row with its ids (but heartbeats), the next event id follows
+    the copy."""
     before = _dump(source_url)
     assert all(len(rows) == ROWS_PER_TABLE for rows in before.values())
 
     report = copy_database(source_url, fresh_pg_url, batch_size=7)
 
-    assert {t.name: ROWS_PER_TABLE for t in copy_tables()} == {
+    assert {t.name: 0 if t.name == workers.name else ROWS_PER_TABLE for t in copy_tables()} == {
         t.name: t.rows for t in report.tables
     }
-    assert before == _dump(fresh_pg_url)
+    assert _without_heartbeats(before) == _dump(fresh_pg_url)
     engine = create_service_engine(fresh_pg_url)
     try:
         now = datetime.now(UTC)
@@ -166,6 +174,31 @@ def test_events_claimed_on_the_source_are_due_at_once_on_the_target(tmp_path: Pa
     )
 
 
+async def test_source_workers_do_not_look_alive_on_the_target(
+    tmp_path: Path, fresh_pg_url: str
+) -> None:
+    """A worker beating on the source is not a recent worker of the target after the copy;
+    the table's schema is there (the target's own workers beat into it) and the report says why."""
+    source = f"sqlite:///{tmp_path / 'old.db'}"
+    migrate.upgrade(source)
+    source_engine = create_service_engine(source)
+    target_engine = create_service_engine(fresh_pg_url)
+    try:
+        await beat(source_engine, WorkerState())
+        assert 1 == len(await recent_workers(source_engine, timedelta(seconds=30)))
+
+        report = copy_database(source, fresh_pg_url)
+
+        assert [] == await recent_workers(target_engine, timedelta(days=2))
+        (row,) = [t for t in report.tables if t.name == workers.name]
+        assert (0, ROWS_NOT_COPIED[workers.name]) == (row.rows, row.not_copied)
+        await beat(target_engine, WorkerState())
+        assert 1 == len(await recent_workers(target_engine, timedelta(seconds=30)))
+    finally:
+        await source_engine.dispose()
+        await target_engine.dispose()
+
+
 def test_non_empty_target_is_refused_and_left_untouched(source_url: str, tmp_path: Path) -> None:
     """A target holding data is refused without --force, and nothing in it changes."""
     target = f"sqlite:///{tmp_path / 'new.db'}"
@@ -188,7 +221,7 @@ def test_force_replaces_what_the_target_held(source_url: str, tmp_path: Path) ->
     copy_database(source_url, target)
     copy_database(source_url, target, force=True)
 
-    assert _dump(source_url) == _dump(target)
+    assert _without_heartbeats(_dump(source_url)) == _dump(target)
 
 
 def test_source_behind_this_version_is_refused(tmp_path: Path, fresh_pg_url: str) -> None:
@@ -223,7 +256,10 @@ def test_cli_copies_and_reports_counts(source_url: str, tmp_path: Path) -> None:
 
     assert 0 == done.returncode, done.stderr
     for table in copy_tables():
-        assert f"{table.name}: {ROWS_PER_TABLE} rows" in done.stdout
+        if table.name == workers.name:
+            assert f"{table.name}: rows not copied (heartbeats of" in done.stdout
+        else:
+            assert f"{table.name}: {ROWS_PER_TABLE} rows" in done.stdout
 
 
 def test_cli_exit_codes_for_same_database_and_non_empty_target(

@@ -57,7 +57,10 @@ def copy_db(
         fail("--from and --to name the same database")
 
     def progress(table: TableCopied) -> None:
-        typer.echo(f"  {table.name}: {table.rows} rows")
+        if table.not_copied is not None:
+            typer.echo(f"  {table.name}: rows not copied ({table.not_copied})")
+        else:
+            typer.echo(f"  {table.name}: {table.rows} rows")
 
     typer.echo(f"copying {redacted(source)} → {redacted(target)}")
     try:
