@@ -97,6 +97,7 @@ class Proc:
     port: int | None = None
     popen: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    cwd: Path | None = None  # None: the test runner's (a `.env` there would be read)
 
     @property
     def url(self) -> str:
@@ -108,7 +109,7 @@ class Proc:
             env["AMOSYNC_PORT"] = str(self.port)
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
-            [*AMOSYNC, *self.args], env=env, stdout=log, stderr=subprocess.STDOUT
+            [*AMOSYNC, *self.args], env=env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
         self.starts += 1
