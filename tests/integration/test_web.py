@@ -259,3 +259,71 @@ async def test_n8n_bad_input_is_refused(
 
     assert status == response.status_code
     assert [] == await events(engine)
+
+
+async def test_other_methods_on_the_webhook_path_get_405_with_allow(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """Only POSTs take the fast path; a GET still reaches the router and its 405."""
+    async with running(make_settings()) as client:
+        response = await client.get(SECRET_URL)
+
+    assert 405 == response.status_code
+    assert "POST" in response.headers["allow"]
+    assert {"ok": False, "error": "method not allowed"} == response.json()
+
+
+async def test_webhook_answer_is_compact_json_with_length(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """The raw ASGI answer carries the same bytes and headers JSONResponse would."""
+    async with running(make_settings()) as client:
+        response = await client.post(SECRET_URL, content=b"leads[update][0][id]=5", headers=FORM)
+
+    assert b'{"ok":true,"stored":1}' == response.content
+    assert "application/json" == response.headers["content-type"]
+    assert str(len(response.content)) == response.headers["content-length"]
+
+
+async def test_sender_hanging_up_mid_body_stores_nothing_and_gets_no_answer(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """A disconnect before the body is complete writes no row; the next webhook is served."""
+    app = create_app(make_settings(), run_worker=False)
+    messages = iter(
+        [
+            {"type": "http.request", "body": b"leads[update][0]", "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": SECRET_URL,
+        "raw_path": SECRET_URL.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", FORM["Content-Type"].encode())],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 3000),
+    }
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a") as client,
+    ):
+        await app(scope, receive, send)
+        after = await client.post(SECRET_URL, content=b"leads[update][0][id]=6", headers=FORM)
+
+    assert [] == sent
+    assert 200 == after.status_code
+    assert [("leads", "update", 6, "pending")] == await events(engine)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -21,6 +22,7 @@ from amosync.settings import Settings
 from amosync.web.admin import admin_routes
 from amosync.web.health import health
 from amosync.webhook.endpoint import WebhookReceiver
+from amosync.webhook.fast_path import WebhookFastPath
 from amosync.webhook.n8n import N8nReceiver
 
 log = logging.getLogger(__name__)
@@ -60,10 +62,12 @@ def create_app(
         Route("/health", health, methods=["GET"]),
         # Before /amocrm/{secret}, so the legacy path is never taken for a secret.
         Route("/amocrm/process-webhook", n8n.handle, methods=["POST"]),
-        Route("/amocrm/{secret}", webhook.handle, methods=["POST"]),
+        # POSTs to these two are answered by WebhookFastPath before routing; the routes stay
+        # so that other methods get the router's 405 with its Allow header.
+        Route("/amocrm/{secret}", webhook, methods=["POST"]),
     ]
     if settings.webhook_secret is None:
-        routes.append(Route("/amocrm", webhook.handle, methods=["POST"]))
+        routes.append(Route("/amocrm", webhook, methods=["POST"]))
     routes += admin_routes(settings, services.engine)  # status page, read API, metrics
 
     @contextlib.asynccontextmanager
@@ -99,6 +103,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(WebhookFastPath, receiver=webhook)],
         exception_handlers={404: _not_found, 405: _method_not_allowed},
     )
     app.state.settings = settings

@@ -27,7 +27,6 @@ from amosync.inbox.store import DONE, append_rows
 from amosync.inbox.writer import GroupCommitWriter
 from amosync.settings import Settings
 from amosync.upsert import replace_deal_links, upsert_deals
-from amosync.webhook.endpoint import rejection
 from amosync.webhook.guard import check_content_type, check_secret, read_body
 from amosync.webhook.rows import inbox_rows
 
@@ -60,6 +59,10 @@ def leads_in(body: Any) -> list[dict[str, Any]] | None:
     return candidates
 
 
+def rejection(exc: WebhookRejected) -> Response:
+    return JSONResponse({"ok": False, "error": exc.reason}, status_code=exc.status)
+
+
 class N8nReceiver:
     def __init__(
         self,
@@ -80,8 +83,10 @@ class N8nReceiver:
         try:
             given = request.headers.get("x-amosync-secret") or request.query_params.get("secret")
             check_secret(given, self._secret)
-            check_content_type(request, "application/json")
-            raw = await read_body(request, self._limit)
+            check_content_type(request.headers.get("content-type"), "application/json")
+            raw = await read_body(
+                request.stream(), request.headers.get("content-length"), self._limit
+            )
             try:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
