@@ -14,6 +14,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -52,18 +53,31 @@ class SqliteAppender:
         self._conn: sqlite3.Connection | None = None  # used on the executor's thread only
 
     async def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        params = [self._values(row) for row in rows]
+        # A request's rows share one `received_at`/`available_at` datetime, and converting
+        # one costs ~10 µs through the type processors: convert each distinct one once.
+        converted: dict[tuple[_Convert, datetime], Any] = {}
+        params = [self._values(row, converted) for row in rows]
         await asyncio.get_running_loop().run_in_executor(self._executor, self._commit, params)
 
     async def aclose(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
 
-    def _values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    def _values(
+        self, row: Mapping[str, Any], converted: dict[tuple[_Convert, datetime], Any]
+    ) -> tuple[Any, ...]:
         values = []
         for name, default, convert in self._columns:
             value = row.get(name, default)
-            values.append(convert(value) if convert is not None and value is not None else value)
+            if convert is not None and value is not None:
+                if type(value) is datetime:
+                    key = (convert, value)
+                    if key not in converted:
+                        converted[key] = convert(value)
+                    value = converted[key]
+                else:
+                    value = convert(value)
+            values.append(value)
         return tuple(values)
 
     def _connection(self) -> sqlite3.Connection:
