@@ -113,6 +113,14 @@ def baseline(logs: Path) -> contextlib.AbstractContextManager[Proc]:
     return started("baseline", argv, clean_env(), url, url, logs)
 
 
+def durable_reference(logs: Path, database: Path) -> contextlib.AbstractContextManager[Proc]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "bench.durable_reference", "--port", str(port)]
+    argv += ["--database", str(database)]
+    return started("durable-reference", argv, clean_env(), url, url, logs)
+
+
 def serve_env(
     database_url: str, fake_url: str, port: int, extra: dict[str, str] | None = None
 ) -> dict[str, str]:

@@ -1,7 +1,10 @@
 """1. ACK: how fast `serve` answers amoCRM, next to a bare ASGI app measured in the same run.
 
-wrk posts the real fixture body at 1, 10 and 50 connections to the bare app and to
-`amosync serve` (with its worker running, as deployed), one after the other per level.
+wrk posts the real fixture body at 1, 10 and 50 connections to the bare app, to the durable
+reference (bare + parse + grouped SQLite commits: the issue's reference row, see
+bench/durable_reference.py) and to `amosync serve` (with its worker running, as deployed),
+one after the other per level. The targets are against the bare ceiling; the ratio against
+the reference shows what amosync's work beyond parse-and-commit costs.
 """
 
 from __future__ import annotations
@@ -27,25 +30,32 @@ def run(ctx: Context) -> dict[str, Any]:
     with (
         procs.fake_amocrm(ctx.logs, leads=5, latency=ctx.latency) as fake,
         procs.baseline(ctx.logs) as base,
+        procs.durable_reference(ctx.logs, ctx.workdir / "durable-reference.db") as ref,
         ctx.serve_on_fresh_db(fake.url, "ack") as (srv, _url),
     ):
         target = procs.webhook_url(srv)
         ceiling = f"{base.url}/amocrm/x"
-        for url in (ceiling, target):  # warm-up: connections, caches, the database file
+        reference = f"{ref.url}/amocrm/x"
+        for url in (ceiling, reference, target):  # warm-up: connections, caches, the database file
             run_wrk(url, body, connections=10, seconds=2, workdir=ctx.workdir)
         for level in LEVELS:
             bare = run_wrk(ceiling, body, connections=level, seconds=seconds, workdir=ctx.workdir)
+            durable = run_wrk(
+                reference, body, connections=level, seconds=seconds, workdir=ctx.workdir
+            )
             cpu_before = srv.cpu_seconds()
             ours = run_wrk(target, body, connections=level, seconds=seconds, workdir=ctx.workdir)
             cpu = srv.cpu_seconds() - cpu_before
-            results.append(_row(level, bare, ours, cpu))
+            results.append(_row(level, bare, durable, ours, cpu))
     report.table(
         f"ACK ({ctx.db}, {seconds:.0f} s per run, wrk, real webhook body)",
         [
             "conns",
             "bare req/s",
+            "ref req/s",
             "amosync req/s",
             "ratio",
+            "vs ref",
             "bare p50/p99 ms",
             "amosync p50/p99 ms",
             "errors",
@@ -55,8 +65,10 @@ def run(ctx: Context) -> dict[str, Any]:
             [
                 r["connections"],
                 r["bare_rps"],
+                r["reference_rps"],
                 r["rps"],
                 r["ratio"],
+                r["ratio_to_reference"],
                 f"{r['bare_p50_ms']:.2f} / {r['bare_p99_ms']:.2f}",
                 f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}",
                 r["errors"],
@@ -89,12 +101,19 @@ def run(ctx: Context) -> dict[str, Any]:
     return {"db": ctx.db, "seconds": seconds, "levels": results, "targets": targets}
 
 
-def _row(level: int, bare: WrkResult, ours: WrkResult, cpu: float) -> dict[str, Any]:
+def _row(
+    level: int, bare: WrkResult, durable: WrkResult, ours: WrkResult, cpu: float
+) -> dict[str, Any]:
     return {
         "connections": level,
         "bare_rps": round(bare.rps, 1),
         "bare_p50_ms": bare.p50_ms,
         "bare_p99_ms": bare.p99_ms,
+        "reference_rps": round(durable.rps, 1),
+        "reference_p50_ms": durable.p50_ms,
+        "reference_p99_ms": durable.p99_ms,
+        "reference_errors": durable.non2xx + durable.socket_errors,
+        "ratio_to_reference": round(ours.rps / durable.rps, 3) if durable.rps else 0.0,
         "rps": round(ours.rps, 1),
         "p50_ms": ours.p50_ms,
         "p99_ms": ours.p99_ms,
