@@ -12,6 +12,8 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync import metrics
+from amosync.core.webhook import parse_webhook
 from amosync.settings import Settings
 from tests.integration.test_read_api import ADMIN, AUTH, SECRET_PATH, api
 from tests.live_app import demo_fake, fail_one_event, seed_through_pipeline
@@ -116,3 +118,32 @@ async def test_unreadable_database_is_reported_not_hidden(
 
     assert 0.0 == samples[("amosync_database_up", ())]
     assert ("amosync_deals", ()) not in samples
+
+
+def test_stored_items_count_per_entity_and_action_on_every_call() -> None:
+    """Each (entity, action) of a body grows by its number of items, on the first call (new
+    label pair) and on later ones (the child already exists), and no other pair moves."""
+    body = (
+        b"leads[update][0][id]=1&leads[update][1][id]=2&leads[add][0][id]=3"
+        b"&contacts[add][0][id]=4&leads[update][2][id]=5"
+    )
+    items = parse_webhook(body).items
+    pairs = [("leads", "update"), ("leads", "add"), ("contacts", "add"), ("companies", "add")]
+
+    def stored() -> list[float]:
+        return [
+            metrics.REGISTRY.get_sample_value(
+                "amosync_webhook_items_received_total",
+                {"entity": entity, "action": action, "outcome": "stored"},
+            )
+            or 0.0
+            for entity, action in pairs
+        ]
+
+    before = stored()
+    metrics.webhook_stored(items)
+    metrics.webhook_stored(items)
+    metrics.webhook_stored(items[:1])
+    after = stored()
+
+    assert [7.0, 2.0, 2.0, 0.0] == [a - b for a, b in zip(after, before, strict=True)]
