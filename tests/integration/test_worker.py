@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -54,7 +56,7 @@ def make_worker(
         transport=httpx.ASGITransport(app=create_fake_amocrm(fake)),
         backoff_base=0.01,
     )
-    cfg = WorkerConfig(linger=0.0, retry_base_delay=0.0, **config)
+    cfg = WorkerConfig(**{"linger": 0.0, "retry_base_delay": 0.0, **config})
     return Worker(engine, InboxStore(engine), client, RentProgField(RENTPROG_FIELD_ID), cfg)
 
 
@@ -190,3 +192,70 @@ async def test_retry_after_fault_clears_succeeds(engine: AsyncEngine) -> None:
 
     assert [("eventually",)] == await rows(engine, select(deals.c.name))
     assert [("done", 2)] == await rows(engine, select(ev.c.status, ev.c.attempts))
+
+
+def count_claims(engine: AsyncEngine) -> list[str]:
+    """Every claim statement the engine runs from now on (the inbox's only UPDATE … RETURNING)."""
+    claims: list[str] = []
+
+    @sa_event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("UPDATE amocrm_webhook_events") and "RETURNING" in statement:
+            claims.append(statement)
+
+    return claims
+
+
+async def test_linger_collects_events_into_one_call(engine: AsyncEngine) -> None:
+    """An event arriving while the worker lingers joins the batch: two leads, one API call."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    first, second = fake.add_lead()["id"], fake.add_lead()["id"]
+    inbox = InboxStore(engine)
+    worker = make_worker(engine, fake, linger=0.4, poll_interval=0.1)
+    await inbox.append([event("leads", first)])
+
+    batch = asyncio.create_task(worker.run_once())
+    await asyncio.sleep(0.15)
+    await inbox.append([event("leads", second)])
+
+    assert 2 == await batch
+    assert 1 == len(fake.calls("/api/v4/leads"))
+    assert {("done",)} == set(await rows(engine, select(ev.c.status)))
+
+
+async def test_next_batch_after_a_batch_is_claimed_once(engine: AsyncEngine) -> None:
+    """Right after a batch the worker waits out the linger before claiming, instead of
+    claiming what just arrived and claiming again at the end of the linger."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    first, second = fake.add_lead()["id"], fake.add_lead()["id"]
+    inbox = InboxStore(engine)
+    worker = make_worker(engine, fake, linger=0.3, poll_interval=0.5)
+    await inbox.append([event("leads", first)])
+    assert 1 == await worker.run_once()
+    # Arrived while that batch was processed (its commit came after the batch's claim).
+    arrived = event("leads", second)
+    arrived["received_at"] -= timedelta(seconds=0.1)
+    await inbox.append([arrived])
+    claims = count_claims(engine)
+
+    assert 1 == await worker.run_once()
+
+    assert 1 == len(claims)
+    assert {("done",)} == set(await rows(engine, select(ev.c.status)))
+
+
+async def test_backlog_is_not_paced(engine: AsyncEngine) -> None:
+    """A full claim means more events are due: the next batch is claimed at once."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    ids = [fake.add_lead()["id"] for _ in range(4)]
+    backlog = [event("leads", i) for i in ids]
+    for row in backlog:
+        row["received_at"] -= timedelta(seconds=10)  # older than the linger: no waiting
+    await InboxStore(engine).append(backlog)
+    worker = make_worker(engine, fake, batch_size=2, linger=3.0, poll_interval=3.0)
+    assert 2 == await worker.run_once()
+
+    started = time.monotonic()
+    assert 2 == await worker.run_once()
+
+    assert time.monotonic() - started < 1.5

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Update, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.core.plan import ClaimedEvent
@@ -15,6 +16,9 @@ from amosync.db.tables import webhook_events as ev
 
 PENDING, DONE, FAILED, IGNORED = "pending", "done", "failed", "ignored"
 STATUSES = (PENDING, DONE, FAILED, IGNORED)
+
+# Most ids one settle statement names; far below SQLite's oldest limit of 999 parameters.
+MAX_IDS_PER_STATEMENT = 512
 
 
 def utcnow() -> datetime:
@@ -69,28 +73,14 @@ class InboxStore:
         come due again by themselves.
         """
         now = utcnow()
-        due = (
-            select(ev.c.id)
-            .where(ev.c.status == PENDING, ev.c.available_at <= now)
-            .order_by(ev.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        stmt = (
-            update(ev)
-            .where(ev.c.id.in_(due))
-            .values(
-                available_at=now + timedelta(seconds=lease_seconds),
-                locked_by=worker_id,
-                attempts=ev.c.attempts + 1,
-            )
-            .returning(
-                ev.c.id, ev.c.entity, ev.c.action, ev.c.entity_id, ev.c.attempts, ev.c.received_at
-            )
-        )
+        params = {
+            "due_at": now,
+            "claim_limit": limit,
+            "lease_until": now + timedelta(seconds=lease_seconds),
+            "worker_id": worker_id,
+        }
         async with self._engine.begin() as conn:
-            rows = (await conn.execute(stmt)).all()
+            rows = (await conn.execute(_CLAIM, params)).all()
         return sorted((ClaimedEvent(*row) for row in rows), key=lambda e: e.id)
 
     async def release(self, event_ids: Iterable[int], *, delay: float = 0.0) -> None:
@@ -177,10 +167,71 @@ async def settle(
     """Mark events finished inside the caller's transaction (so upsert + done commit together)."""
     if not event_ids:
         return
-    await conn.execute(
+    processed_at = utcnow()
+    for chunk in padded_chunks(event_ids):
+        params: dict[str, Any] = {
+            "settled_status": status,
+            "settled_at": processed_at,
+            "settled_error": error,
+        }
+        params.update(zip(_id_names(len(chunk)), chunk, strict=True))
+        await conn.execute(_settle_statement(len(chunk)), params)
+
+
+def padded_chunks(ids: Sequence[int], largest: int = MAX_IDS_PER_STATEMENT) -> list[list[int]]:
+    """`ids` in chunks of at most `largest`, each padded to a power of two by repeating its
+    last id (harmless in `IN (…)`): one statement per chunk, and only log2(largest) + 1
+    distinct statements ever, each compiled once and kept prepared by the database."""
+    chunks = []
+    for start in range(0, len(ids), largest):
+        chunk = list(ids[start : start + largest])
+        size = 1 << (len(chunk) - 1).bit_length()
+        chunk.extend([chunk[-1]] * (size - len(chunk)))
+        chunks.append(chunk)
+    return chunks
+
+
+# Statements built once with named parameters: building a statement costs more Python than
+# executing it, and a statement object that is reused also keeps its cache key memoized.
+_DUE = (
+    select(ev.c.id)
+    .where(ev.c.status == PENDING, ev.c.available_at <= bindparam("due_at"))
+    .order_by(ev.c.id)
+    .limit(bindparam("claim_limit"))
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+_CLAIM = (
+    update(ev)
+    .where(ev.c.id.in_(_DUE))
+    .values(
+        available_at=bindparam("lease_until"),
+        locked_by=bindparam("worker_id"),
+        attempts=ev.c.attempts + 1,
+    )
+    .returning(ev.c.id, ev.c.entity, ev.c.action, ev.c.entity_id, ev.c.attempts, ev.c.received_at)
+)
+
+
+@cache
+def _id_names(size: int) -> tuple[str, ...]:
+    return tuple(f"settled_id_{n}" for n in range(size))
+
+
+@cache
+def _settle_statement(size: int) -> Update:
+    """`UPDATE … WHERE id IN (:settled_id_0, …)` with `size` plain parameters (not an
+    expanding one, whose SQL is rewritten on every execution)."""
+    ids = [bindparam(name, type_=ev.c.id.type) for name in _id_names(size)]
+    return (
         update(ev)
-        .where(ev.c.id.in_(list(event_ids)))
-        .values(status=status, processed_at=utcnow(), locked_by=None, last_error=error)
+        .where(ev.c.id.in_(ids))
+        .values(
+            status=bindparam("settled_status"),
+            processed_at=bindparam("settled_at"),
+            locked_by=None,
+            last_error=bindparam("settled_error"),
+        )
     )
 
 

@@ -92,6 +92,9 @@ class Worker:
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._unsettled: dict[int, ClaimedEvent] = {}
+        # When the last claim of the batch just processed started (monotonic seconds), if
+        # that claim emptied the queue; see `_pace`.
+        self._last_claim_at: float | None = None
 
     def notify(self) -> None:
         """New events were committed (called by the in-process writer): stop sleeping."""
@@ -149,12 +152,16 @@ class Worker:
 
     async def _claim_batch(self) -> list[ClaimedEvent]:
         cfg = self._config
+        await self._pace()
+        claim_started = time.monotonic()
         events = await self._inbox.claim(self.state.id, cfg.batch_size, cfg.lease_seconds)
         if not events:
             return events
+        drained = len(events) < cfg.batch_size  # the last claim took every due event
         oldest = min(e.received_at for e in events)
         while len(events) < cfg.batch_size and not self._stopping.is_set():
             if max(distinct_entities(events).values(), default=0) >= MAX_IDS_PER_CALL:
+                drained = False  # more may be coming fast: no pause before the next batch
                 break
             left = cfg.linger - (datetime.now(UTC) - oldest).total_seconds()
             if left <= 0:
@@ -162,10 +169,29 @@ class Worker:
             # Not woken by new commits: at 200 webhooks/s that would mean a claim
             # transaction per webhook, each taking the lock the webhook writer needs.
             await self._linger(min(left, cfg.poll_interval))
-            events += await self._inbox.claim(
-                self.state.id, cfg.batch_size - len(events), cfg.lease_seconds
-            )
+            claim_started = time.monotonic()
+            wanted = cfg.batch_size - len(events)
+            more = await self._inbox.claim(self.state.id, wanted, cfg.lease_seconds)
+            drained = len(more) < wanted
+            events += more
+        self._last_claim_at = claim_started if drained else None
         return events
+
+    async def _pace(self) -> None:
+        """Right after a batch whose last claim emptied the queue, wait before claiming.
+
+        Whatever arrived since that claim is younger than `linger`, so claiming it at once
+        would only start a linger wait with another claim at its end: under a steady stream
+        that is three claim transactions per batch instead of two. The wait is capped by
+        `poll_interval` like a linger step, so a batch filling up is noticed as early as
+        before; a backlog (a full claim) or a batch cut at 250 entities is not paced.
+        """
+        if self._last_claim_at is None:
+            return
+        left = self._last_claim_at + self._config.linger - time.monotonic()
+        self._last_claim_at = None
+        if left > 0:
+            await self._linger(min(left, self._config.poll_interval))
 
     async def _process(self, events: list[ClaimedEvent]) -> None:
         started = time.monotonic()
