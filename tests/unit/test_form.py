@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote_from_bytes, quote_plus, unquote_to_bytes
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from amosync.core.form import FormDecodeError, decode_php_form
@@ -256,3 +256,153 @@ def test_round_trip_through_http_build_query(data: dict[str, Any]) -> None:
     """Nested string data encoded the PHP way decodes back to itself (lists for 0..n-1 keys)."""
     expected = {k: as_php_json(v) for k, v in data.items()}
     assert expected == decode_php_form(http_build_query(data).encode())
+
+
+# --- equivalence with a straightforward reference decoder ---------------------------------
+
+
+def reference_decode(body: bytes, max_depth: int) -> tuple[str, Any]:
+    """PHP `$_POST` decoding written the obvious way: urllib per field, walk from the root."""
+    if not body:
+        return "error", "empty body"
+    fields = [part.partition(b"=") for part in body.split(b"&") if part]
+    raw = [
+        (unquote_to_bytes(n.replace(b"+", b" ")), unquote_to_bytes(v.replace(b"+", b" ")))
+        for n, _, v in fields
+    ]
+    # 0xFE/0xFF anywhere is reported before any per-field error (see form._percent_decode).
+    if any(b"\xfe" in piece or b"\xff" in piece for pair in raw for piece in pair):
+        return "error", "invalid UTF-8"
+    root: dict[str, Any] = {}
+    for raw_name, raw_value in raw:
+        try:
+            name = raw_name.decode("utf-8")
+        except UnicodeDecodeError:
+            return "error", "invalid UTF-8"
+        split = reference_split(name)
+        if split is None:
+            continue  # an ignored field's value is never read
+        if len(split[1]) > max_depth:
+            return "error", f"key nested deeper than {max_depth} levels"
+        try:
+            value = raw_value.decode("utf-8")
+        except UnicodeDecodeError:
+            return "error", "invalid UTF-8"
+        reference_store(root, split[0], split[1], value)
+    if not root:
+        return "error", "no usable fields"
+    return "ok", {key: reference_lists(child) for key, child in root.items()}
+
+
+def reference_split(name: str) -> tuple[str, list[str]] | None:
+    name = name.split("\x00")[0].lstrip(" ")
+    start = name.find("[")
+    if not name or start == 0:
+        return None
+    if start < 0:
+        return name.replace(" ", "_").replace(".", "_"), []
+    base = name[:start].replace(" ", "_").replace(".", "_")
+    segments: list[str] = []
+    pos = start
+    while pos < len(name) and name[pos] == "[":
+        close = name.find("]", pos + 1)
+        if close < 0:
+            if segments:
+                break
+            rest = name[start + 1 :]
+            return base + "_" + "".join("_" if c in " .[" else c for c in rest), []
+        segments.append(name[pos + 1 : close])
+        pos = close + 1
+    return base, segments
+
+
+def reference_int(key: str) -> int | None:
+    digits = key.isascii() and key.isdigit() and len(key) <= 18
+    return int(key) if digits and (key == "0" or key[0] != "0") else None
+
+
+def reference_store(root: dict[str, Any], base: str, segments: list[str], value: str) -> None:
+    node, key = root, base
+    for segment in segments:
+        if not isinstance(node.get(key), dict):
+            node[key] = {}
+        node = node[key]
+        if segment:
+            key = segment
+        else:
+            used = [k for k in map(reference_int, node) if k is not None]
+            key = str(max(used) + 1 if used else 0)
+    node[key] = value
+
+
+def reference_lists(node: Any) -> Any:
+    if isinstance(node, str):
+        return node
+    converted = {key: reference_lists(child) for key, child in node.items()}
+    if converted.keys() == {str(i) for i in range(len(converted))}:
+        return [converted[str(i)] for i in range(len(converted))]
+    return converted
+
+
+NAME_TOKENS = [
+    "a",
+    "b",
+    "0",
+    "1",
+    "01",
+    "[",
+    "]",
+    "[]",
+    "[0]",
+    "[1]",
+    "[a]",
+    "%5B",
+    "%5D",
+    ".",
+    " ",
+]
+NAME_TOKENS += ["%00", "%01", "%D0%90", "%FE", "\xd0"]
+FIELD_NAMES = st.lists(st.sampled_from(NAME_TOKENS), max_size=6).map("".join)
+FIELD_VALUES = st.sampled_from(["", "x", "1", "%41", "%", "=", "+", "%01", "%D0", "%0A", "\r\n"])
+FIELD_BODIES = st.lists(
+    st.tuples(FIELD_NAMES, st.sampled_from(["=", ""]), FIELD_VALUES), min_size=1, max_size=8
+).map(
+    lambda fields: "&".join(name + sep + value for name, sep, value in fields).encode(
+        "utf-8", "surrogateescape"
+    )
+)
+
+
+@settings(max_examples=600)
+@given(st.one_of(BODIES, FIELD_BODIES))
+@example(b"a[b]=1&a=2&a[c]=3")
+@example(b"a[b][c]=1&a[b]=2&a[b][d]=3&a[0]=4")
+@example(b"a[1]=x&a[0]=y&b[]=1&b[]=2")
+def test_decoding_matches_a_reference_decoder(body: bytes) -> None:
+    """The decoder agrees with a field-by-field reference on any body, errors included, and
+    again when the same body comes back (its names' plans are cached then)."""
+    expected = reference_decode(body, max_depth=8)
+    assert [expected] * 3 == [outcome(body) for _ in range(3)]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"a[b]=1&a=2&a[c]=3", {"a": {"c": "3"}}),
+        (b"a[b][c]=1&a[b]=2&a[b][d]=3", {"a": {"b": {"d": "3"}}}),
+        (b"x[0][y]=1&x[0]=2&x[0][z]=3", {"x": [{"z": "3"}]}),
+    ],
+)
+def test_container_replaced_by_a_string_is_not_written_again(
+    body: bytes, expected: dict[str, Any]
+) -> None:
+    """After `a=2` replaces the array `a`, a later `a[c]` starts a new array (as PHP does),
+    on first sight and when the shape repeats."""
+    assert [expected] * 3 == [decode_php_form(body) for _ in range(3)]
+
+
+def test_fixtures_match_the_reference_decoder() -> None:
+    """The captured bodies decode as the reference decodes them, on first sight and after."""
+    for form in FORMS:
+        body = form.read_bytes()
+        assert [reference_decode(body, max_depth=8)] * 3 == [outcome(body) for _ in range(3)]

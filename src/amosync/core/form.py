@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from binascii import a2b_qp
+from collections.abc import Sequence
 from typing import Any, TypeAlias
 from urllib.parse import unquote_to_bytes
 
@@ -35,13 +36,28 @@ _REST_MANGLE = str.maketrans(" .[", "___")
 _MAX_INT_KEY_LEN = 18
 # A `%` that does not start a `%XX` escape; PHP keeps it literally.
 _LONE_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-# Stand-ins for the raw `&` and `=` separators while the body is percent-decoded in one pass.
+# Stand-ins for the raw `&` and `=` separators in the exact path, whose fields are decoded one by
+# one: 0xFE/0xFF never occur in UTF-8.
 _AMP = b"\xfe"
 _EQ = b"\xff"
+# The fast path maps, in one C-level pass: raw `&` and `=` to SEP (a valid UTF-8 byte, so that the
+# whole body can be decoded to one str), `%` to `=` for a2b_qp, and `+` to a space.
+_SEP = "\x01"
+_FAST_MAP = bytes.maketrans(b"&=%+", b"\x01\x01= ")
+# ...and keeps, in another, only the bytes whose positions it must know about.
+_SPECIAL = b"&=%\r\n"
+_NOT_SPECIAL = bytes(sorted(set(range(256)) - set(_SPECIAL)))
 
 _Node: TypeAlias = dict[str, Any]
 # A parsed field name: the top-level name and its bracket segments ("" = append).
 _Name: TypeAlias = tuple[str, tuple[str, ...]]
+# The containers on a field's path, from the root's child down, each as (its parent's key in the
+# per-body container table, its key in its parent, its own key in that table).
+_Chain: TypeAlias = tuple[tuple[str, str, str], ...]
+# Where the fast path stores a field: its container's key in that table, the chain and the key.
+_Plan: TypeAlias = tuple[str | None, _Chain, str]
+# Containers created while decoding, as (parent, key, container), in creation order.
+_Created: TypeAlias = list[tuple[_Node, str, _Node]]
 
 # amoCRM sends the same few hundred field names over and over, so parsing each name once and
 # keying the result by its raw bytes saves most of the per-field work. Long names are not cached,
@@ -50,6 +66,17 @@ _NAME_CACHE: dict[bytes, _Name | None] = {}
 _CACHE_SIZE = 4096
 _CACHE_KEY_MAX = 256
 _MISS: _Name = ("", ())
+# The fast path's plans, by decoded name, one table per max_depth (a plan is only made for a name
+# within that depth, so no per-field depth check is needed). Bounded like _NAME_CACHE.
+_PLANS: dict[int, dict[str, _Plan]] = {}
+_PLAN_TABLES_MAX = 8
+# The keys of a short list, ready-made for _convert_lists.
+_INDEX_KEYS = tuple(map(str, range(64)))
+_ROOT_KEY = ""  # container keys of nested containers are never empty: a base name never is
+# Two marker plans; their leaves differ so that they are distinct objects (equal tuple constants
+# may be merged into one). Neither has a container, so both miss in the container table.
+_SKIP: _Plan = (None, (), "skip")  # PHP ignores the field
+_APPEND: _Plan = (None, (), "append")  # `[]` in the name: only the exact path numbers appends
 
 
 class FormDecodeError(ValueError):
@@ -70,14 +97,146 @@ def decode_php_form(
     """
     if not body:
         raise FormDecodeError("empty body")
-    # Counting separators is a single C-level scan, so an oversized body is refused before any
-    # allocation proportional to its field count.
-    if body.count(b"&") >= max_fields:
+    # The body's separators and other special bytes, in order: a single C-level pass that also
+    # counts the fields, so an oversized body is refused before any allocation proportional to
+    # its field count.
+    specials = body.translate(None, _NOT_SPECIAL)
+    amps = specials.count(b"&")
+    if amps >= max_fields:
         raise FormDecodeError(f"more than {max_fields} fields")
+    root = _fast_tree(body, specials, amps, max_depth)
+    if root is None:
+        root = _exact_tree(body, max_depth)
+    if not root:
+        raise FormDecodeError("no usable fields")
+    return root
 
+
+# --- fast path: the usual body, decoded to one str in a few C-level passes --------------------
+
+
+def _fast_fields(body: bytes, specials: bytes, amps: int) -> list[str] | None:
+    """Names and values, alternating, or None when the exact path must decide.
+
+    Percent-decoding and UTF-8 decoding the whole body at once leaves only the tree to build in
+    Python. Only the usual shape is taken: every field is `name=value` with no other raw `=`,
+    every `%` starts a `%XX` escape, and nothing decodes to the stand-in separator. Anything
+    else, invalid UTF-8 included, is left to the exact path (which also finds the first error,
+    as it always has).
+    """
+    percents = specials.count(b"%")
+    if specials.replace(b"%", b"") != b"=&" * amps + b"=":
+        return None  # not strictly `name=value` fields, or a raw CR/LF (see below)
+    data = body.translate(_FAST_MAP)
+    if percents:
+        # Quoted-printable decoding is the same `=XX` -> byte step, in C (urllib's decoder loops
+        # in Python over every escape, and amoCRM escapes every bracket and Cyrillic byte). Its
+        # other rules shorten the data by less than two bytes per `=`, except soft line breaks,
+        # which need a raw CR or LF: so without those, the length says every `%` was an escape.
+        data = a2b_qp(data)
+        if len(data) != len(body) - 2 * percents:
+            return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    parts = text.split(_SEP)
+    if len(parts) != 2 * amps + 2:
+        return None  # a `%01` or raw 0x01 in the body
+    return parts
+
+
+def _fast_tree(body: bytes, specials: bytes, amps: int, max_depth: int) -> _Node | None:
+    """The decoded tree, or None when the body needs the exact path."""
+    parts = _fast_fields(body, specials, amps)
+    if parts is None:
+        return None
+    return _build(parts[::2], parts[1::2], max_depth)
+
+
+def _build(names: list[str], values: Sequence[Any], max_depth: int) -> _Node | None:
+    """The tree of these fields, or None when the body needs the exact path.
+
+    Each container is looked up by its path in a per-body table instead of being walked to from
+    the root, so a field costs a few dict operations. That shortcut is only wrong when a later
+    field replaces a container with a string (`a[b]=1&a=2`), which leaves the container detached;
+    such bodies, and appends (`a[]`), are left to the exact path.
+    """
+    plans = _PLANS.get(max_depth)
+    if plans is None:
+        if len(_PLANS) >= _PLAN_TABLES_MAX:
+            _PLANS.clear()
+        plans = _PLANS[max_depth] = {}
+    root: _Node = {}
+    nodes: dict[str | None, _Node] = {_ROOT_KEY: root}
+    created: _Created = []
+    skipped = 0
+    for name, plan, value in zip(names, map(plans.get, names), values, strict=True):
+        if plan is None:
+            plan = _learn(plans, name, max_depth)
+        key, chain, leaf = plan
+        node = nodes.get(key)
+        if node is None:
+            if plan is _SKIP:
+                skipped += 1
+                continue
+            if plan is _APPEND:
+                return None
+            node = _open(chain, nodes, created)
+        node[leaf] = value
+    # Every field and every container but the root adds one entry to its container, unless it
+    # replaced an earlier one: only then can a container have been replaced by a string.
+    if sum(map(len, nodes.values())) != len(names) - skipped + len(created):
+        return None
+    _convert_lists(created)
+    return root
+
+
+def _learn(plans: dict[str, _Plan], name: str, max_depth: int) -> _Plan:
+    split = _split_name(name, max_depth)
+    if split is None:
+        plan = _SKIP
+    elif "" in split[1]:
+        plan = _APPEND
+    else:
+        path = (split[0], *split[1])
+        # NUL cannot occur in a name, so joining the path with it gives a unique key.
+        keys = [_ROOT_KEY, *("\x00".join(path[: i + 1]) for i in range(len(path) - 1))]
+        chain = tuple(zip(keys, path, keys[1:], strict=False))  # the root has no parent
+        plan = (keys[-1], chain, path[-1])
+    if len(name) <= _CACHE_KEY_MAX:
+        if len(plans) >= _CACHE_SIZE:
+            plans.clear()
+        plans[name] = plan
+    return plan
+
+
+def _open(chain: _Chain, nodes: dict[str | None, _Node], created: _Created) -> _Node:
+    """Create the container at the end of `chain` (known to be missing) and its missing parents.
+
+    A missing container's slot holds a string or nothing, never a container: every container is
+    in `nodes` from its creation. PHP replaces such a string with the new array.
+    """
+    start = len(chain) - 1
+    parent = nodes.get(chain[start][0])
+    while parent is None:
+        start -= 1
+        parent = nodes.get(chain[start][0])
+    for _, segment, key in chain[start:]:
+        node: _Node = {}
+        parent[segment] = node
+        created.append((parent, segment, node))
+        nodes[key] = parent = node
+    return parent
+
+
+# --- exact path: field by field, for appends, odd bodies and finding the first error ----------
+
+
+def _exact_tree(body: bytes, max_depth: int) -> _Node:
     data = _percent_decode(body)
     root: _Node = {}
-    created: list[tuple[_Node, str, _Node]] = []
+    created: _Created = []
     counters: dict[int, int] = {}
     try:
         for field in data.split(_AMP):
@@ -96,8 +255,6 @@ def decode_php_form(
                 _store(root, *parsed, raw_value.decode("utf-8"), created, counters)
     except UnicodeDecodeError:
         raise FormDecodeError("invalid UTF-8") from None
-    if not root:
-        raise FormDecodeError("no usable fields")
     _convert_lists(created)
     return root
 
@@ -116,9 +273,7 @@ def _percent_decode(body: bytes) -> bytes:
     if b"%" not in data:
         return data
     if _LONE_PERCENT.search(data) is None:
-        # Quoted-printable decoding is the same `=XX` -> byte step, in C (urllib's decoder
-        # loops in Python over every escape, and amoCRM escapes every bracket and every
-        # Cyrillic byte). With no raw `=` left and every `%` starting a valid escape, no other
+        # See _fast_fields; with no raw `=` left and every `%` starting a valid escape, no other
         # quoted-printable rule (soft line breaks, `==`, a trailing `=`) can apply.
         decoded = a2b_qp(data.replace(b"%", b"="))
     else:
@@ -219,7 +374,7 @@ def _store(
     base: str,
     segments: tuple[str, ...],
     value: str,
-    created: list[tuple[_Node, str, _Node]],
+    created: _Created,
     counters: dict[int, int],
 ) -> None:
     node = root
@@ -241,7 +396,7 @@ def _store(
     node[key] = value
 
 
-def _convert_lists(created: list[tuple[_Node, str, _Node]]) -> None:
+def _convert_lists(created: _Created) -> None:
     """Turn every container keyed exactly "0".."n-1" into a list, children before parents.
 
     Containers are created after their parents, so walking the creation log backwards visits
@@ -249,9 +404,11 @@ def _convert_lists(created: list[tuple[_Node, str, _Node]]) -> None:
     identity check.
     """
     for parent, key, node in reversed(created):
-        if parent.get(key) is not node or "0" not in node:
+        if "0" not in node or parent[key] is not node:
             continue
+        size = len(node)
+        keys = _INDEX_KEYS[:size] if size <= len(_INDEX_KEYS) else map(str, range(size))
         try:
-            parent[key] = [node[str(i)] for i in range(len(node))]
+            parent[key] = list(map(node.__getitem__, keys))
         except KeyError:
             continue

@@ -8,7 +8,7 @@ unknown entities still reach the inbox and are stored as ignored.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from amosync.core.events import NON_SYNC_ACTIONS, SYNCED_ENTITIES, ParsedWebhook, WebhookItem
@@ -60,10 +60,10 @@ def items_from_decoded(data: dict[str, Any]) -> ParsedWebhook:
         if not isinstance(block, dict):
             raise WebhookParseError(f"{entity_key}: expected {{action: items}}")
         for action, raw_items in block.items():
-            for path, item in _items(f"{entity_key}[{action}]", raw_items):
+            for index, item in _items(entity_key, action, raw_items):
                 if len(items) >= MAX_ITEMS:
                     raise WebhookParseError(f"more than {MAX_ITEMS} items in body")
-                items.append(_item(path, entity_key, action, item, account_id))
+                items.append(_item(entity_key, action, index, item, account_id))
     if not items:
         raise WebhookParseError("no entity items in body")
     return ParsedWebhook(account_subdomain=subdomain, account_id=account_id, items=items)
@@ -81,16 +81,18 @@ def _account(account: Any) -> tuple[str | None, int | None]:
     return subdomain, _digits(account.get("id"))
 
 
-def _items(path: str, raw_items: Any) -> Iterator[tuple[str, Any]]:
-    """An action's items in index order, each with its path for error messages.
+def _items(entity_key: str, action: str, raw_items: Any) -> Iterable[tuple[object, Any]]:
+    """An action's items in index order, each with its index for error messages.
 
     The decoder makes a list of indices 0..n-1; other indices leave a dict, ordered here by
     numeric value (compared as digit strings, so huge indices cannot hit int() limits).
     """
     if isinstance(raw_items, list):
-        for index, item in enumerate(raw_items):
-            yield f"{path}[{index}]", item
-        return
+        return enumerate(raw_items)
+    return _sorted_items(f"{entity_key}[{action}]", raw_items)
+
+
+def _sorted_items(path: str, raw_items: Any) -> Iterator[tuple[object, Any]]:
     if not isinstance(raw_items, dict):
         raise WebhookParseError(f"{path}: expected a list of items")
     for key in raw_items:
@@ -102,14 +104,14 @@ def _items(path: str, raw_items: Any) -> Iterator[tuple[str, Any]]:
         return len(stripped), stripped
 
     for key in sorted(raw_items, key=order):
-        yield f"{path}[{key}]", raw_items[key]
+        yield key, raw_items[key]
 
 
 def _item(
-    path: str, entity_key: str, action: str, item: Any, body_account_id: int | None
+    entity_key: str, action: str, index: object, item: Any, body_account_id: int | None
 ) -> WebhookItem:
     if not isinstance(item, dict):
-        raise WebhookParseError(f"{path}: item is not an object")
+        raise WebhookParseError(f"{entity_key}[{action}][{index}]: item is not an object")
     entity = _entity(entity_key, item)
     # Notes come double-nested (`leads[note][0][note][id]`): the note's own fields sit one
     # level down, next to the item-level `type` of contact/company notes.
@@ -119,7 +121,7 @@ def _item(
     entity_id = _digits(fields.get("id"))
     if entity_id is None and entity in SYNCED_ENTITIES and action not in NON_SYNC_ACTIONS:
         # Without an id the worker cannot fetch the entity, so the delivery is useless.
-        raise WebhookParseError(f"{path}: missing or non-numeric id")
+        raise WebhookParseError(f"{entity_key}[{action}][{index}]: missing or non-numeric id")
     account_id = (
         body_account_id if body_account_id is not None else _digits(fields.get("account_id"))
     )
@@ -146,10 +148,15 @@ def _digits(value: Any) -> int | None:
 
     A JSON number is accepted too: n8n may forward a decoded body with numbers typed.
     """
+    # Decoded bodies hold strings, so that test comes first.
+    if type(value) is str:
+        if value.isdigit() and value.isascii() and len(value) <= _MAX_DIGITS:
+            return int(value)
+        return None
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**_MAX_DIGITS:
         return value
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= _MAX_DIGITS:
-        return int(value)
+        return int(value)  # a str subclass, from n8n's JSON decoder at most
     return None
 
 
