@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -111,3 +112,84 @@ async def test_direct_appender_only_for_sqlite(sqlite_engine: AsyncEngine, pg_ur
     finally:
         await postgres.dispose()
         await sqlite_engine.dispose()
+
+
+def hold_write_lock(engine: AsyncEngine) -> sqlite3.Connection:
+    """Another process's writer, as far as SQLite can tell: a connection in BEGIN IMMEDIATE."""
+    conn = sqlite3.connect(str(engine.url.database), isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    return conn
+
+
+async def test_waiting_for_another_writer_does_not_block_the_loop(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """While another connection holds the write lock, the commit waits with asyncio sleeps
+    (the loop keeps serving), then lands as soon as the lock is free."""
+    appender = SqliteAppender(sqlite_engine)
+    other = hold_write_lock(sqlite_engine)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        append = asyncio.create_task(appender.append([full_row(1)]))
+        await asyncio.sleep(0.3)
+        assert not append.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(append, 2)
+    finally:
+        ticking.cancel()
+        other.close()
+        await appender.aclose()
+    rows = await stored(sqlite_engine)
+    await sqlite_engine.dispose()
+    assert ticks >= 30  # ~60 in 0.3 s; a blocked loop would have ticked about once
+    assert [1] == [r["entity_id"] for r in rows]
+
+
+async def test_lock_held_past_the_timeout_is_storage_unavailable(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """A lock nobody releases ends in StorageUnavailable (503) after the lock timeout, for a
+    lone request and for a large batch alike, and nothing is half-written."""
+    appender = SqliteAppender(sqlite_engine, lock_timeout=0.2)
+    writer = GroupCommitWriter(InboxStore(sqlite_engine), appender=appender)
+    writer.start()
+    other = hold_write_lock(sqlite_engine)
+    try:
+        with pytest.raises(StorageUnavailable, match="locked"):
+            await writer.write([full_row(1)])
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await appender.append([full_row(n) for n in range(10)])
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        await writer.stop()
+    rows = await stored(sqlite_engine)
+    await sqlite_engine.dispose()
+    assert [] == rows
+
+
+async def test_wal_is_checkpointed_once_it_grows(sqlite_engine: AsyncEngine) -> None:
+    """This connection never auto-checkpoints inside a commit; a PASSIVE checkpoint on another
+    thread copies the WAL into the database file once about `checkpoint_pages` were added."""
+    database = Path(str(sqlite_engine.url.database))
+    await sqlite_engine.dispose()  # its pooled connections would checkpoint when they close
+    appender = SqliteAppender(sqlite_engine, checkpoint_pages=100)
+    size_before = database.stat().st_size
+    try:
+        for n in range(200):
+            await appender.append([full_row(n)])  # inline: one row per commit
+            await asyncio.sleep(0.001)  # requests come apart; the loop learns a checkpoint ended
+    finally:
+        await appender.aclose()
+    assert 5 <= appender.checkpoints <= 10  # ~5 pages per commit: one every ~20 commits
+    assert database.stat().st_size > size_before  # pages reached the main file
+    with sqlite3.connect(database) as conn:
+        assert 200 == conn.execute("SELECT count(*) FROM amocrm_webhook_events").fetchone()[0]

@@ -12,10 +12,13 @@ from amosync.db.urls import async_url, is_sqlite, sqlite_file, sync_url
 
 # WAL lets readers run beside the one writer; synchronous=FULL makes every commit survive
 # power loss, which is what "answer 200 only after commit" promises amoCRM.
+# How long a SQLite writer waits for another's write lock before giving up (then a webhook
+# answers 503 and amoCRM redelivers).
+SQLITE_BUSY_TIMEOUT_MS = 15_000
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
-    "PRAGMA busy_timeout=15000",
+    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
     "PRAGMA foreign_keys=ON",
 )
 
