@@ -189,3 +189,48 @@ async def test_limiter_keeps_under_amocrm_rate_limit() -> None:
     assert 0 == fake.count_429()
     assert 7 >= fake.max_calls_in_any_window(1.0)
     await client.aclose()
+
+
+async def test_query_is_encoded_as_httpx_would_encode_it() -> None:
+    """The client encodes queries itself (httpx re-quotes long ones a character at a time):
+    amoCRM must still get the very bytes httpx would send, whatever the value types."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    ids = [fake.add_lead()["id"] for _ in range(3)]
+    odd: list[tuple[str, str | int | float | bool | None]] = [
+        ("filter[updated_at][from]", 1700000000),
+        ("with", "contacts,only_deleted"),
+        ("query", "Аренда #1 & x=y+z/?%"),
+        ("yes", True),
+        ("no", False),
+        ("none", None),
+        ("ratio", 1.5),
+    ]
+    client = client_for(fake)
+
+    await client.fetch_by_ids("leads", ids)
+    await client.get_json("/api/v4/leads", odd)
+    await client.get_json("/api/v4/account")
+    await client.aclose()
+
+    by_ids = [*[("filter[id][]", i) for i in ids], ("limit", 250), ("with", "contacts")]
+    assert [
+        str(httpx.QueryParams([*by_ids, ("page", 1)])),
+        str(httpx.QueryParams(odd)),
+        "",
+    ] == [r.query for r in fake.requests]
+
+
+@pytest.mark.parametrize("base", [BASE, BASE + "/"])
+async def test_paths_join_the_base_url_as_httpx_joins_them(base: str) -> None:
+    """With or without a trailing slash, the base URL and the path meet at one "/"."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    client = AmoClient(
+        base,
+        LongLivedToken(DEFAULT_TOKEN),
+        SlidingWindowLimiter(50),
+        transport=httpx.ASGITransport(app=create_fake_amocrm(fake)),
+    )
+
+    assert await client.get_json("/api/v4/account") is not None
+    await client.aclose()
+    assert ["/api/v4/account"] == [r.path for r in fake.requests]

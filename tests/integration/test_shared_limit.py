@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+import httpx
 import pytest
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.amocrm.shared_limit import SharedWindowLimiter
+from amosync.amocrm import AmoClient, LongLivedToken
+from amosync.amocrm.shared_limit import DEFAULT_KEY, ReleaseAndRecord, SharedWindowLimiter
+from amosync.db.api_log import DbCallRecorder
 from amosync.db.engine import create_service_engine
+from amosync.db.tables import api_requests, sync_state
 from amosync.errors import IPBlocked
+from amosync.services import build_client
+from amosync.settings import Settings
+from amosync.testing import DEFAULT_TOKEN, FakeAmoState
 
 
 @pytest.fixture
@@ -86,3 +95,73 @@ async def test_a_request_still_in_flight_keeps_its_slot(engines: list[AsyncEngin
         await first.done(slot)
     await second.acquire()
     assert time.monotonic() - answering >= 1.0
+
+
+async def _slots(engine: AsyncEngine) -> list[list[Any]]:
+    async with engine.connect() as conn:
+        value = (
+            await conn.execute(select(sync_state.c.value).where(sync_state.c.key == DEFAULT_KEY))
+        ).scalar_one()
+    return list(value["slots"])
+
+
+async def _logged_calls(engine: AsyncEngine) -> list[tuple[str, str, int, str]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(
+                api_requests.c.method,
+                api_requests.c.path,
+                api_requests.c.status,
+                api_requests.c.purpose,
+            )
+        )
+        return [tuple(row) for row in rows.all()]
+
+
+async def test_a_call_releases_its_slot_and_logs_itself(
+    engine: AsyncEngine,
+    make_settings: Callable[..., Settings],
+    fake: FakeAmoState,
+    fake_transport: httpx.ASGITransport,
+) -> None:
+    """The service client's call leaves its answer time in the limiter row and its row in the
+    call log (both written by the one transaction after the answer)."""
+    lead = fake.add_lead()
+    client = build_client(make_settings(), engine, purpose="catchup", transport=fake_transport)
+
+    assert [lead["id"]] == [x["id"] for x in await client.fetch_by_ids("leads", [lead["id"]])]
+    await client.aclose()
+
+    [(_, granted, answered)] = await _slots(engine)
+    assert answered is not None
+    assert answered >= granted
+    assert [("GET", "/api/v4/leads", 200, "catchup")] == await _logged_calls(engine)
+
+
+async def test_a_call_log_that_cannot_be_written_still_releases_the_slot(
+    engine: AsyncEngine, fake: FakeAmoState, fake_transport: httpx.ASGITransport
+) -> None:
+    """A log row that cannot be written (its table is gone) costs that row only: the call
+    succeeds and its slot is freed."""
+    # Renamed away and back, not dropped: the PostgreSQL database is shared by the whole run.
+    async with engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE amocrm_api_requests RENAME TO api_requests_away"))
+    lead = fake.add_lead()
+    limiter = SharedWindowLimiter(engine, 7)
+    client = AmoClient(
+        "https://testaccount.amocrm.ru",
+        LongLivedToken(DEFAULT_TOKEN),
+        limiter,
+        after_answer=ReleaseAndRecord(limiter, DbCallRecorder(engine, "webhook")),
+        transport=fake_transport,
+    )
+    try:
+        fetched = await client.fetch_by_ids("leads", [lead["id"]])
+    finally:
+        await client.aclose()
+        async with engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE api_requests_away RENAME TO amocrm_api_requests"))
+
+    assert [lead["id"]] == [x["id"] for x in fetched]
+    [(_, _, answered)] = await _slots(engine)
+    assert answered is not None

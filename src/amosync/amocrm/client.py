@@ -16,14 +16,17 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
+from urllib.parse import quote_plus
 
 import httpx
 import orjson
 
 from amosync import __version__, metrics
 from amosync.amocrm.auth import TokenProvider
-from amosync.amocrm.ratelimit import RateLimiter
+from amosync.amocrm.ratelimit import RateLimiter, Slot
 from amosync.core.backoff import parse_retry_after, retry_delay
 from amosync.core.plan import MAX_IDS_PER_CALL
 from amosync.errors import IPBlocked, ReauthRequired, RequestRejected, RetryLater
@@ -41,6 +44,40 @@ class CallRecorder(Protocol):
     async def record(self, method: str, path: str, status: int, duration_ms: int) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One HTTP exchange with amoCRM, as the call log keeps it (`status` 0: no response)."""
+
+    method: str
+    path: str
+    status: int
+    duration_ms: int
+
+
+class AfterAnswer(Protocol):
+    """Runs once per request when its answer (or failure) is in: frees the request's rate-limit
+    slot and logs the call (`call` is None when no request was sent, e.g. no token).
+
+    One seam for both, so a database-backed limiter and call log can share one transaction
+    (see `shared_limit.ReleaseAndRecord`).
+    """
+
+    async def __call__(self, slot: Slot, call: Call | None) -> None: ...
+
+
+class ReleaseThenRecord:
+    """The plain `AfterAnswer`: `limiter.done(slot)`, then `recorder.record(…)`."""
+
+    def __init__(self, limiter: RateLimiter, recorder: CallRecorder | None) -> None:
+        self._limiter = limiter
+        self._recorder = recorder
+
+    async def __call__(self, slot: Slot, call: Call | None) -> None:
+        await self._limiter.done(slot)
+        if call is not None and self._recorder is not None:
+            await self._recorder.record(call.method, call.path, call.status, call.duration_ms)
+
+
 class AmoClient:
     def __init__(
         self,
@@ -50,14 +87,17 @@ class AmoClient:
         *,
         timeout: float = 10.0,
         recorder: CallRecorder | None = None,
+        after_answer: AfterAnswer | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         backoff_base: float = 0.5,
         ip_block_cooldown: float = 600.0,
     ) -> None:
+        """`after_answer` replaces the default `limiter.done(slot)` then `recorder.record(…)`
+        (give one or the other, not both)."""
         self._tokens = tokens
         self._ip_block_cooldown = ip_block_cooldown
         self._limiter = limiter
-        self._recorder = recorder
+        self._after_answer = after_answer or ReleaseThenRecord(limiter, recorder)
         self._backoff_base = backoff_base
         self._http = httpx.AsyncClient(
             base_url=base_url,
@@ -66,6 +106,9 @@ class AmoClient:
             headers={"User-Agent": f"amosync/{__version__}", "Accept": "application/hal+json"},
             follow_redirects=False,
         )
+        # Paths are joined to this as httpx joins them to base_url (whose str() drops a lone
+        # "/" path: "https://x.amocrm.ru").
+        self._base = str(self._http.base_url).rstrip("/") + "/"
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -146,14 +189,16 @@ class AmoClient:
     ) -> httpx.Response:
         transient = rate_limited = 0
         refreshed = False
+        url = self._url(path, params)
         while True:
             slot = await self._limiter.acquire()
+            call: Call | None = None
             try:
                 token = await self._tokens.token()
-                answer = await self._request(method, path, params, token, body)
+                answer, call = await self._request(method, url, path, token, body)
             finally:
                 # The limiter counts the request until its answer: it may arrive that late.
-                await self._limiter.done(slot)
+                await self._after_answer(slot, call)
             response = answer if isinstance(answer, httpx.Response) else None
             if response is not None and response.status_code < 300:
                 return response
@@ -179,25 +224,33 @@ class AmoClient:
                     continue
             raise _error_for(method, path, answer)
 
+    def _url(self, path: str, params: Params) -> httpx.URL:
+        """The absolute URL, its query encoded here, once per call rather than per try.
+
+        Given `params` and a relative path, httpx merges and urlencodes them through its
+        QueryParams, then re-parses the result: 4.1 ms of CPU for 250 ids, 2.3 ms this way
+        (what is left is httpx checking and re-quoting the query a character at a time,
+        which no public httpx API skips). The bytes sent are the same."""
+        query = _encode_query(params)
+        return httpx.URL(
+            f"{self._base}{path.lstrip('/')}?{query}" if query else self._base + path.lstrip("/")
+        )
+
     async def _request(
-        self, method: str, path: str, params: Params, token: str, body: bytes | None = None
-    ) -> httpx.Response | httpx.TransportError:
+        self, method: str, url: httpx.URL, path: str, token: str, body: bytes | None = None
+    ) -> tuple[httpx.Response | httpx.TransportError, Call]:
         """One HTTP exchange, or the error when no response arrived (timeout, reset, refused)."""
         started = time.monotonic()
         headers = {"Authorization": f"Bearer {token}"}
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:
-            response = await self._http.request(
-                method, path, params=params, headers=headers, content=body
-            )
+            response = await self._http.request(method, url, headers=headers, content=body)
         except httpx.TransportError as exc:
-            await self._record(method, path, 0, started)
-            return exc
-        await self._record(method, path, response.status_code, started)
-        return response
+            return exc, self._log_call(method, path, 0, started)
+        return response, self._log_call(method, path, response.status_code, started)
 
-    async def _record(self, method: str, path: str, status: int, started: float) -> None:
+    def _log_call(self, method: str, path: str, status: int, started: float) -> Call:
         duration_ms = int((time.monotonic() - started) * 1000)
         metrics.api_request(status)
         log.info(
@@ -210,8 +263,30 @@ class AmoClient:
                 "ms": duration_ms,
             },
         )
-        if self._recorder is not None:
-            await self._recorder.record(method, path, status, duration_ms)
+        return Call(method, path, status, duration_ms)
+
+
+def _encode_query(params: Params) -> str:
+    """`params` as httpx encodes them (`urlencode`, True → "true", None → ""), with the
+    repeated keys quoted once and integers not quoted at all."""
+    return "&".join(f"{_quoted_key(key)}={_quoted_value(value)}" for key, value in params)
+
+
+@lru_cache(maxsize=64)
+def _quoted_key(key: str) -> str:
+    return quote_plus(key)
+
+
+def _quoted_value(value: str | int | float | bool | None) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return ""
+    if isinstance(value, int):
+        return str(value)
+    return quote_plus(str(value))
 
 
 def _error_for(method: str, path: str, answer: httpx.Response | httpx.TransportError) -> Exception:

@@ -6,7 +6,8 @@ one `amosync_state` row. Taking a slot is one short transaction: lock the row
 (`SELECT … FOR UPDATE` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` already serialises writers),
 drop sends older than the window, and either append "now" or learn how long to wait. A send
 counts until `done()` reports its answer (see `ratelimit.effective_time`): amoCRM may see it
-arrive that late.
+arrive that late. `done()` can carry more work into its transaction: `ReleaseAndRecord` writes
+the call's log row there, so an API call costs two transactions, not three.
 
 Times come from the database clock on PostgreSQL, so processes on several hosts agree on
 what "one second" is; on SQLite (one host by definition) from the local clock.
@@ -22,15 +23,18 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync import metrics
+from amosync.amocrm.client import Call
 from amosync.amocrm.ratelimit import Slot, effective_time, wait_for_slot
+from amosync.db.api_log import DbCallRecorder
 from amosync.db.tables import sync_state
 from amosync.errors import IPBlocked
 
@@ -39,6 +43,18 @@ log = logging.getLogger(__name__)
 DEFAULT_KEY = "amocrm_rate_limit"
 # Sends kept in the row: far more than any sane rate needs for one window.
 _MAX_LOG = 256
+
+# Built once (the key comes as a parameter): the two statements of every transaction.
+_READ = select(sync_state.c.value).where(sync_state.c.key == bindparam("row_key")).with_for_update()
+_WRITE = (
+    sync_state.update()
+    .where(sync_state.c.key == bindparam("row_key"))
+    .values(value=bindparam("new_value"), updated_at=bindparam("now"))
+)
+_PG_NOW = text("SELECT CAST(extract(epoch FROM clock_timestamp()) AS double precision)")
+
+InSameTransaction = Callable[[AsyncConnection], Awaitable[None]]
+"""More work for the limiter's transaction (the call log row): one commit instead of two."""
 
 
 class SharedWindowLimiter:
@@ -71,6 +87,10 @@ class SharedWindowLimiter:
         self._pending_block: tuple[float, float] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
     async def acquire(self) -> Slot:
         async with self._local:
             while True:
@@ -81,8 +101,9 @@ class SharedWindowLimiter:
                 metrics.rate_limit_wait(wait)
                 await asyncio.sleep(wait)
 
-    async def done(self, slot: Slot) -> None:
-        await self._transact(finished=slot)
+    async def done(self, slot: Slot, *, also: InSameTransaction | None = None) -> None:
+        """Stamp the slot's answer time; `also` runs in the same transaction."""
+        await self._transact(finished=slot, also=also)
 
     def pause(self, seconds: float) -> None:
         """Nobody sends for `seconds` (a 429's `retry_after`)."""
@@ -101,17 +122,22 @@ class SharedWindowLimiter:
 
     # -- the one transaction ------------------------------------------------------------
 
-    async def _transact(self, *, take: Slot | None = None, finished: Slot | None = None) -> float:
+    async def _transact(
+        self,
+        *,
+        take: Slot | None = None,
+        finished: Slot | None = None,
+        also: InSameTransaction | None = None,
+    ) -> float:
         """Merge pending pauses into the row; with `take`, claim that slot or say how long to
-        wait; with `finished`, stamp that slot's answer time."""
+        wait; with `finished`, stamp that slot's answer time; then run `also`."""
         if not self._row_ready:
             await self._create_row()
         pending_pause, pending_block = self._pending_pause, self._pending_block
         blocked_for = 0.0
         async with self._engine.begin() as conn:
-            query = select(sync_state.c.value).where(sync_state.c.key == self._key)
             value: dict[str, Any] = (
-                await conn.execute(query.with_for_update())
+                await conn.execute(_READ, {"row_key": self._key})
             ).scalar_one_or_none() or {}
             now = await self._now(conn)
             slots = _recent(value.get("slots"), now, self._window)
@@ -130,6 +156,8 @@ class SharedWindowLimiter:
                 if wait <= 0:
                     slots[take] = (now, None)
             await self._write(conn, slots, paused_until, blocked_until)
+            if also is not None:
+                await also(conn)
         # Written: forget what we merged, unless a newer pause arrived meanwhile.
         if self._pending_pause is pending_pause:
             self._pending_pause = None
@@ -156,17 +184,14 @@ class SharedWindowLimiter:
             "blocked_until": blocked_until,
         }
         await conn.execute(
-            sync_state.update()
-            .where(sync_state.c.key == self._key)
-            .values(value=value, updated_at=datetime.now(UTC))
+            _WRITE, {"row_key": self._key, "new_value": value, "now": datetime.now(UTC)}
         )
 
     async def _now(self, conn: AsyncConnection) -> float:
         if self._postgres:
             # clock_timestamp(), not now(): now() is frozen at the start of the transaction,
             # which may be before we waited for the row lock.
-            query = text("SELECT CAST(extract(epoch FROM clock_timestamp()) AS double precision)")
-            return float((await conn.execute(query)).scalar_one())
+            return float((await conn.execute(_PG_NOW)).scalar_one())
         return time.time()
 
     async def _create_row(self) -> None:
@@ -232,3 +257,36 @@ def _merge(stored: Any, pending: tuple[float, float] | None, now: float) -> floa
         seconds, noted = pending
         until = max(until, now + seconds - (time.monotonic() - noted))
     return until
+
+
+class ReleaseAndRecord:
+    """`AfterAnswer` for a shared limiter and a database call log on the same database: the
+    slot's release and the call's log row in one transaction, not two.
+
+    A failure there is retried as two transactions, so that a log row that cannot be
+    written (which only skews a counter) never keeps a slot from being released.
+    """
+
+    def __init__(self, limiter: SharedWindowLimiter, recorder: DbCallRecorder) -> None:
+        if limiter.engine is not recorder.engine:
+            raise ValueError("the limiter and the call log must share one engine")
+        self._limiter = limiter
+        self._recorder = recorder
+
+    async def __call__(self, slot: Slot, call: Call | None) -> None:
+        if call is None:
+            await self._limiter.done(slot)
+            return
+
+        async def write_row(conn: AsyncConnection) -> None:
+            await self._recorder.write(conn, call.method, call.path, call.status, call.duration_ms)
+
+        try:
+            await self._limiter.done(slot, also=write_row)
+        except SQLAlchemyError:
+            # Apart, in the old order: `record` logs and swallows its own failure, `done`
+            # raises as it always has when the limiter's row cannot be written.
+            await self._recorder.record(call.method, call.path, call.status, call.duration_ms)
+            await self._limiter.done(slot)
+            return
+        await self._recorder.prune_if_due()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.db.tables import api_requests
 
@@ -25,29 +25,63 @@ class DbCallRecorder:
         self._engine = engine
         self._purpose = purpose
         self._calls = 0
+        self._prune_due = False
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
 
     async def record(self, method: str, path: str, status: int, duration_ms: int) -> None:
-        now = datetime.now(UTC)
+        try:
+            async with self._engine.begin() as conn:
+                await self.write(conn, method, path, status, duration_ms)
+        except SQLAlchemyError as exc:
+            _log_not_recorded(exc)
+        await self.prune_if_due()
+
+    async def write(
+        self, conn: AsyncConnection, method: str, path: str, status: int, duration_ms: int
+    ) -> None:
+        """The row, in the caller's transaction (raises, unlike `record`); call
+        `prune_if_due` after that transaction."""
+        await conn.execute(
+            _INSERT,
+            {
+                "at": datetime.now(UTC),
+                "method": method,
+                "path": path[:255],
+                "status": status,
+                "duration_ms": duration_ms,
+                "purpose": self._purpose,
+            },
+        )
+        self._calls += 1
+        self._prune_due = self._prune_due or self._calls % 1000 == 0
+
+    async def prune_if_due(self) -> None:
+        """Now and then, forget old rows: in a transaction of its own, so that no caller's
+        (the rate limiter's, holding its row) waits for the delete."""
+        if not self._prune_due:
+            return
+        self._prune_due = False
         try:
             async with self._engine.begin() as conn:
                 await conn.execute(
-                    insert(api_requests).values(
-                        at=now,
-                        method=method,
-                        path=path[:255],
-                        status=status,
-                        duration_ms=duration_ms,
-                        purpose=self._purpose,
-                    )
+                    delete(api_requests).where(api_requests.c.at < datetime.now(UTC) - KEEP)
                 )
-                self._calls += 1
-                if self._calls % 1000 == 0:  # prune now and then, off the hot path
-                    await conn.execute(delete(api_requests).where(api_requests.c.at < now - KEEP))
         except SQLAlchemyError as exc:
-            log.warning(
-                "api_call_not_recorded",
-                extra={"event": "api_call_not_recorded", "error": str(exc)[:200]},
-            )
+            _log_not_recorded(exc)
+
+
+# Built once: the values come as parameters, so SQLAlchemy compiles it once per engine.
+_INSERT = insert(api_requests)
+
+
+def _log_not_recorded(exc: Exception) -> None:
+    log.warning(
+        "api_call_not_recorded",
+        extra={"event": "api_call_not_recorded", "error": str(exc)[:200]},
+    )
 
 
 async def calls_by_status(engine: AsyncEngine, since: datetime) -> dict[int, int]:
