@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 import uvicorn
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 _BODY = b'{"ok":true}'
 _HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"11")]
@@ -26,20 +26,25 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": _BODY})
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
+def run_like_serve(asgi_app: ASGIApp, host: str, port: int) -> None:
+    """uvicorn with the options `amosync serve` uses (httptools, uvloop, no access log)."""
     uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
+        asgi_app,
+        host=host,
+        port=port,
         log_config=None,
         access_log=False,
         server_header=False,
         lifespan="off",
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    run_like_serve(app, args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from amosync.core.webhook import WebhookParseError, parse_webhook
+from bench.baseline import run_like_serve
 
 _BODY = b'{"ok":true}'
 _HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"11")]
@@ -98,15 +98,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--database", type=Path, required=True)
     args = parser.parse_args()
-    uvicorn.run(
-        make_app(args.database),
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        lifespan="off",
-    )
+    run_like_serve(make_app(args.database), args.host, args.port)
 
 
 if __name__ == "__main__":
