@@ -22,6 +22,8 @@ from bench.loadgen import HttpPool, Sent
 TICK = 0.1  # seconds: leads are changed in amoCRM, then their webhooks sent, per tick
 CALLS_PER_WEBHOOK_TARGET = 0.01
 DRAIN_TARGET_SECONDS = 30.0
+CPU_TARGET_MS = 1.0
+PG_SLACK = 1.5  # speed targets on PostgreSQL are within 1.5x of SQLite's (not the API counts)
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -116,6 +118,7 @@ async def _wait_correct(
 
 
 def _print(ctx: Context, r: dict[str, Any]) -> None:
+    cpu_target = CPU_TARGET_MS * (PG_SLACK if ctx.db == "postgresql" else 1.0)
     report.table(
         f"Burst ({ctx.db}): {r['webhooks']} webhooks about {r['leads']} leads in "
         f"{r['sent_seconds']} s, API latency {ctx.latency * 1000:.0f} ms",
@@ -155,8 +158,8 @@ def _print(ctx: Context, r: dict[str, Any]) -> None:
             [
                 "serve CPU ms per event",
                 r["cpu_ms_per_event"],
-                "<= 1",
-                report.verdict(r["cpu_ms_per_event"] <= 1),
+                f"<= {cpu_target:g}",
+                report.verdict(r["cpu_ms_per_event"] <= cpu_target),
             ],
         ],
     )
