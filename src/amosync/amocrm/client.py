@@ -154,16 +154,7 @@ class AmoClient:
 
     async def get_json(self, path: str, params: Params | None = None) -> dict[str, Any] | None:
         """GET a JSON object; None on 204 (amoCRM's "nothing found")."""
-        response = await self._send("GET", path, params or [])
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise RetryLater(f"GET {path}: response is not JSON") from None
-        if not isinstance(body, dict):
-            raise RequestRejected(f"GET {path}: response is not a JSON object", status=200)
-        return body
+        return _json_object("GET", path, await self._send("GET", path, params or []))
 
     async def send_json(
         self, method: str, path: str, body: Any, params: Params | None = None
@@ -174,15 +165,7 @@ class AmoClient:
         safe to repeat (amoCRM's webhook subscribe is an upsert, its delete is by URL).
         """
         response = await self._send(method, path, params or [], orjson.dumps(body))
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            answer = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise RetryLater(f"{method} {path}: response is not JSON") from None
-        if not isinstance(answer, dict):
-            raise RequestRejected(f"{method} {path}: response is not a JSON object", status=200)
-        return answer
+        return _json_object(method, path, response)
 
     async def _send(
         self, method: str, path: str, params: Params, body: bytes | None = None
@@ -287,6 +270,19 @@ def _quoted_value(value: str | int | float | bool | None) -> str:
     if isinstance(value, int):
         return str(value)
     return quote_plus(str(value))
+
+
+def _json_object(method: str, path: str, response: httpx.Response) -> dict[str, Any] | None:
+    """The JSON object answered; None on 204 or an empty body (amoCRM's "nothing found")."""
+    if response.status_code == 204 or not response.content:
+        return None
+    try:
+        answer = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise RetryLater(f"{method} {path}: response is not JSON") from None
+    if not isinstance(answer, dict):
+        raise RequestRejected(f"{method} {path}: response is not a JSON object", status=200)
+    return answer
 
 
 def _error_for(method: str, path: str, answer: httpx.Response | httpx.TransportError) -> Exception:
