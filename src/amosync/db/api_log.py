@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import ColumnElement, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -86,24 +87,24 @@ def _log_not_recorded(exc: Exception) -> None:
 
 async def calls_by_status(engine: AsyncEngine, since: datetime) -> dict[int, int]:
     """Calls made since `since`, counted by HTTP status (0 = no response)."""
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            select(api_requests.c.status, func.count())
-            .where(api_requests.c.at >= since)
-            .group_by(api_requests.c.status)
-        )
-        return {int(status): int(n) for status, n in rows.all()}
+    counts = await _counts_by(engine, api_requests.c.status, since)
+    return {int(status): n for status, n in counts.items()}
 
 
 async def calls_by_purpose(engine: AsyncEngine, since: datetime) -> dict[str, int]:
     """Calls made since `since`, counted by purpose (webhook, catchup, backfill, oauth, …)."""
+    counts = await _counts_by(engine, api_requests.c.purpose, since)
+    return {str(purpose): n for purpose, n in counts.items()}
+
+
+async def _counts_by(
+    engine: AsyncEngine, column: ColumnElement[Any], since: datetime
+) -> dict[Any, int]:
     async with engine.connect() as conn:
         rows = await conn.execute(
-            select(api_requests.c.purpose, func.count())
-            .where(api_requests.c.at >= since)
-            .group_by(api_requests.c.purpose)
+            select(column, func.count()).where(api_requests.c.at >= since).group_by(column)
         )
-        return {str(purpose): int(n) for purpose, n in rows.all()}
+        return {key: int(n) for key, n in rows.all()}
 
 
 async def count_calls(engine: AsyncEngine, since: datetime, purposes: Collection[str]) -> int:
