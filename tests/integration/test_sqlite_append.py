@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from amosync.db.engine import create_service_engine
 from amosync.errors import StorageUnavailable
 from amosync.inbox import GroupCommitWriter, InboxStore
-from amosync.inbox.sqlite_append import SqliteAppender, direct_appender
+from amosync.inbox.sqlite_append import SqliteAppender
 
 
 def full_row(entity_id: int) -> dict[str, Any]:
@@ -101,17 +101,6 @@ async def test_fast_path_failure_is_storage_unavailable(tmp_path: Path) -> None:
     finally:
         await writer.stop()
         await broken.dispose()
-
-
-async def test_direct_appender_only_for_sqlite(sqlite_engine: AsyncEngine, pg_url: str) -> None:
-    """SQLite gets the fast path; PostgreSQL keeps InboxStore.append (its driver is async)."""
-    postgres = create_service_engine(pg_url)
-    try:
-        assert isinstance(direct_appender(sqlite_engine), SqliteAppender)
-        assert direct_appender(postgres) is None
-    finally:
-        await postgres.dispose()
-        await sqlite_engine.dispose()
 
 
 def hold_write_lock(engine: AsyncEngine) -> sqlite3.Connection:

@@ -2,9 +2,8 @@
 
 Through SQLAlchemy and aiosqlite a one-row commit costs about 1.2 ms of CPU (statement
 compilation and parameter handling, plus several thread hand-offs for BEGIN, INSERT and
-COMMIT). Here the statement and the value conversions are prepared once, from the table
-definition and the engine's own type processors, so rows are stored exactly as
-`InboxStore.append` stores them (PRAGMAs included).
+COMMIT). Here the statement and the value conversions are prepared once (`InboxInsert`), so
+rows are stored exactly as `InboxStore.append` stores them (PRAGMAs included).
 
 Where the commit runs depends on its size. A commit of one request's rows — the normal case
 below a few hundred webhooks per second — runs on the event loop's thread: the hand-off to a
@@ -25,20 +24,17 @@ import asyncio
 import itertools
 import logging
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 # The service engine's PRAGMAs (WAL, synchronous=FULL, busy_timeout), so durability is the same.
 from amosync.db.engine import _SQLITE_PRAGMAS, SQLITE_BUSY_TIMEOUT_MS
-from amosync.db.tables import webhook_events
+from amosync.inbox.insert_values import InboxInsert
 
 log = logging.getLogger(__name__)
-
-_Convert = Callable[[Any], Any] | None
 
 # Commits of at most this many rows run on the loop's thread (see the module doc).
 INLINE_MAX_ROWS = 2
@@ -65,19 +61,7 @@ class SqliteAppender:
         self._lock_timeout = lock_timeout
         self._checkpoint_pages = checkpoint_pages
         self._pages_since_checkpoint = 0
-        dialect = engine.dialect
-        self._columns: list[tuple[str, Any, _Convert]] = [
-            (
-                column.name,
-                column.default.arg if column.default is not None else None,  # type: ignore[attr-defined]
-                column.type.dialect_impl(dialect).bind_processor(dialect),
-            )
-            for column in webhook_events.columns
-            if not column.primary_key
-        ]
-        names = ", ".join(name for name, _, _ in self._columns)
-        marks = ", ".join("?" for _ in self._columns)
-        self._sql = f"INSERT INTO {webhook_events.name} ({names}) VALUES ({marks})"  # noqa: S608 - names come from our table definition
+        self._insert = InboxInsert(engine.dialect, "?")
         # The connection is used by one commit at a time (the group-commit writer runs one
         # commit after another), on the loop's thread or on this executor's.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="inbox-sqlite")
@@ -88,10 +72,7 @@ class SqliteAppender:
         self.checkpoints = 0  # checkpoints started, for tests and curiosity
 
     async def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        # A request's rows share one `received_at`/`available_at` datetime, and converting
-        # one costs ~10 µs through the type processors: convert each distinct one once.
-        converted: dict[tuple[_Convert, datetime], Any] = {}
-        params = [self._values(row, converted) for row in rows]
+        params = self._insert.params(rows)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._lock_timeout
         for attempt in itertools.count():
@@ -123,23 +104,6 @@ class SqliteAppender:
         await loop.run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
 
-    def _values(
-        self, row: Mapping[str, Any], converted: dict[tuple[_Convert, datetime], Any]
-    ) -> tuple[Any, ...]:
-        values = []
-        for name, default, convert in self._columns:
-            value = row.get(name, default)
-            if convert is not None and value is not None:
-                if type(value) is datetime:
-                    key = (convert, value)
-                    if key not in converted:
-                        converted[key] = convert(value)
-                    value = converted[key]
-                else:
-                    value = convert(value)
-            values.append(value)
-        return tuple(values)
-
     def _connect(self) -> sqlite3.Connection:
         # Autocommit mode: the transaction is ours to open (BEGIN IMMEDIATE takes the write
         # lock up front, like the service engine does).
@@ -156,7 +120,7 @@ class SqliteAppender:
             conn.execute("PRAGMA wal_autocheckpoint=0")  # see `_start_checkpoint`
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(self._sql, params)
+            conn.executemany(self._insert.sql, params)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -193,8 +157,3 @@ class SqliteAppender:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-
-def direct_appender(engine: AsyncEngine) -> SqliteAppender | None:
-    """The fast appender for a SQLite engine; None for PostgreSQL (its driver is async)."""
-    return SqliteAppender(engine) if engine.dialect.name == "sqlite" else None

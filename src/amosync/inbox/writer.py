@@ -5,8 +5,8 @@ last commit in a single transaction, then answers every waiting request. Under l
 commit carries many requests, so durable-before-ACK costs one fsync per batch, not per
 request. A request is answered only after *its* rows are committed.
 
-On SQLite the service passes a `SqliteAppender` (one connection and thread of its own, one
-hand-off per commit); otherwise rows go through `InboxStore.append`.
+The service passes the database's direct appender (`direct_appender`: a connection of its
+own, statement prepared once); without one, rows go through `InboxStore.append`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,13 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+import psycopg
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.errors import StorageUnavailable
+from amosync.inbox.postgres_append import PostgresAppender
+from amosync.inbox.sqlite_append import SqliteAppender
 from amosync.inbox.store import InboxStore
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,13 @@ class Appender(Protocol):
 
     async def aclose(self) -> None:
         """Release connections; called once when the writer stops."""
+
+
+def direct_appender(engine: AsyncEngine) -> Appender:
+    """The appender for the engine's database, skipping SQLAlchemy on the webhook path."""
+    if engine.dialect.name == "sqlite":
+        return SqliteAppender(engine)
+    return PostgresAppender(engine)
 
 
 class GroupCommitWriter:
@@ -99,7 +110,7 @@ class GroupCommitWriter:
         try:
             if rows:
                 await (self._appender or self._store).append(rows)
-        except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
+        except (SQLAlchemyError, sqlite3.Error, psycopg.Error, OSError) as exc:
             if len(batch) > 1:
                 # One request's rows may be what the database refused: commit each request
                 # alone so the others are not answered 503 because of it.

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from amosync import __version__
 from amosync.inbox import GroupCommitWriter
-from amosync.inbox.sqlite_append import direct_appender
+from amosync.inbox.writer import direct_appender
 from amosync.services import build_services, rentprog_field
 from amosync.settings import Settings
 from amosync.web.admin import admin_routes
@@ -53,7 +53,7 @@ def create_app(
     writer = GroupCommitWriter(
         services.inbox,
         on_commit=services.worker.notify if run_worker else None,
-        appender=direct_appender(services.engine),  # SQLite: one thread hop per commit
+        appender=direct_appender(services.engine),
     )
     webhook = WebhookReceiver(settings, writer)
     n8n = N8nReceiver(settings, services.engine, writer, rentprog_field(settings))
