@@ -16,6 +16,7 @@ from amosync.cli.common import fail, load_settings, setup_logging
 from amosync.db import migrate as migrations
 from amosync.db.urls import is_sqlite, redacted
 from amosync.errors import ConfigError
+from amosync.heap import freeze_startup_objects
 from amosync.services import build_services
 from amosync.settings import Settings
 
@@ -56,7 +57,7 @@ def serve(
     _prepare_database(settings, auto_migrate=True)
     from amosync.web.app import create_app  # imported late: starlette is not needed by `migrate`
 
-    app = create_app(settings, run_worker=not no_worker)
+    app = create_app(settings, run_worker=not no_worker, freeze_heap=True)
     log.info(
         "listening", extra={"event": "listening", "url": f"http://{settings.host}:{settings.port}"}
     )
@@ -87,6 +88,7 @@ async def _run_worker(settings: Settings, *, once: bool) -> None:
             while await services.worker.run_once():
                 pass
             return
+        freeze_startup_objects()  # short full collections: see amosync/heap.py
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):

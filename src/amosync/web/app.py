@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from amosync import __version__
+from amosync.heap import freeze_startup_objects
 from amosync.inbox import GroupCommitWriter
 from amosync.inbox.writer import direct_appender
 from amosync.services import build_services, rentprog_field
@@ -47,8 +48,13 @@ def create_app(
     *,
     run_worker: bool = True,
     amocrm_transport: httpx.AsyncBaseTransport | None = None,
+    freeze_heap: bool = False,
 ) -> Starlette:
-    """Build the app. Nothing connects until the lifespan starts."""
+    """Build the app. Nothing connects until the lifespan starts.
+
+    `freeze_heap` (the `serve` command sets it) exempts what exists once start-up is done
+    from garbage collection (amosync/heap.py); tests building many apps in one process leave
+    it off so that each app's objects can still be freed."""
     services = build_services(settings, amocrm_transport=amocrm_transport)
     writer = GroupCommitWriter(
         services.inbox,
@@ -84,9 +90,15 @@ def create_app(
         worker_task = (
             asyncio.create_task(services.worker.run(), name="worker") if run_worker else None
         )
+        frozen = freeze_startup_objects() if freeze_heap else None
         log.info(
             "service_started",
-            extra={"event": "service_started", "version": __version__, "worker": run_worker},
+            extra={
+                "event": "service_started",
+                "version": __version__,
+                "worker": run_worker,
+                "frozen_objects": frozen,
+            },
         )
         try:
             yield
