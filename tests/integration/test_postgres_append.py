@@ -143,7 +143,7 @@ async def test_unreachable_database_is_storage_unavailable() -> None:
 async def test_direct_appender_matches_the_database(pg_engine: AsyncEngine, tmp_path: Any) -> None:
     sqlite = create_service_engine(f"sqlite:///{tmp_path}/a.db")
     try:
-        assert isinstance(direct_appender(sqlite), SqliteAppender)
-        assert isinstance(direct_appender(pg_engine), PostgresAppender)
+        assert isinstance(direct_appender(InboxStore(sqlite)), SqliteAppender)
+        assert isinstance(direct_appender(InboxStore(pg_engine)), PostgresAppender)
     finally:
         await sqlite.dispose()

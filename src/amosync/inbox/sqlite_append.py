@@ -11,6 +11,9 @@ thread and back cost more CPU (~0.2 ms per commit, measured) than the commit its
 nothing else is waiting to use the loop meanwhile. A larger commit (many requests arrived
 together) runs on a thread of its own, so the loop parses the next requests during the fsync.
 
+In `serve` the commits take turns with the in-process worker's transactions (`WriteTurns`,
+inbox/turns.py), so the two never wait for each other inside SQLite.
+
 Nothing here may block the loop for long, so two things SQLite would otherwise do inside
 the commit happen elsewhere: waiting for another connection's write lock (this connection
 has `busy_timeout=0`; `append` retries with asyncio sleeps, up to the service's usual
@@ -33,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 # The service engine's PRAGMAs (WAL, synchronous=FULL, busy_timeout), so durability is the same.
 from amosync.db.engine import _SQLITE_PRAGMAS, SQLITE_BUSY_TIMEOUT_MS
 from amosync.inbox.insert_values import InboxInsert
+from amosync.inbox.turns import WriteTurns
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +57,14 @@ class SqliteAppender:
         *,
         lock_timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000,
         checkpoint_pages: int = CHECKPOINT_PAGES,
+        turns: WriteTurns | None = None,
     ) -> None:
         database = engine.url.database
         if engine.dialect.name != "sqlite" or not database:
             raise ValueError("SqliteAppender needs a SQLite engine with a database file")
         self._path = database
         self._lock_timeout = lock_timeout
+        self._turns = turns or WriteTurns(enabled=False)
         self._checkpoint_pages = checkpoint_pages
         self._pages_since_checkpoint = 0
         self._insert = InboxInsert(engine.dialect, "?")
@@ -70,17 +76,21 @@ class SqliteAppender:
         self._checkpoint_conn: sqlite3.Connection | None = None  # the checkpointer's thread only
         self._checkpoint: asyncio.Future[None] | None = None
         self.checkpoints = 0  # checkpoints started, for tests and curiosity
+        self.lock_retries = 0  # commits retried because another connection held the lock
 
     async def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
         params = self._insert.params(rows)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._lock_timeout
         for attempt in itertools.count():
+            if attempt:
+                self.lock_retries += 1
             try:
-                if len(params) <= INLINE_MAX_ROWS:
-                    self._commit(params)
-                else:
-                    await loop.run_in_executor(self._executor, self._commit, params)
+                async with self._turns.turn():
+                    if len(params) <= INLINE_MAX_ROWS:
+                        self._commit(params)
+                    else:
+                        await loop.run_in_executor(self._executor, self._commit, params)
                 break
             except sqlite3.OperationalError as exc:
                 # Only "another connection holds the write lock" is worth waiting for.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.core.plan import ClaimedEvent
 from amosync.db.tables import webhook_events as ev
+from amosync.inbox.turns import WriteTurns
 
 PENDING, DONE, FAILED, IGNORED = "pending", "done", "failed", "ignored"
 STATUSES = (PENDING, DONE, FAILED, IGNORED)
@@ -52,16 +54,28 @@ class Retry:
 
 
 class InboxStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, turns: WriteTurns | None = None) -> None:
         self._engine = engine
+        self._turns = turns or WriteTurns(enabled=False)
 
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
 
+    @property
+    def turns(self) -> WriteTurns:
+        return self._turns
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction that takes its turn with this process's webhook commits
+        (inbox/turns.py)."""
+        async with self._turns.turn(), self._engine.begin() as conn:
+            yield conn
+
     async def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert rows in one transaction (the group-commit writer calls this)."""
-        async with self._engine.begin() as conn:
+        async with self.transaction() as conn:
             await append_rows(conn, rows)
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[ClaimedEvent]:
@@ -79,7 +93,7 @@ class InboxStore:
             "lease_until": now + timedelta(seconds=lease_seconds),
             "worker_id": worker_id,
         }
-        async with self._engine.begin() as conn:
+        async with self.transaction() as conn:
             rows = (await conn.execute(_CLAIM, params)).all()
         return sorted((ClaimedEvent(*row) for row in rows), key=lambda e: e.id)
 
@@ -100,7 +114,7 @@ class InboxStore:
                 else func.greatest(ev.c.attempts - 1, 0),
             )
         )
-        async with self._engine.begin() as conn:
+        async with self.transaction() as conn:
             await conn.execute(stmt)
 
     async def retry_later(self, retries: Sequence[Retry], max_attempts: int) -> int:
@@ -133,7 +147,7 @@ class InboxStore:
                 locked_by=None,
             )
         )
-        async with self._engine.begin() as conn:
+        async with self.transaction() as conn:
             await conn.execute(stmt, params)
         return failed
 
@@ -141,7 +155,7 @@ class InboxStore:
         """Give up on events at once: retrying cannot help (the request itself is wrong)."""
         ids = list(event_ids)
         if ids:
-            async with self._engine.begin() as conn:
+            async with self.transaction() as conn:
                 await settle(conn, ids, FAILED, error)
 
     async def stats(self) -> InboxStats:

@@ -19,7 +19,6 @@ from typing import Any, Protocol
 
 import psycopg
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.errors import StorageUnavailable
 from amosync.inbox.postgres_append import PostgresAppender
@@ -40,10 +39,12 @@ class Appender(Protocol):
         """Release connections; called once when the writer stops."""
 
 
-def direct_appender(engine: AsyncEngine) -> Appender:
-    """The appender for the engine's database, skipping SQLAlchemy on the webhook path."""
+def direct_appender(inbox: InboxStore) -> Appender:
+    """The appender for the inbox's database, skipping SQLAlchemy on the webhook path; on
+    SQLite its commits take turns with the inbox's transactions (inbox/turns.py)."""
+    engine = inbox.engine
     if engine.dialect.name == "sqlite":
-        return SqliteAppender(engine)
+        return SqliteAppender(engine, turns=inbox.turns)
     return PostgresAppender(engine)
 
 

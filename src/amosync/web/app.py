@@ -59,7 +59,7 @@ def create_app(
     writer = GroupCommitWriter(
         services.inbox,
         on_commit=services.worker.notify if run_worker else None,
-        appender=direct_appender(services.engine),
+        appender=direct_appender(services.inbox),
     )
     webhook = WebhookReceiver(settings, writer)
     n8n = N8nReceiver(settings, services.engine, writer, rentprog_field(settings))

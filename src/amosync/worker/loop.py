@@ -227,7 +227,7 @@ class Worker:
         try:
             objects = await self._client.fetch_by_ids(chunk.entity, chunk.ids)
             upsert_started = time.perf_counter()
-            async with self._engine.begin() as conn:
+            async with self._inbox.transaction() as conn:
                 applied = await apply_fetched(
                     conn, chunk.entity, chunk.ids, objects, chunk.event_ids, self._rentprog
                 )
