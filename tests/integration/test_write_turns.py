@@ -55,34 +55,20 @@ async def _append_during_transaction(
     await asyncio.wait_for(append, 2)
 
 
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-turns", "own-turns"])
 async def test_webhook_commit_waits_for_its_turn_not_for_sqlite(
-    sqlite_engine: AsyncEngine,
+    sqlite_engine: AsyncEngine, shared: bool
 ) -> None:
-    """Sharing the inbox's turns, the commit never meets the lock inside SQLite (no retry),
-    and lands right after the transaction."""
+    """Sharing the inbox's turns, the commit never meets the lock inside SQLite (no retry)
+    and lands right after the transaction. The contrast: an appender with turns of its own
+    meets SQLite's lock and retries."""
     inbox = InboxStore(sqlite_engine, WriteTurns.for_dialect("sqlite"))
-    appender = SqliteAppender(sqlite_engine, turns=inbox.turns)
+    appender = SqliteAppender(sqlite_engine, turns=inbox.turns if shared else None)
     try:
         await _append_during_transaction(sqlite_engine, inbox, appender)
     finally:
         await appender.aclose()
     rows = await stored(sqlite_engine)
     await sqlite_engine.dispose()
-    assert appender.lock_retries == 0
-    assert [r["entity_id"] for r in rows] == [1, 2]
-
-
-async def test_without_shared_turns_the_commit_polls_the_lock(
-    sqlite_engine: AsyncEngine,
-) -> None:
-    """The contrast: an appender not sharing the turns meets SQLite's lock and retries."""
-    inbox = InboxStore(sqlite_engine, WriteTurns.for_dialect("sqlite"))
-    appender = SqliteAppender(sqlite_engine)
-    try:
-        await _append_during_transaction(sqlite_engine, inbox, appender)
-    finally:
-        await appender.aclose()
-    rows = await stored(sqlite_engine)
-    await sqlite_engine.dispose()
-    assert appender.lock_retries > 0
+    assert (appender.lock_retries == 0) is shared
     assert [r["entity_id"] for r in rows] == [1, 2]
