@@ -38,7 +38,7 @@ PG_ADMIN_URL = os.environ.get(
 FAKE_BASE_URL = f"https://{DEFAULT_SUBDOMAIN}.amocrm.ru"
 
 
-def _libpq(url: str) -> str:
+def libpq_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
 
 
@@ -47,7 +47,7 @@ def pg_url() -> Iterator[str]:
     """A PostgreSQL database of our own for this run, migrated; dropped afterwards."""
     name = f"amosync_test_{uuid.uuid4().hex[:12]}"
     try:
-        admin = psycopg.connect(_libpq(PG_ADMIN_URL), autocommit=True, connect_timeout=5)
+        admin = psycopg.connect(libpq_url(PG_ADMIN_URL), autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL is required for the test suite ({PG_ADMIN_URL}): {exc}")
     with admin:
@@ -56,7 +56,7 @@ def pg_url() -> Iterator[str]:
     url = f"{base}/{name}"
     migrate.upgrade(url)
     yield url
-    with psycopg.connect(_libpq(PG_ADMIN_URL), autocommit=True) as admin:
+    with psycopg.connect(libpq_url(PG_ADMIN_URL), autocommit=True) as admin:
         admin.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
@@ -69,9 +69,9 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _truncate_pg(url: str) -> None:
+def truncate_pg(url: str) -> None:
     tables = ", ".join(t.name for t in metadata.sorted_tables)
-    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         conn.execute(f"TRUNCATE {tables} RESTART IDENTITY")  # type: ignore[arg-type]
 
 
@@ -83,7 +83,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
         shutil.copy(sqlite_template, target)
         return f"sqlite:///{target}"
     url: str = request.getfixturevalue("pg_url")
-    _truncate_pg(url)
+    truncate_pg(url)
     return url
 
 

@@ -18,17 +18,13 @@ from amosync.inbox import GroupCommitWriter, InboxStore
 from amosync.inbox.postgres_append import PostgresAppender
 from amosync.inbox.sqlite_append import SqliteAppender
 from amosync.inbox.writer import direct_appender
+from tests.conftest import libpq_url, truncate_pg
 from tests.integration.test_sqlite_append import full_row
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
 
 
 @pytest.fixture
 async def pg_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
-    with psycopg.connect(_libpq(pg_url), autocommit=True) as conn:
-        conn.execute("TRUNCATE amocrm_webhook_events RESTART IDENTITY")
+    truncate_pg(pg_url)
     engine = create_service_engine(pg_url)
     yield engine
     await engine.dispose()
@@ -36,7 +32,7 @@ async def pg_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
 
 def stored(url: str) -> list[dict[str, Any]]:
     """Rows as PostgreSQL holds them, every column as its text form, without `id`."""
-    with psycopg.connect(_libpq(url)) as conn:
+    with psycopg.connect(libpq_url(url)) as conn:
         for name in ("jsonb", "timestamptz"):  # the server's own text, not Python objects
             conn.adapters.register_loader(name, TextLoader)
         cur = conn.execute("SELECT * FROM amocrm_webhook_events ORDER BY id")
@@ -110,7 +106,7 @@ async def test_connection_lost_while_idle_is_replaced(
     appender = PostgresAppender(pg_engine)
     try:
         await appender.append([full_row(1)])
-        with psycopg.connect(_libpq(pg_url), autocommit=True) as admin:
+        with psycopg.connect(libpq_url(pg_url), autocommit=True) as admin:
             killed = admin.execute(
                 "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
