@@ -55,10 +55,10 @@ class PostgresAppender:
         try:
             await self._execute(conn, params)
         except psycopg.OperationalError:
-            broken = conn.broken
-            if broken:
-                await self._drop()
-            if not (reused and broken):
+            if not conn.broken:
+                raise
+            await self._drop()
+            if not reused:  # a new connection that breaks at once: no point in another
                 raise
             log.warning(
                 "inbox_connection_lost",
