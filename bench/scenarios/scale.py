@@ -5,18 +5,22 @@ Runs in this process against a fresh database per size. `amocrm_deals` and
 statements run in cycles of 250 deals, as in production: append the webhook events, claim
 them, then one transaction that upserts the deals (half already stored, half new) and marks
 the events done (`apply_fetched`). The figure is the median cycle time per deal.
+
+The two sizes run their cycles in turn (10k, 1M, 1M, 10k, ...), not one size after the
+other: the host's speed drifts by tens of percent over a minute here, and a ratio of two
+figures measured a minute apart carried that drift (1.40-1.65 in four runs of one commit).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.core.mapping import RentProgField
 from amosync.db import migrate
@@ -81,11 +85,16 @@ FROM generate_series(1, :n) AS n
 def run(ctx: Context) -> dict[str, Any]:
     sizes = [10_000, 1_000_000] if not ctx.quick else [10_000, 100_000]
     cycles = int(ctx.pick(40, 6))
-    per_size: dict[int, dict[str, float]] = {}
-    for size in sizes:
-        with dbs.database(ctx.db, ctx.workdir, ctx.pg_admin_url, f"scale{size}") as url:
+    with contextlib.ExitStack() as stack:
+        urls = {
+            size: stack.enter_context(
+                dbs.database(ctx.db, ctx.workdir, ctx.pg_admin_url, f"scale{size}")
+            )
+            for size in sizes
+        }
+        for url in urls.values():
             migrate.upgrade(url)
-            per_size[size] = asyncio.run(_measure(url, size, cycles))
+        per_size = asyncio.run(_measure(urls, cycles))
     small, large = sizes
     ratio = per_size[large]["us_per_deal"] / per_size[small]["us_per_deal"]
     report.table(
@@ -111,58 +120,76 @@ def run(ctx: Context) -> dict[str, Any]:
     }
 
 
-async def _measure(url: str, size: int, cycles: int) -> dict[str, float]:
-    engine = create_service_engine(url)
+async def _measure(urls: dict[int, str], cycles: int) -> dict[int, dict[str, float]]:
+    stores = [_SizedStore(url, size) for size, url in urls.items()]
     try:
-        load_seconds = await _bulk_load(engine, size)
-        inbox = InboxStore(engine)
-        rentprog = RentProgField(RENTPROG_FIELD_ID, "RentProg ID")
-        times: list[float] = []
+        load_seconds = [await store.load() for store in stores]
+        times: list[list[float]] = [[] for _ in stores]
         for cycle in range(WARMUP_CYCLES + cycles):
-            # Half the chunk updates stored deals (spread over the table), half are new.
-            stored = [FIRST_LOADED_ID + (cycle * 7919 + k * 3989) % size for k in range(CHUNK // 2)]
-            new = [90_000_001 + cycle * CHUNK + k for k in range(CHUNK - CHUNK // 2)]
-            fake = FakeAmoState()  # per cycle: a deal id may come up again in a later cycle
-            objects = [
-                fake.add_lead(
-                    id=i, price=i % 1000, custom_fields_values=[rentprog_field(f"RP-{i}")]
-                )
-                for i in sorted(set(stored)) + new
-            ]
-            started = time.perf_counter()
-            now = datetime.now(UTC)
-            await inbox.append([_event(obj["id"], now) for obj in objects])
-            claimed = await inbox.claim("bench", CHUNK, 300)
-            async with engine.begin() as conn:
-                await apply_fetched(
-                    conn,
-                    "leads",
-                    [o["id"] for o in objects],
-                    objects,
-                    [e.id for e in claimed],
-                    rentprog,
-                )
-            if cycle >= WARMUP_CYCLES:  # the first cycles fill caches and prepare statements
-                times.append((time.perf_counter() - started) / len(objects))
+            # Alternate which size goes first, so neither always follows the other's I/O.
+            order = list(range(len(stores)))[:: 1 if cycle % 2 == 0 else -1]
+            for i in order:
+                seconds_per_deal = await stores[i].cycle(cycle)
+                if cycle >= WARMUP_CYCLES:  # the first cycles fill caches, prepare statements
+                    times[i].append(seconds_per_deal)
         return {
-            "load_seconds": round(load_seconds, 1),
-            "us_per_deal": round(statistics.median(times) * 1e6, 1),
-            "us_per_deal_best": round(min(times) * 1e6, 1),
+            store.size: {
+                "load_seconds": round(load, 1),
+                "us_per_deal": round(statistics.median(ts) * 1e6, 1),
+                "us_per_deal_best": round(min(ts) * 1e6, 1),
+            }
+            for store, load, ts in zip(stores, load_seconds, times, strict=True)
         }
     finally:
-        await engine.dispose()
+        for store in stores:
+            await store.engine.dispose()
 
 
-async def _bulk_load(engine: AsyncEngine, size: int) -> float:
-    started = time.perf_counter()
-    sqlite = engine.dialect.name == "sqlite"
-    params = {"n": size, "first": FIRST_LOADED_ID - 1}
-    async with engine.begin() as conn:
-        await conn.execute(text(_SQLITE_DEALS if sqlite else _PG_DEALS), params)
-        await conn.execute(text(_SQLITE_EVENTS if sqlite else _PG_EVENTS), params)
-    async with engine.connect() as conn:
-        await conn.execute(text("ANALYZE"))
-    return time.perf_counter() - started
+class _SizedStore:
+    """One database bulk-loaded to `size` rows, and the worker's cycle against it."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self.size = size
+        self.engine = create_service_engine(url)
+        self._inbox = InboxStore(self.engine)
+        self._rentprog = RentProgField(RENTPROG_FIELD_ID, "RentProg ID")
+
+    async def load(self) -> float:
+        started = time.perf_counter()
+        sqlite = self.engine.dialect.name == "sqlite"
+        params = {"n": self.size, "first": FIRST_LOADED_ID - 1}
+        async with self.engine.begin() as conn:
+            await conn.execute(text(_SQLITE_DEALS if sqlite else _PG_DEALS), params)
+            await conn.execute(text(_SQLITE_EVENTS if sqlite else _PG_EVENTS), params)
+        async with self.engine.connect() as conn:
+            await conn.execute(text("ANALYZE"))
+        return time.perf_counter() - started
+
+    async def cycle(self, cycle: int) -> float:
+        """One cycle of CHUNK deals; returns its wall time per deal, in seconds."""
+        size = self.size
+        # Half the chunk updates stored deals (spread over the table), half are new.
+        stored = [FIRST_LOADED_ID + (cycle * 7919 + k * 3989) % size for k in range(CHUNK // 2)]
+        new = [90_000_001 + cycle * CHUNK + k for k in range(CHUNK - CHUNK // 2)]
+        fake = FakeAmoState()  # per cycle: a deal id may come up again in a later cycle
+        objects = [
+            fake.add_lead(id=i, price=i % 1000, custom_fields_values=[rentprog_field(f"RP-{i}")])
+            for i in sorted(set(stored)) + new
+        ]
+        started = time.perf_counter()
+        now = datetime.now(UTC)
+        await self._inbox.append([_event(obj["id"], now) for obj in objects])
+        claimed = await self._inbox.claim("bench", CHUNK, 300)
+        async with self.engine.begin() as conn:
+            await apply_fetched(
+                conn,
+                "leads",
+                [o["id"] for o in objects],
+                objects,
+                [e.id for e in claimed],
+                self._rentprog,
+            )
+        return (time.perf_counter() - started) / len(objects)
 
 
 def _event(lead_id: int, now: datetime) -> dict[str, Any]:
