@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.db.engine import create_service_engine
+from amosync.db.engine import create_service_engine, wal_checkpointer
 from amosync.errors import StorageUnavailable
 from amosync.inbox import GroupCommitWriter, InboxStore
 from amosync.inbox.sqlite_append import SqliteAppender
@@ -165,20 +165,29 @@ async def test_lock_held_past_the_timeout_is_storage_unavailable(
     assert [] == rows
 
 
-async def test_wal_is_checkpointed_once_it_grows(sqlite_engine: AsyncEngine) -> None:
-    """This connection never auto-checkpoints inside a commit; a PASSIVE checkpoint on another
-    thread copies the WAL into the database file once about `checkpoint_pages` were added."""
-    database = Path(str(sqlite_engine.url.database))
-    await sqlite_engine.dispose()  # its pooled connections would checkpoint when they close
-    appender = SqliteAppender(sqlite_engine, checkpoint_pages=100)
-    size_before = database.stat().st_size
+async def test_appends_leave_checkpoints_to_the_engines_checkpointer(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """The appender's connection never checkpoints inside a commit (db/wal_checkpoint.py);
+    its commits wake the engine's checkpointer, which copies the WAL into the database file."""
+    checkpointer = wal_checkpointer(sqlite_engine)
+    assert checkpointer is not None
+    appender = SqliteAppender(sqlite_engine)
     try:
         for n in range(200):
-            await appender.append([full_row(n)])  # inline: one row per commit
-            await asyncio.sleep(0.001)  # requests come apart; the loop learns a checkpoint ended
+            await appender.append([full_row(n)])
+        assert checkpointer.running
+        connection = appender._conn
+        assert connection is not None
+        assert connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        for _ in range(200):
+            if checkpointer.checkpoints:
+                break
+            await asyncio.sleep(0.05)
+        assert checkpointer.checkpoints >= 1
     finally:
         await appender.aclose()
-    assert 5 <= appender.checkpoints <= 10  # ~5 pages per commit: one every ~20 commits
-    assert database.stat().st_size > size_before  # pages reached the main file
+        await sqlite_engine.dispose()
+    database = Path(str(sqlite_engine.url.database))
     with sqlite3.connect(database) as conn:
         assert 200 == conn.execute("SELECT count(*) FROM amocrm_webhook_events").fetchone()[0]

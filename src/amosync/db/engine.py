@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import weakref
 from typing import Any
 
 import orjson
@@ -9,6 +11,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from amosync.db.urls import async_url, is_sqlite, sqlite_file, sync_url
+from amosync.db.wal_checkpoint import WalCheckpointer
 
 # WAL lets readers run beside the one writer; synchronous=FULL makes every commit survive
 # power loss, which is what "answer 200 only after commit" promises amoCRM.
@@ -23,8 +26,28 @@ _SQLITE_PRAGMAS = (
 )
 
 
+# The service engines' checkpointers (db/wal_checkpoint.py), for connections of their own
+# that write to the same file (the webhook appender).
+_CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.WeakKeyDictionary()
+
+
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def connect_sqlite(path: str) -> sqlite3.Connection:
+    """A plain `sqlite3` connection set up as the service engine's are, in autocommit mode
+    (the caller says BEGIN IMMEDIATE), usable from any one thread at a time."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in _SQLITE_PRAGMAS:
+        conn.execute(pragma)
+    return conn
+
+
+def wal_checkpointer(engine: AsyncEngine) -> WalCheckpointer | None:
+    """The checkpointer of a SQLite service engine; None for other engines, which leave
+    checkpoints to SQLite."""
+    return _CHECKPOINTERS.get(engine.sync_engine)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -44,6 +67,24 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _checkpoint_off_the_commit_path(engine: Engine, path: str) -> None:
+    checkpointer = _CHECKPOINTERS[engine] = WalCheckpointer(path, connect_sqlite)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
+        cursor.close()
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(_conn: Any) -> None:
+        checkpointer.written()
+
+    @event.listens_for(engine, "engine_disposed")
+    def _on_dispose(_engine: Any) -> None:
+        checkpointer.close()
+
+
 def _ensure_sqlite_dir(url: str) -> None:
     path = sqlite_file(url)
     if path is not None:
@@ -56,6 +97,9 @@ def create_service_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
     if is_sqlite(url):
         engine = create_async_engine(async_url(url), json_serializer=_json_dumps)
         _configure_sqlite(engine.sync_engine)
+        path = sqlite_file(url)
+        if path is not None:
+            _checkpoint_off_the_commit_path(engine.sync_engine, str(path))
         return engine
     return create_async_engine(
         async_url(url),
