@@ -47,7 +47,12 @@ def event(entity: str, entity_id: int, action: str = "update") -> dict[str, Any]
 
 
 def make_worker(
-    engine: AsyncEngine, fake: FakeAmoState, *, token: str = DEFAULT_TOKEN, **config: Any
+    engine: AsyncEngine,
+    fake: FakeAmoState,
+    *,
+    token: str = DEFAULT_TOKEN,
+    inbox: InboxStore | None = None,
+    **config: Any,
 ) -> Worker:
     client = AmoClient(
         BASE,
@@ -57,7 +62,8 @@ def make_worker(
         backoff_base=0.01,
     )
     cfg = WorkerConfig(**{"linger": 0.0, "retry_base_delay": 0.0, **config})
-    return Worker(engine, InboxStore(engine), client, RentProgField(RENTPROG_FIELD_ID), cfg)
+    inbox = inbox or InboxStore(engine)
+    return Worker(engine, inbox, client, RentProgField(RENTPROG_FIELD_ID), cfg)
 
 
 async def drain(worker: Worker) -> None:

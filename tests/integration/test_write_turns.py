@@ -7,15 +7,18 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.db.engine import create_service_engine
-from amosync.db.tables import webhook_events
+from amosync.db.tables import deals, webhook_events
+from amosync.db.tables import webhook_events as ev
 from amosync.inbox import InboxStore
 from amosync.inbox.sqlite_append import SqliteAppender
 from amosync.inbox.turns import WriteTurns
+from amosync.testing import FakeAmoState
 from tests.integration.test_sqlite_append import full_row, stored
+from tests.integration.test_worker import event, make_worker, rows
 
 
 @pytest.fixture
@@ -72,3 +75,54 @@ async def test_webhook_commit_waits_for_its_turn_not_for_sqlite(
     await sqlite_engine.dispose()
     assert (appender.lock_retries == 0) is shared
     assert [r["entity_id"] for r in rows] == [1, 2]
+
+
+async def test_bulk_updates_take_short_turns_where_writes_take_turns(engine: AsyncEngine) -> None:
+    """On SQLite a claim or a settle of 600 events is three transactions of <= 250 rows, so a
+    webhook commit never waits for a long one; on PostgreSQL it is one."""
+    sqlite = engine.dialect.name == "sqlite"
+    inbox = InboxStore(engine, WriteTurns.for_dialect(engine.dialect.name))
+    await inbox.append([event("leads", 7000 + n % 4) for n in range(600)])
+
+    taken = inbox.turns.taken
+    claimed = await inbox.claim("w1", 600, lease_seconds=60)
+    assert inbox.turns.taken - taken == (3 if sqlite else 1)
+    ids = [e.id for e in claimed]
+    assert len(set(ids)) == 600
+    assert ids == sorted(ids)
+    assert {e.attempts for e in claimed} == {1}
+    assert [] == await inbox.claim("w2", 600, lease_seconds=60)  # all 600 leased
+
+    taken = inbox.turns.taken
+    await inbox.mark_done(ids)
+    assert inbox.turns.taken - taken == (3 if sqlite else 1)
+    assert (await inbox.stats()).by_status["done"] == 600
+
+
+async def test_a_claim_stops_at_the_first_short_turn(engine: AsyncEngine) -> None:
+    inbox = InboxStore(engine, WriteTurns.for_dialect(engine.dialect.name))
+    await inbox.append([event("leads", 7000 + n) for n in range(260)])
+    taken = inbox.turns.taken
+    assert 260 == len(await inbox.claim("w1", 5000, lease_seconds=60))
+    assert inbox.turns.taken - taken == (2 if engine.dialect.name == "sqlite" else 1)
+
+
+async def test_worker_settles_a_large_batch_after_its_upsert(engine: AsyncEngine) -> None:
+    """600 events about 2 leads: one API call; the upsert commits with the first 250 marked
+    done and the rest are marked in short transactions after it (on SQLite)."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    ids = [fake.add_lead()["id"] for _ in range(2)]
+    inbox = InboxStore(engine, WriteTurns.for_dialect(engine.dialect.name))
+    await inbox.append([event("leads", ids[n % 2]) for n in range(600)])
+
+    worker = make_worker(engine, fake, inbox=inbox, batch_size=600)
+    assert 600 == await worker.run_once()
+
+    assert 1 == len(fake.calls("/api/v4/leads"))
+    assert sorted(ids) == [
+        r[0] for r in await rows(engine, select(deals.c.id).order_by(deals.c.id))
+    ]
+    assert {("done", 600)} == set(
+        await rows(engine, select(ev.c.status, func.count()).group_by(ev.c.status))
+    )
+    assert worker.state.processed == 600

@@ -93,9 +93,26 @@ class InboxStore:
             "lease_until": now + timedelta(seconds=lease_seconds),
             "worker_id": worker_id,
         }
-        async with self.transaction() as conn:
-            rows = (await conn.execute(_CLAIM, params)).all()
+        # Where writes take turns, in several short transactions (inbox/turns.py).
+        per_turn = self._turns.rows_per_turn or limit
+        rows: list[Any] = []
+        while len(rows) < limit:
+            params["claim_limit"] = wanted = min(per_turn, limit - len(rows))
+            async with self.transaction() as conn:
+                claimed = (await conn.execute(_CLAIM, params)).all()
+            rows += claimed
+            if len(claimed) < wanted:
+                break  # nothing more is due
         return sorted((ClaimedEvent(*row) for row in rows), key=lambda e: e.id)
+
+    async def mark_done(self, event_ids: Sequence[int]) -> None:
+        """Mark events done, in short transactions where writes take turns (inbox/turns.py)."""
+        if not event_ids:
+            return
+        per_turn = self._turns.rows_per_turn or len(event_ids)
+        for start in range(0, len(event_ids), per_turn):
+            async with self.transaction() as conn:
+                await settle(conn, event_ids[start : start + per_turn], DONE)
 
     async def release(self, event_ids: Iterable[int], *, delay: float = 0.0) -> None:
         """Hand claimed events back untouched: the attempt did not count (re-auth, IP block,

@@ -18,10 +18,25 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+# Where writes take turns, the worker's bulk row updates (claim, settle) run in transactions
+# of at most this many rows, so a webhook commit waits for one short transaction, not for
+# one over a whole batch: claiming 500 inbox rows takes SQLite ~9 ms (each row is rewritten
+# whole, payload included). wrk at 50 connections, 6 alternating rounds: p99 24.7-30.4 ->
+# 21.8-26.9 ms at the same req/s. 100 rows cut p99 further but cost 11 % of req/s: each
+# transaction through SQLAlchemy and aiosqlite costs ~0.9 ms of CPU.
+ROWS_PER_TURN = 250
+
 
 class WriteTurns:
     def __init__(self, *, enabled: bool) -> None:
         self._lock = asyncio.Lock() if enabled else None
+        self.taken = 0  # turns taken so far (also where they are off), for tests and curiosity
+
+    @property
+    def rows_per_turn(self) -> int | None:
+        """The most rows one of the worker's bulk updates should write in one transaction;
+        None where writes do not take turns (no limit)."""
+        return ROWS_PER_TURN if self._lock is not None else None
 
     @classmethod
     def for_dialect(cls, dialect_name: str) -> WriteTurns:
@@ -30,6 +45,7 @@ class WriteTurns:
     @contextlib.asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
         """Hold the process's write turn (at once where turns are off)."""
+        self.taken += 1
         if self._lock is None:
             yield
             return

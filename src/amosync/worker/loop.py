@@ -227,10 +227,16 @@ class Worker:
         try:
             objects = await self._client.fetch_by_ids(chunk.entity, chunk.ids)
             upsert_started = time.perf_counter()
+            # The upsert commits with (some of) its events marked done. Where writes take
+            # turns, the rest are marked in short transactions after it (a crash between
+            # leaves them leased: they come due again and are fetched once more, no loss).
+            per_turn = self._inbox.turns.rows_per_turn or len(chunk.event_ids)
+            with_upsert, after = chunk.event_ids[:per_turn], chunk.event_ids[per_turn:]
             async with self._inbox.transaction() as conn:
                 applied = await apply_fetched(
-                    conn, chunk.entity, chunk.ids, objects, chunk.event_ids, self._rentprog
+                    conn, chunk.entity, chunk.ids, objects, with_upsert, self._rentprog
                 )
+            await self._inbox.mark_done(after)
             metrics.upsert_done(chunk.entity, upsert_started)
         except ReauthRequired as exc:
             raise _Paused(REAUTH_REQUIRED, str(exc), self._config.reauth_pause) from None
