@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.db.engine import create_service_engine
 from amosync.db.tables import webhook_events as ev
 from amosync.errors import StorageUnavailable
 from amosync.inbox import GroupCommitWriter, InboxStore
-from amosync.inbox.store import Retry
+from amosync.inbox.store import _CLAIM, Retry
 
 
 def row(entity_id: int, *, status: str = "pending", entity: str = "leads") -> dict[str, Any]:
@@ -91,6 +91,74 @@ async def test_retry_later_then_failed_after_max_attempts(engine: AsyncEngine) -
     ]
     assert rows[0][2] > datetime.now(UTC) + timedelta(seconds=20)
     assert [] == await inbox.claim("w", 10, 60)
+
+
+async def test_claim_takes_the_longest_due_first(engine: AsyncEngine) -> None:
+    """A retried event waits its delay: newer events that came due before it go first."""
+    inbox = InboxStore(engine)
+    await inbox.append([row(1), row(2)])
+    earlier = datetime.now(UTC) - timedelta(seconds=30)
+    async with engine.begin() as conn:  # event 1 was retried and came due after event 2
+        await conn.execute(update(ev).where(ev.c.entity_id == 1).values(available_at=earlier))
+        await conn.execute(
+            update(ev).where(ev.c.entity_id == 2).values(available_at=earlier - timedelta(1))
+        )
+
+    first = await inbox.claim("w", 1, 60)
+    second = await inbox.claim("w", 1, 60)
+
+    assert [2, 1] == [e.entity_id for e in first + second]
+
+
+async def test_a_claim_reads_only_the_rows_it_takes(engine: AsyncEngine) -> None:
+    """The claim walks the (status, available_at, id) index in its own order: no sort of
+    every due row, whose cost grows with the backlog (6.6 ms per claim at 100,000 waiting
+    events on SQLite, against 0.4 ms)."""
+    async with engine.begin() as conn:
+        await _many_events(conn, done=20_000, pending=3_000)
+    async with engine.connect() as conn:
+        plan = await _claim_plan(conn)
+
+    assert "amocrm_webhook_events_status_available_at_id" in plan.replace('"', "")
+    assert "sort" not in plan.lower().replace("sort key", ""), plan
+
+
+async def _many_events(conn: AsyncConnection, *, done: int, pending: int) -> None:
+    """Old finished events below a backlog of pending ones, as after a catch-up."""
+    if conn.dialect.name == "postgresql":
+        numbers = "SELECT g AS n FROM generate_series(1, :total) AS g"
+        stamp = "now() - interval '1 day' + n * interval '1 ms'"
+    else:
+        numbers = (
+            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < :total) "
+            "SELECT n FROM g"
+        )
+        stamp = "strftime('%Y-%m-%d %H:%M:%f', 'now', '-1 day', (n / 1000.0) || ' seconds')"
+    # The fragments above are constants of this test; the numbers are bound parameters.
+    insert_many = (
+        "INSERT INTO amocrm_webhook_events (received_at, source, entity, action, entity_id,"  # noqa: S608
+        " payload, status, attempts, available_at)"
+        f" SELECT {stamp}, 'webhook', 'leads', 'update', n, '{{}}',"
+        " CASE WHEN n <= :done THEN 'done' ELSE 'pending' END, 0, "
+        f"{stamp} FROM ({numbers}) AS s"
+    )
+    await conn.execute(text(insert_many), {"total": done + pending, "done": done})
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql("ANALYZE amocrm_webhook_events")
+
+
+async def _claim_plan(conn: AsyncConnection) -> str:
+    compiled = _CLAIM.compile(dialect=conn.dialect)
+    now = datetime.now(UTC)
+    values = compiled.construct_params(
+        {"due_at": now, "lease_until": now, "worker_id": "w", "claim_limit": 250}
+    )
+    if conn.dialect.name == "postgresql":
+        rows = await conn.exec_driver_sql("EXPLAIN " + compiled.string, values)
+    else:  # qmark parameters, in order; for a plan their values do not matter
+        params = tuple(str(values[name]) for name in compiled.positiontup or ())
+        rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled.string, params)
+    return "\n".join(str(r[-1]) for r in rows.all())
 
 
 async def test_release_gives_the_attempt_back(engine: AsyncEngine) -> None:

@@ -79,7 +79,8 @@ class InboxStore:
             await append_rows(conn, rows)
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[ClaimedEvent]:
-        """Lease up to `limit` due events, oldest first.
+        """Lease up to `limit` due events, the longest due first (for new events that is
+        the oldest first: they are due when received).
 
         `FOR UPDATE SKIP LOCKED` (PostgreSQL) lets several workers claim at once without
         taking the same row; SQLite serialises writers with BEGIN IMMEDIATE instead. The
@@ -224,10 +225,14 @@ def padded_chunks(ids: Sequence[int], largest: int = MAX_IDS_PER_STATEMENT) -> l
 
 # Statements built once with named parameters: building a statement costs more Python than
 # executing it, and a statement object that is reused also keeps its cache key memoized.
+# Due events are taken in the order of the (status, available_at, id) index, so a claim reads
+# just the rows it takes. Ordered by id, both databases read and sorted every due row first:
+# with 100,000 events waiting (amoCRM down for a while, a burst) one 250-row claim took
+# 6.6 ms of SQLite instead of 0.4, growing with the backlog, inside the write turn.
 _DUE = (
     select(ev.c.id)
     .where(ev.c.status == PENDING, ev.c.available_at <= bindparam("due_at"))
-    .order_by(ev.c.id)
+    .order_by(ev.c.available_at, ev.c.id)
     .limit(bindparam("claim_limit"))
     .with_for_update(skip_locked=True)
     .scalar_subquery()
