@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from amosync.db.engine import create_service_engine, wal_checkpointer
 from amosync.errors import StorageUnavailable
 from amosync.inbox import GroupCommitWriter, InboxStore
-from amosync.inbox.sqlite_append import SqliteAppender
+from amosync.inbox.sqlite_append import ROWS_PER_STATEMENT, SqliteAppender
 
 
 def full_row(entity_id: int) -> dict[str, Any]:
@@ -71,6 +71,48 @@ async def test_fast_path_rows_equal_inbox_store_rows(sqlite_engine: AsyncEngine)
 
     assert via_store == via_appender
     assert short_store == short_appender
+
+
+async def test_a_group_larger_than_one_statement_is_stored_whole(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """150 rows (three INSERT statements in one transaction) read back as InboxStore's, in
+    order; the same rows one by one give the same text."""
+    rows = [full_row(i) for i in range(ROWS_PER_STATEMENT * 2 + 22)]
+    appender = SqliteAppender(sqlite_engine)
+    try:
+        await appender.append(rows)
+        await InboxStore(sqlite_engine).append(rows)
+        got = await stored(sqlite_engine)
+    finally:
+        await appender.aclose()
+        await sqlite_engine.dispose()
+
+    assert got[: len(rows)] == got[len(rows) :]
+    assert list(range(len(rows))) == [r["entity_id"] for r in got[: len(rows)]]
+
+
+@pytest.mark.parametrize(
+    ("size", "bad_at"), [(10, 5), (ROWS_PER_STATEMENT + 10, 5), (ROWS_PER_STATEMENT + 10, 69)]
+)
+async def test_a_failed_group_stores_none_of_its_rows(
+    sqlite_engine: AsyncEngine, size: int, bad_at: int
+) -> None:
+    """A row SQLite refuses (NOT NULL) fails its whole commit, whether the commit is one
+    statement or several and wherever the row is, and the next commit works."""
+    rows = [full_row(i) for i in range(size)]
+    rows[bad_at] = {**rows[bad_at], "entity": None}
+    appender = SqliteAppender(sqlite_engine)
+    try:
+        with pytest.raises(sqlite3.IntegrityError):
+            await appender.append(rows)
+        await appender.append([full_row(1000)])
+        got = await stored(sqlite_engine)
+    finally:
+        await appender.aclose()
+        await sqlite_engine.dispose()
+
+    assert [1000] == [r["entity_id"] for r in got]
 
 
 async def test_writer_with_fast_path_commits_concurrent_writes(

@@ -33,8 +33,23 @@ class InboxInsert:
             if not column.primary_key
         ]
         names = ", ".join(name for name, _, _ in self._columns)
-        marks = ", ".join(mark for _ in self._columns)
-        self.sql = f"INSERT INTO {webhook_events.name} ({names}) VALUES ({marks})"  # noqa: S608 - names come from our table definition
+        self._row_marks = "(" + ", ".join(mark for _ in self._columns) + ")"
+        self.sql = f"INSERT INTO {webhook_events.name} ({names}) VALUES {self._row_marks}"  # noqa: S608 - names come from our table definition
+        self._multi_row: dict[int, str] = {1: self.sql}
+
+    @property
+    def columns(self) -> int:
+        """Parameters per row."""
+        return len(self._columns)
+
+    def multi_row_sql(self, rows: int) -> str:
+        """One INSERT of `rows` rows, taking their parameters one row after another."""
+        sql = self._multi_row.get(rows)
+        if sql is None:
+            sql = self._multi_row[rows] = (
+                self.sql + ", " + ", ".join([self._row_marks] * (rows - 1))
+            )
+        return sql
 
     def params(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         # A request's rows share one `received_at`/`available_at` datetime, and converting
