@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -67,15 +67,13 @@ async def run_checks(settings: Settings, engine: AsyncEngine) -> dict[str, Check
     subscription = subscription_health(settings, await subscription_state(engine))
     if subscription is not None:
         checks["webhook_subscription"] = Check(*subscription)
-    inbox = await InboxStore(engine).stats()
-    age = inbox.oldest_pending_age()
+    pending, oldest = await InboxStore(engine).backlog()
+    age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else None
     limit = settings.health_max_backlog_age
     checks["backlog"] = (
-        Check(
-            True, f"{inbox.backlog} pending" + (f", oldest {age:.0f} s" if age is not None else "")
-        )
+        Check(True, f"{pending} pending" + (f", oldest {age:.0f} s" if age is not None else ""))
         if age is None or age <= limit
-        else Check(False, f"{inbox.backlog} pending, oldest {age:.0f} s (limit {limit:.0f} s)")
+        else Check(False, f"{pending} pending, oldest {age:.0f} s (limit {limit:.0f} s)")
     )
     return checks
 
