@@ -15,8 +15,8 @@ from amosync.catchup import CATCHUP, catchup_job
 from amosync.core.mapping import RentProgField
 from amosync.db.api_log import DbCallRecorder
 from amosync.db.engine import create_service_engine
+from amosync.db.turns import turns_of
 from amosync.inbox import InboxStore
-from amosync.inbox.turns import WriteTurns
 from amosync.settings import Settings
 from amosync.worker.jobs import PeriodicJob
 from amosync.worker.loop import Worker, WorkerConfig
@@ -118,7 +118,7 @@ def build_services(
     settings: Settings, *, amocrm_transport: httpx.AsyncBaseTransport | None = None
 ) -> Services:
     engine = create_service_engine(settings.database_url)
-    inbox = InboxStore(engine, WriteTurns.for_dialect(engine.dialect.name))
+    inbox = InboxStore(engine, turns_of(engine))
     client = build_client(settings, engine, transport=amocrm_transport)
     jobs = periodic_jobs(settings, engine, client, amocrm_transport)
     worker = Worker(engine, inbox, client, rentprog_field(settings), worker_config(settings), jobs)

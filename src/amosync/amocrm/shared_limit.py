@@ -36,6 +36,7 @@ from amosync.amocrm.client import Call
 from amosync.amocrm.ratelimit import Slot, effective_time, wait_for_slot
 from amosync.db.api_log import DbCallRecorder
 from amosync.db.tables import sync_state
+from amosync.db.turns import write_transaction
 from amosync.errors import IPBlocked
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class SharedWindowLimiter:
             await self._create_row()
         pending_pause, pending_block = self._pending_pause, self._pending_block
         blocked_for = 0.0
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             value: dict[str, Any] = (
                 await conn.execute(_READ, {"row_key": self._key})
             ).scalar_one_or_none() or {}
@@ -197,7 +198,7 @@ class SharedWindowLimiter:
     async def _create_row(self) -> None:
         empty = {"slots": [], "paused_until": 0.0, "blocked_until": 0.0}
         try:
-            async with self._engine.begin() as conn:
+            async with write_transaction(self._engine) as conn:
                 exists = await conn.execute(
                     select(sync_state.c.key).where(sync_state.c.key == self._key)
                 )

@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.db.lease import Lease
 from amosync.db.tables import oauth_tokens
+from amosync.db.turns import write_transaction
 from amosync.errors import ReauthRequired, RetryLater
 
 # amoCRM: a refresh token unused for 3 months dies. 90 days is the safe reading of "3 months".
@@ -118,7 +119,7 @@ class TokenStore:
     async def save(self, grant: TokenGrant, *, now: datetime | None = None) -> StoredTokens:
         """Store a pair from a code exchange, replacing whatever the account had."""
         now = now or datetime.now(UTC)
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             current = (await conn.execute(self._select().with_for_update())).first()
             return await self._write(conn, grant, now, _stored(current) if current else None)
 
@@ -171,7 +172,7 @@ class TokenStore:
                 raise RetryLater(
                     f"amoCRM token endpoint: no answer within {REFRESH_DEADLINE:.0f} s"
                 ) from None
-            async with self._engine.begin() as conn:
+            async with write_transaction(self._engine) as conn:
                 stored = await self._compare_and_set(conn, grant, clock(), current)
                 await lease.release_in(conn)
             released = True

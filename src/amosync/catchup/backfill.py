@@ -29,6 +29,7 @@ from amosync.core.mapping import RentProgField
 from amosync.db.api_log import count_calls
 from amosync.db.lease import Lease
 from amosync.db.tables import sync_state
+from amosync.db.turns import write_transaction
 
 LEASE_KEY = "backfill.lease"
 LEASE_SECONDS = 300.0
@@ -114,7 +115,7 @@ class Backfill:
                 continue
             page = await fetch_page(self._client, entity, "created_at", cursor)
             after = page.next if page is not None else None
-            async with self._engine.begin() as conn:
+            async with write_transaction(self._engine) as conn:
                 if page is not None:
                     await store_page(conn, entity, page.objects, self._rentprog)
                     new = sum(1 for obj in page.objects if obj["id"] not in repeated)
@@ -146,7 +147,7 @@ class Backfill:
         await self._lease.renew()
 
     async def _forget(self, entities: tuple[str, ...]) -> None:
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             keys = [backfill_key(e) for e in entities]
             await conn.execute(delete(sync_state).where(sync_state.c.key.in_(keys)))
 

@@ -32,6 +32,7 @@ from amosync.catchup.state import load, write_state
 from amosync.core.mapping import RentProgField
 from amosync.db.api_log import count_calls
 from amosync.db.lease import Lease
+from amosync.db.turns import write_transaction
 from amosync.errors import AmosyncError, RequestRejected
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class Reconciler:
             report.finished_at = datetime.now(UTC)
             report.calls = await count_calls(self._engine, report.started_at, (CATCHUP,))
             await self._lease.release(finished=finished)
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             await write_state(conn, LAST_RUN_KEY, report.as_json())
         log.info("catchup_run", extra={"event": "catchup_run", **report.as_json()})
         return report
@@ -151,7 +152,7 @@ class Reconciler:
                 return reason
             page = await fetch_page(self._client, entity, "updated_at", cursor)
             after = page.next if page is not None else None
-            async with self._engine.begin() as conn:
+            async with write_transaction(self._engine) as conn:
                 if page is not None:
                     applied = await store_page(conn, entity, page.objects, self._rentprog)
                     report.fetched[entity] += len(page.objects)
@@ -190,7 +191,7 @@ class Reconciler:
                 comma = True  # remembered below: later runs use the form that worked
                 page = await fetch_events(self._client, window, comma_range=comma)
             done = page is None or not page.more
-            async with self._engine.begin() as conn:
+            async with write_transaction(self._engine) as conn:
                 if page is not None:
                     report.deleted += await apply_deletions(conn, page.events)
                 if persist:

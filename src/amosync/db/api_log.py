@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.db.tables import api_requests
+from amosync.db.turns import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class DbCallRecorder:
 
     async def record(self, method: str, path: str, status: int, duration_ms: int) -> None:
         try:
-            async with self._engine.begin() as conn:
+            async with write_transaction(self._engine) as conn:
                 await self.write(conn, method, path, status, duration_ms)
         except SQLAlchemyError as exc:
             _log_not_recorded(exc)
@@ -66,7 +67,7 @@ class DbCallRecorder:
             return
         self._prune_due = False
         try:
-            async with self._engine.begin() as conn:
+            async with write_transaction(self._engine) as conn:
                 await conn.execute(
                     delete(api_requests).where(api_requests.c.at < datetime.now(UTC) - KEEP)
                 )

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.db.dialect import upsert_insert
 from amosync.db.tables import sync_state
+from amosync.db.turns import write_transaction
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Lease:
         With `min_gap` > 0 a free lease is refused too while the last completed run
         (`release(finished=True)`) ended less than `min_gap` seconds ago.
         """
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             await self._ensure_row(conn)
             value = await self._locked(conn)
             now = time.time()
@@ -86,7 +87,7 @@ class Lease:
 
     async def renew(self) -> bool:
         """Push the expiry `seconds` ahead; False (and nothing written) if no longer ours."""
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             value = await self._locked(conn)
             if value.get("holder") != self.holder:
                 return False
@@ -95,7 +96,7 @@ class Lease:
 
     async def release(self, *, finished: bool = False) -> None:
         """Give the lease back in a transaction of its own (see `release_in`)."""
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             await self.release_in(conn, finished=finished)
 
     async def release_in(self, conn: AsyncConnection, *, finished: bool = False) -> None:

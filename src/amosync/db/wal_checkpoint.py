@@ -4,7 +4,7 @@ By default SQLite checkpoints inside the commit that takes the WAL past 1,000 pa
 committing caller waits while the WAL's pages are copied into the database file. With 10,000
 deals stored that took 6 ms per worker cycle of 250 deals, with 1,000,000 deals 17 ms (the
 pages an update touches are scattered over a 1 GB file), and in `serve` the worker holds the
-process's write turn (inbox/turns.py) meanwhile, so webhook commits waited behind it.
+process's write turn (db/turns.py) meanwhile, so webhook commits waited behind it.
 
 So the service engine's connections, and the webhook appender's, never auto-checkpoint
 (`wal_autocheckpoint=0`). Every commit calls `written()`, and this checkpointer runs a PASSIVE

@@ -16,6 +16,7 @@ from sqlalchemy import RowMapping, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.db.tables import webhook_events as ev
+from amosync.db.turns import write_transaction
 from amosync.inbox.store import FAILED, PENDING, STATUSES, _aware, utcnow
 
 MAX_LIST_LIMIT = 500
@@ -123,7 +124,7 @@ async def _requeue(engine: AsyncEngine, extra: Any) -> list[int]:
     condition = ev.c.status == FAILED
     if extra is not None:
         condition = condition & extra
-    async with engine.begin() as conn:
+    async with write_transaction(engine) as conn:
         ids = [int(i) for i in (await conn.scalars(select(ev.c.id).where(condition))).all()]
         if ids:
             await conn.execute(

@@ -13,7 +13,7 @@ nothing else is waiting to use the loop meanwhile. A larger commit (many request
 together) runs on a thread of its own, so the loop parses the next requests during the fsync.
 
 In `serve` the commits take turns with the in-process worker's transactions (`WriteTurns`,
-inbox/turns.py), so the two never wait for each other inside SQLite.
+db/turns.py), so the two never wait for each other inside SQLite.
 
 Nothing here may block the loop for long, so two things SQLite would otherwise do inside
 the commit happen elsewhere: waiting for another connection's write lock (this connection
@@ -35,8 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 # The service engine's PRAGMAs (WAL, synchronous=FULL, busy_timeout), so durability is the same.
 from amosync.db.engine import SQLITE_BUSY_TIMEOUT_MS, connect_sqlite, wal_checkpointer
+from amosync.db.turns import WriteTurns
 from amosync.inbox.insert_values import InboxInsert
-from amosync.inbox.turns import WriteTurns
 
 # Commits of at most this many rows run on the loop's thread (see the module doc).
 INLINE_MAX_ROWS = 2

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.core.plan import ClaimedEvent
 from amosync.db.tables import webhook_events as ev
-from amosync.inbox.turns import WriteTurns
+from amosync.db.turns import WriteTurns
 
 PENDING, DONE, FAILED, IGNORED = "pending", "done", "failed", "ignored"
 STATUSES = (PENDING, DONE, FAILED, IGNORED)
@@ -69,7 +69,7 @@ class InboxStore:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction that takes its turn with this process's webhook commits
-        (inbox/turns.py)."""
+        (db/turns.py)."""
         async with self._turns.turn(), self._engine.begin() as conn:
             yield conn
 
@@ -94,7 +94,7 @@ class InboxStore:
             "lease_until": now + timedelta(seconds=lease_seconds),
             "worker_id": worker_id,
         }
-        # Where writes take turns, in several short transactions (inbox/turns.py).
+        # Where writes take turns, in several short transactions (db/turns.py).
         per_turn = self._turns.rows_per_turn or limit
         rows: list[Any] = []
         while len(rows) < limit:
@@ -107,7 +107,7 @@ class InboxStore:
         return sorted((ClaimedEvent(*row) for row in rows), key=lambda e: e.id)
 
     async def mark_done(self, event_ids: Sequence[int]) -> None:
-        """Mark events done, in short transactions where writes take turns (inbox/turns.py)."""
+        """Mark events done, in short transactions where writes take turns (db/turns.py)."""
         if not event_ids:
             return
         per_turn = self._turns.rows_per_turn or len(event_ids)

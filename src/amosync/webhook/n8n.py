@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 
 from amosync.core.mapping import MappingError, RentProgField, map_lead, map_lead_links
 from amosync.core.webhook import WebhookParseError, items_from_decoded
+from amosync.db.turns import write_transaction
 from amosync.errors import StorageUnavailable, WebhookRejected
 from amosync.inbox.store import DONE, append_rows
 from amosync.inbox.writer import GroupCommitWriter
@@ -142,7 +143,7 @@ class N8nReceiver:
             for r in records
         ]
         try:
-            async with self._engine.begin() as conn:
+            async with write_transaction(self._engine) as conn:
                 await append_rows(conn, events)
                 written = await upsert_deals(conn, records, now)
                 # Links only when the sender fetched them (`with=contacts`); absent ≠ none.

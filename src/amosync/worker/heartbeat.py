@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.db.dialect import upsert_insert
 from amosync.db.tables import workers
+from amosync.db.turns import write_transaction
 
 RUNNING, REAUTH_REQUIRED, IP_BLOCKED, STOPPED = (
     "running",
@@ -49,7 +50,7 @@ async def beat(engine: AsyncEngine, state: WorkerState) -> None:
         "processed": state.processed,
         "failed": state.failed,
     }
-    async with engine.begin() as conn:
+    async with write_transaction(engine) as conn:
         stmt = upsert_insert(conn, workers).values(row)
         await conn.execute(
             stmt.on_conflict_do_update(

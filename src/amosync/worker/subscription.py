@@ -26,6 +26,7 @@ from amosync.amocrm.webhooks import Subscription, list_subscriptions, mask_url, 
 from amosync.core.humanize import age as format_age
 from amosync.db.dialect import upsert_insert
 from amosync.db.tables import sync_state
+from amosync.db.turns import write_transaction
 from amosync.errors import AmoCRMError
 from amosync.settings import Settings
 from amosync.worker.jobs import PeriodicJob
@@ -115,7 +116,7 @@ async def subscription_state(engine: AsyncEngine) -> SubscriptionState | None:
 
 async def save_subscription_state(engine: AsyncEngine, state: SubscriptionState) -> None:
     now = datetime.now(UTC)
-    async with engine.begin() as conn:
+    async with write_transaction(engine) as conn:
         stmt = upsert_insert(conn, sync_state).values(
             key=STATE_KEY, value=state.as_json(), updated_at=now
         )
