@@ -12,11 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.db.engine import create_service_engine
 from amosync.db.tables import webhook_events as ev
+from amosync.db.turns import turns_of
 from amosync.errors import StorageUnavailable
 from amosync.inbox import GroupCommitWriter, InboxStore
 from amosync.inbox.store import _BACKLOG, _CLAIM, Retry
 
 NOW = datetime.now(UTC)
+
+
+def store(engine: AsyncEngine) -> InboxStore:
+    """The inbox as `serve` builds it: on SQLite its writes take turns, and its claims and
+    settles run as thread transactions (db/thread_transactions.py)."""
+    return InboxStore(engine, turns_of(engine))
 
 
 def row(entity_id: int, *, status: str = "pending", entity: str = "leads") -> dict[str, Any]:
@@ -44,7 +51,7 @@ async def statuses(engine: AsyncEngine) -> list[tuple[int, str, int]]:
 
 async def test_claim_leases_rows_once(engine: AsyncEngine) -> None:
     """A claimed row is invisible to the next claim until its lease ends."""
-    inbox = InboxStore(engine)
+    inbox = store(engine)
     await inbox.append([row(1), row(2), row(3, status="ignored")])
 
     first = await inbox.claim("w1", 10, lease_seconds=60)
@@ -57,7 +64,7 @@ async def test_claim_leases_rows_once(engine: AsyncEngine) -> None:
 
 async def test_expired_lease_is_claimed_again(engine: AsyncEngine) -> None:
     """A worker that died leaves its rows; they come due again when the lease ends."""
-    inbox = InboxStore(engine)
+    inbox = store(engine)
     await inbox.append([row(1)])
     await inbox.claim("dead-worker", 10, lease_seconds=60)
     async with engine.begin() as conn:  # time passes: the lease ends
@@ -70,7 +77,7 @@ async def test_expired_lease_is_claimed_again(engine: AsyncEngine) -> None:
 
 async def test_retry_later_then_failed_after_max_attempts(engine: AsyncEngine) -> None:
     """A retry goes back to pending later; out of attempts it is failed with the reason kept."""
-    inbox = InboxStore(engine)
+    inbox = store(engine)
     await inbox.append([row(1), row(2)])
     claimed = await inbox.claim("w", 10, 60)
     failed = await inbox.retry_later(
@@ -97,7 +104,7 @@ async def test_retry_later_then_failed_after_max_attempts(engine: AsyncEngine) -
 
 async def test_claim_takes_the_longest_due_first(engine: AsyncEngine) -> None:
     """A retried event waits its delay: newer events that came due before it go first."""
-    inbox = InboxStore(engine)
+    inbox = store(engine)
     await inbox.append([row(1), row(2)])
     earlier = datetime.now(UTC) - timedelta(seconds=30)
     async with engine.begin() as conn:  # event 1 was retried and came due after event 2
@@ -174,7 +181,7 @@ async def _plan(conn: AsyncConnection, statement: Executable, **params: Any) -> 
 
 async def test_release_gives_the_attempt_back(engine: AsyncEngine) -> None:
     """Released events (re-auth, shutdown) are due at once and their attempt does not count."""
-    inbox = InboxStore(engine)
+    inbox = store(engine)
     await inbox.append([row(1)])
     claimed = await inbox.claim("w", 10, 60)
     await inbox.release([e.id for e in claimed])
@@ -186,7 +193,7 @@ async def test_release_gives_the_attempt_back(engine: AsyncEngine) -> None:
 
 async def test_stats_count_by_status(engine: AsyncEngine) -> None:
     """Stats give counts per status, the backlog and the oldest pending time."""
-    inbox = InboxStore(engine)
+    inbox = store(engine)
     await inbox.append([row(1), row(2, status="ignored"), row(3, status="done")])
 
     stats = await inbox.stats()
@@ -198,7 +205,7 @@ async def test_stats_count_by_status(engine: AsyncEngine) -> None:
 
 async def test_backlog_counts_pending_rows_and_finds_the_oldest(engine: AsyncEngine) -> None:
     """The health check's backlog: pending rows only (leased ones too), the oldest first."""
-    inbox = InboxStore(engine)
+    inbox = store(engine)
     assert (0, None) == await inbox.backlog()
     first, second = row(1), row(2)
     second["received_at"] = first["received_at"] + timedelta(seconds=5)
@@ -210,13 +217,13 @@ async def test_backlog_counts_pending_rows_and_finds_the_oldest(engine: AsyncEng
 
 async def test_concurrent_claims_never_share_a_row(engine: AsyncEngine, db_url: str) -> None:
     """Four workers claiming at once (own engines, like processes) each get disjoint rows."""
-    await InboxStore(engine).append([row(i) for i in range(400)])
+    await store(engine).append([row(i) for i in range(400)])
     engines = [create_service_engine(db_url) for _ in range(4)]
     try:
 
         async def drain(n: int) -> list[int]:
-            store, got = InboxStore(engines[n]), []
-            while batch := await store.claim(f"w{n}", 7, 60):
+            inbox, got = store(engines[n]), []
+            while batch := await inbox.claim(f"w{n}", 7, 60):
                 got += [e.id for e in batch]
             return got
 

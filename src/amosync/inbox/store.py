@@ -6,14 +6,15 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
-from sqlalchemy import Update, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, Update, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.core.plan import ClaimedEvent
 from amosync.db.tables import webhook_events as ev
+from amosync.db.thread_transactions import ThreadTransactions, thread_transactions
 from amosync.db.turns import WriteTurns
 
 PENDING, DONE, FAILED, IGNORED = "pending", "done", "failed", "ignored"
@@ -94,13 +95,19 @@ class InboxStore:
             "lease_until": now + timedelta(seconds=lease_seconds),
             "worker_id": worker_id,
         }
-        # Where writes take turns, in several short transactions (db/turns.py).
+        # Where writes take turns, in several short transactions (db/turns.py), each in
+        # one hand-off to a thread (db/thread_transactions.py).
         per_turn = self._turns.rows_per_turn or limit
+        threads = self._thread_transactions()
         rows: list[Any] = []
         while len(rows) < limit:
             params["claim_limit"] = wanted = min(per_turn, limit - len(rows))
-            async with self.transaction() as conn:
-                claimed = (await conn.execute(_CLAIM, params)).all()
+            if threads is not None:
+                async with self._turns.turn():
+                    claimed = await threads.run(partial(_claim_rows, dict(params)))
+            else:
+                async with self.transaction() as conn:
+                    claimed = (await conn.execute(_CLAIM, params)).all()
             rows += claimed
             if len(claimed) < wanted:
                 break  # nothing more is due
@@ -111,9 +118,23 @@ class InboxStore:
         if not event_ids:
             return
         per_turn = self._turns.rows_per_turn or len(event_ids)
+        threads = self._thread_transactions()
         for start in range(0, len(event_ids), per_turn):
-            async with self.transaction() as conn:
-                await settle(conn, event_ids[start : start + per_turn], DONE)
+            statements = settle_statements(event_ids[start : start + per_turn], DONE)
+            if threads is not None:
+                async with self._turns.turn():
+                    await threads.run(partial(_execute_all, statements))
+            else:
+                async with self.transaction() as conn:
+                    for statement, params in statements:
+                        await conn.execute(statement, params)
+
+    def _thread_transactions(self) -> ThreadTransactions | None:
+        """Where writes take turns (SQLite), the engine's thread transactions: a turn then
+        lasts one hand-off to a thread, not one per statement through a busy loop."""
+        if self._turns.rows_per_turn is None:
+            return None
+        return thread_transactions(self._engine)
 
     async def release(self, event_ids: Iterable[int], *, delay: float = 0.0) -> None:
         """Hand claimed events back untouched: the attempt did not count (re-auth, IP block,
@@ -204,9 +225,16 @@ async def settle(
     conn: AsyncConnection, event_ids: Sequence[int], status: str, error: str | None = None
 ) -> None:
     """Mark events finished inside the caller's transaction (so upsert + done commit together)."""
-    if not event_ids:
-        return
+    for statement, params in settle_statements(event_ids, status, error):
+        await conn.execute(statement, params)
+
+
+def settle_statements(
+    event_ids: Sequence[int], status: str, error: str | None = None
+) -> list[tuple[Update, dict[str, Any]]]:
+    """The statements, with their parameters, that mark `event_ids` finished."""
     processed_at = utcnow()
+    statements = []
     for chunk in padded_chunks(event_ids):
         params: dict[str, Any] = {
             "settled_status": status,
@@ -214,7 +242,17 @@ async def settle(
             "settled_error": error,
         }
         params.update(zip(_id_names(len(chunk)), chunk, strict=True))
-        await conn.execute(_settle_statement(len(chunk)), params)
+        statements.append((_settle_statement(len(chunk)), params))
+    return statements
+
+
+def _claim_rows(params: dict[str, Any], conn: Connection) -> Sequence[Row[Any]]:
+    return conn.execute(_CLAIM, params).all()
+
+
+def _execute_all(statements: list[tuple[Update, dict[str, Any]]], conn: Connection) -> None:
+    for statement, params in statements:
+        conn.execute(statement, params)
 
 
 def padded_chunks(ids: Sequence[int], largest: int = MAX_IDS_PER_STATEMENT) -> list[list[int]]:

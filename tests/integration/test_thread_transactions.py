@@ -1,0 +1,136 @@
+"""SQLite write transactions run whole on a thread of their own (db/thread_transactions.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.db.engine import create_service_engine, wal_checkpointer
+from amosync.db.thread_transactions import thread_transactions
+from tests.integration.test_wal_checkpoint import BIG_ROW, rows_in_main_file, wait_until
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncEngine:
+    engine = create_service_engine(f"sqlite:///{tmp_path / 'threads.db'}")
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (v TEXT)"))
+    return engine
+
+
+def values(engine: AsyncEngine) -> list[str]:
+    with sqlite3.connect(str(engine.url.database)) as conn:
+        return [v for (v,) in conn.execute("SELECT v FROM t ORDER BY rowid")]
+
+
+async def test_a_transaction_runs_whole_on_another_thread_and_commits(
+    engine: AsyncEngine,
+) -> None:
+    threads = thread_transactions(engine)
+    assert threads is not None
+    assert threads is thread_transactions(engine)  # one per engine
+
+    def work(conn: Connection) -> tuple[int, bool]:
+        conn.execute(text("INSERT INTO t VALUES ('a'), ('b')"))
+        return threading.get_ident(), conn.in_transaction()
+
+    try:
+        ident, in_transaction = await threads.run(work)
+        assert ident != threading.get_ident()
+        assert in_transaction
+        assert ["a", "b"] == values(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_an_exception_rolls_back_and_comes_back(engine: AsyncEngine) -> None:
+    threads = thread_transactions(engine)
+    assert threads is not None
+
+    def fails_halfway(conn: Connection) -> None:
+        conn.execute(text("INSERT INTO t VALUES ('lost')"))
+        raise LookupError("halfway")
+
+    try:
+        with pytest.raises(LookupError, match="halfway"):
+            await threads.run(fails_halfway)
+        await threads.run(lambda conn: conn.execute(text("INSERT INTO t VALUES ('kept')")))
+        assert ["kept"] == values(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_it_takes_the_write_lock_up_front(engine: AsyncEngine) -> None:
+    """BEGIN IMMEDIATE, as the service engine: another writer waits for the whole
+    transaction, not just for its first write."""
+    threads = thread_transactions(engine)
+    assert threads is not None
+    inside, release = threading.Event(), threading.Event()
+
+    def hold(conn: Connection) -> None:
+        inside.set()
+        release.wait(5)  # no statement yet: a deferred BEGIN would hold no lock here
+
+    other = sqlite3.connect(str(engine.url.database), isolation_level=None, timeout=0)
+    try:
+        held = asyncio.create_task(threads.run(hold))
+        assert await asyncio.to_thread(inside.wait, 5)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        release.set()
+        await held
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    finally:
+        release.set()
+        other.close()
+        await engine.dispose()
+
+
+async def test_checkpoints_are_left_to_the_engines_checkpointer(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    threads = thread_transactions(engine)
+    checkpointer = wal_checkpointer(engine)
+    assert threads is not None
+    assert checkpointer is not None
+    done = checkpointer.checkpoints
+    try:
+        setting = await threads.run(
+            lambda conn: conn.execute(text("PRAGMA wal_autocheckpoint")).scalar_one()
+        )
+        assert 0 == setting
+        await threads.run(
+            lambda conn: conn.execute(text("INSERT INTO t VALUES (:v)"), [{"v": BIG_ROW}] * 1500)
+        )
+        # 1,500 pages committed: SQLite would have checkpointed inside that commit.
+        assert await asyncio.to_thread(wait_until, lambda: checkpointer.checkpoints > done)
+        assert 1500 == rows_in_main_file(Path(str(engine.url.database)), tmp_path)
+    finally:
+        await engine.dispose()
+
+
+async def test_disposing_the_engine_ends_its_thread(engine: AsyncEngine) -> None:
+    threads = thread_transactions(engine)
+    assert threads is not None
+    await threads.run(lambda conn: conn.execute(text("INSERT INTO t VALUES ('x')")))
+    names = {t.name for t in threading.enumerate()}
+    assert any(n.startswith("sqlite-transactions") for n in names)
+
+    await engine.dispose()
+
+    assert not any(t.name.startswith("sqlite-transactions") for t in threading.enumerate())
+    assert thread_transactions(engine) is not threads  # a reused engine gets new ones
+    await engine.dispose()
+
+
+async def test_postgresql_engines_have_none(pg_url: str) -> None:
+    engine = create_service_engine(pg_url)
+    assert thread_transactions(engine) is None
+    await engine.dispose()
