@@ -28,10 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 # Where writes take turns, the worker's bulk row updates (claim, settle) run in transactions
 # of at most this many rows, so a webhook commit waits for one short transaction, not for
-# one over a whole batch: claiming 500 inbox rows takes SQLite ~9 ms (each row is rewritten
-# whole, payload included). wrk at 50 connections, 6 alternating rounds: p99 24.7-30.4 ->
-# 21.8-26.9 ms at the same req/s. 100 rows cut p99 further but cost 11 % of req/s: each
-# transaction through SQLAlchemy and aiosqlite costs ~0.9 ms of CPU.
+# one over a whole batch. wrk at 50 connections, against 500 rows: p99 24.7-30.4 ->
+# 21.8-26.9 ms (6 rounds, when a claim still sorted the backlog) and 12.2-13.7 -> 10.1-12.3
+# ms (5 rounds, after). 125 rows cut p99 by ~0.9 ms more but cost 4 % of req/s.
 ROWS_PER_TURN = 250
 
 # Each service engine's turns, shared by everything in the process that writes through it.
