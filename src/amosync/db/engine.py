@@ -69,6 +69,15 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def _checkpoint_off_the_commit_path(engine: Engine, path: str) -> None:
     checkpointer = _CHECKPOINTERS[engine] = WalCheckpointer(path, connect_sqlite)
+    _leave_checkpoints_to(checkpointer, engine)
+
+    @event.listens_for(engine, "engine_disposed")
+    def _on_dispose(_engine: Any) -> None:
+        checkpointer.close()
+
+
+def _leave_checkpoints_to(checkpointer: WalCheckpointer, engine: Engine) -> None:
+    """`engine`'s connections never checkpoint; each commit wakes `checkpointer` instead."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -79,10 +88,6 @@ def _checkpoint_off_the_commit_path(engine: Engine, path: str) -> None:
     @event.listens_for(engine, "commit")
     def _on_commit(_conn: Any) -> None:
         checkpointer.written()
-
-    @event.listens_for(engine, "engine_disposed")
-    def _on_dispose(_engine: Any) -> None:
-        checkpointer.close()
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -109,6 +114,16 @@ def create_service_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
         pool_pre_ping=True,  # a restarted PostgreSQL must not cost a 503 per stale connection
         pool_timeout=5,
     )
+
+
+def create_twin_engine(engine: AsyncEngine) -> Engine:
+    """A synchronous engine on a SQLite service engine's file, set up as it is (PRAGMAs,
+    BEGIN IMMEDIATE) and leaving checkpoints to its checkpointer."""
+    twin = create_sync_engine(engine.url.render_as_string(hide_password=False))
+    checkpointer = wal_checkpointer(engine)
+    if checkpointer is not None:
+        _leave_checkpoints_to(checkpointer, twin)
+    return twin
 
 
 def create_sync_engine(url: str) -> Engine:

@@ -19,12 +19,12 @@ import asyncio
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.db.engine import create_sync_engine, wal_checkpointer
+from amosync.db.engine import create_twin_engine
 
 T = TypeVar("T")
 
@@ -33,18 +33,7 @@ _BY_ENGINE: weakref.WeakKeyDictionary[Engine, ThreadTransactions] = weakref.Weak
 
 class ThreadTransactions:
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = create_sync_engine(engine.url.render_as_string(hide_password=False))
-        checkpointer = wal_checkpointer(engine)
-        if checkpointer is not None:
-
-            @event.listens_for(self._engine, "connect")
-            def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
-                dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
-
-            @event.listens_for(self._engine, "commit")
-            def _wake_checkpointer(_conn: Any) -> None:
-                checkpointer.written()
-
+        self._engine = create_twin_engine(engine)
         # One thread: its transactions run one after another, as the turns order them anyway.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-transactions")
 

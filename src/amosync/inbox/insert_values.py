@@ -37,11 +37,6 @@ class InboxInsert:
         self.sql = f"INSERT INTO {webhook_events.name} ({names}) VALUES {self._row_marks}"  # noqa: S608 - names come from our table definition
         self._multi_row: dict[int, str] = {1: self.sql}
 
-    @property
-    def columns(self) -> int:
-        """Parameters per row."""
-        return len(self._columns)
-
     def multi_row_sql(self, rows: int) -> str:
         """One INSERT of `rows` rows, taking their parameters one row after another."""
         sql = self._multi_row.get(rows)
