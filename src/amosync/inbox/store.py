@@ -9,16 +9,19 @@ from datetime import UTC, datetime, timedelta
 from functools import cache, partial
 from typing import Any
 
-from sqlalchemy import Connection, Row, Update, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Executable, Row, Update, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.core.plan import ClaimedEvent
 from amosync.db.tables import webhook_events as ev
-from amosync.db.thread_transactions import ThreadTransactions, thread_transactions
+from amosync.db.thread_transactions import thread_transactions
 from amosync.db.turns import WriteTurns
 
 PENDING, DONE, FAILED, IGNORED = "pending", "done", "failed", "ignored"
 STATUSES = (PENDING, DONE, FAILED, IGNORED)
+
+# A statement with its parameters, for a transaction to run.
+_Statement = tuple[Executable, dict[str, Any]]
 
 # Most ids one settle statement names; far below SQLite's oldest limit of 999 parameters.
 MAX_IDS_PER_STATEMENT = 512
@@ -95,19 +98,12 @@ class InboxStore:
             "lease_until": now + timedelta(seconds=lease_seconds),
             "worker_id": worker_id,
         }
-        # Where writes take turns, in several short transactions (db/turns.py), each in
-        # one hand-off to a thread (db/thread_transactions.py).
+        # Where writes take turns, in several short transactions (db/turns.py).
         per_turn = self._turns.rows_per_turn or limit
-        threads = self._thread_transactions()
         rows: list[Any] = []
         while len(rows) < limit:
             params["claim_limit"] = wanted = min(per_turn, limit - len(rows))
-            if threads is not None:
-                async with self._turns.turn():
-                    claimed = await threads.run(partial(_claim_rows, dict(params)))
-            else:
-                async with self.transaction() as conn:
-                    claimed = (await conn.execute(_CLAIM, params)).all()
+            claimed = await self._write([(_CLAIM, dict(params))])
             rows += claimed
             if len(claimed) < wanted:
                 break  # nothing more is due
@@ -118,23 +114,24 @@ class InboxStore:
         if not event_ids:
             return
         per_turn = self._turns.rows_per_turn or len(event_ids)
-        threads = self._thread_transactions()
         for start in range(0, len(event_ids), per_turn):
-            statements = settle_statements(event_ids[start : start + per_turn], DONE)
-            if threads is not None:
-                async with self._turns.turn():
-                    await threads.run(partial(_execute_all, statements))
-            else:
-                async with self.transaction() as conn:
-                    for statement, params in statements:
-                        await conn.execute(statement, params)
+            await self._write(settle_statements(event_ids[start : start + per_turn], DONE))
 
-    def _thread_transactions(self) -> ThreadTransactions | None:
-        """Where writes take turns (SQLite), the engine's thread transactions: a turn then
-        lasts one hand-off to a thread, not one per statement through a busy loop."""
-        if self._turns.rows_per_turn is None:
-            return None
-        return thread_transactions(self._engine)
+    async def _write(self, statements: list[_Statement]) -> list[Row[Any]]:
+        """`statements` in one write transaction of their own, in this process's turn; the
+        rows they return. Where writes take turns (SQLite) the transaction runs whole on
+        the engine's thread (db/thread_transactions.py): the turn then lasts one hand-off,
+        not one per statement through a busy loop."""
+        threads = thread_transactions(self._engine) if self._turns.rows_per_turn else None
+        if threads is not None:
+            async with self._turns.turn():
+                return await threads.run(partial(_execute_all, statements))
+        rows: list[Row[Any]] = []
+        async with self.transaction() as conn:
+            for statement, params in statements:
+                result = await conn.execute(statement, params)
+                rows += result.all() if result.returns_rows else []
+        return rows
 
     async def release(self, event_ids: Iterable[int], *, delay: float = 0.0) -> None:
         """Hand claimed events back untouched: the attempt did not count (re-auth, IP block,
@@ -231,10 +228,10 @@ async def settle(
 
 def settle_statements(
     event_ids: Sequence[int], status: str, error: str | None = None
-) -> list[tuple[Update, dict[str, Any]]]:
+) -> list[_Statement]:
     """The statements, with their parameters, that mark `event_ids` finished."""
     processed_at = utcnow()
-    statements = []
+    statements: list[_Statement] = []
     for chunk in padded_chunks(event_ids):
         params: dict[str, Any] = {
             "settled_status": status,
@@ -246,13 +243,12 @@ def settle_statements(
     return statements
 
 
-def _claim_rows(params: dict[str, Any], conn: Connection) -> Sequence[Row[Any]]:
-    return conn.execute(_CLAIM, params).all()
-
-
-def _execute_all(statements: list[tuple[Update, dict[str, Any]]], conn: Connection) -> None:
+def _execute_all(statements: list[_Statement], conn: Connection) -> list[Row[Any]]:
+    rows: list[Row[Any]] = []
     for statement, params in statements:
-        conn.execute(statement, params)
+        result = conn.execute(statement, params)
+        rows += result.all() if result.returns_rows else []
+    return rows
 
 
 def padded_chunks(ids: Sequence[int], largest: int = MAX_IDS_PER_STATEMENT) -> list[list[int]]:
