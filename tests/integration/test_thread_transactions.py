@@ -1,4 +1,4 @@
-"""SQLite write transactions run whole on a thread of their own (db/thread_transactions.py)."""
+"""SQLite write transactions run whole on the writer thread (db/thread_transactions.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.db.engine import create_service_engine, wal_checkpointer
 from amosync.db.thread_transactions import thread_transactions
+from amosync.db.turns import turns_of
 from tests.integration.test_wal_checkpoint import BIG_ROW, rows_in_main_file, wait_until
 
 
@@ -41,7 +42,7 @@ async def test_a_transaction_runs_whole_on_another_thread_and_commits(
         return threading.get_ident(), conn.in_transaction()
 
     try:
-        ident, in_transaction = await threads.run(work)
+        ident, in_transaction = await turns_of(engine).run(threads.transaction, work)
         assert ident != threading.get_ident()
         assert in_transaction
         assert ["a", "b"] == values(engine)
@@ -59,8 +60,10 @@ async def test_an_exception_rolls_back_and_comes_back(engine: AsyncEngine) -> No
 
     try:
         with pytest.raises(LookupError, match="halfway"):
-            await threads.run(fails_halfway)
-        await threads.run(lambda conn: conn.execute(text("INSERT INTO t VALUES ('kept')")))
+            await turns_of(engine).run(threads.transaction, fails_halfway)
+        await turns_of(engine).run(
+            threads.transaction, lambda conn: conn.execute(text("INSERT INTO t VALUES ('kept')"))
+        )
         assert ["kept"] == values(engine)
     finally:
         await engine.dispose()
@@ -79,7 +82,7 @@ async def test_it_takes_the_write_lock_up_front(engine: AsyncEngine) -> None:
 
     other = sqlite3.connect(str(engine.url.database), isolation_level=None, timeout=0)
     try:
-        held = asyncio.create_task(threads.run(hold))
+        held = asyncio.create_task(turns_of(engine).run(threads.transaction, hold))
         assert await asyncio.to_thread(inside.wait, 5)
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             other.execute("BEGIN IMMEDIATE")
@@ -102,12 +105,14 @@ async def test_checkpoints_are_left_to_the_engines_checkpointer(
     assert checkpointer is not None
     done = checkpointer.checkpoints
     try:
-        setting = await threads.run(
-            lambda conn: conn.execute(text("PRAGMA wal_autocheckpoint")).scalar_one()
+        setting = await turns_of(engine).run(
+            threads.transaction,
+            lambda conn: conn.execute(text("PRAGMA wal_autocheckpoint")).scalar_one(),
         )
         assert 0 == setting
-        await threads.run(
-            lambda conn: conn.execute(text("INSERT INTO t VALUES (:v)"), [{"v": BIG_ROW}] * 1500)
+        await turns_of(engine).run(
+            threads.transaction,
+            lambda conn: conn.execute(text("INSERT INTO t VALUES (:v)"), [{"v": BIG_ROW}] * 1500),
         )
         # 1,500 pages committed: SQLite would have checkpointed inside that commit.
         assert await asyncio.to_thread(wait_until, lambda: checkpointer.checkpoints > done)
@@ -119,13 +124,15 @@ async def test_checkpoints_are_left_to_the_engines_checkpointer(
 async def test_disposing_the_engine_ends_its_thread(engine: AsyncEngine) -> None:
     threads = thread_transactions(engine)
     assert threads is not None
-    await threads.run(lambda conn: conn.execute(text("INSERT INTO t VALUES ('x')")))
+    await turns_of(engine).run(
+        threads.transaction, lambda conn: conn.execute(text("INSERT INTO t VALUES ('x')"))
+    )
     names = {t.name for t in threading.enumerate()}
-    assert any(n.startswith("sqlite-transactions") for n in names)
+    assert any(n.startswith("sqlite-writer") for n in names)
 
     await engine.dispose()
 
-    assert not any(t.name.startswith("sqlite-transactions") for t in threading.enumerate())
+    assert not any(t.name.startswith("sqlite-writer") for t in threading.enumerate())
     assert thread_transactions(engine) is not threads  # a reused engine gets new ones
     await engine.dispose()
 

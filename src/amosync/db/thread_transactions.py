@@ -1,12 +1,13 @@
-"""Whole SQLite write transactions on a thread of their own, one hand-off from the loop.
+"""Whole SQLite write transactions on the process's writer thread, one hand-off from the loop.
 
 Through aiosqlite every statement of a transaction is a hand-off to its thread and back
 (BEGIN, each execute, each fetch, COMMIT), and each way back waits for the event loop to get
 round to it. Under webhook load the loop is busy, so the worker's claim of 250 events, ~0.4 ms
 of SQLite, held the process's write turn (db/turns.py) 3.9 ms at p50; webhook commits waited
 for that. Here the same SQLAlchemy statements run on a synchronous engine, the whole
-transaction in one call on one thread. Used for the worker's claims and settles: wrk at 50
-connections, 4 alternating rounds, p99 ACK 9.8-11.1 -> 8.7-9.8 ms at the same req/s.
+transaction in one call, on the writer thread of the turns (`WriteTurns.run`). Used for the
+worker's claims and settles: wrk at 50 connections, 4 alternating rounds, p99 ACK 9.8-11.1
+-> 8.7-9.8 ms at the same req/s.
 
 One per service engine (`thread_transactions`), made on first use and closed with the
 engine. Its engine is set up as the service engine (PRAGMAs, BEGIN IMMEDIATE) and leaves
@@ -15,10 +16,8 @@ checkpoints to the service engine's checkpointer (db/wal_checkpoint.py).
 
 from __future__ import annotations
 
-import asyncio
 import weakref
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, event
@@ -34,22 +33,15 @@ _BY_ENGINE: weakref.WeakKeyDictionary[Engine, ThreadTransactions] = weakref.Weak
 class ThreadTransactions:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = create_twin_engine(engine)
-        # One thread: its transactions run one after another, as the turns order them anyway.
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-transactions")
 
-    async def run(self, work: Callable[[Connection], T]) -> T:
+    def transaction(self, work: Callable[[Connection], T]) -> T:
         """`work(conn)` inside BEGIN IMMEDIATE … COMMIT (ROLLBACK if it raises), on the
-        thread; its result, or its exception, comes back."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._transaction, work)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
-        self._engine.dispose()
-
-    def _transaction(self, work: Callable[[Connection], T]) -> T:
+        calling thread: hand this to `WriteTurns.run`."""
         with self._engine.begin() as conn:
             return work(conn)
+
+    def close(self) -> None:
+        self._engine.dispose()
 
 
 def thread_transactions(engine: AsyncEngine) -> ThreadTransactions | None:

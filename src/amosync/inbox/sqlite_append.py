@@ -6,14 +6,13 @@ COMMIT). Here the statement and the value conversions are prepared once (`InboxI
 rows are stored exactly as `InboxStore.append` stores them (PRAGMAs included), and a commit
 of up to `ROWS_PER_STATEMENT` rows is a single multi-row INSERT in autocommit mode.
 
-Where the commit runs depends on its size. A commit of one request's rows — the normal case
-below a few hundred webhooks per second — runs on the event loop's thread: the hand-off to a
-thread and back cost more CPU (~0.2 ms per commit, measured) than the commit itself, and
-nothing else is waiting to use the loop meanwhile. A larger commit (many requests arrived
-together) runs on a thread of its own, so the loop parses the next requests during the fsync.
-
-In `serve` the commits take turns with the in-process worker's transactions (`WriteTurns`,
-db/turns.py), so the two never wait for each other inside SQLite.
+Commits run on the writer thread of the turns (`WriteTurns`, db/turns.py): in `serve`, after
+the in-process worker's transactions queued before them and never at the same time, so the two
+never wait for each other inside SQLite; and the loop parses the next requests during the
+fsync. One exception: a commit of one request's rows — the normal case below a few hundred
+webhooks per second — runs on the event loop's thread when the writer thread has nothing to
+do: the hand-off to a thread and back cost more CPU (~0.2 ms per commit, measured) than the
+commit itself.
 
 Nothing here may block the loop for long, so two things SQLite would otherwise do inside
 the commit happen elsewhere: waiting for another connection's write lock (this connection
@@ -28,7 +27,6 @@ import asyncio
 import itertools
 import sqlite3
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,7 +36,7 @@ from amosync.db.engine import SQLITE_BUSY_TIMEOUT_MS, connect_sqlite, wal_checkp
 from amosync.db.turns import WriteTurns
 from amosync.inbox.insert_values import InboxInsert
 
-# Commits of at most this many rows run on the loop's thread (see the module doc).
+# Commits of at most this many rows run on the loop's thread if they can (see the module doc).
 INLINE_MAX_ROWS = 2
 # Rows per INSERT statement. The `sqlite3` module lets go of the GIL around every step of a
 # statement and must take it back after, and in `serve` the loop's thread holds it most of
@@ -65,13 +63,13 @@ class SqliteAppender:
             raise ValueError("SqliteAppender needs a SQLite engine with a database file")
         self._path = database
         self._lock_timeout = lock_timeout
+        self._own_turns = turns is None  # then the writer thread is ours to stop
         self._turns = turns or WriteTurns(enabled=False)
         # None for an engine not made by create_service_engine: SQLite checkpoints then.
         self._checkpointer = wal_checkpointer(engine)
         self._insert = InboxInsert(engine.dialect, "?")
         # The connection is used by one commit at a time (the group-commit writer runs one
-        # commit after another), on the loop's thread or on this executor's.
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="inbox-sqlite")
+        # commit after another), on the loop's thread or on the writer thread.
         self._conn: sqlite3.Connection | None = None
         self.lock_retries = 0  # commits retried because another connection held the lock
 
@@ -83,11 +81,10 @@ class SqliteAppender:
             if attempt:
                 self.lock_retries += 1
             try:
-                async with self._turns.turn():
-                    if len(params) <= INLINE_MAX_ROWS:
-                        self._commit(params)
-                    else:
-                        await loop.run_in_executor(self._executor, self._commit, params)
+                if len(params) <= INLINE_MAX_ROWS and self._turns.idle():
+                    self._commit(params)
+                else:
+                    await self._turns.run(self._commit, params)
                 break
             except sqlite3.OperationalError as exc:
                 # Only "another connection holds the write lock" is worth waiting for.
@@ -99,9 +96,9 @@ class SqliteAppender:
             self._checkpointer.written()
 
     async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._close)
-        self._executor.shutdown(wait=True)
+        await self._turns.run(self._close)
+        if self._own_turns:
+            self._turns.close()
 
     def _commit(self, params: list[tuple[Any, ...]]) -> None:
         conn = self._conn

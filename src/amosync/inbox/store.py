@@ -120,12 +120,11 @@ class InboxStore:
     async def _write(self, statements: list[_Statement]) -> list[Row[Any]]:
         """`statements` in one write transaction of their own, in this process's turn; the
         rows they return. Where writes take turns (SQLite) the transaction runs whole on
-        the engine's thread (db/thread_transactions.py): the turn then lasts one hand-off,
-        not one per statement through a busy loop."""
+        the writer thread (db/thread_transactions.py): the turn then lasts the transaction,
+        not one hand-off per statement through a busy loop."""
         threads = thread_transactions(self._engine) if self._turns.rows_per_turn else None
         if threads is not None:
-            async with self._turns.turn():
-                return await threads.run(partial(_execute_all, statements))
+            return await self._turns.run(threads.transaction, partial(_execute_all, statements))
         rows: list[Row[Any]] = []
         async with self.transaction() as conn:
             for statement, params in statements:
