@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import uuid
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.db.engine import create_service_engine, wal_checkpointer
-from amosync.db.thread_transactions import thread_transactions
+from amosync.db.tables import sync_state
+from amosync.db.thread_transactions import run_transaction, thread_transactions
 from amosync.db.turns import turns_of
 from tests.integration.test_wal_checkpoint import BIG_ROW, rows_in_main_file, wait_until
 
@@ -141,3 +145,36 @@ async def test_postgresql_engines_have_none(pg_url: str) -> None:
     engine = create_service_engine(pg_url)
     assert thread_transactions(engine) is None
     await engine.dispose()
+
+
+async def test_run_transaction_writes_in_one_go_on_either_database(db_url: str) -> None:
+    """`run_transaction` (the rate limiter's and the call log's way to write): on SQLite the
+    work runs on the writer thread, on PostgreSQL through the async engine; either way one
+    transaction that commits, or rolls back when the work raises."""
+    engine = create_service_engine(db_url)
+    key = f"test-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+
+    def write(value: int, conn: Connection) -> int:
+        conn.execute(
+            sync_state.insert().values(key=f"{key}-{value}", value={"v": value}, updated_at=now)
+        )
+        if value < 0:
+            raise LookupError("refused")
+        return threading.get_ident()
+
+    try:
+        ident = await run_transaction(engine, partial(write, 1))
+        with pytest.raises(LookupError, match="refused"):
+            await run_transaction(engine, partial(write, -1))
+        async with engine.connect() as conn:
+            keys = (
+                await conn.scalars(select(sync_state.c.key).where(sync_state.c.key.startswith(key)))
+            ).all()
+        assert [f"{key}-1"] == keys
+        if engine.dialect.name == "sqlite":
+            assert ident == await turns_of(engine).run(threading.get_ident)
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(delete(sync_state).where(sync_state.c.key.startswith(key)))
+        await engine.dispose()

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.db.tables import api_requests
+from amosync.db.thread_transactions import run_transaction
 from amosync.db.turns import write_transaction
 
 log = logging.getLogger(__name__)
@@ -35,18 +37,22 @@ class DbCallRecorder:
 
     async def record(self, method: str, path: str, status: int, duration_ms: int) -> None:
         try:
-            async with write_transaction(self._engine) as conn:
-                await self.write(conn, method, path, status, duration_ms)
+            await run_transaction(
+                self._engine,
+                partial(
+                    self.write, method=method, path=path, status=status, duration_ms=duration_ms
+                ),
+            )
         except SQLAlchemyError as exc:
             _log_not_recorded(exc)
         await self.prune_if_due()
 
-    async def write(
-        self, conn: AsyncConnection, method: str, path: str, status: int, duration_ms: int
+    def write(
+        self, conn: Connection, *, method: str, path: str, status: int, duration_ms: int
     ) -> None:
         """The row, in the caller's transaction (raises, unlike `record`); call
         `prune_if_due` after that transaction."""
-        await conn.execute(
+        conn.execute(
             _INSERT,
             {
                 "at": datetime.now(UTC),

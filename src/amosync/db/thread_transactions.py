@@ -7,7 +7,9 @@ of SQLite, held the process's write turn (db/turns.py) 3.9 ms at p50; webhook co
 for that. Here the same SQLAlchemy statements run on a synchronous engine, the whole
 transaction in one call, on the writer thread of the turns (`WriteTurns.run`). Used for the
 worker's claims and settles: wrk at 50 connections, 4 alternating rounds, p99 ACK 9.8-11.1
--> 8.7-9.8 ms at the same req/s.
+-> 8.7-9.8 ms at the same req/s. `run_transaction` does the same for any write written as
+one synchronous function (the shared rate limiter, the API call log), and runs it through
+the async engine on PostgreSQL.
 
 One per service engine (`thread_transactions`), made on first use and closed with the
 engine. Its engine is set up as the service engine (PRAGMAs, BEGIN IMMEDIATE) and leaves
@@ -24,6 +26,7 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.db.engine import create_twin_engine
+from amosync.db.turns import turns_of, write_transaction
 
 T = TypeVar("T")
 
@@ -59,3 +62,13 @@ def _close(sync_engine: Engine) -> None:
     found = _BY_ENGINE.pop(sync_engine, None)
     if found is not None:
         found.close()
+
+
+async def run_transaction(engine: AsyncEngine, work: Callable[[Connection], T]) -> T:
+    """`work(conn)` as one write transaction in the engine's turns: on a SQLite file whole on
+    the writer thread (one hand-off), elsewhere through the async engine (`run_sync`)."""
+    threads = thread_transactions(engine)
+    if threads is not None:
+        return await turns_of(engine).run(threads.transaction, work)
+    async with write_transaction(engine) as conn:
+        return await conn.run_sync(work)
