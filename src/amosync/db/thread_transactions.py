@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.db.engine import create_twin_engine
-from amosync.db.turns import turns_of, write_transaction
+from amosync.db.turns import WriteTurns, turns_of
 
 T = TypeVar("T")
 
@@ -64,11 +64,15 @@ def _close(sync_engine: Engine) -> None:
         found.close()
 
 
-async def run_transaction(engine: AsyncEngine, work: Callable[[Connection], T]) -> T:
-    """`work(conn)` as one write transaction in the engine's turns: on a SQLite file whole on
-    the writer thread (one hand-off), elsewhere through the async engine (`run_sync`)."""
-    threads = thread_transactions(engine)
+async def run_transaction(
+    engine: AsyncEngine, work: Callable[[Connection], T], turns: WriteTurns | None = None
+) -> T:
+    """`work(conn)` as one write transaction in `turns` (the engine's by default): where
+    writes take turns (a SQLite file) whole on the writer thread, one hand-off; elsewhere
+    through the async engine (`run_sync`)."""
+    turns = turns or turns_of(engine)
+    threads = thread_transactions(engine) if turns.rows_per_turn else None
     if threads is not None:
-        return await turns_of(engine).run(threads.transaction, work)
-    async with write_transaction(engine) as conn:
+        return await turns.run(threads.transaction, work)
+    async with turns.turn(), engine.begin() as conn:
         return await conn.run_sync(work)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.core.plan import ClaimedEvent
 from amosync.db.tables import webhook_events as ev
-from amosync.db.thread_transactions import thread_transactions
+from amosync.db.thread_transactions import run_transaction
 from amosync.db.turns import WriteTurns
 
 PENDING, DONE, FAILED, IGNORED = "pending", "done", "failed", "ignored"
@@ -42,9 +42,12 @@ class InboxStats:
         return self.by_status.get(PENDING, 0)
 
     def oldest_pending_age(self, now: datetime | None = None) -> float | None:
-        if self.oldest_pending_received_at is None:
-            return None
-        return ((now or utcnow()) - self.oldest_pending_received_at).total_seconds()
+        return age_seconds(self.oldest_pending_received_at, now)
+
+
+def age_seconds(received_at: datetime | None, now: datetime | None = None) -> float | None:
+    """Seconds since `received_at` (None for none)."""
+    return None if received_at is None else ((now or utcnow()) - received_at).total_seconds()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,15 +125,7 @@ class InboxStore:
         rows they return. Where writes take turns (SQLite) the transaction runs whole on
         the writer thread (db/thread_transactions.py): the turn then lasts the transaction,
         not one hand-off per statement through a busy loop."""
-        threads = thread_transactions(self._engine) if self._turns.rows_per_turn else None
-        if threads is not None:
-            return await self._turns.run(threads.transaction, partial(_execute_all, statements))
-        rows: list[Row[Any]] = []
-        async with self.transaction() as conn:
-            for statement, params in statements:
-                result = await conn.execute(statement, params)
-                rows += result.all() if result.returns_rows else []
-        return rows
+        return await run_transaction(self._engine, partial(_execute_all, statements), self._turns)
 
     async def release(self, event_ids: Iterable[int], *, delay: float = 0.0) -> None:
         """Hand claimed events back untouched: the attempt did not count (re-auth, IP block,

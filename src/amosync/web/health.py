@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -19,7 +19,7 @@ from amosync.amocrm.token_info import (
     token_expiry,
 )
 from amosync.db.migrate import current_revision, head_revision
-from amosync.inbox.store import InboxStore
+from amosync.inbox.store import InboxStore, age_seconds
 from amosync.settings import Settings
 from amosync.worker.heartbeat import RUNNING, STOPPED, recent_workers
 from amosync.worker.subscription import subscription_health, subscription_state
@@ -68,7 +68,7 @@ async def run_checks(settings: Settings, engine: AsyncEngine) -> dict[str, Check
     if subscription is not None:
         checks["webhook_subscription"] = Check(*subscription)
     pending, oldest = await InboxStore(engine).backlog()
-    age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else None
+    age = age_seconds(oldest)
     limit = settings.health_max_backlog_age
     checks["backlog"] = (
         Check(True, f"{pending} pending" + (f", oldest {age:.0f} s" if age is not None else ""))
