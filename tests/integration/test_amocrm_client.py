@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.abc
+import sys
 import time
 
 import httpx
@@ -234,3 +236,40 @@ async def test_paths_join_the_base_url_as_httpx_joins_them(base: str) -> None:
     assert await client.get_json("/api/v4/account") is not None
     await client.aclose()
     assert ["/api/v4/account"] == [r.path for r in fake.requests]
+
+
+class _ImportRecorder(importlib.abc.MetaPathFinder):
+    """Names whose import got past `sys.modules`: a lookup that walks `sys.path`."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        self.names.append(fullname)
+
+
+async def test_api_calls_over_real_http_import_nothing_once_warm() -> None:
+    """After the first call, a call makes no import that reaches the finders.
+
+    httpcore imports `sniffio` inside every lock it sets up (4 per request); without sniffio
+    installed each of those walks sys.path and fails (~60 µs a call on a 2-core VM), which is
+    why amosync depends on sniffio. Any other per-call import would show up here too.
+    """
+    fake = FakeAmoState(rate_limit_rps=None)
+    ids = [fake.add_lead()["id"] for _ in range(3)]
+    recorder = _ImportRecorder()
+    with run_fake_in_thread(fake) as base_url:
+        client = AmoClient(base_url, LongLivedToken(DEFAULT_TOKEN), SlidingWindowLimiter(50))
+        try:
+            await client.fetch_by_ids("leads", ids)  # warm: lazy imports happen once here
+            sys.meta_path.insert(0, recorder)
+            try:
+                for _ in range(3):
+                    assert 3 == len(await client.fetch_by_ids("leads", ids))
+                assert [] == await client.fetch_by_ids("contacts", [123456])  # the 204 path
+            finally:
+                sys.meta_path.remove(recorder)
+        finally:
+            await client.aclose()
+
+    assert [] == recorder.names
