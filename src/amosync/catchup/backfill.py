@@ -113,11 +113,11 @@ class Backfill:
                     return reason
                 await self._pause(reason)
                 continue
-            page = await fetch_page(self._client, entity, "created_at", cursor)
+            page = await fetch_page(self._client, entity, "created_at", cursor, self._rentprog)
             after = page.next if page is not None else None
             async with write_transaction(self._engine) as conn:
                 if page is not None:
-                    await store_page(conn, entity, page.objects, self._rentprog)
+                    await store_page(conn, page)
                     new = sum(1 for obj in page.objects if obj["id"] not in repeated)
                     total += new
                     report.loaded[entity] += new

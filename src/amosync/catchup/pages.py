@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.amocrm.client import AmoClient, Params
+from amosync.core.answer import MappedAnswer, map_answer
 from amosync.core.mapping import RentProgField
 from amosync.core.plan import MAX_IDS_PER_CALL
 from amosync.errors import RequestRejected
@@ -47,6 +48,8 @@ class Cursor:
 @dataclass(frozen=True)
 class EntityPage:
     objects: list[dict[str, Any]]
+    # Mapped when fetched, so storing it runs only statements (core/answer.py says why).
+    answer: MappedAnswer
     newest: int  # the largest `field` value on the page
     next: Cursor | None  # None: this was the last page
     # Ids at `newest`: a next page starting at that second returns them again.
@@ -65,9 +68,11 @@ def following(cursor: Cursor, values: Sequence[int]) -> Cursor:
 
 
 async def fetch_page(
-    client: AmoClient, entity: str, field: str, cursor: Cursor
+    client: AmoClient, entity: str, field: str, cursor: Cursor, rentprog: RentProgField
 ) -> EntityPage | None:
-    """One page of `entity` ordered by `field`; None when amoCRM has nothing (204)."""
+    """One page of `entity` ordered by `field`; None when amoCRM has nothing (204).
+
+    Raises MappingError for an object that is not a usable entity."""
     params: Params = [
         (f"filter[{field}][from]", cursor.start),
         (f"order[{field}]", "asc"),
@@ -95,15 +100,13 @@ async def fetch_page(
     edge = frozenset(
         obj["id"] for obj, value in zip(objects, values, strict=True) if value == newest
     )
-    return EntityPage(objects, newest, following(cursor, values) if more else None, edge)
+    answer = map_answer(entity, [obj["id"] for obj in objects], objects, rentprog)
+    return EntityPage(objects, answer, newest, following(cursor, values) if more else None, edge)
 
 
-async def store_page(
-    conn: AsyncConnection, entity: str, objects: Sequence[dict[str, Any]], rentprog: RentProgField
-) -> Applied:
+async def store_page(conn: AsyncConnection, page: EntityPage) -> Applied:
     """Upsert a page through the worker's own path (newer wins, links, unknown contacts)."""
-    ids = [obj["id"] for obj in objects]
-    return await apply_fetched(conn, entity, ids, objects, (), rentprog)
+    return await apply_fetched(conn, page.answer, ())
 
 
 def _int(value: Any) -> int:

@@ -150,11 +150,11 @@ class Reconciler:
             reason = await self._budget.stop_reason()
             if reason is not None:
                 return reason
-            page = await fetch_page(self._client, entity, "updated_at", cursor)
+            page = await fetch_page(self._client, entity, "updated_at", cursor, self._rentprog)
             after = page.next if page is not None else None
             async with write_transaction(self._engine) as conn:
                 if page is not None:
-                    applied = await store_page(conn, entity, page.objects, self._rentprog)
+                    applied = await store_page(conn, page)
                     report.fetched[entity] += len(page.objects)
                     report.written[entity] += applied.written
                     watermark = max(watermark, page.newest)

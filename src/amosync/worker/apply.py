@@ -1,7 +1,8 @@
 """Apply one API answer: upsert what came back, flag what did not, settle the events.
 
 All of it happens in one transaction, so an event is `done` exactly when its entity's new
-state is stored: a crash between the two cannot happen.
+state is stored: a crash between the two cannot happen. The answer comes mapped already
+(core/answer.py), so the transaction holds only statements.
 """
 
 from __future__ import annotations
@@ -9,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amosync.core.mapping import RentProgField, map_contact, map_lead, map_lead_links
+from amosync.core.answer import MappedAnswer
 from amosync.db.tables import companies, contacts
 from amosync.inbox.store import DONE, PENDING, append_rows, settle
 from amosync.upsert import (
@@ -37,31 +37,24 @@ class Applied:
 
 
 async def apply_fetched(
-    conn: AsyncConnection,
-    entity: str,
-    requested: Sequence[int],
-    objects: Sequence[dict[str, Any]],
-    event_ids: Sequence[int],
-    rentprog: RentProgField,
+    conn: AsyncConnection, answer: MappedAnswer, event_ids: Sequence[int]
 ) -> Applied:
     now = datetime.now(UTC)
-    returned = {obj["id"] for obj in objects}
-    gone = set(requested) - returned
     queued = 0
-    if entity == "leads":
-        records = [map_lead(obj, rentprog) for obj in objects]
-        written = await upsert_deals(conn, records, now)
-        links = [link for obj in objects if obj["id"] in written for link in map_lead_links(obj)]
+    if answer.entity == "leads":
+        written = await upsert_deals(conn, answer.deals, now)
+        links = [
+            link for deal in answer.deals if deal.id in written for link in answer.links[deal.id]
+        ]
         await replace_deal_links(conn, written, links)
-        await mark_deals_deleted(conn, gone, now)
+        await mark_deals_deleted(conn, answer.gone, now)
         queued = await _queue_unknown_contacts(conn, {link.contact_id for link in links}, now)
     else:
-        table = _PEOPLE[entity]
-        people = [map_contact(obj) for obj in objects]
-        written = await upsert_people(conn, table, people, now)
-        await mark_people_deleted(conn, table, gone, now)
+        table = _PEOPLE[answer.entity]
+        written = await upsert_people(conn, table, answer.people, now)
+        await mark_people_deleted(conn, table, answer.gone, now)
     await settle(conn, event_ids, DONE)
-    return Applied(len(written), len(objects) - len(written), len(gone), queued)
+    return Applied(len(written), answer.returned - len(written), len(answer.gone), queued)
 
 
 async def _queue_unknown_contacts(

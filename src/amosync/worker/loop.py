@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync import metrics
 from amosync.amocrm.client import AmoClient
+from amosync.core.answer import map_answer
 from amosync.core.backoff import retry_delay
 from amosync.core.mapping import MappingError, RentProgField
 from amosync.core.plan import (
@@ -227,15 +228,14 @@ class Worker:
         try:
             objects = await self._client.fetch_by_ids(chunk.entity, chunk.ids)
             upsert_started = time.perf_counter()
+            answer = map_answer(chunk.entity, chunk.ids, objects, self._rentprog)
             # The upsert commits with (some of) its events marked done. Where writes take
             # turns, the rest are marked in short transactions after it (a crash between
             # leaves them leased: they come due again and are fetched once more, no loss).
             per_turn = self._inbox.turns.rows_per_turn or len(chunk.event_ids)
             with_upsert, after = chunk.event_ids[:per_turn], chunk.event_ids[per_turn:]
             async with self._inbox.transaction() as conn:
-                applied = await apply_fetched(
-                    conn, chunk.entity, chunk.ids, objects, with_upsert, self._rentprog
-                )
+                applied = await apply_fetched(conn, answer, with_upsert)
             await self._inbox.mark_done(after)
             metrics.upsert_done(chunk.entity, upsert_started)
         except ReauthRequired as exc:
