@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from amosync.core.answer import map_answer
 from amosync.core.mapping import RentProgField
 from amosync.db import migrate
 from amosync.db.engine import create_service_engine
@@ -180,15 +181,9 @@ class _SizedStore:
         now = datetime.now(UTC)
         await self._inbox.append([_event(obj["id"], now) for obj in objects])
         claimed = await self._inbox.claim("bench", CHUNK, 300)
+        answer = map_answer("leads", [o["id"] for o in objects], objects, self._rentprog)
         async with self.engine.begin() as conn:
-            await apply_fetched(
-                conn,
-                "leads",
-                [o["id"] for o in objects],
-                objects,
-                [e.id for e in claimed],
-                self._rentprog,
-            )
+            await apply_fetched(conn, answer, [e.id for e in claimed])
         return (time.perf_counter() - started) / len(objects)
 
 
