@@ -71,7 +71,7 @@ async def run_transaction(
     writes take turns (a SQLite file) whole on the writer thread, one hand-off; elsewhere
     through the async engine (`run_sync`)."""
     turns = turns or turns_of(engine)
-    threads = thread_transactions(engine) if turns.rows_per_turn else None
+    threads = thread_transactions(engine) if turns.enabled else None
     if threads is not None:
         return await turns.run(threads.transaction, work)
     async with turns.turn(), engine.begin() as conn:

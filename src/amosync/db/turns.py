@@ -59,6 +59,11 @@ class WriteTurns:
         self.taken = 0  # turns taken so far (also where they are off), for tests and curiosity
 
     @property
+    def enabled(self) -> bool:
+        """Whether writes take turns here (a SQLite file)."""
+        return self._enabled
+
+    @property
     def rows_per_turn(self) -> int | None:
         """The most rows one of the worker's bulk updates should write in one transaction;
         None where writes do not take turns (no limit)."""
