@@ -4,7 +4,9 @@ wrk posts the real fixture body at 1, 10 and 50 connections to the bare app, to 
 reference (bare + parse + grouped SQLite commits: the issue's reference row, see
 bench/durable_reference.py) and to `amosync serve` (with its worker running, as deployed),
 one after the other per level. The targets are against the bare ceiling; the ratio against
-the reference shows what amosync's work beyond parse-and-commit costs.
+the reference shows what amosync's work beyond parse-and-commit costs. During serve's runs
+a probe times the disk's own fdatasync (bench/disk.py), so a p99 or max can be read against
+the disk's in the same seconds.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from bench import procs, report
 from bench.bodies import fixture_body
 from bench.context import Context
+from bench.disk import FsyncProbe
 from bench.wrk import WrkResult, run_wrk
 
 LEVELS = (1, 10, 50)
@@ -44,9 +47,12 @@ def run(ctx: Context) -> dict[str, Any]:
                 reference, body, connections=level, seconds=seconds, workdir=ctx.workdir
             )
             cpu_before = srv.cpu_seconds()
-            ours = run_wrk(target, body, connections=level, seconds=seconds, workdir=ctx.workdir)
+            with FsyncProbe(ctx.workdir) as disk:
+                ours = run_wrk(
+                    target, body, connections=level, seconds=seconds, workdir=ctx.workdir
+                )
             cpu = srv.cpu_seconds() - cpu_before
-            results.append(_row(level, bare, durable, ours, cpu))
+            results.append(_row(level, bare, durable, ours, cpu, disk.summary()))
     report.table(
         f"ACK ({ctx.db}, {seconds:.0f} s per run, wrk, real webhook body)",
         [
@@ -60,6 +66,7 @@ def run(ctx: Context) -> dict[str, Any]:
             "amosync p50/p99 ms",
             "errors",
             "serve CPU ms/req",
+            "disk fsync p99/max ms",
         ],
         [
             [
@@ -73,6 +80,7 @@ def run(ctx: Context) -> dict[str, Any]:
                 f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}",
                 r["errors"],
                 r["cpu_ms_per_request"],
+                f"{r['disk_fsync']['p99_ms']:.1f} / {r['disk_fsync']['max_ms']:.0f}",
             ]
             for r in results
         ],
@@ -102,7 +110,12 @@ def run(ctx: Context) -> dict[str, Any]:
 
 
 def _row(
-    level: int, bare: WrkResult, durable: WrkResult, ours: WrkResult, cpu: float
+    level: int,
+    bare: WrkResult,
+    durable: WrkResult,
+    ours: WrkResult,
+    cpu: float,
+    disk: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "connections": level,
@@ -122,4 +135,7 @@ def _row(
         "errors": ours.non2xx + ours.socket_errors,
         "requests": ours.requests,
         "cpu_ms_per_request": round(cpu * 1000 / ours.requests, 3) if ours.requests else 0.0,
+        # The disk's fdatasync latency during serve's run (bench/disk.py): a slow fsync
+        # holds every request waiting on a commit.
+        "disk_fsync": disk,
     }

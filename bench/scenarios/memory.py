@@ -22,6 +22,7 @@ from bench import procs, report
 from bench.bodies import lead_update_body
 from bench.context import Context
 from bench.dbs import Reader
+from bench.disk import FsyncProbe
 from bench.loadgen import HttpPool, Sent, send_at_rate
 
 RATE = 200.0
@@ -39,8 +40,10 @@ def run(ctx: Context) -> dict[str, Any]:
     with (
         procs.fake_amocrm(ctx.logs, leads=LEADS, latency=ctx.latency) as fake,
         ctx.serve_on_fresh_db(fake.url, "memory") as (srv, url),
+        FsyncProbe(ctx.workdir) as disk,
     ):
         result = asyncio.run(_memory(srv, url, seconds, warmup))
+    result["disk_fsync"] = disk.summary()  # the disk's own tail in the same minutes
     result.update(db=ctx.db, rate=RATE, seconds=seconds, warmup_seconds=warmup)
     result.update(baselines)
     for name in ("bare", "reference"):
@@ -86,6 +89,10 @@ def run(ctx: Context) -> dict[str, Any]:
             [
                 "ACK p50 / p99 / max ms",
                 f"{result['ack_p50_ms']} / {result['ack_p99_ms']} / {result['ack_max_ms']}",
+            ],
+            [
+                "disk fsync p99 / max ms (bench/disk.py)",
+                f"{result['disk_fsync']['p99_ms']} / {result['disk_fsync']['max_ms']}",
             ],
             ["serve CPU ms per event", result["cpu_ms_per_event"]],
             [
