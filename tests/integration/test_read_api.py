@@ -140,6 +140,7 @@ async def test_failed_event_is_listed_and_retried_once(
         ("/api/deals?updated_since=yesterday", "updated_since must be an ISO 8601 date-time"),
         ("/api/deals?cursor=bm9wZQ", "cursor is not one this API returned"),
         ("/api/deals?rentprog_id=", "rentprog_id must be 1 to 255 characters"),
+        ("/api/deals?rentprog_id=RP%001", "rentprog_id must not contain NUL"),
         ("/api/events?status=bogus", "unknown status 'bogus'"),
         ("/api/events?before_id=-1", "before_id must be an integer"),
     ],

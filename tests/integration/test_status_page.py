@@ -83,3 +83,15 @@ async def test_search_finds_a_deal_by_its_amocrm_id(
     assert "RP-1002" in found
     assert f'data-deal-id="{lead_ids[0]}"' not in found
     assert "No deal found for “424242”." in missing
+
+
+async def test_search_for_text_with_nul_finds_nothing(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """A NUL in the search (PostgreSQL refuses it in a comparison) is not a server error:
+    no stored RentProg ID can hold one."""
+    async with api(make_settings(admin_token=None), demo_fake(1)) as client:
+        response = await client.get("/", params={"q": "RP-1\x00001", "lang": "en"})
+
+    assert 200 == response.status_code
+    assert "No deal found for" in response.text

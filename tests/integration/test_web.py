@@ -215,6 +215,27 @@ async def test_n8n_push_of_api_lead_is_upserted_without_api_call(
     assert [] == fake.requests
 
 
+async def test_n8n_push_with_nul_is_stored_without_it(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """A lead carrying U+0000 (PostgreSQL cannot store it) is stored without it, as an API
+    answer would be (core/nul.py), not answered 503 for n8n to retry for ever."""
+    lead = orjson.loads(
+        (DATA / "api_lead_single_with_contacts_kommo_auladisermx.json").read_bytes()
+    )
+    lead["name"] = "Kia\u0000 Rio"
+    async with running(make_settings(), FakeAmoState(rate_limit_rps=None)) as client:
+        response = await client.post(
+            "/amocrm/process-webhook",
+            content=orjson.dumps(lead),
+            headers={"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path"},
+        )
+    async with engine.connect() as conn:
+        name = (await conn.execute(select(deals.c.name))).scalar_one()
+
+    assert (200, "Kia Rio") == (response.status_code, name)
+
+
 async def test_n8n_decoded_webhook_is_queued(
     make_settings: Callable[..., Settings], engine: AsyncEngine
 ) -> None:

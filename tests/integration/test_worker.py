@@ -99,6 +99,24 @@ async def test_events_become_deals_with_rentprog_id(engine: AsyncEngine) -> None
     assert [("done",), ("done",)] == await rows(engine, select(ev.c.status))
 
 
+async def test_nul_characters_from_the_api_do_not_block_a_batch(engine: AsyncEngine) -> None:
+    """PostgreSQL's text and jsonb cannot hold U+0000: a lead whose name or RentProg ID
+    carries one is stored without it, on both databases, and the rest of its batch too."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    odd = fake.add_lead(name="Kia\u0000 Rio", custom_fields_values=[rentprog_field("81\u00002")])
+    fine = fake.add_lead(name="Hyundai Solaris")
+    await InboxStore(engine).append([event("leads", odd["id"]), event("leads", fine["id"])])
+
+    await drain(make_worker(engine, fake))
+
+    stored = await rows(engine, select(deals.c.id, deals.c.name, deals.c.rentprog_id, deals.c.raw))
+    by_id = {row[0]: row[1:] for row in stored}
+    assert by_id[odd["id"]][:2] == ("Kia Rio", "812")
+    assert by_id[odd["id"]][2]["name"] == "Kia Rio"
+    assert by_id[fine["id"]][:2] == ("Hyundai Solaris", None)
+    assert {("done",)} == set(await rows(engine, select(ev.c.status)))
+
+
 async def test_burst_about_few_leads_costs_one_call(engine: AsyncEngine) -> None:
     """30 events about 3 leads are collapsed into one API call."""
     fake = FakeAmoState(rate_limit_rps=None)

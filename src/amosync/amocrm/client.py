@@ -28,6 +28,7 @@ from amosync import __version__, metrics
 from amosync.amocrm.auth import TokenProvider
 from amosync.amocrm.ratelimit import RateLimiter, Slot
 from amosync.core.backoff import parse_retry_after, retry_delay
+from amosync.core.nul import JSON_ESCAPED_NUL, without_nul
 from amosync.core.plan import MAX_IDS_PER_CALL
 from amosync.errors import IPBlocked, ReauthRequired, RequestRejected, RetryLater
 
@@ -282,6 +283,8 @@ def _json_object(method: str, path: str, response: httpx.Response) -> dict[str, 
         raise RetryLater(f"{method} {path}: response is not JSON") from None
     if not isinstance(answer, dict):
         raise RequestRejected(f"{method} {path}: response is not a JSON object", status=200)
+    if JSON_ESCAPED_NUL in response.content:  # rare: walk the answer only then
+        answer = without_nul(answer)
     return answer
 
 

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from amosync.core.nul import NUL
 from amosync.inbox.admin import MAX_LIST_LIMIT, check_status, get_event, list_events, retry_events
 from amosync.web.access import AccessPolicy
 from amosync.web.csrf import cross_site
@@ -119,6 +120,9 @@ class ReadApi:
         rentprog_id = params.get("rentprog_id")
         if rentprog_id is not None and not 1 <= len(rentprog_id) <= 255:
             raise BadRequest("rentprog_id must be 1 to 255 characters")
+        if rentprog_id is not None and NUL in rentprog_id:
+            # PostgreSQL refuses the comparison; no stored RentProg ID holds one (core/nul.py).
+            raise BadRequest("rentprog_id must not contain NUL (%00)")
         since_raw = params.get("updated_since")
         since = parse_since(since_raw) if since_raw is not None else None
         try:

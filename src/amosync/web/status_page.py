@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from amosync.amocrm.token_info import TokenExpiry, token_expiry
 from amosync.core.humanize import age, when
+from amosync.core.nul import NUL
 from amosync.inbox.admin import list_events, retry_events
 from amosync.settings import Settings
 from amosync.stats import collect_stats
@@ -261,6 +262,8 @@ class StatusPage:
     async def _search(self, q: str) -> list[dict[str, Any]]:
         """A deal by amoCRM id, and every deal whose RentProg ID is exactly `q`."""
         found: list[dict[str, Any]] = []
+        if NUL in q:  # matches nothing stored (core/nul.py), and PostgreSQL refuses it
+            return found
         if q.isascii() and q.isdigit():
             deal = await deal_by_id(self._engine, int(q))
             if deal is not None:

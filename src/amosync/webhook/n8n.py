@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from amosync.core.mapping import MappingError, RentProgField, map_lead, map_lead_links
+from amosync.core.nul import JSON_ESCAPED_NUL, without_nul
 from amosync.core.webhook import WebhookParseError, items_from_decoded
 from amosync.db.turns import write_transaction
 from amosync.errors import StorageUnavailable, WebhookRejected
@@ -92,6 +93,8 @@ class N8nReceiver:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
                 raise WebhookRejected(400, f"body is not valid JSON ({exc.msg})") from None
+            if JSON_ESCAPED_NUL in raw:  # amoCRM's data, stored as an API answer would be
+                body = without_nul(body)
             leads = leads_in(body)
             if leads is not None:
                 stored = await self._store_leads(leads)
