@@ -69,6 +69,21 @@ async def test_webhook_is_stored_before_200(
     assert [("leads", "add", stored[0][2], "pending")] == stored
 
 
+async def test_webhook_with_an_encoded_nul_is_stored_without_it(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """amoCRM's data may carry U+0000, which PostgreSQL cannot store: the webhook is still
+    answered 200 and its row stored, without the character."""
+    body = fixture("webhook_leads_add_2025_unirock").replace(b"TEST+MISHA", b"TEST%00+MISHA")
+    async with running(make_settings(amocrm_subdomain=None)) as client:
+        response = await client.post(SECRET_URL, content=body, headers=FORM)
+    async with engine.connect() as conn:
+        payload = (await conn.execute(select(ev.c.payload))).scalar_one()
+
+    assert 200 == response.status_code
+    assert "TEST MISHA (SORRY)" == payload["name"]
+
+
 async def test_every_fixture_is_accepted_and_stored(
     make_settings: Callable[..., Settings], engine: AsyncEngine
 ) -> None:

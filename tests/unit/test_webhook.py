@@ -248,3 +248,16 @@ def test_error_is_a_value_error() -> None:
     error = WebhookParseError("no entity items in body")
     expected = (True, "no entity items in body", "no entity items in body")
     assert expected == (isinstance(error, ValueError), error.reason, str(error))
+
+
+def test_an_encoded_nul_in_amocrm_data_is_dropped_not_refused() -> None:
+    """A lead whose name carries U+0000 (%00) is amoCRM's data, not a broken body: refusing it
+    would fail every webhook about that lead (and amoCRM switches a hook off after 100
+    failures in 2 h). It is dropped, as from API answers (core/nul.py)."""
+    parsed = parse_webhook(b"leads[update][0][id]=7&leads[update][0][name]=Kia%00+Rio")
+    assert [(7, "Kia Rio")] == [(i.entity_id, i.payload["name"]) for i in parsed.items]
+
+
+def test_a_raw_nul_byte_is_still_refused() -> None:
+    """A form body never carries an unencoded NUL: that body is broken."""
+    assert "NUL byte in body" == reason_of(b"leads[update][0][id]=7&x=\x00")

@@ -1,9 +1,10 @@
-"""U+0000 taken out of decoded amoCRM JSON before anything is stored.
+"""U+0000 taken out of amoCRM's data (API answers, n8n pushes, webhooks) before it is stored.
 
 PostgreSQL's `text` and `jsonb` cannot hold the NUL character: one deal whose name or custom
 field carried it (JSON allows `\\u0000`) failed the upsert of its whole batch of up to 250,
 every time the batch was retried. It is dropped, on SQLite too, so both databases hold the
-same copy. Webhook bodies with NUL are refused with 400 before they are stored (core/webhook.py).
+same copy. Webhooks get the same treatment (core/webhook.py); only a raw NUL byte, which no
+form body carries, is refused there.
 """
 
 from __future__ import annotations

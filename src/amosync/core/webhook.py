@@ -13,6 +13,7 @@ from typing import Any
 
 from amosync.core.events import NON_SYNC_ACTIONS, SYNCED_ENTITIES, ParsedWebhook, WebhookItem
 from amosync.core.form import FormDecodeError, decode_php_form
+from amosync.core.nul import without_nul
 
 __all__ = ["MAX_ITEMS", "WebhookParseError", "items_from_decoded", "parse_webhook"]
 
@@ -38,14 +39,18 @@ class WebhookParseError(ValueError):
 
 def parse_webhook(body: bytes, *, max_fields: int = 10_000, max_depth: int = 32) -> ParsedWebhook:
     """Decode `body` and list its entity items in body order."""
-    # PostgreSQL cannot store U+0000 in text or JSONB; refusing it here keeps one hostile
-    # body from failing the shared commit of other requests.
-    if b"\x00" in body or b"%00" in body:
+    # A form body never carries an unencoded NUL: such a body is broken.
+    if b"\x00" in body:
         raise WebhookParseError("NUL byte in body")
     try:
         data = decode_php_form(body, max_fields=max_fields, max_depth=max_depth)
     except FormDecodeError as exc:
         raise WebhookParseError(f"malformed form body: {exc.reason}") from exc
+    if b"%00" in body:
+        # U+0000 in amoCRM's data (a lead's name, a field): PostgreSQL cannot store it, and
+        # refusing the body would fail every webhook about that entity, so it is dropped,
+        # as from API answers (core/nul.py).
+        data = without_nul(data)
     return items_from_decoded(data)
 
 
