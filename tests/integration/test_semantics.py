@@ -250,7 +250,8 @@ async def test_a_failed_event_is_settled_when_its_entity_is_stored_later(
         last_error="amoCRM answered 502",
         received_at=datetime.now(UTC) - timedelta(minutes=5),
     )
-    await InboxStore(engine).append([old, event("leads", lead["id"])])
+    await InboxStore(engine).append([old])
+    await InboxStore(engine).append([event("leads", lead["id"])])
 
     await drain(make_worker(engine, fake))
 
@@ -268,7 +269,8 @@ async def test_a_failed_event_newer_than_the_stored_state_stays_failed(
     lead = fake.add_lead(name="x")
     later = event("leads", lead["id"])
     later.update(status="failed", received_at=datetime.now(UTC) + timedelta(minutes=1))
-    await InboxStore(engine).append([later, event("leads", lead["id"])])
+    await InboxStore(engine).append([later])
+    await InboxStore(engine).append([event("leads", lead["id"])])
 
     await drain(make_worker(engine, fake))
 

@@ -17,6 +17,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.amocrm.client import AmoClient, Params
+from amosync.core.mapping import int_id
 from amosync.db.tables import companies, contacts, deals
 from amosync.errors import RequestRejected
 from amosync.upsert import mark_deals_deleted, mark_people_deleted
@@ -100,10 +101,9 @@ async def apply_deletions(conn: AsyncConnection, events: Sequence[dict[str, Any]
         if not ids:
             continue
         if table is deals:
-            await mark_deals_deleted(conn, ids, now)
+            flagged += await mark_deals_deleted(conn, ids, now)
         else:
-            await mark_people_deleted(conn, table, ids, now)
-        flagged += len(ids)
+            flagged += await mark_people_deleted(conn, table, ids, now)
     return flagged
 
 
@@ -130,6 +130,6 @@ def _parse(event: dict[str, Any]) -> tuple[str | None, int | None, int]:
     created = event.get("created_at")
     return (
         kind if isinstance(kind, str) and kind in _TABLES else None,
-        entity_id if isinstance(entity_id, int) else None,
+        int_id(entity_id),
         created if isinstance(created, int) else 0,
     )

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.amocrm.client import AmoClient, Params
 from amosync.core.answer import MappedAnswer, map_answer
-from amosync.core.mapping import RentProgField
+from amosync.core.mapping import RentProgField, int_id
 from amosync.core.plan import MAX_IDS_PER_CALL
 from amosync.errors import RequestRejected
+from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 from amosync.worker.apply import Applied, apply_fetched
 
 # Contacts and companies first: a lead page then finds its linked contacts stored instead of
@@ -83,6 +85,7 @@ async def fetch_page(
         # Deal↔contact links come in the same call, exactly as the worker fetches leads.
         params.append(("with", "contacts"))
     path = f"/api/v4/{entity}"
+    fetched_at = datetime.now(UTC)
     body = await client.get_json(path, params)
     if body is None:
         return None
@@ -90,23 +93,26 @@ async def fetch_page(
     items = embedded.get(entity) if isinstance(embedded, dict) else None
     if not isinstance(items, list):
         raise RequestRejected(f"GET {path}: response has no _embedded.{entity} list", status=200)
-    objects = [item for item in items if isinstance(item, dict) and isinstance(item.get("id"), int)]
+    # An id may come as a string ("123"): it is the same entity (core/mapping.int_id).
+    objects = [item for item in items if isinstance(item, dict) and int_id(item.get("id"))]
     if not objects:
         return None
     values = [_int(obj.get(field)) for obj in objects]
     links = body.get("_links")
     more = isinstance(links, dict) and bool(links.get("next"))
     newest = max(values)
-    edge = frozenset(
-        obj["id"] for obj, value in zip(objects, values, strict=True) if value == newest
-    )
-    answer = map_answer(entity, [obj["id"] for obj in objects], objects, rentprog)
+    ids = [_int(int_id(obj.get("id"))) for obj in objects]
+    edge = frozenset(i for i, value in zip(ids, values, strict=True) if value == newest)
+    answer = map_answer(entity, ids, objects, rentprog, fetched_at=fetched_at)
     return EntityPage(objects, answer, newest, following(cursor, values) if more else None, edge)
 
 
-async def store_page(conn: AsyncConnection, page: EntityPage) -> Applied:
-    """Upsert a page through the worker's own path (newer wins, links, unknown contacts)."""
-    return await apply_fetched(conn, page.answer, ())
+async def store_page(
+    conn: AsyncConnection, page: EntityPage, max_skew: float = DEFAULT_MAX_CLOCK_SKEW
+) -> Applied:
+    """Upsert a page through the worker's own path (newer wins, links, unknown contacts,
+    nothing from beyond the database clock plus `max_skew`)."""
+    return await apply_fetched(conn, page.answer, (), max_skew=max_skew)
 
 
 def _int(value: Any) -> int:

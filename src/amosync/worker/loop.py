@@ -34,6 +34,7 @@ from amosync.core.plan import (
 )
 from amosync.errors import AmoCRMError, IPBlocked, ReauthRequired, RetryLater
 from amosync.inbox.store import InboxStore, Retry
+from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 from amosync.worker.apply import apply_fetched
 from amosync.worker.heartbeat import (
     IP_BLOCKED,
@@ -44,6 +45,7 @@ from amosync.worker.heartbeat import (
     beat,
 )
 from amosync.worker.jobs import PeriodicJob, run_periodically
+from amosync.worker.review import review_answer
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class WorkerConfig:
     reauth_pause: float = 60.0
     ip_block_pause: float = 600.0
     heartbeat_interval: float = 5.0
+    max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW
 
 
 class _Paused(Exception):
@@ -226,16 +229,29 @@ class Worker:
 
     async def _process_chunk(self, chunk: FetchChunk) -> None:
         try:
+            fetched_at = datetime.now(UTC)
             objects = await self._client.fetch_by_ids(chunk.entity, chunk.ids)
+            answer = map_answer(
+                chunk.entity, chunk.ids, objects, self._rentprog, fetched_at=fetched_at
+            )
+            # Missing ids asked for alone, future-dated ones held back (worker/review.py).
+            reviewed = await review_answer(
+                self._client, self._engine, answer, self._rentprog, self._config.max_clock_skew
+            )
+            held = reviewed.held_events(chunk, self._unsettled)
+            answer, chunk = reviewed.answer, reviewed.remaining(chunk, self._unsettled)
+            for reason, event_ids in held.items():
+                await self._reschedule(event_ids, reason, None)
             upsert_started = time.perf_counter()
-            answer = map_answer(chunk.entity, chunk.ids, objects, self._rentprog)
             # The upsert commits with (some of) its events marked done. Where writes take
             # turns, the rest are marked in short transactions after it (a crash between
             # leaves them leased: they come due again and are fetched once more, no loss).
             per_turn = self._inbox.turns.rows_per_turn or len(chunk.event_ids)
             with_upsert, after = chunk.event_ids[:per_turn], chunk.event_ids[per_turn:]
             async with self._inbox.transaction() as conn:
-                applied = await apply_fetched(conn, answer, with_upsert)
+                applied = await apply_fetched(
+                    conn, answer, with_upsert, max_skew=self._config.max_clock_skew
+                )
             await self._inbox.mark_done(after)
             metrics.upsert_done(chunk.entity, upsert_started)
         except ReauthRequired as exc:
