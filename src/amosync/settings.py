@@ -12,9 +12,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 # Seconds amoCRM's timestamps may run ahead of the database clock (`max_clock_skew`).
 DEFAULT_MAX_CLOCK_SKEW = 300.0
+
 
 class Settings(BaseSettings):
     """amosync configuration, read from the environment and an optional `.env` file."""

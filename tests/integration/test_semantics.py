@@ -28,7 +28,9 @@ YEAR_9999 = 253_402_214_400 - 86_400  # 9999-12-30, still a valid datetime
 
 async def deal_rows(engine: AsyncEngine) -> dict[int, tuple[Any, ...]]:
     """id → (name, updated_at, is_deleted, synced_at)."""
-    query = select(deals.c.id, deals.c.name, deals.c.updated_at, deals.c.is_deleted, deals.c.synced_at)
+    query = select(
+        deals.c.id, deals.c.name, deals.c.updated_at, deals.c.is_deleted, deals.c.synced_at
+    )
     return {r[0]: r[1:] for r in await rows(engine, query)}
 
 
@@ -185,7 +187,9 @@ async def test_only_a_204_or_404_for_the_single_id_flags_a_deal_deleted(
     fake = FakeAmoState(rate_limit_rps=None)
     gone_204 = fake.add_lead(name="a")
     gone_404 = fake.add_lead(name="b")
-    await InboxStore(engine).append([event("leads", gone_204["id"]), event("leads", gone_404["id"])])
+    await InboxStore(engine).append(
+        [event("leads", gone_204["id"]), event("leads", gone_404["id"])]
+    )
     await drain(make_worker(engine, fake))
     fake.hidden_from_lists.update({gone_204["id"], gone_404["id"]})
     fake.single_status.update({gone_204["id"]: 204, gone_404["id"]: 404})

@@ -19,15 +19,13 @@ async def upsert_deals(
     records: Sequence[DealRecord],
     now: datetime,
     *,
-    fetched_at: datetime,
-    future_limit: datetime,
+    fetched_at: datetime | None = None,
+    future_limit: datetime | None = None,
 ) -> set[int]:
     """Insert or update deals; returns the ids whose row was written (not refused as older
     or unchanged)."""
     rows = record_rows(records, now)
-    return await upsert_newer(
-        conn, deals, rows, fetched_at=fetched_at, future_limit=future_limit
-    )
+    return await upsert_newer(conn, deals, rows, fetched_at=fetched_at, future_limit=future_limit)
 
 
 async def mark_deals_deleted(conn: AsyncConnection, ids: Iterable[int], now: datetime) -> int:

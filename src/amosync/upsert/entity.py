@@ -17,7 +17,7 @@ text per batch size (1…250) would fill those caches with near-duplicates.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -25,6 +25,7 @@ from sqlalchemy import Table, not_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.db.dialect import dialect_insert
+from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 from amosync.upsert.dialect import FETCHED_AT, FUTURE_LIMIT, newer_wins
 
 MAX_CHUNK = 128
@@ -35,20 +36,24 @@ async def upsert_newer(
     table: Table,
     rows: Sequence[dict[str, Any]],
     *,
-    fetched_at: datetime,
-    future_limit: datetime,
+    fetched_at: datetime | None = None,
+    future_limit: datetime | None = None,
 ) -> set[int]:
     """Insert or update rows by `id`; returns the ids written (not refused as older or
-    unchanged). `fetched_at`: when the copies were requested; `future_limit`: the database
-    clock plus the allowed skew (upsert/dialect.py says what both decide).
+    unchanged). `fetched_at`: when the copies were requested (default: now); `future_limit`:
+    the database clock plus the allowed skew (default: this host's clock plus the default
+    skew). upsert/dialect.py says what both decide.
 
     Every row must have the same keys (all of the table's columns). The caller checked that
     no row is from beyond `future_limit` (worker/apply.py).
     """
     stmt = _upsert_statement(conn.dialect.name, table)
     written: set[int] = set()
+    now = datetime.now(UTC)
+    fetched = fetched_at or now
+    limit = future_limit or now + timedelta(seconds=DEFAULT_MAX_CLOCK_SKEW)
     for row in rows:
-        row[FETCHED_AT], row[FUTURE_LIMIT] = fetched_at, future_limit
+        row[FETCHED_AT], row[FUTURE_LIMIT] = fetched, limit
     for chunk in power_of_two_chunks(rows):
         written.update((await conn.execute(stmt, chunk)).scalars())
     return written
@@ -96,5 +101,3 @@ def _upsert_statement(dialect: str, table: Table) -> Any:
         set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != "id"},
         where=newer_wins(table, stmt.excluded),
     ).returning(table.c.id)
-
-

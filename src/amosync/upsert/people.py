@@ -19,8 +19,8 @@ async def upsert_people(
     records: Sequence[ContactRecord],
     now: datetime,
     *,
-    fetched_at: datetime,
-    future_limit: datetime,
+    fetched_at: datetime | None = None,
+    future_limit: datetime | None = None,
 ) -> set[int]:
     """Insert or update contacts (or companies); returns the ids whose row was written."""
     rows = record_rows(records, now)
