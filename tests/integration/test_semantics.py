@@ -4,6 +4,7 @@ against the fake amoCRM."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,11 +15,16 @@ import orjson
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.catchup.budget import CATCHUP
+from amosync.catchup.job import reconciler_for
+from amosync.catchup.reconcile import Reconciler, entity_key
+from amosync.catchup.state import load
 from amosync.db.tables import contacts, deals
 from amosync.db.tables import webhook_events as ev
 from amosync.inbox import InboxStore
+from amosync.services import build_client
 from amosync.settings import Settings
-from amosync.testing import FakeAmoState, Fault
+from amosync.testing import FakeAmoState, Fault, create_fake_amocrm
 from amosync.web.app import create_app
 from tests.integration.test_worker import drain, event, make_worker, rows
 
@@ -329,3 +335,56 @@ async def test_a_deletion_moves_synced_at(engine: AsyncEngine) -> None:
 
     _, _, deleted, synced_at = (await deal_rows(engine))[lead["id"]]
     assert (True, True) == (deleted, synced_at > first)
+
+
+# -- catch-up takes the same rules ---------------------------------------------------------
+
+
+def reconciler(settings: Settings, engine: AsyncEngine, fake: FakeAmoState) -> Reconciler:
+    client = build_client(
+        settings,
+        engine,
+        purpose=CATCHUP,
+        transport=httpx.ASGITransport(app=create_fake_amocrm(fake)),
+    )
+    return reconciler_for(settings, engine, client)
+
+
+async def test_catchup_stores_no_future_lead_and_keeps_its_watermark(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    fake = FakeAmoState(rate_limit_rps=None, wall_clock=lambda: time.time() - 5)
+    settings = make_settings()
+    await reconciler(settings, engine, fake).run()
+    fine = fake.add_lead(name="Fine")
+    odd = fake.add_lead(name="Year 9999")
+    fake.leads[odd["id"]].fields["updated_at"] = YEAR_9999
+
+    await reconciler(settings, engine, fake).run()
+
+    assert [fine["id"]] == list(await deal_rows(engine))
+    state = await load(engine, entity_key("leads"))
+    assert state is not None and state["watermark"] <= time.time() + 300
+
+
+async def test_catchup_deletion_event_settles_failed_events(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """A failed event received before a `lead_deleted` event is settled by it (and not by
+    the earlier catch-up run that stored the lead, which was requested before it)."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    settings = make_settings()
+    lead = fake.add_lead(name="Deleted later")
+    await reconciler(settings, engine, fake).run(since=60)
+    await asyncio.sleep(2)
+    failed = event("leads", lead["id"])
+    failed.update(
+        status="failed", last_error="x", received_at=datetime.now(UTC) - timedelta(seconds=1.5)
+    )
+    await InboxStore(engine).append([failed])
+    fake.delete_lead(lead["id"])
+
+    await reconciler(settings, engine, fake).run(since=60)
+
+    assert True is (await deal_rows(engine))[lead["id"]][2]
+    assert [("done", True)] == [(r[2], "superseded" in r[3]) for r in await event_rows(engine)]
