@@ -48,9 +48,7 @@ async def settle_superseded(
 
 
 _ANY_FAILED = (
-    select(ev.c.id)
-    .where(ev.c.status == FAILED, ev.c.entity == bindparam("a_entity"))
-    .limit(1)
+    select(ev.c.id).where(ev.c.status == FAILED, ev.c.entity == bindparam("a_entity")).limit(1)
 )
 
 
