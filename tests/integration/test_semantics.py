@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import orjson
+from alembic import command
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,6 +20,8 @@ from amosync.catchup.budget import CATCHUP
 from amosync.catchup.job import reconciler_for
 from amosync.catchup.reconcile import Reconciler, entity_key
 from amosync.catchup.state import load
+from amosync.db import migrate
+from amosync.db.engine import create_sync_engine
 from amosync.db.tables import contacts, deals
 from amosync.db.tables import webhook_events as ev
 from amosync.inbox import InboxStore
@@ -388,3 +391,27 @@ async def test_catchup_deletion_event_settles_failed_events(
 
     assert True is (await deal_rows(engine))[lead["id"]][2]
     assert [("done", True)] == [(r[2], "superseded" in r[3]) for r in await event_rows(engine)]
+
+
+def test_upgrade_drops_the_deletion_stubs_of_older_versions(db_url: str) -> None:
+    """Rows older versions inserted for deletions of unknown ids go; real rows stay."""
+    command.downgrade(migrate.alembic_config(db_url), "0003")
+    engine = create_sync_engine(db_url)
+    now = datetime.now(UTC)
+    real = {"updated_at": now, "name": "Real", "created_at": now, "is_deleted": True}
+    stub = {"updated_at": None, "name": None, "created_at": None, "is_deleted": True}
+    try:
+        with engine.begin() as conn:
+            for deal_id, values in ((1, real), (2, stub)):
+                conn.execute(
+                    insert(deals).values(
+                        id=deal_id, custom_fields=[], raw={}, synced_at=now, **values
+                    )
+                )
+        migrate.upgrade(db_url)
+        with engine.connect() as conn:
+            left = list(conn.execute(select(deals.c.id)).scalars())
+    finally:
+        engine.dispose()
+
+    assert [1] == left
