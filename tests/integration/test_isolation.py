@@ -297,3 +297,25 @@ async def test_catchup_page_over_the_cap_stops_the_run_with_a_clear_reason(
     await client.aclose()
 
 
+
+
+async def test_catchup_leaves_a_refused_lead_to_the_worker_and_stores_the_rest(
+    engine: AsyncEngine, refuse_deals_named: Refuse
+) -> None:
+    fake = FakeAmoState(rate_limit_rps=None, wall_clock=lambda: time.time() - 5)
+    client = _client(fake)
+    await reconciler(engine, client).run()
+    good = [fake.add_lead(name=f"good {n}")["id"] for n in range(5)]
+    poison = fake.add_lead(name="poison")["id"]
+    await refuse_deals_named("poison")
+
+    report = await reconciler(engine, client).run()
+
+    assert report.complete
+    assert set(good) == {row[0] for row in await rows(engine, select(deals.c.id))}
+    assert [(poison, "pending")] == await rows(engine, select(ev.c.entity_id, ev.c.status))
+    # The worker fetches it once more and fails it with the database's reason.
+    await drain(make_worker(engine, fake))
+    [(status, error)] = await rows(engine, select(ev.c.status, ev.c.last_error))
+    assert status == "failed" and error is not None and "the poison lead is refused" in error
+    await client.aclose()

@@ -34,7 +34,7 @@ lost connection and for an index entry that is too large, which is why the SQLST
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,7 @@ from sqlalchemy.exc import (
     StatementError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.amocrm.client import AmoClient
 from amosync.core.answer import MappedAnswer
@@ -162,43 +163,83 @@ async def store_apart(
     chunk: FetchChunk,
     events: Mapping[int, ClaimedEvent],
 ) -> Stored:
-    """Store the answer with the chunk's events marked done; split it when that fails.
+    """Store the answer with the chunk's events marked done, each try in a transaction of
+    its own; split it when that fails.
 
     Raises the storage error when the database is unavailable (what was stored before
     stays stored, its events done)."""
     stored = Stored()
 
-    async def store(part: MappedAnswer, piece: FetchChunk) -> None:
-        try:
-            applied = await _apply(inbox, part, piece.event_ids)
-        except STORAGE_ERRORS as exc:
-            verdict = storage_failure(exc)
-            if verdict == UNAVAILABLE or not piece.ids:
-                raise
-            if len(piece.ids) > 1:
-                half = len(piece.ids) // 2
-                for ids in (piece.ids[:half], piece.ids[half:]):
-                    sub = _subchunk(piece, ids, events)
-                    await store(_part(part, frozenset(ids)), sub)
-                return
-            reason = f"the database refused {chunk.entity} {piece.ids[0]}: {database_reason(exc)}"
-            (stored.refused if verdict == REFUSED else stored.retry)[piece.ids[0]] = reason
+    async def store(ids: tuple[int, ...]) -> None:
+        event_ids = chunk.event_ids if ids == chunk.ids else events_of(chunk, ids, events)
+        part = answer if ids == chunk.ids else _part(answer, frozenset(ids))
+        applied = await _apply(inbox, part, event_ids)
+        stored.applied = _sum(stored.applied, applied)
+        stored.done.extend(event_ids)
+
+    await _split(chunk.entity, chunk.ids, store, stored.refused, stored.retry)
+    return stored
+
+
+async def store_page_apart(
+    conn: AsyncConnection, answer: MappedAnswer
+) -> tuple[Applied, dict[int, str]]:
+    """Store a catch-up page in the caller's transaction, each try in a savepoint of its
+    own; an entity the database refuses is left out. Returns what was written and the
+    entities left out with the reason.
+
+    Raises the storage error when the database is unavailable."""
+    total = Applied(0, 0, 0, 0)
+    left_out: dict[int, str] = {}
+
+    every = tuple(record.id for record in [*answer.deals, *answer.people])
+
+    async def store(ids: tuple[int, ...]) -> None:
+        nonlocal total
+        part = answer if ids == every else _part(answer, frozenset(ids))
+        async with conn.begin_nested():
+            applied = await apply_fetched(conn, part, ())
+        total = _sum(total, applied)
+
+    # Refused or not, an entity left out is fetched again by the worker: both verdicts go
+    # the same way here.
+    await _split(answer.entity, every, store, left_out, left_out)
+    return total, left_out
+
+
+async def _split(
+    entity: str,
+    ids: tuple[int, ...],
+    store: Callable[[tuple[int, ...]], Awaitable[None]],
+    refused: dict[int, str],
+    retry: dict[int, str],
+) -> None:
+    """`store(ids)`; when it fails, `store` each half, down to single entities, whose
+    reasons go into `refused` or `retry` by the verdict of `storage_failure`."""
+    try:
+        await store(ids)
+        return
+    except STORAGE_ERRORS as exc:
+        verdict = storage_failure(exc)
+        if verdict == UNAVAILABLE or not ids:
+            raise
+        if len(ids) == 1:
+            reason = f"the database refused {entity} {ids[0]}: {database_reason(exc)}"
+            (refused if verdict == REFUSED else retry)[ids[0]] = reason
             log.warning(
                 "entity_not_stored",
                 extra={
                     "event": "entity_not_stored",
-                    "entity": chunk.entity,
-                    "entity_id": piece.ids[0],
+                    "entity": entity,
+                    "entity_id": ids[0],
                     "verdict": verdict,
                     "error": reason,
                 },
             )
             return
-        stored.applied = _sum(stored.applied, applied)
-        stored.done.extend(piece.event_ids)
-
-    await store(answer, chunk)
-    return stored
+    half = len(ids) // 2
+    await _split(entity, ids[:half], store, refused, retry)
+    await _split(entity, ids[half:], store, refused, retry)
 
 
 async def _apply(inbox: InboxStore, answer: MappedAnswer, event_ids: Sequence[int]) -> Applied:
