@@ -20,9 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from amosync.db.tables import deals
 from amosync.db.tables import webhook_events as ev
 from amosync.amocrm import AmoClient, LongLivedToken, SlidingWindowLimiter
+from amosync.catchup.budget import CATCHUP
 from amosync.core.mapping import RentProgField
 from amosync.errors import AnswerTooLarge
 from amosync.inbox import InboxStore
+from amosync.services import build_client
+from amosync.settings import Settings
 from amosync.testing import (
     DEFAULT_TOKEN,
     RENTPROG_FIELD_ID,
@@ -285,18 +288,20 @@ async def test_catchup_stores_a_page_with_a_lone_surrogate(engine: AsyncEngine) 
 
 
 async def test_catchup_page_over_the_cap_stops_the_run_with_a_clear_reason(
-    engine: AsyncEngine,
+    engine: AsyncEngine, make_settings: Callable[..., Settings]
 ) -> None:
+    """A tuned AMOSYNC_API_MAX_ANSWER_BYTES reaches the service's client; catch-up stops
+    with the reason (its watermark stays, the worker still isolates the lead's events)."""
     fake = FakeAmoState(rate_limit_rps=None, wall_clock=lambda: time.time() - 5)
-    client = _client(fake, max_answer_bytes=20_000)
+    transport = httpx.ASGITransport(app=create_fake_amocrm(fake))
+    settings = make_settings(api_max_answer_bytes=65_536)
+    client = build_client(settings, engine, purpose=CATCHUP, transport=transport)
     await reconciler(engine, client).run()
-    fake.add_lead(name="b" * 50_000)
+    fake.add_lead(name="b" * 100_000)
 
-    with pytest.raises(AnswerTooLarge, match="20000"):
+    with pytest.raises(AnswerTooLarge, match="larger than 65536 bytes"):
         await reconciler(engine, client).run()
     await client.aclose()
-
-
 
 
 async def test_catchup_leaves_a_refused_lead_to_the_worker_and_stores_the_rest(
