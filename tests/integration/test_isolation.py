@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.db.tables import deals
-from amosync.db.tables import webhook_events as ev
 from amosync.amocrm import AmoClient, LongLivedToken, SlidingWindowLimiter
 from amosync.catchup.budget import CATCHUP
 from amosync.core.mapping import RentProgField
+from amosync.db.tables import deals
+from amosync.db.tables import webhook_events as ev
 from amosync.errors import AnswerTooLarge
 from amosync.inbox import InboxStore
 from amosync.services import build_client
@@ -140,7 +140,9 @@ async def test_an_answer_over_the_default_cap_fails_only_the_lead_that_makes_it(
     assert all(by_entity[i] == {("done", None)} for i in good)
     [(status, error)] = by_entity[huge]
     assert status == "failed"
-    assert error is not None and "33554432" in error and "larger" in error
+    assert error is not None
+    assert "33554432" in error
+    assert "larger" in error
 
 
 async def test_an_answer_over_a_tuned_cap_is_split_until_the_big_lead_is_alone(
@@ -224,7 +226,8 @@ async def test_one_refused_lead_among_good_ones_fails_alone_with_the_database_re
     assert all(by_entity[i] == {("done", None)} for i in ids if i != poison)
     [(status, error)] = by_entity[poison]
     assert status == "failed"
-    assert error is not None and "the poison lead is refused" in error
+    assert error is not None
+    assert "the poison lead is refused" in error
     assert len(error) <= 500
     # No refetch: the answer is split, not the call.
     assert 1 == len(fake.calls("/api/v4/leads"))
@@ -250,7 +253,9 @@ async def test_a_rentprog_id_too_long_for_the_index_fails_only_its_lead(
     assert [(good,)] == await rows(engine, select(deals.c.id))
     by_entity = await _events_by_entity(engine)
     [(status, error)] = by_entity[bad]
-    assert status == "failed" and error is not None and "index row" in error
+    assert status == "failed"
+    assert error is not None
+    assert "index row" in error
     assert by_entity[good] == {("done", None)}
 
 
@@ -322,5 +327,7 @@ async def test_catchup_leaves_a_refused_lead_to_the_worker_and_stores_the_rest(
     # The worker fetches it once more and fails it with the database's reason.
     await drain(make_worker(engine, fake))
     [(status, error)] = await rows(engine, select(ev.c.status, ev.c.last_error))
-    assert status == "failed" and error is not None and "the poison lead is refused" in error
+    assert status == "failed"
+    assert error is not None
+    assert "the poison lead is refused" in error
     await client.aclose()

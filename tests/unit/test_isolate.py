@@ -16,9 +16,7 @@ from amosync.worker.isolate import REFUSED, UNAVAILABLE, UNKNOWN, database_reaso
 
 def wrapped(orig: Exception) -> sa.DBAPIError:
     """As SQLAlchemy wraps a driver error raised by a statement."""
-    return sa.DBAPIError.instance(
-        "INSERT INTO amocrm_deals …", {"name": "x"}, orig, psycopg.Error
-    )
+    return sa.DBAPIError.instance("INSERT INTO amocrm_deals …", {"name": "x"}, orig, psycopg.Error)
 
 
 @pytest.mark.parametrize(

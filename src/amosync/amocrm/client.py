@@ -28,8 +28,8 @@ import orjson
 from amosync import __version__, metrics
 from amosync.amocrm.auth import TokenProvider
 from amosync.amocrm.ratelimit import RateLimiter, Slot
-from amosync.core.backoff import parse_retry_after, retry_delay
 from amosync.core.answer_json import loads_answer
+from amosync.core.backoff import parse_retry_after, retry_delay
 from amosync.core.plan import MAX_IDS_PER_CALL
 from amosync.errors import AnswerTooLarge, IPBlocked, ReauthRequired, RequestRejected, RetryLater
 

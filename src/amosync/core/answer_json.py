@@ -2,10 +2,10 @@
 
 orjson refuses, for the whole body, what amoCRM does send now and then: a lone UTF-16
 surrogate escape (`"\\ud83d"`, half an emoji cut off by a field's length limit) or bytes
-that are not UTF-8. One such lead failed its whole chunk of 250 on
-every retry, and the catch-up page holding it. Only when orjson refuses does the standard
-library decode the body instead (a lone surrogate becomes U+FFFD, undecodable bytes too), so
-a normal answer costs what it did. U+0000 is dropped in both cases (core/nul.py).
+that are not UTF-8. One such lead failed its whole chunk of 250 on every retry, and the
+catch-up page holding it. Only when orjson refuses does the standard library decode the
+body instead (a lone surrogate becomes U+FFFD, undecodable bytes too), so a normal answer
+costs what it did. U+0000 is dropped in both cases (core/nul.py).
 """
 
 from __future__ import annotations

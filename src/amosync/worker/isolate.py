@@ -192,7 +192,7 @@ async def store_page_apart(
     total = Applied(0, 0, 0, 0)
     left_out: dict[int, str] = {}
 
-    every = tuple(record.id for record in [*answer.deals, *answer.people])
+    every = tuple(deal.id for deal in answer.deals) + tuple(p.id for p in answer.people)
 
     async def store(ids: tuple[int, ...]) -> None:
         nonlocal total
