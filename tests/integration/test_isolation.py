@@ -35,6 +35,7 @@ from amosync.testing import (
 )
 from amosync.worker.loop import Worker, WorkerConfig
 from tests.integration.test_catchup import reconciler
+from tests.integration.test_web import FORM, SECRET_URL, fixture, running
 from tests.integration.test_worker import BASE, drain, event, rows
 
 MIB = 1024 * 1024
@@ -331,3 +332,24 @@ async def test_catchup_leaves_a_refused_lead_to_the_worker_and_stores_the_rest(
     assert error is not None
     assert "the poison lead is refused" in error
     await client.aclose()
+
+
+async def test_a_webhook_with_overlong_names_is_stored_not_refused_with_503(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """`request_id` is varchar(64), `entity` and `action` varchar(32): a longer request id
+    header or action key failed the insert on PostgreSQL, and with it every webhook of the
+    same group commit, on every redelivery. They are cut to the column's width."""
+    body = fixture("webhook_leads_add_2025_unirock")
+    assert b"leads%5Badd%5D" in body
+    odd_action = body.replace(b"leads%5Badd%5D", b"leads%5B" + b"a" * 40 + b"%5D")
+    async with running(make_settings(amocrm_subdomain=None)) as client:
+        long_id = await client.post(
+            SECRET_URL, content=body, headers={**FORM, "X-amoCRM-RequestId": "r" * 100}
+        )
+        long_action = await client.post(SECRET_URL, content=odd_action, headers=FORM)
+
+    assert (200, 200) == (long_id.status_code, long_action.status_code)
+    assert {("r" * 64, "add"), (None, "a" * 32)} == set(
+        await rows(engine, select(ev.c.request_id, ev.c.action))
+    )
