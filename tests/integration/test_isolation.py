@@ -353,3 +353,16 @@ async def test_a_webhook_with_overlong_names_is_stored_not_refused_with_503(
     assert {("r" * 64, "add"), (None, "a" * 32)} == set(
         await rows(engine, select(ev.c.request_id, ev.c.action))
     )
+
+
+async def test_a_chunk_of_only_oversized_leads_fails_them_and_stores_nothing(
+    engine: AsyncEngine,
+) -> None:
+    fake = _fake()
+    ids = [fake.add_lead(name=c * 30_000)["id"] for c in "ab"]
+    await InboxStore(engine).append([event("leads", i) for i in ids])
+
+    await drain(make_worker(engine, fake, max_answer_bytes=20_000))
+
+    assert [] == await rows(engine, select(deals.c.id))
+    assert {("failed",)} == set(await rows(engine, select(ev.c.status)))

@@ -169,6 +169,8 @@ async def store_apart(
     Raises the storage error when the database is unavailable (what was stored before
     stays stored, its events done)."""
     stored = Stored()
+    if not chunk.ids:  # every entity's answer was too large
+        return stored
 
     async def store(ids: tuple[int, ...]) -> None:
         event_ids = chunk.event_ids if ids == chunk.ids else events_of(chunk, ids, events)
@@ -224,7 +226,9 @@ async def _split(
         if verdict == UNAVAILABLE or not ids:
             raise
         if len(ids) == 1:
-            reason = f"the database refused {entity} {ids[0]}: {database_reason(exc)}"
+            # No id in the reason: the event rows name it, and equal reasons are settled in
+            # one statement (a schema out of date fails every entity the same way).
+            reason = f"the database refused this entity: {database_reason(exc)}"
             (refused if verdict == REFUSED else retry)[ids[0]] = reason
             log.warning(
                 "entity_not_stored",
