@@ -366,3 +366,38 @@ async def test_a_chunk_of_only_oversized_leads_fails_them_and_stores_nothing(
 
     assert [] == await rows(engine, select(deals.c.id))
     assert {("failed",)} == set(await rows(engine, select(ev.c.status)))
+
+
+async def test_an_unexplained_refusal_of_one_lead_spends_its_attempts_then_fails(
+    engine: AsyncEngine, refuse_deals_named: Refuse
+) -> None:
+    """An error that is neither the data's nor a database outage (here XX000, internal
+    error) is split off like a refusal, but retried with backoff until max_attempts."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a trigger can raise an arbitrary SQLSTATE on PostgreSQL only")
+    fake = _fake()
+    good = [fake.add_lead(name=f"good {n}")["id"] for n in range(3)]
+    poison = fake.add_lead(name="poison")["id"]
+    await refuse_deals_named("poison", sqlstate="XX000")
+    await InboxStore(engine).append([event("leads", i) for i in [*good, poison]])
+    worker = Worker(
+        engine,
+        InboxStore(engine),
+        _client(fake),
+        RentProgField(RENTPROG_FIELD_ID),
+        WorkerConfig(linger=0.0, retry_base_delay=0.0, max_attempts=3),
+    )
+
+    assert 4 == await worker.run_once()
+    assert set(good) == {row[0] for row in await rows(engine, select(deals.c.id))}
+    [(status, attempts, error)] = await rows(
+        engine, select(ev.c.status, ev.c.attempts, ev.c.last_error).where(ev.c.entity_id == poison)
+    )
+    assert (status, attempts) == ("pending", 1)
+    assert error is not None
+    assert "the poison lead is refused" in error
+
+    await drain(worker)
+    assert [("failed", 3)] == await rows(
+        engine, select(ev.c.status, ev.c.attempts).where(ev.c.entity_id == poison)
+    )
