@@ -59,6 +59,7 @@ def build_client(
         token_provider(settings, engine, transport=transport),
         limiter,
         timeout=settings.api_timeout,
+        max_answer_bytes=settings.api_max_answer_bytes,
         # The slot's release and the call's log row in one transaction.
         after_answer=ReleaseAndRecord(limiter, DbCallRecorder(engine, purpose)),
         transport=transport,

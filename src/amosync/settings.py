@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     api_timeout: float = Field(
         default=10.0, gt=0, description="Seconds to wait for one amoCRM API response."
     )
+    api_max_answer_bytes: int = Field(
+        default=33_554_432,
+        ge=65_536,
+        description="Largest amoCRM API answer read (bytes, decoded); a larger one is refused "
+        "while it streams in, and the worker asks for fewer entities until the one that is too "
+        "large alone fails its events.",
+    )
     webhook_max_body_bytes: int = Field(
         default=1_048_576, gt=0, description="Largest webhook body accepted (bytes); larger → 413."
     )

@@ -65,7 +65,7 @@ deals = Table(
     Column("updated_at", UTCDateTime),
     Column("closed_at", UTCDateTime),
     Column("is_deleted", Boolean, nullable=False, server_default=false()),
-    Column("rentprog_id", String(255)),
+    Column("rentprog_id", Text),  # amoCRM users type it: no length limit (0004)
     Column("custom_fields", Json, nullable=False),
     Column("raw", Json, nullable=False),
     Column("synced_at", UTCDateTime, nullable=False),
