@@ -321,3 +321,19 @@ async def test_last_result_is_stored_in_the_health_contract_shape(
         last["examples"]
     )
     assert datetime.fromisoformat(last["at"]).tzinfo is not None
+
+
+async def test_a_deletion_both_sides_agree_on_costs_no_extra_call(
+    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+) -> None:
+    """Deleted rows are kept forever: asking each alone would make `--all` cost one call
+    per deleted deal. A row stored deleted that the batch leaves out already agrees."""
+    lead = fake.add_lead()
+    await store(engine, client, "leads", [lead["id"]])
+    fake.delete_lead(lead["id"])
+    assert (1, 1, 1, 0) == summary(await verify(engine, client))
+
+    again = await verify(engine, client)
+
+    assert (1, 0, 0, 0) == summary(again)
+    assert 1 == again.calls

@@ -125,11 +125,20 @@ class Verifier:
         report = VerifyReport()
         if not ids:
             return report
+        # Read before asking: the repair's compare-and-set then also catches a write made
+        # while amoCRM was answering.
+        stored = await self._read(entity, ids)
         objects = await self._client.fetch_by_ids(entity, ids)
         report.calls += 1
         missing = sorted(set(ids) - {obj["id"] for obj in objects})
         unconfirmed: set[int] = set()
         for entity_id in missing:
+            row = stored.get(entity_id)
+            if row is None or row["is_deleted"]:
+                # Stored deleted and not listed: both sides agree, no call needed (deleted
+                # rows are kept forever; asking each alone would make `--all` cost one
+                # call per deleted deal).
+                continue
             if self._may_call is not None and not await self._may_call():
                 unconfirmed.add(entity_id)
                 continue
@@ -141,9 +150,10 @@ class Verifier:
         resolved = [i for i in ids if i not in unconfirmed]
         answer = map_answer(entity, resolved, objects, self._rentprog)
         wanted = _wanted_rows(answer)
-        stored = await self._read(entity, resolved)
         diverged: dict[int, list[str]] = {}
         for entity_id, row in stored.items():
+            if entity_id in unconfirmed:
+                continue
             report.checked += 1
             differs = _differences(row, wanted.get(entity_id))
             if differs:
@@ -164,10 +174,9 @@ class Verifier:
                 report.changed_meanwhile += 1
                 still.add(entity_id)
         del report.examples[MAX_EXAMPLES:]
+        done = [i for i in stored if i not in still and i not in unconfirmed]
         async with write_transaction(self._engine) as conn:
-            await mark_verified(
-                conn, entity, [i for i in stored if i not in still], datetime.now(UTC)
-            )
+            await mark_verified(conn, entity, done, datetime.now(UTC))
         metrics.verify_counted(entity, report.checked, report.diverged, report.repaired)
         return report
 
