@@ -23,7 +23,7 @@ from amosync.catchup.verify import Verifier, VerifyReport
 from amosync.catchup.verify_state import read_last
 from amosync.core.answer import map_answer
 from amosync.core.mapping import RentProgField
-from amosync.db.tables import contacts, deal_contacts, deals, verified
+from amosync.db.tables import contacts, deal_contacts, deals, verified, webhook_events
 from amosync.db.turns import write_transaction
 from amosync.services import build_client
 from amosync.settings import Settings
@@ -337,3 +337,25 @@ async def test_a_deletion_both_sides_agree_on_costs_no_extra_call(
 
     assert (1, 0, 0, 0) == summary(again)
     assert 1 == again.calls
+
+
+async def test_a_repaired_deal_queues_a_linked_contact_never_stored(
+    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+) -> None:
+    """Like the worker's apply path: a link to an unknown contact queues it for a fetch."""
+    lead = fake.add_lead()
+    await store(engine, client, "leads", [lead["id"]])
+    person = fake.add_contact(first_name="Новый")
+    fake.update_lead(lead["id"], contacts=[(person["id"], True)])
+
+    await verify(engine, client)
+
+    async with engine.connect() as conn:
+        queued = (
+            await conn.execute(
+                select(webhook_events.c.entity, webhook_events.c.entity_id).where(
+                    webhook_events.c.status == "pending"
+                )
+            )
+        ).all()
+    assert [("contacts", person["id"])] == [tuple(r) for r in queued]

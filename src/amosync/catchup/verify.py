@@ -34,6 +34,7 @@ from amosync.errors import RequestRejected
 from amosync.upsert import replace_deal_links
 from amosync.upsert.overwrite import flag_deleted, overwrite_row
 from amosync.upsert.rows import record_rows
+from amosync.worker.apply import _queue_unknown_contacts as queue_unknown_contacts
 
 MAX_EXAMPLES = 10
 # Compared besides the record's columns: a deal's links to its contacts.
@@ -232,6 +233,7 @@ class Verifier:
         table = TABLES[entity]
         now = datetime.now(UTC)
         written: set[int] = set()
+        linked: set[int] = set()
         async with write_transaction(self._engine) as conn:
             for entity_id in sorted(diverged):
                 seen = stored[entity_id]["synced_at"]
@@ -242,9 +244,13 @@ class Verifier:
                     row = {k: v for k, v in copy.items() if k != LINKS}
                     ok = await overwrite_row(conn, table, {**row, "synced_at": now}, seen)
                     if ok and entity == "leads":
-                        await replace_deal_links(conn, [entity_id], answer.links[entity_id])
+                        links = answer.links[entity_id]
+                        await replace_deal_links(conn, [entity_id], links)
+                        linked.update(link.contact_id for link in links)
                 if ok:
                     written.add(entity_id)
+            # As the worker's apply path does: a contact never stored is queued for a fetch.
+            await queue_unknown_contacts(conn, linked, now)
         return written
 
 
