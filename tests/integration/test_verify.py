@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from amosync.amocrm import AmoClient
 from amosync.catchup.budget import VERIFY
 from amosync.catchup.verify import Verifier, VerifyReport
-from amosync.catchup.verify_state import read_last
+from amosync.catchup.verify_state import read_last, write_last
 from amosync.core.answer import map_answer
 from amosync.core.mapping import RentProgField
 from amosync.db.tables import contacts, deal_contacts, deals, verified, webhook_events
@@ -359,3 +359,21 @@ async def test_a_repaired_deal_queues_a_linked_contact_never_stored(
             )
         ).all()
     assert [("contacts", person["id"])] == [tuple(r) for r in queued]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"at": "yesterday", "checked": 1, "diverged": 0, "repaired": 0, "unrepaired": 0},
+        {"at": "2026-12-07T02:00:00", "checked": 1, "diverged": 0, "repaired": 0, "unrepaired": 0},
+        {"at": "2026-12-07T02:00:00+00:00", "checked": "1"},
+    ],
+)
+async def test_an_unusable_stored_result_reads_as_none(
+    engine: AsyncEngine, value: dict[str, Any]
+) -> None:
+    """Readers (/health, status, the page, /metrics) never trip over a bad `verify.last`."""
+    async with write_transaction(engine) as conn:
+        await write_last(conn, value)
+
+    assert await read_last(engine) is None

@@ -25,11 +25,13 @@ _COUNTS = ("checked", "diverged", "repaired", "unrepaired")
 async def read_last(engine: AsyncEngine) -> dict[str, Any] | None:
     """The last verification's result, or None when none ran (or the value is unusable)."""
     value = await load(engine, LAST_KEY)
-    if value is None or not isinstance(value.get("at"), str):
+    if value is None or not all(isinstance(value.get(k), int) for k in _COUNTS):
         return None
-    if not all(isinstance(value.get(k), int) for k in _COUNTS):
+    try:
+        at = datetime.fromisoformat(str(value.get("at")))
+    except ValueError:
         return None
-    return value
+    return value if at.tzinfo is not None else None
 
 
 async def write_last(conn: AsyncConnection, result: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from amosync.catchup.verify import Verifier, VerifyReport
 from amosync.catchup.verify_select import TABLES, ids_after, random_sample
 from amosync.catchup.verify_state import write_last
 from amosync.cli.common import fail, load_settings
-from amosync.core.mapping import RentProgField
+from amosync.core.mapping import MappingError, RentProgField
 from amosync.core.plan import MAX_IDS_PER_CALL
 from amosync.db.engine import create_service_engine
 from amosync.db.turns import write_transaction
@@ -121,6 +121,8 @@ def _run(settings: Settings, kinds: tuple[str, ...], sample: int | None) -> Veri
         return asyncio.run(main())
     except AmoCRMError as exc:
         fail(f"amoCRM: {exc}", 1)
+    except MappingError as exc:
+        fail(f"amoCRM answered an object amosync cannot map: {exc}", 1)
     except SQLAlchemyError as exc:
         fail(
             f"database {redacted(settings.database_url)}: {str(exc).splitlines()[0]} "
