@@ -43,6 +43,8 @@ LINKS = "contacts"
 # request) and our own write time.
 _NOT_COMPARED = frozenset({"id", "raw", "synced_at"})
 
+_GONE, _UNCLEAR = object(), object()  # what a single-id GET can say besides the entity
+
 # Asked before each extra single-id call; False leaves the id unconfirmed (budget spent).
 MayCall = Callable[[], Awaitable[bool]]
 
@@ -131,9 +133,39 @@ class Verifier:
         stored = await self._read(entity, ids)
         objects = await self._client.fetch_by_ids(entity, ids)
         report.calls += 1
-        missing = sorted(set(ids) - {obj["id"] for obj in objects})
+        unconfirmed = await self._ask_missing_alone(entity, ids, stored, objects, report)
+        report.unconfirmed = len(unconfirmed)
+        resolved = [i for i in ids if i not in unconfirmed]
+        answer = map_answer(entity, resolved, objects, self._rentprog)
+        wanted = _wanted_rows(answer)
+        diverged: dict[int, list[str]] = {}
+        for entity_id in resolved:
+            if entity_id in stored:
+                report.checked += 1
+                differs = _differences(stored[entity_id], wanted.get(entity_id))
+                if differs:
+                    diverged[entity_id] = differs
+        report.diverged = len(diverged)
+        written = await self._repair(entity, answer, wanted, stored, diverged)
+        still = await self._count_repairs(entity, diverged, wanted, written, report)
+        done = [i for i in resolved if i in stored and i not in still]
+        async with write_transaction(self._engine) as conn:
+            await mark_verified(conn, entity, done, datetime.now(UTC))
+        metrics.verify_counted(entity, report.checked, report.diverged, report.repaired)
+        return report
+
+    async def _ask_missing_alone(
+        self,
+        entity: str,
+        ids: list[int],
+        stored: Mapping[int, dict[str, Any]],
+        objects: list[dict[str, Any]],
+        report: VerifyReport,
+    ) -> set[int]:
+        """Ask each id the batch left out alone (adding what comes back to `objects`);
+        returns the ids left unconfirmed (budget spent, or an unclear answer)."""
         unconfirmed: set[int] = set()
-        for entity_id in missing:
+        for entity_id in sorted(set(ids) - {obj["id"] for obj in objects}):
             row = stored.get(entity_id)
             if row is None or row["is_deleted"]:
                 # Stored deleted and not listed: both sides agree, no call needed (deleted
@@ -145,44 +177,41 @@ class Verifier:
                 continue
             alone = await self._fetch_alone(entity, entity_id)
             report.calls += 1
-            if alone is not None:
+            if isinstance(alone, dict):
                 objects.append(alone)
-        report.unconfirmed = len(unconfirmed)
-        resolved = [i for i in ids if i not in unconfirmed]
-        answer = map_answer(entity, resolved, objects, self._rentprog)
-        wanted = _wanted_rows(answer)
-        diverged: dict[int, list[str]] = {}
-        for entity_id, row in stored.items():
-            if entity_id in unconfirmed:
-                continue
-            report.checked += 1
-            differs = _differences(row, wanted.get(entity_id))
-            if differs:
-                diverged[entity_id] = differs
-        report.diverged = len(diverged)
-        written = await self._repair(entity, answer, wanted, stored, diverged)
+            elif alone is _UNCLEAR:
+                unconfirmed.add(entity_id)
+        return unconfirmed
+
+    async def _count_repairs(
+        self,
+        entity: str,
+        diverged: Mapping[int, list[str]],
+        wanted: Mapping[int, dict[str, Any]],
+        written: set[int],
+        report: VerifyReport,
+    ) -> set[int]:
+        """Read the diverged rows back: repaired when they now match amoCRM's copy. Returns
+        the ids that still differ (not marked verified, so they come first next time)."""
         after = await self._read(entity, sorted(diverged))
         still: set[int] = set()
         for entity_id, fields in diverged.items():
-            report.examples.append(Divergence(entity, entity_id, fields))
+            if len(report.examples) < MAX_EXAMPLES:
+                report.examples.append(Divergence(entity, entity_id, fields))
             reread = after.get(entity_id)
             if reread is not None and not _differences(reread, wanted.get(entity_id)):
                 report.repaired += 1
-            elif entity_id in written:
+                continue
+            still.add(entity_id)
+            if entity_id in written:
                 report.unrepaired += 1
-                still.add(entity_id)
             else:
                 report.changed_meanwhile += 1
-                still.add(entity_id)
-        del report.examples[MAX_EXAMPLES:]
-        done = [i for i in stored if i not in still and i not in unconfirmed]
-        async with write_transaction(self._engine) as conn:
-            await mark_verified(conn, entity, done, datetime.now(UTC))
-        metrics.verify_counted(entity, report.checked, report.diverged, report.repaired)
-        return report
+        return still
 
-    async def _fetch_alone(self, entity: str, entity_id: int) -> dict[str, Any] | None:
-        """The entity asked by id; None when amoCRM confirms it is gone (204 or 404)."""
+    async def _fetch_alone(self, entity: str, entity_id: int) -> dict[str, Any] | object:
+        """The entity asked by id; `_GONE` when amoCRM confirms it is gone (204 or 404, or
+        the object flagged deleted), `_UNCLEAR` when the answer names another id."""
         params: list[tuple[str, str | int | float | bool | None]] = []
         if entity == "leads":
             params.append(("with", "contacts"))
@@ -190,11 +219,11 @@ class Verifier:
             body = await self._client.get_json(f"/api/v4/{entity}/{entity_id}", params)
         except RequestRejected as exc:
             if exc.status == 404:
-                return None
+                return _GONE
             raise
-        if body is None or body.get("id") != entity_id or body.get("is_deleted") is True:
-            return None
-        return body
+        if body is None or body.get("is_deleted") is True:
+            return _GONE
+        return body if body.get("id") == entity_id else _UNCLEAR
 
     async def _read(self, entity: str, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         """Stored rows (raw excluded) by id, deals with their links under `contacts`."""
