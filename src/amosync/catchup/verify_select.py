@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, and_, func, select
@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from amosync.db.dialect import upsert_insert
 from amosync.db.tables import contacts, deals, verified
 
-# The kinds verification compares; companies are left to catch-up (nobody reads them).
+# The kinds verification compares: what the read API and its consumers read. Companies
+# are kept current by webhooks and catch-up only.
 TABLES: dict[str, Table] = {"leads": deals, "contacts": contacts}
 
 
@@ -123,14 +124,6 @@ async def coverage(engine: AsyncEngine) -> dict[str, Coverage]:
                     )
                 )
             ).one()
-            oldest = row[1]
-            if isinstance(oldest, str):  # SQLite's min() of the text column bypasses the type
-                oldest = datetime.fromisoformat(oldest)
-            found[entity] = Coverage(entity, int(stored), int(row[0] or 0), _aware(oldest))
+            # min() keeps the column's type, so the value comes back an aware datetime.
+            found[entity] = Coverage(entity, int(stored), int(row[0] or 0), row[1])
     return found
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -44,7 +44,7 @@ def status(
         typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
         return
     text = render(stats, token_line(settings, expiry), settings.api_budget_per_hour)
-    typer.echo(text + "\n" + verify_rows(stats, covered, settings.verify_calls_per_hour))
+    typer.echo(text + "\n" + verification_rows(stats, covered, settings.verify_calls_per_hour))
 
 
 async def _collect(settings: Settings) -> tuple[SyncStats, TokenExpiry | None, dict[str, Coverage]]:
@@ -91,7 +91,7 @@ def render(s: SyncStats, token: str | None = None, budget: int | None = None) ->
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
-def verify_rows(s: SyncStats, covered: dict[str, Coverage], per_hour: int) -> str:
+def verification_rows(s: SyncStats, covered: dict[str, Coverage], per_hour: int) -> str:
     """The verification rows, aligned like `render`'s (appended after them)."""
     parts = []
     for entity, c in covered.items():
