@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync import metrics
 from amosync.amocrm.client import AmoClient
-from amosync.catchup.verify_select import TABLES, mark_verified
+from amosync.catchup.verify_select import TABLES, forget_verified, mark_verified
 from amosync.core.answer import MappedAnswer, map_answer
 from amosync.core.mapping import RentProgField
 from amosync.core.plan import MAX_IDS_PER_CALL
@@ -151,6 +151,7 @@ class Verifier:
         done = [i for i in resolved if i in stored and i not in still]
         async with write_transaction(self._engine) as conn:
             await mark_verified(conn, entity, done, datetime.now(UTC))
+            await forget_verified(conn, entity, still)
         metrics.verify_counted(entity, report.checked, report.diverged, report.repaired)
         return report
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, func, select
+from sqlalchemy import Table, and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.db.dialect import upsert_insert
@@ -89,6 +89,15 @@ async def mark_verified(conn: AsyncConnection, entity: str, ids: list[int], now:
         set_={"verified_at": stmt.excluded.verified_at},
     )
     await conn.execute(stmt, [{"entity": entity, "id": i, "verified_at": now} for i in ids])
+
+
+async def forget_verified(conn: AsyncConnection, entity: str, ids: set[int]) -> None:
+    """These rows still differ from amoCRM: make them never-verified, so the background job
+    takes them first next time, before rows verified longer ago."""
+    if ids:
+        await conn.execute(
+            delete(verified).where(verified.c.entity == entity, verified.c.id.in_(sorted(ids)))
+        )
 
 
 @dataclass(frozen=True)
