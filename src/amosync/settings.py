@@ -186,6 +186,13 @@ class Settings(BaseSettings):
         description="Most API requests per hour that catch-up and backfill may spend; "
         "webhook-driven fetches are not capped by it and always come first.",
     )
+    verify_calls_per_hour: int = Field(
+        default=10,
+        ge=0,
+        description="API requests per hour the worker's background verification may spend "
+        "(250 stored deals or contacts compared with amoCRM per request, oldest-verified "
+        "first; inside AMOSYNC_API_BUDGET_PER_HOUR); 0 turns it off.",
+    )
     admin_token: SecretStr | None = Field(
         default=None,
         description="Bearer token for the read API and login secret for the status page. "

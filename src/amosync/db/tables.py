@@ -162,3 +162,16 @@ sync_state = Table(
     Column("value", Json, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# When each stored entity was last compared with amoCRM (`amosync verify` and the worker's
+# background verification), so the background job checks the oldest-verified rows first.
+# A table of its own rather than a column on the entity tables: every upsert writes all of
+# an entity row's columns, and verification must not be reset (or race) with them.
+verified = Table(
+    "amosync_verified",
+    metadata,
+    Column("entity", String(16), primary_key=True),  # leads | contacts
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("verified_at", UTCDateTime, nullable=False),
+    Index(None, "entity", "verified_at"),
+)
