@@ -22,8 +22,10 @@ from amosync.core.answer import MappedAnswer, map_answer
 from amosync.core.mapping import RentProgField, int_id
 from amosync.core.plan import MAX_IDS_PER_CALL
 from amosync.errors import RequestRejected
+from amosync.inbox.store import PENDING, append_rows
 from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
-from amosync.worker.apply import Applied, apply_fetched
+from amosync.worker.apply import Applied
+from amosync.worker.isolate import store_page_apart
 
 # Contacts and companies first: a lead page then finds its linked contacts stored instead of
 # queueing each unknown one for a separate fetch.
@@ -111,8 +113,32 @@ async def store_page(
     conn: AsyncConnection, page: EntityPage, max_skew: float = DEFAULT_MAX_CLOCK_SKEW
 ) -> Applied:
     """Upsert a page through the worker's own path (newer wins, links, unknown contacts,
-    nothing from beyond the database clock plus `max_skew`)."""
-    return await apply_fetched(conn, page.answer, (), max_skew=max_skew)
+    nothing dated beyond the database clock plus `max_skew`).
+
+    An entity the database refuses does not stop the walk: it is left out and queued for
+    the worker like a webhook event, whose own isolation fails it with the database's
+    reason (or stores it, if it was edited meanwhile)."""
+    applied, left_out = await store_page_apart(conn, page.answer, max_skew)
+    await append_rows(conn, [_queued(page.answer.entity, i, r) for i, r in left_out.items()])
+    return applied
+
+
+def _queued(entity: str, entity_id: int, reason: str) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "received_at": now,
+        "source": "worker",
+        "request_id": None,
+        "entity": entity,
+        "action": "catchup",
+        "entity_id": entity_id,
+        "account_id": None,
+        "entity_updated_at": None,
+        "payload": {"reason": reason},
+        "status": PENDING,
+        "attempts": 0,
+        "available_at": now,
+    }
 
 
 def _int(value: Any) -> int:

@@ -1,7 +1,7 @@
 """deletion stubs: drop the rows older versions made for deletions of unknown entities
 
-Revision ID: 0004_semantics
-Revises: 0003
+Revision ID: 0006_semantics
+Revises: 0005_verify
 Create Date: 2026-12-07 03:00:00.000000
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0004_semantics"
-down_revision = "0003"
+revision = "0006_semantics"
+down_revision = "0005_verify"
 branch_labels = None
 depends_on = None
 
