@@ -277,7 +277,8 @@ def by_reason(
     (one statement per reason when they are settled)."""
     grouped: dict[str, list[int]] = {}
     for event_id in chunk.event_ids:
-        entity_id = events[event_id].entity_id
+        event = events.get(event_id)  # None: settled already (held back, worker/review.py)
+        entity_id = event.entity_id if event is not None else None
         if entity_id is not None and entity_id in reasons:
             grouped.setdefault(reasons[entity_id], []).append(event_id)
     return grouped
