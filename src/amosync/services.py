@@ -17,6 +17,7 @@ from amosync.db.api_log import DbCallRecorder
 from amosync.db.engine import create_service_engine
 from amosync.db.turns import turns_of
 from amosync.inbox import InboxStore
+from amosync.inbox.retention import retention_job
 from amosync.settings import Settings
 from amosync.worker.jobs import PeriodicJob
 from amosync.worker.loop import Worker, WorkerConfig
@@ -93,7 +94,8 @@ def periodic_jobs(
     client: AmoClient,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> list[PeriodicJob]:
-    """Jobs the worker runs beside events: catch-up, token keep-alive, subscription checks."""
+    """Jobs the worker runs beside events: catch-up, token keep-alive, subscription checks,
+    retention."""
     jobs: list[PeriodicJob] = []
     catchup = catchup_job(
         settings,
@@ -109,6 +111,7 @@ def periodic_jobs(
     subscription = subscription_job(settings, engine, client)
     if subscription is not None:
         jobs.append(subscription)
+    jobs.append(retention_job(settings, engine))  # done/ignored events and the call log
     return jobs
 
 

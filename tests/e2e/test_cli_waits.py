@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import create_engine, delete, insert
@@ -99,3 +99,27 @@ def test_status_shows_the_shared_pause_with_its_end(
     assert 60 < pause["seconds_left"] <= 120
     until = datetime.fromisoformat(pause["until"])
     assert (until - datetime.now(UTC)).total_seconds() <= 121
+
+
+def test_events_prune_on_demand(
+    db_url: str, fake_url: tuple[FakeAmoState, str], tmp_path: Path
+) -> None:
+    """`events prune --dry-run` counts, `events prune` deletes; failed events stay."""
+    _, base_url = fake_url
+    env = env_for(db_url, base_url)
+    old = datetime.now(UTC) - timedelta(days=45)
+    for status in ("done", "ignored", "failed"):
+        add_event(db_url, status, old)
+    add_event(db_url, "done", datetime.now(UTC))
+
+    dry = amosync(env, tmp_path, "events", "prune", "--dry-run")
+    assert 0 == dry.returncode, dry.stderr
+    assert dry.stdout.startswith("Would delete 2 done/ignored event(s) older than 30 days")
+    assert 4 == len(query(db_url, "SELECT id FROM amocrm_webhook_events"))
+
+    done = amosync(env, tmp_path, "events", "prune")
+    assert 0 == done.returncode, done.stderr
+    assert done.stdout.startswith("Deleted 2 done/ignored event(s)")
+    assert [("done",), ("failed",)] == query(
+        db_url, "SELECT status FROM amocrm_webhook_events ORDER BY status"
+    )
