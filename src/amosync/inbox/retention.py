@@ -73,14 +73,10 @@ async def prune(
     if dry_run:
         async with engine.connect() as conn:
             events = await conn.scalar(select(func.count()).where(_old_events(cutoff)))
-            calls = await conn.scalar(
-                select(func.count()).where(api_requests.c.at < log_cutoff)
-            )
+            calls = await conn.scalar(select(func.count()).where(api_requests.c.at < log_cutoff))
         return Pruned(cutoff, int(events or 0), int(calls or 0), 0)
     batches = 0
-    events_done, events = await _in_batches(
-        engine, ev.c.id, _old_events(cutoff), batch_rows, pause
-    )
+    events_done, events = await _in_batches(engine, ev.c.id, _old_events(cutoff), batch_rows, pause)
     batches += events_done
     calls_done, calls = await _in_batches(
         engine, api_requests.c.id, api_requests.c.at < log_cutoff, batch_rows, pause
@@ -130,6 +126,4 @@ def retention_job(settings: Settings, engine: AsyncEngine) -> PeriodicJob:
                 },
             )
 
-    return PeriodicJob(
-        "retention", RETENTION_INTERVAL, run, first_delay=RETENTION_FIRST_DELAY
-    )
+    return PeriodicJob("retention", RETENTION_INTERVAL, run, first_delay=RETENTION_FIRST_DELAY)
