@@ -52,6 +52,8 @@ from amosync.errors import IPBlocked, RateLimited
 log = logging.getLogger(__name__)
 
 DEFAULT_KEY = "amocrm_rate_limit"
+# Waits longer than this (a 429 pause, never a full window) are logged.
+_QUIET_WAIT = 5.0
 # A 403 block longer than this is not believed either (the default cool-down is 600 s).
 MAX_BLOCK = 3600.0
 # Sends kept in the row: far more than any sane rate needs for one window.
@@ -122,6 +124,11 @@ class SharedWindowLimiter:
                 if self._max_wait is not None and wait > self._max_wait:
                     raise RateLimited(
                         f"calls to amoCRM are paused for {wait:.0f} s more (429)", delay=wait
+                    )
+                if wait > _QUIET_WAIT:  # a pause, not a full window: say why nothing moves
+                    log.warning(
+                        "rate_limit_paused",
+                        extra={"event": "rate_limit_paused", "seconds": round(wait, 1)},
                     )
                 metrics.rate_limit_wait(wait)
                 await asyncio.sleep(wait)
