@@ -1,14 +1,20 @@
 """Entity and action names (and a request id) longer than the old VARCHAR columns: stored
-and answered 200 on both databases, as SQLite always did (PostgreSQL answered 503)."""
+and answered 200 on both databases, as SQLite always did (PostgreSQL answered 503). A
+RentProg value longer than its column does not stop the worker either."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.tables import deals
+from amosync.db.tables import webhook_events as ev
 from amosync.settings import Settings
+from amosync.testing import FakeAmoState, rentprog_field
 from tests.integration.test_web import FORM, SECRET_URL, events, running
+from tests.integration.test_worker import event, make_worker
 
 
 async def test_long_entity_and_action_names_are_stored_as_ignored(
@@ -23,3 +29,25 @@ async def test_long_entity_and_action_names_are_stored_as_ignored(
 
     assert 200 == response.status_code, response.text
     assert [(entity, action, 5, "ignored"), ("leads", "update", 7, "pending")] == stored
+
+
+async def test_a_rentprog_value_longer_than_its_column_does_not_block_the_worker(
+    engine: AsyncEngine,
+) -> None:
+    """A 300-character RentProg field used to fail the upsert on PostgreSQL (VARCHAR(255)),
+    and the worker retried that batch forever. Such a value is not an id: stored as none,
+    the full text stays in the deal's custom fields."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    long_value = "R" * 300
+    lead = fake.add_lead(custom_fields_values=[rentprog_field(long_value)])
+    async with engine.begin() as conn:
+        await conn.execute(insert(ev), [event("leads", lead["id"])])
+    worker = make_worker(engine, fake)
+    await worker.run_once()
+    async with engine.connect() as conn:
+        stored = (await conn.execute(select(deals.c.rentprog_id, deals.c.custom_fields))).all()
+        statuses = (await conn.execute(select(ev.c.status))).scalars().all()
+    assert ["done"] == list(statuses)
+    [(rentprog_id, custom_fields)] = stored
+    assert rentprog_id is None
+    assert long_value in str(custom_fields)

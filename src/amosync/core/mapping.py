@@ -119,6 +119,9 @@ def _field_matches(entry: dict[Any, Any], field: RentProgField) -> bool:
     return isinstance(name, str) and _norm_name(name) == _norm_name(field.field_name)
 
 
+RENTPROG_ID_MAX = 255  # amocrm_deals.rentprog_id is VARCHAR(255)
+
+
 def extract_rentprog_id(
     custom_fields_values: list[dict[str, Any]] | None, field: RentProgField
 ) -> str | None:
@@ -137,7 +140,9 @@ def extract_rentprog_id(
         for value in _value_items(entry.get("values")):
             text = _scalar_to_text(value)
             if text is not None:
-                return text
+                # Longer is not an id (the column holds 255): PostgreSQL refused the whole
+                # upsert and the worker retried it forever. The text stays in custom_fields.
+                return text if len(text) <= RENTPROG_ID_MAX else None
     return None
 
 
