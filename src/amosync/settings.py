@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from amosync.core.backoff import MAX_ATTEMPTS, MAX_RETRY_AFTER
+
 
 class Settings(BaseSettings):
     """amosync configuration, read from the environment and an optional `.env` file."""
@@ -129,7 +131,7 @@ class Settings(BaseSettings):
         "worker's events are picked up again after this.",
     )
     max_attempts: int = Field(
-        default=15,
+        default=MAX_ATTEMPTS,
         ge=1,
         description="Attempts before an event is marked `failed` (with the default delays: "
         "about 6 h of retrying).",
@@ -140,10 +142,24 @@ class Settings(BaseSettings):
     retry_max_delay: float = Field(
         default=3600.0, gt=0, description="Longest delay between two attempts, seconds."
     )
+    max_retry_after: float = Field(
+        default=MAX_RETRY_AFTER,
+        gt=0,
+        le=86_400,
+        description="Longest pause a 429's `retry_after` (or `Retry-After`) may impose on "
+        "every process, seconds; larger, infinite or far-future values are cut to this.",
+    )
     ip_block_cooldown: float = Field(
         default=600.0,
         gt=0,
         description="Seconds to stop calling amoCRM after a 403 (IP block).",
+    )
+    event_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        le=36_500,
+        description="Done and ignored webhook events older than this many days are deleted "
+        "by the worker (failed ones are kept until retried); see `amosync events prune`.",
     )
     health_max_backlog_age: float = Field(
         default=600.0,

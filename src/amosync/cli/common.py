@@ -1,6 +1,7 @@
 """What every command needs: settings loaded with readable errors, logging, exit codes.
 
-Exit codes: 0 success, 1 the command ran and found a problem, 2 bad usage or configuration.
+Exit codes: 0 success, 1 the command ran and found a problem, 2 bad usage or configuration,
+3 `worker --once` stopped because amoCRM refuses calls for now (worker/paused.py).
 """
 
 from __future__ import annotations

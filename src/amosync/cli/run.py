@@ -19,6 +19,7 @@ from amosync.errors import ConfigError
 from amosync.heap import freeze_startup_objects
 from amosync.services import build_services
 from amosync.settings import Settings
+from amosync.worker.paused import PAUSED_EXIT_CODE, WorkerPaused
 
 log = logging.getLogger("amosync.cli")
 
@@ -85,8 +86,11 @@ async def _run_worker(settings: Settings, *, once: bool) -> None:
     services = build_services(settings)
     try:
         if once:
-            while await services.worker.run_once():
-                pass
+            try:
+                while await services.worker.run_once():
+                    pass
+            except WorkerPaused as paused:
+                fail(paused.one_line(), PAUSED_EXIT_CODE)
             return
         freeze_startup_objects()  # short full collections: see amosync/heap.py
         loop = asyncio.get_running_loop()

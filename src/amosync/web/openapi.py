@@ -14,7 +14,8 @@ from starlette.responses import JSONResponse
 
 from amosync import __version__
 from amosync.inbox.store import STATUSES
-from amosync.web.reads import MAX_ID, MAX_PAGE
+from amosync.web.params import MAX_ID
+from amosync.web.reads import MAX_PAGE
 
 
 def _nullable(kind: str, **extra: Any) -> dict[str, Any]:

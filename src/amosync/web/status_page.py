@@ -35,7 +35,8 @@ from amosync.web.activity import CHART_HOURS, chart_svg, per_minute
 from amosync.web.csrf import CSRF_FIELD, csrf_problem, csrf_token, remember_csrf
 from amosync.web.health import run_checks
 from amosync.web.i18n import LANG_COOKIE, LANGS, STRINGS, pick_language
-from amosync.web.reads import MAX_ID, deal_by_id, deals_by_rentprog_id
+from amosync.web.params import MAX_ID, bounded_int
+from amosync.web.reads import deal_by_id, deals_by_rentprog_id
 from amosync.web.verify_view import verify_context
 from amosync.worker.subscription import subscription_health, subscription_state
 
@@ -111,19 +112,20 @@ class StatusPage:
         if problem is not None:
             return HTMLResponse(problem, status_code=403)
         raw = request.path_params["event_id"]
-        if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+        event_id = bounded_int(raw, 1, MAX_ID)
+        if event_id is None:
             return HTMLResponse("event id must be a positive integer", status_code=400)
-        retried = await retry_events(self._engine, [int(raw)])
+        retried = await retry_events(self._engine, [event_id])
         log.info(
             "event_retry_requested",
-            extra={"event": "event_retry_requested", "event_id": int(raw), "ok": bool(retried)},
+            extra={"event": "event_retry_requested", "event_id": event_id, "ok": bool(retried)},
         )
         back = form.get("back", "/")
         if back != "/" and not back.startswith("/?"):
             back = "/"  # only the status page itself: never an open redirect
         joiner = "&" if "?" in back else "?"
         flag = "retried" if retried else "not_retried"
-        return RedirectResponse(f"{back}{joiner}{flag}={int(raw)}", status_code=303)
+        return RedirectResponse(f"{back}{joiner}{flag}={event_id}", status_code=303)
 
     async def login_form(self, request: Request, *, failed: bool = False) -> Response:
         lang = pick_language(request)
@@ -267,8 +269,9 @@ class StatusPage:
         found: list[dict[str, Any]] = []
         if NUL in q:  # matches nothing stored (core/nul.py), and PostgreSQL refuses it
             return found
-        if q.isascii() and q.isdigit():
-            deal = await deal_by_id(self._engine, int(q))
+        deal_id = bounded_int(q, 1, MAX_ID)
+        if deal_id is not None:
+            deal = await deal_by_id(self._engine, deal_id)
             if deal is not None:
                 found.append(deal)
         seen = {d["id"] for d in found}
@@ -278,16 +281,16 @@ class StatusPage:
 
 def _refresh_seconds(request: Request) -> int:
     """`?refresh=N` (1 to 300 seconds) for a wall screen or a test; 10 otherwise."""
-    raw = request.query_params.get("refresh", "")
-    return min(max(int(raw), 1), 300) if raw.isascii() and raw.isdigit() else REFRESH_SECONDS
+    asked = bounded_int(request.query_params.get("refresh", ""), 0, MAX_ID)
+    return REFRESH_SECONDS if asked is None else min(max(asked, 1), 300)
 
 
 def _flash(request: Request) -> str | None:
     t = STRINGS[pick_language(request)]
     for key in ("retried", "not_retried"):
-        value = request.query_params.get(key, "")
-        if value.isascii() and value.isdigit():
-            return t[key].format(id=int(value))
+        event_id = bounded_int(request.query_params.get(key, ""), 1, MAX_ID)
+        if event_id is not None:
+            return t[key].format(id=event_id)
     return None
 
 
