@@ -18,7 +18,7 @@ from amosync.testing import FakeAmoState, rentprog_field, run_fake_in_thread
 from tests.e2e.test_cli import AMOSYNC, env_for, free_port, query, wait_http
 
 PUBLIC_URL = "https://sync.example.com"
-OUR_URL = f"{PUBLIC_URL}/amocrm/e2e-secret-0123456789"  # env_for sets AMOSYNC_WEBHOOK_SECRET=e2e-secret-0123456789
+OUR_URL = f"{PUBLIC_URL}/amocrm/e2e-secret-0123456789"  # env_for's AMOSYNC_WEBHOOK_SECRET
 
 
 @pytest.fixture

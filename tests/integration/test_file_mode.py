@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from amosync.db.engine import create_service_engine
+from amosync.db.file_mode import check_database_file
 from amosync.errors import ConfigError
 from tests.e2e.test_cli import AMOSYNC, env_for
 
@@ -90,8 +91,6 @@ def test_check_refuses_a_file_owned_by_someone_else(
 ) -> None:
     """The function itself, for non-root runs: /etc/passwd stands for a file of another
     user when we are not root; a private file passes silently."""
-    from amosync.db.file_mode import check_database_file  # noqa: PLC0415 - new in #19
-
     private = tmp_path / "p.db"
     private.write_bytes(b"")
     private.chmod(0o600)
