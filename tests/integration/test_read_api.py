@@ -28,7 +28,7 @@ async def api(
     transport = httpx.ASGITransport(app=app, client=(client_host, 50000))
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://amosync") as client,
+        httpx.AsyncClient(transport=transport, base_url="http://localhost:3000") as client,
     ):
         yield client
 

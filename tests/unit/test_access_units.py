@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from amosync.settings import Settings
 from amosync.web.access import SESSION_SECONDS, AccessPolicy
@@ -12,21 +13,25 @@ NOW = 1_800_000_000.0
 
 
 def policy(token: str | None) -> AccessPolicy:
-    return AccessPolicy(Settings(_env_file=None, admin_token=token))  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, admin_token=token)
+    # Never connected: these checks are signature and expiry only.
+    return AccessPolicy(settings, create_async_engine("sqlite+aiosqlite://"))
 
 
 def test_session_is_valid_until_it_expires_and_only_for_its_token() -> None:
     """A session opens the page for 12 h; a tampered, expired or other-token cookie does not."""
     one = policy("first-token-123456")
     cookie = one.new_session(NOW)
-    expires, _, signature = cookie.partition(".")
+    session, expires, signature = cookie.split(".")
 
     assert True is one.session_valid(cookie, NOW + SESSION_SECONDS - 1)
     assert False is one.session_valid(cookie, NOW + SESSION_SECONDS + 1)
-    assert False is one.session_valid(f"{int(expires) + 3600}.{signature}", NOW)
+    assert False is one.session_valid(f"{session}.{int(expires) + 3600}.{signature}", NOW)
+    assert False is one.session_valid(f"x{session[1:]}.{expires}.{signature}", NOW)
     assert False is policy("second-token-654321").session_valid(cookie, NOW)
     assert False is one.session_valid("garbage", NOW)
     assert "first-token" not in cookie
+    assert session != one.new_session(NOW).split(".")[0]  # each login its own id
 
 
 def test_no_token_means_no_sessions() -> None:
@@ -35,7 +40,7 @@ def test_no_token_means_no_sessions() -> None:
 
     assert False is open_policy.token_configured
     assert False is open_policy.token_matches("")
-    assert False is open_policy.session_valid("1.abc", NOW)
+    assert False is open_policy.session_valid("a.1.abc", NOW)
 
 
 @pytest.mark.parametrize(

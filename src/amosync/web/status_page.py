@@ -32,7 +32,7 @@ from amosync.settings import Settings
 from amosync.stats import collect_stats
 from amosync.web.access import SESSION_COOKIE, SESSION_SECONDS, AccessPolicy
 from amosync.web.activity import CHART_HOURS, chart_svg, per_minute
-from amosync.web.csrf import CSRF_FIELD, csrf_problem, csrf_token, remember_csrf
+from amosync.web.csrf import CSRF_FIELD, browser_id, csrf_problem, csrf_token, remember_csrf
 from amosync.web.health import run_checks
 from amosync.web.i18n import LANG_COOKIE, LANGS, STRINGS, pick_language
 from amosync.web.reads import MAX_ID, deal_by_id, deals_by_rentprog_id
@@ -77,7 +77,7 @@ class StatusPage:
     # -- pages ---------------------------------------------------------------------------
 
     async def page(self, request: Request) -> Response:
-        verdict = self._access.check_page(request)
+        verdict = await self._access.check_page(request)
         if verdict.status == 401:
             return RedirectResponse(f"/login?{urlencode({'lang': pick_language(request)})}", 303)
         if not verdict.allowed:
@@ -87,26 +87,26 @@ class StatusPage:
         context.update(q=q, found=await self._search(q) if q else [], flash=_flash(request))
         html = _templates.get_template("status.html").render(context)
         response = self._render(request, html, context["nonce"])
-        remember_csrf(request, response, context["csrf"])
+        remember_csrf(request, response, context["csrf_browser"])
         return response
 
     async def live(self, request: Request) -> Response:
-        verdict = self._access.check_page(request)
+        verdict = await self._access.check_page(request)
         if not verdict.allowed:
             return verdict.refusal()
         template = _templates.get_template("status.html")
         context = await self._context(request)
         html = "".join(template.blocks["live"](template.new_context(context)))
         response = self._render(request, html, context["nonce"])
-        remember_csrf(request, response, context["csrf"])
+        remember_csrf(request, response, context["csrf_browser"])
         return response
 
     async def retry(self, request: Request) -> Response:
-        verdict = self._access.check_page(request)
+        verdict = await self._access.check_page(request)
         if not verdict.allowed:
             return verdict.refusal()
         form = await _form(request)
-        problem = csrf_problem(request, form.get(CSRF_FIELD))
+        problem = await csrf_problem(self._access, request, form.get(CSRF_FIELD))
         if problem is not None:
             return HTMLResponse(problem, status_code=403)
         raw = request.path_params["event_id"]
@@ -128,7 +128,8 @@ class StatusPage:
         lang = pick_language(request)
         if not self._access.token_configured:
             return RedirectResponse(f"/?{urlencode({'lang': lang})}", 303)
-        csrf, nonce = csrf_token(request), secrets.token_urlsafe(16)
+        browser, nonce = browser_id(request), secrets.token_urlsafe(16)
+        csrf = await csrf_token(self._access, request, browser)
         html = _templates.get_template("status.html").render(
             view="login",
             lang=lang,
@@ -139,16 +140,22 @@ class StatusPage:
             login_failed=failed,
         )
         response = self._render(request, html, nonce, status=401 if failed else 200)
-        remember_csrf(request, response, csrf)
+        remember_csrf(request, response, browser)
         return response
 
     async def login(self, request: Request) -> Response:
         form = await _form(request)
-        problem = csrf_problem(request, form.get(CSRF_FIELD))
+        problem = await csrf_problem(self._access, request, form.get(CSRF_FIELD))
         if problem is not None:
             return HTMLResponse(problem, status_code=403)
-        if not self._access.token_matches(form.get("token", "")):
-            log.warning("admin_login_failed", extra={"event": "admin_login_failed"})
+        verdict = self._access.attempt(request, form.get("token", ""), "login")
+        if verdict.retry_after is not None:
+            return HTMLResponse(
+                verdict.reason,
+                status_code=verdict.status,
+                headers={"Retry-After": str(verdict.retry_after)},
+            )
+        if not verdict.allowed:
             await asyncio.sleep(FAILED_LOGIN_DELAY)
             return await self.login_form(request, failed=True)
         lang = form.get("lang", "")
@@ -166,9 +173,10 @@ class StatusPage:
 
     async def logout(self, request: Request) -> Response:
         form = await _form(request)
-        problem = csrf_problem(request, form.get(CSRF_FIELD))
+        problem = await csrf_problem(self._access, request, form.get(CSRF_FIELD))
         if problem is not None:
             return HTMLResponse(problem, status_code=403)
+        await self._access.end_session(request)  # a copy of the cookie stops working too
         response = RedirectResponse("/login", 303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
@@ -197,7 +205,8 @@ class StatusPage:
         stats = await collect_stats(self._engine)
         activity = await per_minute(self._engine, CHART_HOURS)
         token, token_note = await self._token()
-        csrf = csrf_token(request)
+        browser = browser_id(request)
+        csrf = await csrf_token(self._access, request, browser)
         params = {
             k: v for k, v in request.query_params.items() if k in ("lang", "events", "q", "refresh")
         }
@@ -218,6 +227,7 @@ class StatusPage:
             "now": datetime.now(UTC),
             "nonce": secrets.token_urlsafe(16),
             "csrf": csrf,
+            "csrf_browser": browser,
             "token_mode": self._access.token_configured,
             "refresh_seconds": _refresh_seconds(request),
             # Token and subscription get their own rows, shown even when not applicable.
