@@ -102,9 +102,11 @@ async def test_failed_attempts_are_throttled_per_address_and_logged_without_the_
         else:
             answer = await log_in(client, token)
         statuses.append((answer.status_code, answer.headers.get("retry-after")))
+        texts.append(answer.text)
         return answer.status_code
 
     statuses: list[tuple[int, str | None]] = []
+    texts: list[str] = []
     settings = make_settings(admin_token=ADMIN)
     with caplog.at_level(logging.WARNING):
         async with api(settings, demo_fake(0), client_host=REMOTE) as client:
@@ -126,6 +128,8 @@ async def test_failed_attempts_are_throttled_per_address_and_logged_without_the_
     assert blocked[1] is not None
     assert 1 <= int(blocked[1]) <= 60
     assert other_right in (200, 303)
+    if kind == "login":  # the login page says why, in the page's language
+        assert "Too many wrong tokens from your address" in texts[LIMIT]
     records = [r for r in caplog.records if r.getMessage() == "admin_auth_failed"]
     assert LIMIT == len(records)
     assert {REMOTE} == {getattr(r, "client", None) for r in records}

@@ -124,7 +124,9 @@ class StatusPage:
         flag = "retried" if retried else "not_retried"
         return RedirectResponse(f"{back}{joiner}{flag}={int(raw)}", status_code=303)
 
-    async def login_form(self, request: Request, *, failed: bool = False) -> Response:
+    async def login_form(
+        self, request: Request, *, failed: bool = False, retry_after: int | None = None
+    ) -> Response:
         lang = pick_language(request)
         if not self._access.token_configured:
             return RedirectResponse(f"/?{urlencode({'lang': lang})}", 303)
@@ -138,8 +140,12 @@ class StatusPage:
             csrf=csrf,
             nonce=nonce,
             login_failed=failed,
+            retry_after=retry_after,
         )
-        response = self._render(request, html, nonce, status=401 if failed else 200)
+        status = 429 if retry_after is not None else 401 if failed else 200
+        response = self._render(request, html, nonce, status=status)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
         remember_csrf(request, response, browser)
         return response
 
@@ -150,11 +156,7 @@ class StatusPage:
             return HTMLResponse(problem, status_code=403)
         verdict = self._access.attempt(request, form.get("token", ""), "login")
         if verdict.retry_after is not None:
-            return HTMLResponse(
-                verdict.reason,
-                status_code=verdict.status,
-                headers={"Retry-After": str(verdict.retry_after)},
-            )
+            return await self.login_form(request, retry_after=verdict.retry_after)
         if not verdict.allowed:
             await asyncio.sleep(FAILED_LOGIN_DELAY)
             return await self.login_form(request, failed=True)
