@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from amosync.settings import Settings
 from amosync.web.access import SESSION_SECONDS, AccessPolicy
+from amosync.web.throttle import FailureThrottle
 from amosync.web.i18n import from_accept_language
 
 NOW = 1_800_000_000.0
@@ -57,3 +58,23 @@ def test_no_token_means_no_sessions() -> None:
 def test_accept_language_picks_the_preferred_supported_language(header: str, expected: str) -> None:
     """The supported language with the highest q wins; nothing usable means English."""
     assert expected == from_accept_language(header)
+
+
+def test_throttle_forgets_failures_after_the_window_and_bounds_its_memory() -> None:
+    """10 failures block an address until the oldest is a minute old; at most `max_clients`
+    addresses are remembered (the stalest dropped), so a scan of many addresses cannot
+    grow memory."""
+    now = [NOW]
+    throttle = FailureThrottle(limit=10, window=60.0, max_clients=3, clock=lambda: now[0])
+    for _ in range(10):
+        throttle.failed("203.0.113.7", "bearer")
+        now[0] += 1
+    blocked = throttle.retry_after("203.0.113.7")
+    now[0] += 51  # the first failure is now 61 s old
+    after_window = throttle.retry_after("203.0.113.7")
+    for i in range(5):
+        throttle.failed(f"198.51.100.{i}", "basic")
+
+    assert (50, None) == (blocked, after_window)
+    assert 3 == len(throttle._failures)
+    assert ["198.51.100.2", "198.51.100.3", "198.51.100.4"] == list(throttle._failures)
