@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from amosync.settings import Settings
 from amosync.web.access import SESSION_SECONDS, AccessPolicy
-from amosync.web.throttle import FailureThrottle
 from amosync.web.i18n import from_accept_language
+from amosync.web.throttle import FailureThrottle
 
 NOW = 1_800_000_000.0
 
