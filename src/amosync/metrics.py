@@ -58,6 +58,24 @@ UPSERT_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=REGISTRY,
 )
+VERIFY_CHECKED = Counter(
+    "amosync_verify_checked",
+    "Stored rows this process compared with amoCRM (amosync verify, background verification).",
+    ["entity"],
+    registry=REGISTRY,
+)
+VERIFY_DIVERGED = Counter(
+    "amosync_verify_diverged",
+    "Compared rows that differed from amoCRM, by entity.",
+    ["entity"],
+    registry=REGISTRY,
+)
+VERIFY_REPAIRED = Counter(
+    "amosync_verify_repaired",
+    "Diverged rows that matched amoCRM when read back after the repair, by entity.",
+    ["entity"],
+    registry=REGISTRY,
+)
 
 
 # The `stored` child of WEBHOOK_ITEMS per (entity, action): `labels()` costs more than the
@@ -100,3 +118,10 @@ def rate_limit_wait(seconds: float) -> None:
 def upsert_done(entity: str, started: float) -> None:
     """`started` is a `time.perf_counter()` reading taken before the transaction began."""
     UPSERT_SECONDS.labels(entity).observe(time.perf_counter() - started)
+
+
+def verify_counted(entity: str, checked: int, diverged: int, repaired: int) -> None:
+    """One verified batch's figures (catchup/verify.py)."""
+    VERIFY_CHECKED.labels(entity).inc(checked)
+    VERIFY_DIVERGED.labels(entity).inc(diverged)
+    VERIFY_REPAIRED.labels(entity).inc(repaired)

@@ -12,6 +12,8 @@ from amosync.amocrm import AmoClient
 from amosync.amocrm.oauth import token_provider
 from amosync.amocrm.shared_limit import ReleaseAndRecord, SharedWindowLimiter
 from amosync.catchup import CATCHUP, catchup_job
+from amosync.catchup.budget import VERIFY
+from amosync.catchup.verify_job import verify_job
 from amosync.core.mapping import RentProgField
 from amosync.db.api_log import DbCallRecorder
 from amosync.db.engine import create_service_engine
@@ -59,6 +61,7 @@ def build_client(
         token_provider(settings, engine, transport=transport),
         limiter,
         timeout=settings.api_timeout,
+        max_answer_bytes=settings.api_max_answer_bytes,
         # The slot's release and the call's log row in one transaction.
         after_answer=ReleaseAndRecord(limiter, DbCallRecorder(engine, purpose)),
         transport=transport,
@@ -92,6 +95,13 @@ def periodic_jobs(
     )
     if catchup is not None:
         jobs.append(catchup)
+    verify = verify_job(
+        settings,
+        engine,
+        lambda: build_client(settings, engine, purpose=VERIFY, transport=transport),
+    )
+    if verify is not None:
+        jobs.append(verify)
     keepalive = token_keepalive_job(settings, engine)
     if keepalive is not None:
         jobs.append(keepalive)

@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     api_timeout: float = Field(
         default=10.0, gt=0, description="Seconds to wait for one amoCRM API response."
     )
+    api_max_answer_bytes: int = Field(
+        default=33_554_432,
+        ge=65_536,
+        description="Largest amoCRM API answer read (bytes, decoded); a larger one is refused "
+        "while it streams in, and the worker asks for fewer entities until the one that is too "
+        "large alone fails its events.",
+    )
     webhook_max_body_bytes: int = Field(
         default=1_048_576, gt=0, description="Largest webhook body accepted (bytes); larger → 413."
     )
@@ -179,6 +186,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Most API requests per hour that catch-up and backfill may spend; "
         "webhook-driven fetches are not capped by it and always come first.",
+    )
+    verify_calls_per_hour: int = Field(
+        default=10,
+        ge=0,
+        description="API requests per hour the worker's background verification may spend "
+        "(250 stored deals or contacts compared with amoCRM per request, oldest-verified "
+        "first; inside AMOSYNC_API_BUDGET_PER_HOUR); 0 turns it off.",
     )
     admin_token: SecretStr | None = Field(
         default=None,

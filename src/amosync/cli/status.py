@@ -16,6 +16,8 @@ from amosync.amocrm.token_info import (
     token_expiry,
 )
 from amosync.catchup.summary import catchup_line, spend_line
+from amosync.catchup.verify_select import Coverage, coverage
+from amosync.catchup.verify_state import verify_line
 from amosync.cli.common import fail, load_settings
 from amosync.core.humanize import age
 from amosync.db.engine import create_service_engine
@@ -30,22 +32,26 @@ def status(
     """Deals stored, RentProg IDs, events by status, backlog, API spend."""
     settings = load_settings()
     try:
-        stats, expiry = asyncio.run(_collect(settings))
+        stats, expiry, covered = asyncio.run(_collect(settings))
     except SQLAlchemyError as exc:
         fail(f"cannot read {redacted(settings.database_url)}: {str(exc).splitlines()[0]}", 1)
     if as_json:
         data = stats.as_json()
         data["token"] = expiry.as_json(settings) if expiry else None
         data["api_budget_per_hour"] = settings.api_budget_per_hour
+        data["verify_calls_per_hour"] = settings.verify_calls_per_hour
+        data["verify_coverage"] = {k: c.as_json() for k, c in covered.items()}
         typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
         return
-    typer.echo(render(stats, token_line(settings, expiry), settings.api_budget_per_hour))
+    text = render(stats, token_line(settings, expiry), settings.api_budget_per_hour)
+    typer.echo(text + "\n" + verification_rows(stats, covered, settings.verify_calls_per_hour))
 
 
-async def _collect(settings: Settings) -> tuple[SyncStats, TokenExpiry | None]:
+async def _collect(settings: Settings) -> tuple[SyncStats, TokenExpiry | None, dict[str, Coverage]]:
     engine = create_service_engine(settings.database_url)
     try:
-        return await collect_stats(engine), await token_expiry(settings, engine)
+        stats = await collect_stats(engine)
+        return stats, await token_expiry(settings, engine), await coverage(engine)
     finally:
         await engine.dispose()
 
@@ -83,3 +89,18 @@ def render(s: SyncStats, token: str | None = None, budget: int | None = None) ->
         rows.append(("amoCRM token", token))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def verification_rows(s: SyncStats, covered: dict[str, Coverage], per_hour: int) -> str:
+    """The verification rows, aligned like `render`'s (appended after them)."""
+    parts = []
+    for entity, c in covered.items():
+        oldest = c.oldest_verified_at
+        since = f", oldest {oldest.isoformat(timespec='seconds')}" if oldest else ""
+        parts.append(f"{entity} {c.verified} of {c.stored}{since}")
+    background = f"{per_hour} calls/h" if per_hour else "off (AMOSYNC_VERIFY_CALLS_PER_HOUR=0)"
+    rows = [
+        ("Last verification", verify_line(s.last_verify)),
+        ("Verified", f"{'; '.join(parts)}; background {background}"),
+    ]
+    return "\n".join(f"{k:<24}  {v}" for k, v in rows)

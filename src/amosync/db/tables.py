@@ -65,7 +65,7 @@ deals = Table(
     Column("updated_at", UTCDateTime),
     Column("closed_at", UTCDateTime),
     Column("is_deleted", Boolean, nullable=False, server_default=false()),
-    Column("rentprog_id", String(255)),
+    Column("rentprog_id", Text),  # amoCRM users type it: no length limit (0004)
     Column("custom_fields", Json, nullable=False),
     Column("raw", Json, nullable=False),
     Column("synced_at", UTCDateTime, nullable=False),
@@ -161,4 +161,17 @@ sync_state = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Json, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# When each stored entity was last compared with amoCRM (`amosync verify` and the worker's
+# background verification), so the background job checks the oldest-verified rows first.
+# A table of its own rather than a column on the entity tables: every upsert writes all of
+# an entity row's columns, and verification must not be reset (or race) with them.
+verified = Table(
+    "amosync_verified",
+    metadata,
+    Column("entity", String(16), primary_key=True),  # leads | contacts
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("verified_at", UTCDateTime, nullable=False),
+    Index(None, "entity", "verified_at"),
 )

@@ -172,6 +172,7 @@ def _client(
         SlidingWindowLimiter(settings.api_rate_limit),
         timeout=settings.api_timeout,
         transport=transport,
+        max_answer_bytes=settings.api_max_answer_bytes,
     )
 
 

@@ -83,6 +83,9 @@ class FakeAmoState(FakeEntities):
     block_seconds: float = 600.0
     ip_blocked_until: float | None = None
     latency_seconds: float = 0.0
+    # List answers carry this many extra bytes (a `_padding` string, made 64 KiB at a time)
+    # and are streamed without a Content-Length, as a proxy compressing on the fly sends them.
+    answer_padding: int = 0
     clock: Callable[[], float] = time.monotonic
     requests: list[LoggedRequest] = field(default_factory=list)
     # `/oauth2/access_token`: codes, rotating refresh tokens, JWT access tokens with `exp`.

@@ -36,6 +36,7 @@ from amosync.web.csrf import CSRF_FIELD, browser_id, csrf_problem, csrf_token, r
 from amosync.web.health import run_checks
 from amosync.web.i18n import LANG_COOKIE, LANGS, STRINGS, pick_language
 from amosync.web.reads import MAX_ID, deal_by_id, deals_by_rentprog_id
+from amosync.web.verify_view import verify_context
 from amosync.worker.subscription import subscription_health, subscription_state
 
 log = logging.getLogger(__name__)
@@ -250,6 +251,8 @@ class StatusPage:
             "chart": Markup(  # noqa: S704 - built from numbers and our own label strings
                 chart_svg(activity, {"chart_title": t["chart_title"].format(hours=CHART_HOURS)})
             ),
+            **await verify_context(self._engine, stats.last_verify),
+            "verify_per_hour": self._settings.verify_calls_per_hour,
             "events_filter": events_filter,
             "events": await list_events(
                 self._engine, status=events_filter or None, limit=EVENTS_SHOWN
