@@ -7,12 +7,16 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.tables import sync_state
 from amosync.settings import Settings
+from amosync.web.access import SESSION_SECONDS
+from amosync.web.sessions import REVOKED_PREFIX, revoke_session, session_revoked
 from tests.integration.test_access import REMOTE, csrf_of, log_in
 from tests.integration.test_read_api import ADMIN, AUTH, SECRET_PATH, api
 from tests.live_app import demo_fake, fail_one_event, seed_through_pipeline
@@ -175,3 +179,24 @@ async def test_token_mode_still_serves_any_host_with_the_token(
         )
 
     assert 200 == answer.status_code
+
+
+async def test_revocations_are_forgotten_once_their_sessions_have_expired(
+    engine: AsyncEngine,
+) -> None:
+    """A logout stores one row; rows older than a session's lifetime are pruned then, so the
+    table does not grow with every logout ever made."""
+    old = datetime.now(UTC) - timedelta(seconds=SESSION_SECONDS + 60)
+    async with engine.begin() as conn:
+        await conn.execute(
+            sync_state.insert().values(
+                key=REVOKED_PREFIX + "old-session", value={"revoked": True}, updated_at=old
+            )
+        )
+    await revoke_session(engine, "new-session", SESSION_SECONDS)
+    await revoke_session(engine, "new-session", SESSION_SECONDS)  # twice: no error
+
+    assert (False, True) == (
+        await session_revoked(engine, "old-session"),
+        await session_revoked(engine, "new-session"),
+    )
