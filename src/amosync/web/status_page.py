@@ -179,7 +179,14 @@ class StatusPage:
         problem = await csrf_problem(self._access, request, form.get(CSRF_FIELD))
         if problem is not None:
             return HTMLResponse(problem, status_code=403)
-        await self._access.end_session(request)  # a copy of the cookie stops working too
+        try:
+            await self._access.end_session(request)  # a copy of the cookie stops working too
+        except SQLAlchemyError:
+            # Never pretend: the session would stay valid for whoever copied the cookie.
+            return HTMLResponse(
+                "database unavailable: the session could not be revoked; try again",
+                status_code=503,
+            )
         response = RedirectResponse("/login", 303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
