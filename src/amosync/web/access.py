@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "amosync_session"
 SESSION_SECONDS = 12 * 3600
-LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "::1"})
+# "::ffff:127.0.0.1" is 127.0.0.1 as a dual-stack (::) listener reports it.
+LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 # A request that came through a proxy did not start on this machine, whatever the peer is.
 PROXY_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
