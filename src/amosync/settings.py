@@ -76,7 +76,8 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         default=None,
         description="Secret path segment: amoCRM posts to `/amocrm/<secret>`. Without it the "
-        "unprotected `/amocrm` is served and a warning is logged.",
+        "unprotected `/amocrm` is served and a warning is logged. At least 16 characters "
+        "(`openssl rand -hex 16`); a placeholder such as `CHANGE-ME` is refused.",
     )
     rentprog_field_id: int | None = Field(
         default=None,
@@ -212,7 +213,14 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None,
         description="Bearer token for the read API and login secret for the status page. "
-        "Without it they are served on loopback only.",
+        "Without it they are served on loopback only. At least 16 characters "
+        "(`openssl rand -hex 16`); a placeholder such as `CHANGE-ME` is refused.",
+    )
+    allow_shared_db_file: bool = Field(
+        default=False,
+        description="Keep a SQLite database file that other users may read (it holds the "
+        "amoCRM tokens). Off: such a file is made 0600 at start-up, or refused when another "
+        "user owns it.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level."
@@ -233,6 +241,16 @@ class Settings(BaseSettings):
                 "give only the subdomain (`example` for example.amocrm.ru); "
                 "use AMOSYNC_AMOCRM_BASE_URL for a full URL"
             )
+        return value
+
+    @field_validator("webhook_secret", "admin_token")
+    @classmethod
+    def _secret_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        from amosync.secret_rules import secret_problem  # local: see sqlite_path
+
+        problem = secret_problem(value.get_secret_value()) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("amocrm_base_url", "public_url")

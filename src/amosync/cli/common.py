@@ -30,7 +30,7 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for err in exc.errors():
             name = "AMOSYNC_" + "_".join(str(p) for p in err["loc"]).upper()
-            lines.append(f"  {name}: {err['msg']}")
+            lines.append(f"  {name}: {err['msg'].removeprefix('Value error, ')}")
         fail("invalid configuration:\n" + "\n".join(lines))
     try:
         settings.sqlite_path  # noqa: B018 - validates the database URL early

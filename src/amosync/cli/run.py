@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from amosync.cli.common import fail, load_settings, setup_logging
 from amosync.db import migrate as migrations
+from amosync.db.file_mode import check_database_file
 from amosync.db.urls import is_sqlite, redacted
 from amosync.errors import ConfigError
 from amosync.heap import freeze_startup_objects
@@ -28,6 +29,7 @@ def _prepare_database(settings: Settings, *, auto_migrate: bool) -> None:
     """SQLite (the zero-setup default) is migrated on start; PostgreSQL must be migrated on
     purpose with `amosync migrate`, so several processes never race to change the schema."""
     url = settings.database_url
+    _private_database_file(settings)
     try:
         if auto_migrate and is_sqlite(url):
             migrations.upgrade(url)
@@ -43,6 +45,15 @@ def _prepare_database(settings: Settings, *, auto_migrate: bool) -> None:
             "run `amosync migrate` first",
             1,
         )
+
+
+def _private_database_file(settings: Settings) -> None:
+    path = settings.sqlite_path
+    if path is not None:
+        try:
+            check_database_file(path, allow_shared=settings.allow_shared_db_file)
+        except ConfigError as exc:
+            fail(str(exc))
 
 
 def serve(
@@ -111,6 +122,7 @@ def migrate(
     settings = load_settings()
     setup_logging(settings)
     url = settings.database_url
+    _private_database_file(settings)
     try:
         if check:
             current = migrations.database_revision(url)
