@@ -51,7 +51,7 @@ async def test_guide_lists_every_served_metric_and_no_other(
         httpx.AsyncClient(transport=transport, base_url="http://amosync") as client,
     ):
         stored = await client.post(
-            "/amocrm/s3cret-path",
+            "/amocrm/s3cret-path-0123456789",
             content=b"leads[add][0][id]=1",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )

@@ -395,7 +395,7 @@ async def test_catchup_deletion_event_settles_failed_events(
 
 def test_upgrade_drops_the_deletion_stubs_of_older_versions(db_url: str) -> None:
     """Rows older versions inserted for deletions of unknown ids go; real rows stay."""
-    command.downgrade(migrate.alembic_config(db_url), "0005_verify")
+    command.downgrade(migrate.alembic_config(db_url), "0006_event_text_columns")
     engine = create_sync_engine(db_url)
     now = datetime.now(UTC)
     real = {"updated_at": now, "name": "Real", "created_at": now, "is_deleted": True}

@@ -9,6 +9,7 @@ import orjson
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from amosync.amocrm.shared_limit import MAX_BLOCK, SharedPause, current_pause
 from amosync.amocrm.token_info import (
     TokenExpiry,
     expiry_check,
@@ -32,7 +33,7 @@ def status(
     """Deals stored, RentProg IDs, events by status, backlog, API spend."""
     settings = load_settings()
     try:
-        stats, expiry, covered = asyncio.run(_collect(settings))
+        stats, expiry, covered, pause = asyncio.run(_collect(settings))
     except SQLAlchemyError as exc:
         fail(f"cannot read {redacted(settings.database_url)}: {str(exc).splitlines()[0]}", 1)
     if as_json:
@@ -41,19 +42,39 @@ def status(
         data["api_budget_per_hour"] = settings.api_budget_per_hour
         data["verify_calls_per_hour"] = settings.verify_calls_per_hour
         data["verify_coverage"] = {k: c.as_json() for k, c in covered.items()}
+        data["api_pause"] = pause.as_json() if pause else None
         typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
         return
-    text = render(stats, token_line(settings, expiry), settings.api_budget_per_hour)
+    text = render(
+        stats, token_line(settings, expiry), settings.api_budget_per_hour, pause_line(pause)
+    )
     typer.echo(text + "\n" + verification_rows(stats, covered, settings.verify_calls_per_hour))
 
 
-async def _collect(settings: Settings) -> tuple[SyncStats, TokenExpiry | None, dict[str, Coverage]]:
+async def _collect(
+    settings: Settings,
+) -> tuple[SyncStats, TokenExpiry | None, dict[str, Coverage], SharedPause | None]:
     engine = create_service_engine(settings.database_url)
     try:
+        pause = await current_pause(
+            engine,
+            max_pause=settings.max_retry_after,
+            max_block=max(MAX_BLOCK, settings.ip_block_cooldown),
+        )
         stats = await collect_stats(engine)
-        return stats, await token_expiry(settings, engine), await coverage(engine)
+        expiry = await token_expiry(settings, engine)
+        return stats, expiry, await coverage(engine), pause
     finally:
         await engine.dispose()
+
+
+def pause_line(pause: SharedPause | None) -> str:
+    """The `amoCRM calls` row: whether every process is holding its calls, and until when."""
+    if pause is None:
+        return "not paused"
+    why = "paused after a 429" if pause.kind == "rate_limited" else "blocked after a 403"
+    until = pause.until.isoformat(timespec="seconds")
+    return f"{why} until {until} ({age(pause.seconds_left())} left)"
 
 
 def token_line(settings: Settings, expiry: TokenExpiry | None) -> str:
@@ -64,7 +85,12 @@ def token_line(settings: Settings, expiry: TokenExpiry | None) -> str:
     return check[1] if check else f"{expiry.kind.replace('_', '-')}, expiry unknown"
 
 
-def render(s: SyncStats, token: str | None = None, budget: int | None = None) -> str:
+def render(
+    s: SyncStats,
+    token: str | None = None,
+    budget: int | None = None,
+    pause: str | None = None,
+) -> str:
     e = s.events_by_status
     workers = ", ".join(f"{w.id} ({w.state})" for w in s.workers) or "none in the last 5 min"
     rows = [
@@ -82,6 +108,7 @@ def render(s: SyncStats, token: str | None = None, budget: int | None = None) ->
             s.last_webhook_at.isoformat(timespec="seconds") if s.last_webhook_at else "never",
         ),
         ("API requests, last hour", spend_line(s.api_requests_by_purpose_last_hour, budget)),
+        *([("amoCRM calls", pause)] if pause is not None else []),
         ("Last catch-up", catchup_line(s.last_catchup)),
         ("Workers", workers),
     ]

@@ -15,7 +15,7 @@ from sqlalchemy import (
     false,
 )
 
-from amosync.db.types import BigIntId, Json, UTCDateTime
+from amosync.db.types import BigIntId, Json, UTCDateTime, outside_text
 
 metadata = MetaData(
     naming_convention={
@@ -34,9 +34,10 @@ webhook_events = Table(
     Column("id", BigIntId, primary_key=True, autoincrement=True),
     Column("received_at", UTCDateTime, nullable=False),
     Column("source", String(16), nullable=False),  # webhook | n8n | worker
-    Column("request_id", String(64)),  # X-amoCRM-RequestId, when sent
-    Column("entity", String(32), nullable=False),
-    Column("action", String(32), nullable=False),
+    Column("request_id", outside_text(64)),  # X-amoCRM-RequestId, when sent
+    # Names as the body gives them: any length (unknown kinds are stored as ignored).
+    Column("entity", outside_text(32), nullable=False),
+    Column("action", outside_text(32), nullable=False),
     Column("entity_id", BigInteger),
     Column("account_id", BigInteger),
     Column("entity_updated_at", BigInteger),  # unix seconds claimed by the payload

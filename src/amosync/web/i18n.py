@@ -18,6 +18,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "login_prompt": "Enter the admin token (AMOSYNC_ADMIN_TOKEN).",
         "login_button": "Log in",
         "login_failed": "Wrong token.",
+        "login_throttled": "Too many wrong tokens from your address: try again in {seconds} s.",
         "logout": "Log out",
         "loopback_notice": "No AMOSYNC_ADMIN_TOKEN is configured: this page, the read API and "
         "the metrics are served to this machine (loopback) only.",
@@ -93,6 +94,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "login_prompt": "Введите токен администратора (AMOSYNC_ADMIN_TOKEN).",
         "login_button": "Войти",
         "login_failed": "Неверный токен.",
+        "login_throttled": "Слишком много неверных токенов с вашего адреса: повторите через "
+        "{seconds} с.",
         "logout": "Выйти",
         "loopback_notice": "AMOSYNC_ADMIN_TOKEN не задан: эта страница, API чтения и метрики "
         "доступны только с этой машины (loopback).",

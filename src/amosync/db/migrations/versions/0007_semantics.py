@@ -1,7 +1,7 @@
 """deletion stubs: drop the rows older versions made for deletions of unknown entities
 
-Revision ID: 0006_semantics
-Revises: 0005_verify
+Revision ID: 0007_semantics
+Revises: 0006_event_text_columns
 Create Date: 2026-12-07 03:00:00.000000
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0006_semantics"
-down_revision = "0005_verify"
+revision = "0007_semantics"
+down_revision = "0006_event_text_columns"
 branch_labels = None
 depends_on = None
 
