@@ -31,7 +31,7 @@ from amosync.testing import FakeAmoState, Fault, create_fake_amocrm
 from amosync.web.app import create_app
 from tests.integration.test_worker import drain, event, make_worker, rows
 
-N8N_HEADERS = {"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path"}
+N8N_HEADERS = {"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path-0123456789"}
 YEAR_9999 = 253_402_214_400 - 86_400  # 9999-12-30, still a valid datetime
 
 
