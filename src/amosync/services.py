@@ -40,6 +40,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         poll_interval=settings.worker_poll_interval,
         lease_seconds=settings.worker_lease_seconds,
         max_attempts=settings.max_attempts,
+        max_clock_skew=settings.max_clock_skew,
         retry_base_delay=settings.retry_base_delay,
         retry_max_delay=settings.retry_max_delay,
         ip_block_pause=settings.ip_block_cooldown,

@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from amosync.core.backoff import MAX_ATTEMPTS, MAX_RETRY_AFTER
 
+# Seconds amoCRM's timestamps may run ahead of the database clock (`max_clock_skew`).
+DEFAULT_MAX_CLOCK_SKEW = 300.0
+
 
 class Settings(BaseSettings):
     """amosync configuration, read from the environment and an optional `.env` file."""
@@ -196,6 +199,14 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds each catch-up run reaches back before its watermark, for clock "
         "skew and late commits in amoCRM.",
+    )
+    max_clock_skew: float = Field(
+        default=DEFAULT_MAX_CLOCK_SKEW,
+        ge=0,
+        le=86_400,
+        description="Seconds a timestamp from amoCRM may be ahead of the database clock. A "
+        "later `updated_at`, `created_at` or `closed_at` is never stored (it would win over "
+        "every real change): the event is retried, then fails with the reason.",
     )
     api_budget_per_hour: int = Field(
         default=120,

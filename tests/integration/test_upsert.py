@@ -40,9 +40,11 @@ async def stored(engine: AsyncEngine, deal_id: int) -> dict[str, object]:
         return dict(row)
 
 
-async def write(engine: AsyncEngine, *records: DealRecord) -> set[int]:
+async def write(
+    engine: AsyncEngine, *records: DealRecord, fetched_at: datetime | None = None
+) -> set[int]:
     async with engine.begin() as conn:
-        return await upsert_deals(conn, list(records), datetime.now(UTC))
+        return await upsert_deals(conn, list(records), datetime.now(UTC), fetched_at=fetched_at)
 
 
 async def test_newer_copy_replaces_row(engine: AsyncEngine) -> None:
@@ -81,23 +83,43 @@ async def test_same_copy_twice_is_harmless(engine: AsyncEngine) -> None:
 async def test_deleted_row_is_not_resurrected_by_equal_copy(engine: AsyncEngine) -> None:
     """A slow worker's copy fetched before the deletion (same updated_at) cannot undelete."""
     await write(engine, deal(1, "x", T0))
+    fetched_before = datetime.now(UTC)
     async with engine.begin() as conn:
         await mark_deals_deleted(conn, [1], datetime.now(UTC))
-    await write(engine, deal(1, "x", T0))
+    await write(engine, deal(1, "x", T0), fetched_at=fetched_before)
+    await write(engine, deal(1, "x", T0 + timedelta(seconds=5)), fetched_at=fetched_before)
 
     assert True is (await stored(engine, 1))["is_deleted"]
 
 
-async def test_restore_with_newer_copy_undeletes(engine: AsyncEngine) -> None:
-    """A restored deal (newer updated_at) comes back, including one known only as a stub."""
+async def test_a_copy_fetched_after_the_flag_clears_it_whatever_its_updated_at(
+    engine: AsyncEngine,
+) -> None:
+    """amoCRM returning the entity after it was flagged proves it exists: a false deletion
+    is undone even by the same (or an older) updated_at."""
+    await write(engine, deal(1, "x", T0 + timedelta(seconds=5)))
     async with engine.begin() as conn:
-        await mark_deals_deleted(conn, [2], datetime.now(UTC))
-    stub = await stored(engine, 2)
-    await write(engine, deal(2, "restored", T0))
+        await mark_deals_deleted(conn, [1], datetime.now(UTC))
+    await write(engine, deal(1, "x", T0))
+
+    row = await stored(engine, 1)
+    assert (False, T0) == (row["is_deleted"], row["updated_at"])
+
+
+async def test_restore_with_newer_copy_undeletes(engine: AsyncEngine) -> None:
+    """A restored deal (newer updated_at) comes back; a deletion of an unknown id leaves no
+    row."""
+    await write(engine, deal(2, "before", T0))
+    async with engine.begin() as conn:
+        flagged = await mark_deals_deleted(conn, [2, 3], datetime.now(UTC))
+    deleted = await stored(engine, 2)
+    await write(engine, deal(2, "restored", T0 + timedelta(seconds=5)))
 
     row = await stored(engine, 2)
-    assert (True, None) == (stub["is_deleted"], stub["name"])
+    assert (1, True, "before") == (flagged, deleted["is_deleted"], deleted["name"])
     assert (False, "restored") == (row["is_deleted"], row["name"])
+    async with engine.connect() as conn:
+        assert [2] == list((await conn.execute(select(deals.c.id))).scalars())
 
 
 async def test_links_are_replaced_not_accumulated(engine: AsyncEngine) -> None:

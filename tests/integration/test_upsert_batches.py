@@ -115,19 +115,23 @@ async def test_batches_of_every_size_return_exactly_the_written_ids(engine: Asyn
     assert len(reported) == len(await names(engine))
 
 
-async def test_mark_deleted_over_many_ids_flags_stored_and_stubs_unknown(
+async def test_mark_deleted_over_many_ids_flags_stored_and_skips_unknown(
     engine: AsyncEngine,
 ) -> None:
-    """150 gone ids (half stored, half never seen): all end up flagged, stored data kept."""
+    """150 deleted ids (half stored, half never seen): the stored ones are flagged with
+    their data kept; the unknown ones get no row (nothing to count or list as a deal)."""
     async with engine.begin() as conn:
         await upsert_deals(conn, [deal(i, "kept", T0) for i in range(1, 76)], NOW)
 
     async with engine.begin() as conn:
-        await mark_deals_deleted(conn, range(1, 151), NOW)
+        flagged = await mark_deals_deleted(conn, range(1, 151), NOW)
+    async with engine.begin() as conn:
+        again = await mark_deals_deleted(conn, range(1, 151), NOW)
 
     stored = await names(engine)
+    assert (75, 0) == (flagged, again)
     assert {("kept", True)} == {stored[i] for i in range(1, 76)}
-    assert {(None, True)} == {stored[i] for i in range(76, 151)}
+    assert set(range(1, 76)) == set(stored)
 
 
 async def test_people_batch_goes_through_the_same_statement(engine: AsyncEngine) -> None:

@@ -211,10 +211,11 @@ async def test_pipeline_end_to_end_in_process(
     assert ("Booking", "RP-100") == tuple(row or ())
 
 
-async def test_n8n_push_of_api_lead_is_upserted_without_api_call(
+async def test_n8n_push_of_api_lead_is_queued_as_a_hint(
     make_settings: Callable[..., Settings], engine: AsyncEngine
 ) -> None:
-    """A v4 lead pushed by n8n is stored at once, recorded as a done event, with no API call."""
+    """A v4 lead pushed by n8n is queued for the worker to fetch (the answer is unchanged);
+    its content is not stored as a deal, and the request path calls no API."""
     fake = FakeAmoState(rate_limit_rps=None)
     lead = (DATA / "api_lead_single_with_contacts_kommo_auladisermx.json").read_bytes()
     async with running(make_settings(), fake) as client:
@@ -226,18 +227,20 @@ async def test_n8n_push_of_api_lead_is_upserted_without_api_call(
                 "X-Amosync-Secret": "s3cret-path-0123456789",
             },
         )
+    async with engine.connect() as conn:
+        stored = (await conn.execute(select(deals.c.id))).all()
 
     assert 200 == response.status_code
-    assert "upserted" == response.json()["mode"]
-    assert [("leads", "push", orjson.loads(lead)["id"], "done")] == await events(engine)
-    assert [] == fake.requests
+    assert {"ok": True, "stored": 1, "mode": "upserted"} == response.json()
+    assert [("leads", "push", orjson.loads(lead)["id"], "pending")] == await events(engine)
+    assert ([], []) == (stored, fake.requests)
 
 
-async def test_n8n_push_with_nul_is_stored_without_it(
+async def test_n8n_push_with_nul_is_queued_without_it(
     make_settings: Callable[..., Settings], engine: AsyncEngine
 ) -> None:
-    """A lead carrying U+0000 (PostgreSQL cannot store it) is stored without it, as an API
-    answer would be (core/nul.py), not answered 503 for n8n to retry for ever."""
+    """A lead carrying U+0000 (PostgreSQL cannot store it) is queued with the NUL dropped
+    from the event's payload, not answered 503 for n8n to retry for ever."""
     lead = orjson.loads(
         (DATA / "api_lead_single_with_contacts_kommo_auladisermx.json").read_bytes()
     )
@@ -252,9 +255,9 @@ async def test_n8n_push_with_nul_is_stored_without_it(
             },
         )
     async with engine.connect() as conn:
-        name = (await conn.execute(select(deals.c.name))).scalar_one()
+        payload = (await conn.execute(select(ev.c.payload))).scalar_one()
 
-    assert (200, "Kia Rio") == (response.status_code, name)
+    assert (200, "Kia Rio") == (response.status_code, payload["name"])
 
 
 async def test_n8n_decoded_webhook_is_queued(

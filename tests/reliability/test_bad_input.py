@@ -292,10 +292,17 @@ N8N_HOSTILE = [
         (0, 0),
     ),
     (
-        "lead price beyond 64 bits is dropped",
+        # Queued for the worker (pushed content is never stored as a deal).
+        "lead price beyond 64 bits is queued",
         b'{"id": 5, "pipeline_id": 1, "price": 9223372036854775808, "updated_at": 1}',
         200,
-        (1, 1),
+        (1, 0),
+    ),
+    (
+        "lead updated_at beyond 64 bits is queued without it",
+        b'{"id": 5, "pipeline_id": 1, "updated_at": 9223372036854775808}',
+        200,
+        (1, 0),
     ),
     (
         "webhook item id beyond 64 bits",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from amosync.core.answer import map_answer
+from amosync.core.answer import future_ids, map_answer, without
 from amosync.core.mapping import MappingError, RentProgField
 from amosync.core.records import DealContactLink
 
@@ -57,3 +59,22 @@ def test_an_answer_with_nothing_returned_marks_every_id_gone() -> None:
 def test_an_unusable_object_fails_the_mapping_before_any_write() -> None:
     with pytest.raises(MappingError, match="id"):
         map_answer("leads", [1], [lead(1), {"id": "x"}], FIELD)
+
+
+def test_ids_written_as_strings_are_not_missing() -> None:
+    answer = map_answer("leads", [1, 2], [{**lead(1), "id": "1"}, lead(2)], FIELD)
+
+    assert (frozenset(), frozenset({1, 2})) == (answer.gone, answer.ids)
+
+
+@pytest.mark.parametrize("field", ["updated_at", "created_at", "closed_at"])
+def test_any_timestamp_beyond_the_limit_is_the_future(field: str) -> None:
+    limit = datetime(2026, 1, 1, tzinfo=UTC)
+    late = int(limit.timestamp()) + 1
+    answer = map_answer("leads", [1, 2], [{**lead(1), field: late}, lead(2)], FIELD)
+
+    future = future_ids(answer, limit)
+    kept = without(answer, future)
+
+    assert frozenset({1}) == future
+    assert ([2], [2]) == ([d.id for d in kept.deals], list(kept.links))

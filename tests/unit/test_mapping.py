@@ -168,12 +168,17 @@ def test_lead_rentprog_id_by_configured_field_id() -> None:
 
 @pytest.mark.parametrize(
     "obj",
-    [{}, {"id": None}, {"id": "5765922"}, {"id": True}, {"id": 1.0}, {"name": "x"}],
+    [{}, {"id": None}, {"id": "57x"}, {"id": True}, {"id": 1.0}, {"name": "x"}, {"id": "9" * 20}],
 )
 def test_lead_without_integer_id_raises(obj: dict[str, Any]) -> None:
-    """map_lead refuses an object whose id is missing or not an int."""
+    """map_lead refuses an object whose id is missing or not an integer."""
     with pytest.raises(MappingError, match="id"):
         map_lead(obj, NO_FIELD)
+
+
+def test_lead_id_written_as_a_string_is_the_same_id() -> None:
+    """An answer writing the id as "5765922" maps to lead 5765922 (compared as integers)."""
+    assert 5765922 == map_lead({"id": "5765922"}, NO_FIELD).id
 
 
 def test_mapping_error_is_value_error() -> None:

@@ -31,6 +31,7 @@ from amosync.amocrm.auth import TokenProvider
 from amosync.amocrm.ratelimit import RateLimiter, Slot
 from amosync.core.answer_json import loads_answer
 from amosync.core.backoff import MAX_RETRY_AFTER, parse_retry_after, retry_delay
+from amosync.core.mapping import int_id
 from amosync.core.plan import MAX_IDS_PER_CALL
 from amosync.errors import (
     AnswerTooLarge,
@@ -144,7 +145,22 @@ class AmoClient:
             async for page in self.pages(f"/api/v4/{entity}", params, entity):
                 found.extend(page)
         wanted = set(ids)
-        return [obj for obj in found if obj.get("id") in wanted]
+        # Compared as integers: an answer may write an id as a string ("123").
+        return [obj for obj in found if int_id(obj.get("id")) in wanted]
+
+    async def fetch_one(self, entity: str, entity_id: int) -> dict[str, Any] | None:
+        """`GET /api/v4/{entity}/{id}` (leads `with=contacts`): the object, or None when
+        amoCRM answers 204 or 404, its two ways of saying the entity does not exist.
+
+        Asked for an id a list answer left out: only this answer proves a deletion (the list
+        also leaves out what the token's user may not see)."""
+        params: Params = [("with", "contacts")] if entity == "leads" else []
+        try:
+            return await self.get_json(f"/api/v4/{entity}/{int(entity_id)}", params)
+        except RequestRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     async def pages(
         self, path: str, params: Params, key: str

@@ -30,6 +30,7 @@ from amosync.db.api_log import count_calls
 from amosync.db.lease import Lease
 from amosync.db.tables import sync_state
 from amosync.db.turns import write_transaction
+from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 
 LEASE_KEY = "backfill.lease"
 LEASE_SECONDS = 300.0
@@ -63,6 +64,7 @@ class Backfill:
         wait: bool = True,
         on_progress: Progress | None = None,
         on_wait: Waiting | None = None,
+        max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW,
     ) -> None:
         self._engine = engine
         self._client = client
@@ -71,6 +73,7 @@ class Backfill:
         self._wait = wait
         self._on_progress = on_progress
         self._on_wait = on_wait
+        self._max_skew = max_clock_skew
         self._lease = Lease(engine, LEASE_KEY, f"backfill-{uuid.uuid4().hex[:8]}", LEASE_SECONDS)
 
     async def run(
@@ -117,8 +120,8 @@ class Backfill:
             after = page.next if page is not None else None
             async with write_transaction(self._engine) as conn:
                 if page is not None:
-                    await store_page(conn, page)
-                    new = sum(1 for obj in page.objects if obj["id"] not in repeated)
+                    await store_page(conn, page, self._max_skew)
+                    new = sum(1 for deal_id in page.answer.ids if deal_id not in repeated)
                     total += new
                     report.loaded[entity] += new
                     repeated = set(page.edge_ids) if after and after.page == 1 else set()

@@ -17,12 +17,16 @@ from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.amocrm.client import AmoClient, Params
+from amosync.core.mapping import int_id
 from amosync.db.tables import companies, contacts, deals
 from amosync.errors import RequestRejected
+from amosync.inbox.superseded import settle_superseded
+from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 from amosync.upsert import mark_deals_deleted, mark_people_deleted
 
 EVENTS_LIMIT = 100  # amoCRM documents 100 for events (Kommo says 250): use the smaller
 _TABLES: dict[str, Table] = {"lead": deals, "contact": contacts, "company": companies}
+_ENTITIES = {"lead": "leads", "contact": "contacts", "company": "companies"}
 DELETED_TYPES = tuple(f"{kind}_deleted" for kind in _TABLES)
 RESTORED_TYPES = tuple(f"{kind}_restored" for kind in _TABLES)
 
@@ -100,26 +104,35 @@ async def apply_deletions(conn: AsyncConnection, events: Sequence[dict[str, Any]
         if not ids:
             continue
         if table is deals:
-            await mark_deals_deleted(conn, ids, now)
+            flagged += await mark_deals_deleted(conn, ids, now)
         else:
-            await mark_people_deleted(conn, table, ids, now)
-        flagged += len(ids)
+            flagged += await mark_people_deleted(conn, table, ids, now)
+        # The deletion is the entity's latest state: failed events received before it
+        # are settled (inbox/superseded.py).
+        by_time: dict[int, list[int]] = {}
+        for entity_id in ids:
+            by_time.setdefault(wanted[entity_id], []).append(entity_id)
+        for at, same_time in by_time.items():
+            when = datetime.fromtimestamp(at, UTC)
+            await settle_superseded(conn, _ENTITIES[kind], same_time, when)
     return flagged
 
 
 async def _not_updated_since(
     conn: AsyncConnection, table: Table, deleted_at: dict[int, int]
 ) -> list[int]:
-    """The ids whose stored row is not newer than their deletion event."""
+    """The ids whose stored row is not newer than their deletion event. A row dated beyond
+    now plus the allowed skew (stored by an older version) is not newer than anything."""
     if not deleted_at:
         return []
     rows = await conn.execute(
         select(table.c.id, table.c.updated_at).where(table.c.id.in_(sorted(deleted_at)))
     )
+    future = datetime.now(UTC).timestamp() + DEFAULT_MAX_CLOCK_SKEW
     newer = {
         int(row_id)
         for row_id, updated in rows.all()
-        if updated is not None and updated.timestamp() > deleted_at[int(row_id)]
+        if updated is not None and deleted_at[int(row_id)] < updated.timestamp() <= future
     }
     return sorted(set(deleted_at) - newer)
 
@@ -130,6 +143,6 @@ def _parse(event: dict[str, Any]) -> tuple[str | None, int | None, int]:
     created = event.get("created_at")
     return (
         kind if isinstance(kind, str) and kind in _TABLES else None,
-        entity_id if isinstance(entity_id, int) else None,
+        int_id(entity_id),
         created if isinstance(created, int) else 0,
     )

@@ -33,6 +33,7 @@ def reconciler_for(settings: Settings, engine: AsyncEngine, client: AmoClient) -
         budget_for(settings, engine),
         RentProgField(settings.rentprog_field_id, settings.rentprog_field_name),
         overlap=settings.reconcile_overlap,
+        max_clock_skew=settings.max_clock_skew,
     )
 
 

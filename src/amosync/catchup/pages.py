@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.amocrm.client import AmoClient, Params
 from amosync.core.answer import MappedAnswer, map_answer
-from amosync.core.mapping import RentProgField
+from amosync.core.mapping import RentProgField, int_id
 from amosync.core.plan import MAX_IDS_PER_CALL
 from amosync.errors import RequestRejected
 from amosync.inbox.store import PENDING, append_rows
+from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 from amosync.worker.apply import Applied
 from amosync.worker.isolate import store_page_apart
 
@@ -86,6 +87,7 @@ async def fetch_page(
         # Deal↔contact links come in the same call, exactly as the worker fetches leads.
         params.append(("with", "contacts"))
     path = f"/api/v4/{entity}"
+    fetched_at = datetime.now(UTC)
     body = await client.get_json(path, params)
     if body is None:
         return None
@@ -93,27 +95,30 @@ async def fetch_page(
     items = embedded.get(entity) if isinstance(embedded, dict) else None
     if not isinstance(items, list):
         raise RequestRejected(f"GET {path}: response has no _embedded.{entity} list", status=200)
-    objects = [item for item in items if isinstance(item, dict) and isinstance(item.get("id"), int)]
+    # An id may come as a string ("123"): it is the same entity (core/mapping.int_id).
+    objects = [item for item in items if isinstance(item, dict) and int_id(item.get("id"))]
     if not objects:
         return None
     values = [_int(obj.get(field)) for obj in objects]
     links = body.get("_links")
     more = isinstance(links, dict) and bool(links.get("next"))
     newest = max(values)
-    edge = frozenset(
-        obj["id"] for obj, value in zip(objects, values, strict=True) if value == newest
-    )
-    answer = map_answer(entity, [obj["id"] for obj in objects], objects, rentprog)
+    ids = [_int(int_id(obj.get("id"))) for obj in objects]
+    edge = frozenset(i for i, value in zip(ids, values, strict=True) if value == newest)
+    answer = map_answer(entity, ids, objects, rentprog, fetched_at=fetched_at)
     return EntityPage(objects, answer, newest, following(cursor, values) if more else None, edge)
 
 
-async def store_page(conn: AsyncConnection, page: EntityPage) -> Applied:
-    """Upsert a page through the worker's own path (newer wins, links, unknown contacts).
+async def store_page(
+    conn: AsyncConnection, page: EntityPage, max_skew: float = DEFAULT_MAX_CLOCK_SKEW
+) -> Applied:
+    """Upsert a page through the worker's own path (newer wins, links, unknown contacts,
+    nothing dated beyond the database clock plus `max_skew`).
 
     An entity the database refuses does not stop the walk: it is left out and queued for
     the worker like a webhook event, whose own isolation fails it with the database's
     reason (or stores it, if it was edited meanwhile)."""
-    applied, left_out = await store_page_apart(conn, page.answer)
+    applied, left_out = await store_page_apart(conn, page.answer, max_skew)
     await append_rows(conn, [_queued(page.answer.entity, i, r) for i, r in left_out.items()])
     return applied
 

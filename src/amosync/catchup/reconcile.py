@@ -34,6 +34,7 @@ from amosync.db.api_log import count_calls
 from amosync.db.lease import Lease
 from amosync.db.turns import write_transaction
 from amosync.errors import AmosyncError, RequestRejected
+from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class Reconciler:
         overlap: float,
         owner: str | None = None,
         entities: tuple[str, ...] = ENTITIES,
+        max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW,
     ) -> None:
         self._engine = engine
         self._client = client
@@ -90,6 +92,7 @@ class Reconciler:
         self._rentprog = rentprog
         self._overlap = int(overlap)
         self._entities = entities
+        self._max_skew = max_clock_skew
         self._lease = Lease(
             engine, LEASE_KEY, owner or f"catchup-{uuid.uuid4().hex[:8]}", LEASE_SECONDS
         )
@@ -154,10 +157,13 @@ class Reconciler:
             after = page.next if page is not None else None
             async with write_transaction(self._engine) as conn:
                 if page is not None:
-                    applied = await store_page(conn, page)
+                    applied = await store_page(conn, page, self._max_skew)
                     report.fetched[entity] += len(page.objects)
                     report.written[entity] += applied.written
-                    watermark = max(watermark, page.newest)
+                    # A lead dated in year 9999 must not carry the watermark there: every
+                    # later run would start after all real changes.
+                    newest = min(page.newest, int(time.time() + self._max_skew))
+                    watermark = max(watermark, newest)
                 if persist:
                     resume_json = after.as_json() if after else None
                     await write_state(conn, key, {"watermark": watermark, "resume": resume_json})

@@ -119,6 +119,7 @@ def backfill(
             wait=wait,
             on_progress=progress.update,
             on_wait=progress.waiting,
+            max_clock_skew=settings.max_clock_skew,
         )
         return await job.run(kinds, restart=restart)
 

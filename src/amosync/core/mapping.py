@@ -22,6 +22,7 @@ __all__ = [
     "embedded_items",
     "epoch_to_datetime",
     "extract_rentprog_id",
+    "int_id",
     "map_contact",
     "map_lead",
     "map_lead_links",
@@ -112,6 +113,12 @@ def _int_like(value: object) -> int | None:
     return _int_or_none(value)
 
 
+def int_id(value: object) -> int | None:
+    """An entity id as amoCRM may write it: a JSON integer or a digit string ("123"), within
+    the BIGINT range of the id columns; None for anything else."""
+    return _int_or_none(_int_like(value))
+
+
 def _field_matches(entry: dict[Any, Any], field: RentProgField) -> bool:
     if field.field_id is not None:
         return _int_like(entry.get("field_id")) == field.field_id
@@ -170,7 +177,8 @@ def _require_id(obj: object, what: str) -> int:
         raise MappingError(f"{what} is not a JSON object: {type(obj).__name__}")
     if "id" not in obj:
         raise MappingError(f"{what} has no id")
-    entity_id = _int_or_none(obj["id"])
+    # Compared as an integer whatever JSON type the answer used: a "123" is lead 123.
+    entity_id = int_id(obj["id"])
     if entity_id is None:
         raise MappingError(f"{what} id is not an integer: {obj['id']!r}")
     return entity_id
@@ -216,7 +224,7 @@ def map_lead_links(obj: dict[str, Any]) -> list[DealContactLink]:
     for item in _embedded_list(obj, "contacts"):
         if not isinstance(item, dict):
             continue
-        contact_id = _int_or_none(item.get("id"))
+        contact_id = int_id(item.get("id"))
         if contact_id is None:
             continue
         links[contact_id] = links.get(contact_id, False) or item.get("is_main") is True

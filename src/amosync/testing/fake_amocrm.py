@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
@@ -151,7 +152,7 @@ def _list(state: FakeAmoState, kind: Kind) -> Endpoint:
             if error.status == 400:
                 return validation_error(error.path, error.detail)
             return problem(error.status, error.detail)
-        rows = state.select(kind, query)
+        rows = [e for e in state.select(kind, query) if e.id not in state.hidden_from_lists]
         start = (query.page - 1) * query.limit
         chunk = rows[start : start + query.limit]
         if not chunk:
@@ -161,7 +162,7 @@ def _list(state: FakeAmoState, kind: Kind) -> Endpoint:
         ctx = state.render_context(origin, raw, query.with_)
         draw = render_stub if "only_deleted" in query.with_ else render
         with state.lock:
-            items = [draw(entity, ctx) for entity in chunk]
+            items = [_ids_as_sent(state, draw(entity, ctx)) for entity in chunk]
         here = f"{origin}{request.url.path}"
         links = {"self": {"href": page_href(here, query.pairs, query.page, query.limit)}}
         if start + query.limit < len(rows):
@@ -178,7 +179,13 @@ def _single(state: FakeAmoState, kind: Kind) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         raw = request.url.query
         with_ = parse_with(raw)
-        entity = state.table(kind).get(request.path_params["id"])
+        entity_id = request.path_params["id"]
+        scripted = state.single_status.get(entity_id)
+        if scripted == 404:
+            return problem(404, f"Cannot GET {_origin(request)}{request.url.path}")
+        if scripted is not None:
+            return Response(status_code=scripted)
+        entity = state.table(kind).get(entity_id)
         wants_trash = "only_deleted" in with_
         if entity is None or entity.is_deleted != wants_trash:
             # A missing or trashed entity is "no content", not 404 (PROTOCOL 2.2).
@@ -186,9 +193,16 @@ def _single(state: FakeAmoState, kind: Kind) -> Endpoint:
         ctx = state.render_context(_origin(request), raw, with_)
         with state.lock:
             body = render_stub(entity, ctx) if wants_trash else render(entity, ctx)
-        return json_response(body)
+        return json_response(_ids_as_sent(state, body))
 
     return endpoint
+
+
+def _ids_as_sent(state: FakeAmoState, body: dict[str, Any]) -> dict[str, Any]:
+    """The entity's id as a JSON string when the state says so (`string_ids`)."""
+    if state.string_ids:
+        body["id"] = str(body["id"])
+    return body
 
 
 def _account(state: FakeAmoState) -> Endpoint:

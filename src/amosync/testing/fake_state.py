@@ -95,6 +95,14 @@ class FakeAmoState(FakeEntities):
     webhooks: FakeWebhooks = field(default_factory=FakeWebhooks)
     # `/api/v4/leads/custom_fields` definitions; the RentProg ID field is among them.
     lead_custom_fields: list[dict[str, Any]] = field(default_factory=default_lead_fields)
+    # Answers a plain account does not give, for the "deleted only on proof" rules:
+    # ids written as JSON strings ("123") in list and single answers;
+    string_ids: bool = False
+    # ids list answers leave out while `GET /{kind}/{id}` still returns them (an entity the
+    # token's user cannot see in lists, or an index lagging behind);
+    hidden_from_lists: set[int] = field(default_factory=set)
+    # id → the status (204 or 404) `GET /{kind}/{id}` answers instead of the entity.
+    single_status: dict[int, int] = field(default_factory=dict)
     _faults: deque[_Scripted] = field(default_factory=deque, init=False, repr=False)
     _arrivals: deque[float] = field(default_factory=deque, init=False, repr=False)
     _violations: deque[float] = field(default_factory=deque, init=False, repr=False)

@@ -15,15 +15,22 @@ from amosync.upsert.rows import record_rows
 
 
 async def upsert_deals(
-    conn: AsyncConnection, records: Sequence[DealRecord], now: datetime
+    conn: AsyncConnection,
+    records: Sequence[DealRecord],
+    now: datetime,
+    *,
+    fetched_at: datetime | None = None,
+    future_limit: datetime | None = None,
 ) -> set[int]:
-    """Insert or update deals; returns the ids whose row was written (not refused as older)."""
-    return await upsert_newer(conn, deals, record_rows(records, now))
+    """Insert or update deals; returns the ids whose row was written (not refused as older
+    or unchanged)."""
+    rows = record_rows(records, now)
+    return await upsert_newer(conn, deals, rows, fetched_at=fetched_at, future_limit=future_limit)
 
 
-async def mark_deals_deleted(conn: AsyncConnection, ids: Iterable[int], now: datetime) -> None:
-    """Flag deals amoCRM no longer returns; stub rows for ones never stored."""
-    await mark_deleted(conn, deals, ids, now)
+async def mark_deals_deleted(conn: AsyncConnection, ids: Iterable[int], now: datetime) -> int:
+    """Flag stored deals proven deleted; returns how many changed (no row for unknown ids)."""
+    return await mark_deleted(conn, deals, ids, now)
 
 
 async def replace_deal_links(

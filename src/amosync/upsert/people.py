@@ -14,17 +14,24 @@ from amosync.upsert.rows import record_rows
 
 
 async def upsert_people(
-    conn: AsyncConnection, table: Table, records: Sequence[ContactRecord], now: datetime
+    conn: AsyncConnection,
+    table: Table,
+    records: Sequence[ContactRecord],
+    now: datetime,
+    *,
+    fetched_at: datetime | None = None,
+    future_limit: datetime | None = None,
 ) -> set[int]:
     """Insert or update contacts (or companies); returns the ids whose row was written."""
-    return await upsert_newer(conn, table, record_rows(records, now))
+    rows = record_rows(records, now)
+    return await upsert_newer(conn, table, rows, fetched_at=fetched_at, future_limit=future_limit)
 
 
 async def mark_people_deleted(
     conn: AsyncConnection, table: Table, ids: Iterable[int], now: datetime
-) -> None:
-    """Flag contacts/companies amoCRM no longer returns; stub rows for ones never stored."""
-    await mark_deleted(conn, table, ids, now)
+) -> int:
+    """Flag stored contacts/companies proven deleted; returns how many changed."""
+    return await mark_deleted(conn, table, ids, now)
 
 
 async def missing_ids(conn: AsyncConnection, table: Table, ids: Iterable[int]) -> set[int]:

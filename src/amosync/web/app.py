@@ -18,7 +18,7 @@ from amosync import __version__
 from amosync.heap import freeze_startup_objects
 from amosync.inbox import GroupCommitWriter
 from amosync.inbox.writer import direct_appender
-from amosync.services import build_services, rentprog_field
+from amosync.services import build_services
 from amosync.settings import Settings
 from amosync.web.admin import admin_routes
 from amosync.web.health import health
@@ -62,7 +62,7 @@ def create_app(
         appender=direct_appender(services.inbox),
     )
     webhook = WebhookReceiver(settings, writer)
-    n8n = N8nReceiver(settings, services.engine, writer, rentprog_field(settings))
+    n8n = N8nReceiver(settings, writer)
 
     routes = [
         Route("/health", health, methods=["GET"]),

@@ -1,11 +1,16 @@
 """POST /amocrm/process-webhook: the old internal API's endpoint, kept for n8n workflows.
 
 It accepts JSON in three shapes:
-- a lead as API v4 returns it, a list of them, or a list response (`_embedded.leads`): the
-  sender already fetched it from amoCRM, so it is stored at once, without another API call,
-  and recorded as a `done` event with source `n8n`;
-- a decoded webhook body (`{"leads": {"update": [...]}, "account": {...}}`): it is queued
-  exactly like a webhook, and the worker fetches the authoritative state.
+- a lead as API v4 returns it, a list of them, or a list response (`_embedded.leads`);
+- a decoded webhook body (`{"leads": {"update": [...]}, "account": {...}}`).
+
+Either way it is a hint, like a webhook: the lead ids are queued as events (source `n8n`)
+and the worker fetches each lead from amoCRM, batched with everything else. Pushed content
+is never stored as a deal: a push carrying a wrong or far-future `updated_at` would win
+newer-wins for ever, and nothing later could repair the row. The answers are unchanged
+(`"mode": "upserted"` for lead bodies, `"queued"` for webhook bodies), so existing
+workflows keep working; the deal appears once the worker has fetched it (usually within
+a second).
 """
 
 from __future__ import annotations
@@ -15,20 +20,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from amosync.core.mapping import MappingError, RentProgField, map_lead, map_lead_links
+from amosync.core.mapping import int_id
 from amosync.core.nul import JSON_ESCAPED_NUL, without_nul
 from amosync.core.webhook import WebhookParseError, items_from_decoded
-from amosync.db.turns import write_transaction
 from amosync.errors import StorageUnavailable, WebhookRejected
-from amosync.inbox.store import DONE, append_rows
+from amosync.inbox.store import PENDING
 from amosync.inbox.writer import GroupCommitWriter
 from amosync.settings import Settings
-from amosync.upsert import replace_deal_links, upsert_deals
 from amosync.webhook.guard import check_content_type, check_secret, read_body
 from amosync.webhook.rows import inbox_rows
 
@@ -66,16 +67,8 @@ def rejection(exc: WebhookRejected) -> Response:
 
 
 class N8nReceiver:
-    def __init__(
-        self,
-        settings: Settings,
-        engine: AsyncEngine,
-        writer: GroupCommitWriter,
-        rentprog: RentProgField,
-    ) -> None:
-        self._engine = engine
+    def __init__(self, settings: Settings, writer: GroupCommitWriter) -> None:
         self._writer = writer
-        self._rentprog = rentprog
         self._secret = (
             settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
         )
@@ -97,7 +90,8 @@ class N8nReceiver:
                 body = without_nul(body)
             leads = leads_in(body)
             if leads is not None:
-                stored = await self._store_leads(leads)
+                # "upserted" as before, for workflows that check it: the lead is fetched.
+                stored = await self._queue_leads(leads)
                 return JSONResponse({"ok": True, "stored": stored, "mode": "upserted"})
             if not isinstance(body, dict):
                 raise WebhookRejected(400, "expected a lead, a lead list or a decoded webhook body")
@@ -120,50 +114,33 @@ class N8nReceiver:
                 {"ok": False, "error": "storage unavailable, retry later"}, status_code=503
             )
 
-    async def _store_leads(self, leads: list[dict[str, Any]]) -> int:
-        try:
-            records = [map_lead(obj, self._rentprog) for obj in leads]
-            links = {obj["id"]: map_lead_links(obj) for obj in leads if _has_contacts(obj)}
-        except MappingError as exc:
-            raise WebhookRejected(400, f"lead cannot be stored: {exc}") from None
+    async def _queue_leads(self, leads: list[dict[str, Any]]) -> int:
+        """Queue each pushed lead's id for the worker to fetch; the content is not stored."""
         now = datetime.now(UTC)
-        events = [
-            {
-                "received_at": now,
-                "source": "n8n",
-                "request_id": None,
-                "entity": "leads",
-                "action": "push",
-                "entity_id": r.id,
-                "account_id": r.raw.get("account_id"),
-                "entity_updated_at": r.raw.get("updated_at"),
-                "payload": r.raw,
-                "status": DONE,
-                "attempts": 0,
-                "processed_at": now,
-                "available_at": now,
-            }
-            for r in records
-        ]
-        try:
-            async with write_transaction(self._engine) as conn:
-                await append_rows(conn, events)
-                written = await upsert_deals(conn, records, now)
-                # Links only when the sender fetched them (`with=contacts`); absent ≠ none.
-                await replace_deal_links(
-                    conn,
-                    written & links.keys(),
-                    [link for i in written & links.keys() for link in links[i]],
-                )
-        except SQLAlchemyError as exc:
-            raise StorageUnavailable(str(exc)[:200]) from None
-        log.info(
-            "n8n_leads_stored",
-            extra={"event": "n8n_leads_stored", "leads": len(records), "written": len(written)},
-        )
-        return len(records)
-
-
-def _has_contacts(obj: dict[str, Any]) -> bool:
-    embedded = obj.get("_embedded")
-    return isinstance(embedded, dict) and isinstance(embedded.get("contacts"), list)
+        rows = []
+        for obj in leads:
+            lead_id = int_id(obj.get("id"))
+            if lead_id is None:
+                raise WebhookRejected(400, f"lead id is not an integer: {obj.get('id')!r:.40}")
+            rows.append(
+                {
+                    "received_at": now,
+                    "source": "n8n",
+                    "request_id": None,
+                    "entity": "leads",
+                    "action": "push",
+                    "entity_id": lead_id,
+                    "account_id": int_id(obj.get("account_id")),
+                    "entity_updated_at": int_id(obj.get("updated_at")),
+                    "payload": obj,
+                    "status": PENDING,
+                    "attempts": 0,
+                    "last_error": None,
+                    "processed_at": None,
+                    "available_at": now,
+                    "locked_by": None,
+                }
+            )
+        await self._writer.write(rows)
+        log.info("n8n_leads_queued", extra={"event": "n8n_leads_queued", "leads": len(rows)})
+        return len(rows)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amosync.core.answer import MappedAnswer
+from amosync.core.answer import MappedAnswer, future_ids, without
+from amosync.db.clock import database_now
 from amosync.db.tables import companies, contacts
 from amosync.inbox.store import DONE, PENDING, append_rows, settle
+from amosync.inbox.superseded import settle_superseded
+from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 from amosync.upsert import (
     mark_deals_deleted,
     mark_people_deleted,
@@ -31,30 +34,51 @@ _PEOPLE = {"contacts": contacts, "companies": companies}
 @dataclass(frozen=True, slots=True)
 class Applied:
     written: int  # rows inserted or updated
-    stale: int  # copies refused because the stored row is newer
-    deleted: int  # ids amoCRM did not return
+    stale: int  # copies not written: the stored row is newer, or the same
+    deleted: int  # rows newly flagged deleted (proven deletions only)
     contacts_queued: int  # linked contacts we had never stored, queued for a fetch
+    future: int = 0  # copies refused: a timestamp beyond the database clock plus the skew
+    superseded: int = 0  # failed events settled because this answer was stored
 
 
 async def apply_fetched(
-    conn: AsyncConnection, answer: MappedAnswer, event_ids: Sequence[int]
+    conn: AsyncConnection,
+    answer: MappedAnswer,
+    event_ids: Sequence[int],
+    *,
+    max_skew: float = DEFAULT_MAX_CLOCK_SKEW,
 ) -> Applied:
+    """Store `answer` and settle `event_ids` done.
+
+    Whatever the source (worker, catch-up, backfill), nothing dated more than `max_skew`
+    seconds after the database clock is stored: such a state would win newer-wins for ever.
+    The worker takes those ids out of the answer first and retries their events
+    (worker/review.py); here they are refused for every caller.
+    """
     now = datetime.now(UTC)
+    limit = await database_now(conn) + timedelta(seconds=max_skew)
+    future = future_ids(answer, limit)
+    answer = without(answer, future)
+    guard = {"fetched_at": answer.fetched_at, "future_limit": limit}
     queued = 0
     if answer.entity == "leads":
-        written = await upsert_deals(conn, answer.deals, now)
+        written = await upsert_deals(conn, answer.deals, now, **guard)
         links = [
             link for deal in answer.deals if deal.id in written for link in answer.links[deal.id]
         ]
         await replace_deal_links(conn, written, links)
-        await mark_deals_deleted(conn, answer.gone, now)
+        flagged = await mark_deals_deleted(conn, answer.deleted, now)
         queued = await _queue_unknown_contacts(conn, {link.contact_id for link in links}, now)
     else:
         table = _PEOPLE[answer.entity]
-        written = await upsert_people(conn, table, answer.people, now)
-        await mark_people_deleted(conn, table, answer.gone, now)
+        written = await upsert_people(conn, table, answer.people, now, **guard)
+        flagged = await mark_people_deleted(conn, table, answer.deleted, now)
+    superseded = await settle_superseded(
+        conn, answer.entity, answer.ids | answer.deleted, answer.fetched_at
+    )
     await settle(conn, event_ids, DONE)
-    return Applied(len(written), answer.returned - len(written), len(answer.gone), queued)
+    stored = len(answer.deals) + len(answer.people)
+    return Applied(len(written), stored - len(written), flagged, queued, len(future), superseded)
 
 
 async def _queue_unknown_contacts(
@@ -62,8 +86,9 @@ async def _queue_unknown_contacts(
 ) -> int:
     """A deal links contacts we have never stored: queue them like webhook events.
 
-    Going through the inbox keeps the fetch durable and batched with everything else; a
-    contact amoCRM does not return is stored as a deletion stub, so it is asked for once.
+    Going through the inbox keeps the fetch durable and batched with everything else. A
+    contact amoCRM does not have leaves no row, so it is asked for again when a deal linking
+    it changes (amoCRM leaves deleted contacts out of a lead's links, so that is rare).
     """
     unknown = await missing_ids(conn, contacts, contact_ids)
     rows = [

@@ -56,6 +56,7 @@ from amosync.core.answer import MappedAnswer
 from amosync.core.plan import ClaimedEvent, FetchChunk
 from amosync.errors import AnswerTooLarge
 from amosync.inbox.store import InboxStore
+from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 from amosync.worker.apply import Applied, apply_fetched
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ async def store_apart(
     answer: MappedAnswer,
     chunk: FetchChunk,
     events: Mapping[int, ClaimedEvent],
+    max_skew: float = DEFAULT_MAX_CLOCK_SKEW,
 ) -> Stored:
     """Store the answer with the chunk's events marked done, each try in a transaction of
     its own; split it when that fails.
@@ -175,7 +177,7 @@ async def store_apart(
     async def store(ids: tuple[int, ...]) -> None:
         event_ids = chunk.event_ids if ids == chunk.ids else events_of(chunk, ids, events)
         part = answer if ids == chunk.ids else _part(answer, frozenset(ids))
-        applied = await _apply(inbox, part, event_ids)
+        applied = await _apply(inbox, part, event_ids, max_skew)
         stored.applied = _sum(stored.applied, applied)
         stored.done.extend(event_ids)
 
@@ -184,7 +186,7 @@ async def store_apart(
 
 
 async def store_page_apart(
-    conn: AsyncConnection, answer: MappedAnswer
+    conn: AsyncConnection, answer: MappedAnswer, max_skew: float = DEFAULT_MAX_CLOCK_SKEW
 ) -> tuple[Applied, dict[int, str]]:
     """Store a catch-up page in the caller's transaction, each try in a savepoint of its
     own; an entity the database refuses is left out. Returns what was written and the
@@ -200,7 +202,7 @@ async def store_page_apart(
         nonlocal total
         part = answer if ids == every else _part(answer, frozenset(ids))
         async with conn.begin_nested():
-            applied = await apply_fetched(conn, part, ())
+            applied = await apply_fetched(conn, part, (), max_skew=max_skew)
         total = _sum(total, applied)
 
     # Refused or not, an entity left out is fetched again by the worker: both verdicts go
@@ -246,14 +248,16 @@ async def _split(
     await _split(entity, ids[half:], store, refused, retry)
 
 
-async def _apply(inbox: InboxStore, answer: MappedAnswer, event_ids: Sequence[int]) -> Applied:
+async def _apply(
+    inbox: InboxStore, answer: MappedAnswer, event_ids: Sequence[int], max_skew: float
+) -> Applied:
     # The upsert commits with (some of) its events marked done. Where writes take turns, the
     # rest are marked in short transactions after it (a crash between leaves them leased:
     # they come due again and are fetched once more, no loss).
     per_turn = inbox.turns.rows_per_turn or len(event_ids)
     with_upsert, after = event_ids[:per_turn], event_ids[per_turn:]
     async with inbox.transaction() as conn:
-        applied = await apply_fetched(conn, answer, with_upsert)
+        applied = await apply_fetched(conn, answer, with_upsert, max_skew=max_skew)
     await inbox.mark_done(after)
     return applied
 
@@ -273,7 +277,8 @@ def by_reason(
     (one statement per reason when they are settled)."""
     grouped: dict[str, list[int]] = {}
     for event_id in chunk.event_ids:
-        entity_id = events[event_id].entity_id
+        event = events.get(event_id)  # None: settled already (held back, worker/review.py)
+        entity_id = event.entity_id if event is not None else None
         if entity_id is not None and entity_id in reasons:
             grouped.setdefault(reasons[entity_id], []).append(event_id)
     return grouped
@@ -286,12 +291,22 @@ def _subchunk(
 
 
 def _part(answer: MappedAnswer, ids: frozenset[int]) -> MappedAnswer:
-    """The answer restricted to these entity ids."""
+    """The answer restricted to these entity ids (when it was requested and the deletions
+    proven among them kept)."""
     deals = [deal for deal in answer.deals if deal.id in ids]
     people = [person for person in answer.people if person.id in ids]
     links = {deal_id: answer.links[deal_id] for deal_id in ids if deal_id in answer.links}
     returned = len(deals) + len(people)
-    return MappedAnswer(answer.entity, returned, answer.gone & ids, deals, links, people)
+    return MappedAnswer(
+        answer.entity,
+        returned,
+        answer.gone & ids,
+        deals,
+        links,
+        people,
+        answer.fetched_at,
+        answer.deleted & ids,
+    )
 
 
 def _sum(a: Applied, b: Applied) -> Applied:
@@ -300,4 +315,6 @@ def _sum(a: Applied, b: Applied) -> Applied:
         a.stale + b.stale,
         a.deleted + b.deleted,
         a.contacts_queued + b.contacts_queued,
+        a.future + b.future,
+        a.superseded + b.superseded,
     )

@@ -34,6 +34,7 @@ from amosync.core.plan import (
 )
 from amosync.errors import AmoCRMError, IPBlocked, ReauthRequired, RetryLater
 from amosync.inbox.store import InboxStore, Retry
+from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 from amosync.worker.heartbeat import (
     IP_BLOCKED,
     REAUTH_REQUIRED,
@@ -45,6 +46,7 @@ from amosync.worker.heartbeat import (
 from amosync.worker.isolate import by_reason, fetch_apart, store_apart
 from amosync.worker.jobs import PeriodicJob, run_periodically
 from amosync.worker.paused import WorkerPaused as _Paused
+from amosync.worker.review import review_answer
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class WorkerConfig:
     reauth_pause: float = 60.0
     ip_block_pause: float = 600.0
     heartbeat_interval: float = 5.0
+    max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW
 
 
 class Worker:
@@ -221,10 +224,27 @@ class Worker:
         try:
             # An entity that makes the answer too large, or that the database refuses, is
             # split off; the rest is stored (worker/isolate.py).
+            fetched_at = datetime.now(UTC)
             fetched = await fetch_apart(self._client, chunk, self._unsettled)
+            answer = map_answer(
+                chunk.entity,
+                fetched.chunk.ids,
+                fetched.objects,
+                self._rentprog,
+                fetched_at=fetched_at,
+            )
+            # Missing ids asked for alone, future-dated ones held back (worker/review.py).
+            reviewed = await review_answer(
+                self._client, self._engine, answer, self._rentprog, self._config.max_clock_skew
+            )
+            held = reviewed.held_events(fetched.chunk, self._unsettled)
+            answer, kept = reviewed.answer, reviewed.remaining(fetched.chunk, self._unsettled)
+            for reason, event_ids in held.items():
+                await self._reschedule(event_ids, reason, None)
             upsert_started = time.perf_counter()
-            answer = map_answer(chunk.entity, fetched.chunk.ids, fetched.objects, self._rentprog)
-            stored = await store_apart(self._inbox, answer, fetched.chunk, self._unsettled)
+            stored = await store_apart(
+                self._inbox, answer, kept, self._unsettled, self._config.max_clock_skew
+            )
             metrics.upsert_done(chunk.entity, upsert_started)
         except ReauthRequired as exc:
             raise _Paused(REAUTH_REQUIRED, str(exc), self._config.reauth_pause) from None
