@@ -13,14 +13,17 @@ from typing import Annotated, Any
 import httpx
 import orjson
 import typer
+from pydantic import ValidationError
 
 from amosync.cli.common import fail
+from amosync.settings import Settings
 
 DEFAULT_FAKE_URL = "http://127.0.0.1:8081"
 URL_OPTION = typer.Option(
     "--url",
     envvar="AMOSYNC_AMOCRM_BASE_URL",
-    help="The running fake (default: $AMOSYNC_AMOCRM_BASE_URL, else http://127.0.0.1:8081).",
+    help="The running fake (default: AMOSYNC_AMOCRM_BASE_URL from the environment or .env, "
+    "else http://127.0.0.1:8081).",
 )
 JSON_OPTION = typer.Option("--json", help="Print the fake's whole answer as JSON.")
 WAIT_SECONDS = 10.0
@@ -29,14 +32,14 @@ lead_app = typer.Typer(help="Create, edit, move or delete a deal.", no_args_is_h
 contact_app = typer.Typer(help="Create, edit or delete a contact.", no_args_is_help=True)
 webhook_app = typer.Typer(help="The fake's webhook subscriptions.", no_args_is_help=True)
 
-Url = Annotated[str, URL_OPTION]
+Url = Annotated[str | None, URL_OPTION]
 Json = Annotated[bool, JSON_OPTION]
 Name = Annotated[str | None, typer.Option(help="The name.")]
 
 
 @lead_app.command("create")
 def lead_create(
-    url: Url = DEFAULT_FAKE_URL,
+    url: Url = None,
     name: Name = None,
     price: Annotated[int, typer.Option(min=0)] = 0,
     rentprog_id: Annotated[str | None, typer.Option(help="The 'RentProg ID' field.")] = None,
@@ -51,7 +54,7 @@ def lead_create(
 @lead_app.command("update")
 def lead_update(
     lead_id: Annotated[int, typer.Argument(help="The deal's id.")],
-    url: Url = DEFAULT_FAKE_URL,
+    url: Url = None,
     name: Name = None,
     price: Annotated[int | None, typer.Option(min=0)] = None,
     rentprog_id: Annotated[str | None, typer.Option(help="The 'RentProg ID' field.")] = None,
@@ -66,7 +69,7 @@ def lead_update(
 def lead_move(
     lead_id: Annotated[int, typer.Argument(help="The deal's id.")],
     status_id: Annotated[int, typer.Option(help="The new stage (142 won, 143 lost).")],
-    url: Url = DEFAULT_FAKE_URL,
+    url: Url = None,
     pipeline_id: Annotated[int | None, typer.Option(help="Another pipeline.")] = None,
     as_json: Json = False,
 ) -> None:
@@ -78,7 +81,7 @@ def lead_move(
 @lead_app.command("delete")
 def lead_delete(
     lead_id: Annotated[int, typer.Argument(help="The deal's id.")],
-    url: Url = DEFAULT_FAKE_URL,
+    url: Url = None,
     as_json: Json = False,
 ) -> None:
     """Delete a deal (sends delete_lead)."""
@@ -87,7 +90,7 @@ def lead_delete(
 
 @contact_app.command("create")
 def contact_create(
-    url: Url = DEFAULT_FAKE_URL,
+    url: Url = None,
     name: Name = None,
     phone: Annotated[str | None, typer.Option(help="A phone number.")] = None,
     as_json: Json = False,
@@ -99,7 +102,7 @@ def contact_create(
 @contact_app.command("update")
 def contact_update(
     contact_id: Annotated[int, typer.Argument(help="The contact's id.")],
-    url: Url = DEFAULT_FAKE_URL,
+    url: Url = None,
     name: Name = None,
     phone: Annotated[str | None, typer.Option(help="A phone number.")] = None,
     as_json: Json = False,
@@ -112,7 +115,7 @@ def contact_update(
 @contact_app.command("delete")
 def contact_delete(
     contact_id: Annotated[int, typer.Argument(help="The contact's id.")],
-    url: Url = DEFAULT_FAKE_URL,
+    url: Url = None,
     as_json: Json = False,
 ) -> None:
     """Delete a contact (sends delete_contact)."""
@@ -122,7 +125,7 @@ def contact_delete(
 @webhook_app.command("disable")
 def webhook_disable(
     destination: Annotated[str, typer.Argument(help="The subscription's exact URL.")],
-    url: Url = DEFAULT_FAKE_URL,
+    url: Url = None,
 ) -> None:
     """Disable a subscription, as amoCRM does after too many failed deliveries."""
     _post(url, "/_fake/webhooks/disable", {"destination": destination})
@@ -130,21 +133,23 @@ def webhook_disable(
 
 
 @webhook_app.command("deliveries")
-def webhook_deliveries(url: Url = DEFAULT_FAKE_URL) -> None:
+def webhook_deliveries(url: Url = None) -> None:
     """Delivery counters per destination, as JSON."""
     answer = _request(url, "GET", "/_fake/deliveries", None)
     typer.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
 
 
 def token(
-    url: Url = DEFAULT_FAKE_URL,
+    url: Url = None,
     days: Annotated[int, typer.Option(help="Lifetime in days.", min=1, max=1830)] = 365,
 ) -> None:
     """Generate a long-lived token (a JWT that expires in --days) and print it."""
     typer.echo(_post(url, "/_fake/tokens", {"days": days})["token"])
 
 
-def _act(url: str, path: str, body: dict[str, Any], as_json: bool, kind: str, verb: str) -> None:
+def _act(
+    url: str | None, path: str, body: dict[str, Any], as_json: bool, kind: str, verb: str
+) -> None:
     answer = _post(url, path, {k: v for k, v in body.items() if v is not None})
     queued = int(answer.get("queued", 0))
     _wait_delivered(url, queued)
@@ -154,7 +159,7 @@ def _act(url: str, path: str, body: dict[str, Any], as_json: bool, kind: str, ve
         typer.echo(f"{kind} {answer[kind]['id']} {verb}; {queued} webhook(s) sent")
 
 
-def _wait_delivered(url: str, queued: int) -> None:
+def _wait_delivered(url: str | None, queued: int) -> None:
     # Delivery is asynchronous; wait (bounded) so "sent" means the POSTs were made.
     deadline = time.monotonic() + WAIT_SECONDS
     while queued and time.monotonic() < deadline:
@@ -163,11 +168,25 @@ def _wait_delivered(url: str, queued: int) -> None:
         time.sleep(0.05)
 
 
-def _post(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+def _post(url: str | None, path: str, body: dict[str, Any]) -> dict[str, Any]:
     return _request(url, "POST", path, body)
 
 
-def _request(url: str, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+def _fake_url(url: str | None) -> str:
+    if url:
+        return url
+    try:
+        # The rehearsal in the setup guide puts the fake's URL in .env: use it from there too.
+        configured = Settings().amocrm_base_url
+    except ValidationError:
+        configured = None
+    return configured or DEFAULT_FAKE_URL
+
+
+def _request(
+    given_url: str | None, method: str, path: str, body: dict[str, Any] | None
+) -> dict[str, Any]:
+    url = _fake_url(given_url)
     target = url.rstrip("/") + path
     try:
         response = httpx.request(method, target, json=body, timeout=10.0)
