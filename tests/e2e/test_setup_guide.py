@@ -374,6 +374,7 @@ def test_walk_the_oauth_rehearsal(tmp_path: Path) -> None:
 
     def sub(text: str) -> str:
         text = text.replace(GUIDE_OAUTH_FAKE, f"127.0.0.1:{fake_port}")
+        text = text.replace("--port 8082", f"--port {fake_port}")
         return text.replace(GUIDE_CALLBACK, f"127.0.0.1:{callback_port}")
 
     lines = commands(block("amosync dev fake-amocrm --port 8082"))
@@ -393,7 +394,9 @@ def test_walk_the_oauth_rehearsal(tmp_path: Path) -> None:
         text = block("amosync dev fake-amocrm --port 8082")
         setup, tail = text.split("\nEOF\n")
         walk.sh(sub(setup.split("\n", 1)[1] + "\nEOF\n"))
-        assert ["amosync auth login", "amosync auth status"] == commands(tail)
+        steps = commands(tail)
+        assert ["amosync migrate", "amosync auth login", "amosync auth status"] == steps
+        walk.sh(steps[0])
 
         # 2B, step 3, first way: the link, "Allow", the address from the browser, exchange.
         link = walk.sh("amosync auth url").stdout.strip()
