@@ -10,6 +10,7 @@ control API. Outputs the guide shows are compared with what the commands print.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from amosync.cli.auth import consent_url
 from amosync.cli.main import app
 from amosync.settings import Settings
 from tests.e2e.test_cli import AMOSYNC, free_port, wait_http
@@ -446,3 +448,41 @@ def _get(url: str) -> bool:
     except httpx.TransportError:
         return False
     return True
+
+
+# -- the fake's CLI beyond what the guide runs --------------------------------------------------
+
+
+def test_fake_cli_edits_deletes_and_reports(fake: str, tmp_path: Path) -> None:
+    """`lead update|delete`, `contact create|update|delete`, `webhook deliveries`, bad input."""
+    walk = Walk(tmp_path, fake)
+    url = f"--url http://{fake}"
+    lead = walk.sh(f"amosync dev fake-amocrm lead create {url} --json")
+    lead_id = json.loads(lead.stdout)["lead"]["id"]
+    updated = walk.sh(f"amosync dev fake-amocrm lead update {lead_id} --name X --price 5 {url}")
+    assert f"lead {lead_id} updated; 0 webhook(s) sent" == updated.stdout.strip()
+    assert (
+        f"lead {lead_id} deleted"
+        in walk.sh(f"amosync dev fake-amocrm lead delete {lead_id} {url}").stdout
+    )
+    gone = walk.sh(f"amosync dev fake-amocrm lead delete {lead_id} {url}", expect=1)
+    assert "the fake refused" in gone.stderr
+    contact = walk.sh(f"amosync dev fake-amocrm contact create --name Ann --phone +7900 {url}")
+    contact_id = re.findall(r"contact (\d+) created", contact.stdout)[0]
+    walk.sh(f"amosync dev fake-amocrm contact update {contact_id} --name Anna {url}")
+    walk.sh(f"amosync dev fake-amocrm contact delete {contact_id} {url}")
+    counters = json.loads(walk.sh(f"amosync dev fake-amocrm webhook deliveries {url}").stdout)
+    assert {"pending": 0, "dropped": 0, "destinations": {}} == counters
+    nobody = walk.sh(
+        f"amosync dev fake-amocrm lead create --url http://127.0.0.1:{free_port()}", expect=1
+    )
+    assert "cannot reach the fake amoCRM" in nobody.stderr
+    missing = walk.sh(f"amosync dev fake-amocrm webhook disable https://nowhere/x {url}", expect=1)
+    assert "no subscription" in missing.stderr
+
+
+def test_consent_link_goes_to_a_fake_on_this_machine() -> None:
+    """With amoCRM at a loopback address (the fake), the consent page is the fake's own."""
+    settings = Settings(_env_file=None, amocrm_base_url="http://127.0.0.1:8081")  # type: ignore[call-arg]
+    link = consent_url(settings, "abc", "s1")
+    assert "http://127.0.0.1:8081/oauth?client_id=abc&state=s1&mode=post_message" == link
