@@ -6,6 +6,7 @@
     ├── WebhookRejected        HTTP 4xx with a short reason; nothing is stored
     └── AmoCRMError            a call to amoCRM did not give us data
         ├── RetryLater         transient (429, 5xx, timeout): events go back to pending
+        │   └── RateLimited    a 429 pause is in force and the caller will not wait it out
         ├── ReauthRequired     401: the token is refused; API work stops, events stay pending
         ├── IPBlocked          403: amoCRM blocked us; stop calling for a cool-down
         ├── RequestRejected    another 4xx: the request itself is wrong; events fail
@@ -52,6 +53,10 @@ class RetryLater(AmoCRMError):
     def __init__(self, message: str | None = None, *, delay: float | None = None) -> None:
         super().__init__(message)
         self.delay = delay
+
+
+class RateLimited(RetryLater):
+    """Calls to amoCRM are paused after a 429; try again later."""
 
 
 class ReauthRequired(AmoCRMError):

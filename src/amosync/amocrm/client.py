@@ -3,7 +3,8 @@
     2xx         → data (204 → nothing)
     401         → ask the token provider once for a new token, else ReauthRequired
     403         → IPBlocked (amoCRM blocks an IP that keeps exceeding the rate limit)
-    429         → pause the limiter for `retry_after`, retry; RetryLater when it persists
+    429         → pause the limiter for `retry_after` (at most `max_retry_after`), retry;
+                  RetryLater when it persists
     5xx/network → retry GETs with backoff and jitter; RetryLater when it persists
     other 4xx   → RequestRejected
     too large   → AnswerTooLarge (read no further than `max_answer_bytes`)
@@ -29,9 +30,16 @@ from amosync import __version__, metrics
 from amosync.amocrm.auth import TokenProvider
 from amosync.amocrm.ratelimit import RateLimiter, Slot
 from amosync.core.answer_json import loads_answer
-from amosync.core.backoff import parse_retry_after, retry_delay
+from amosync.core.backoff import MAX_RETRY_AFTER, parse_retry_after, retry_delay
 from amosync.core.plan import MAX_IDS_PER_CALL
-from amosync.errors import AnswerTooLarge, IPBlocked, ReauthRequired, RequestRejected, RetryLater
+from amosync.errors import (
+    AnswerTooLarge,
+    IPBlocked,
+    RateLimited,
+    ReauthRequired,
+    RequestRejected,
+    RetryLater,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +103,14 @@ class AmoClient:
         backoff_base: float = 0.5,
         ip_block_cooldown: float = 600.0,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
+        max_retry_after: float = MAX_RETRY_AFTER,
     ) -> None:
         """`after_answer` replaces the default `limiter.done(slot)` then `recorder.record(…)`
         (give one or the other, not both)."""
         self._tokens = tokens
         self._max_answer_bytes = max_answer_bytes
         self._ip_block_cooldown = ip_block_cooldown
+        self._max_retry_after = max_retry_after
         self._limiter = limiter
         self._after_answer = after_answer or ReleaseThenRecord(limiter, recorder)
         self._backoff_base = backoff_base
@@ -198,12 +208,12 @@ class AmoClient:
                 if await self._tokens.token_rejected(token):
                     continue
             if response is not None and response.status_code == 429:
-                wait = _retry_after(response)
+                wait = _retry_after(response, self._max_retry_after)
                 self._limiter.pause(wait)
                 rate_limited += 1
                 if rate_limited < RATE_LIMITED_TRIES:
                     continue
-                raise RetryLater(f"{method} {path}: rate limited (429)", delay=wait)
+                raise RateLimited(f"{method} {path}: rate limited (429)", delay=wait)
             if response is not None and response.status_code == 403:
                 # Every caller sharing the limiter (other workers too) stops for the cool-down.
                 self._limiter.block(self._ip_block_cooldown)
@@ -344,9 +354,9 @@ def _error_for(method: str, path: str, answer: httpx.Response | httpx.TransportE
     return RequestRejected(f"{method} {path}: amoCRM answered {status} ({detail})", status=status)
 
 
-def _retry_after(response: httpx.Response) -> float:
-    wait = parse_retry_after(response.headers.get("Retry-After"), _json_or_none(response))
-    return 1.0 if wait is None else wait
+def _retry_after(response: httpx.Response, cap: float) -> float:
+    wait = parse_retry_after(response.headers.get("Retry-After"), _json_or_none(response), cap=cap)
+    return min(1.0, cap) if wait is None else wait
 
 
 def _json_or_none(response: httpx.Response) -> Any:

@@ -88,7 +88,10 @@ def validation_error(path: str, detail: str, code: str = "InvalidType") -> Respo
 
 
 def error_response(
-    status: int, *, retry_after: int | None = None, send_retry_after_header: bool = False
+    status: int,
+    *,
+    retry_after: float | str | None = None,
+    send_retry_after_header: bool = False,
 ) -> Response:
     """The response a real account would give with this status and no more specific cause."""
     headers: dict[str, str] = {}

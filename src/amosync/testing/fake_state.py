@@ -47,13 +47,14 @@ class Fault:
     send, or with `body` (dict/list → JSON, str/bytes → as is, typed `content_type`).
     `Fault(hang=5.0)` waits, then answers normally: use it to trip client timeouts.
     `retry_after` goes into a 429 body (default: the state's `retry_after_seconds`) and into a
-    `Retry-After` header for other statuses.
+    `Retry-After` header for other statuses; any JSON value (`1e9`, `"inf"`, an HTTP date)
+    to test how a client bounds what it is told.
     """
 
     status: int = 500
     body: Any = None
     delay: float = 0.0
-    retry_after: int | None = None
+    retry_after: float | str | None = None
     hang: float | None = None
     content_type: str | None = None
 

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from amosync import metrics
 from amosync.amocrm.client import AmoClient
 from amosync.core.answer import map_answer
-from amosync.core.backoff import retry_delay
+from amosync.core.backoff import MAX_ATTEMPTS, retry_delay
 from amosync.core.mapping import MappingError, RentProgField
 from amosync.core.plan import (
     MAX_IDS_PER_CALL,
@@ -44,6 +44,7 @@ from amosync.worker.heartbeat import (
 )
 from amosync.worker.isolate import by_reason, fetch_apart, store_apart
 from amosync.worker.jobs import PeriodicJob, run_periodically
+from amosync.worker.paused import WorkerPaused as _Paused
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +58,12 @@ class WorkerConfig:
     linger: float = 0.3
     poll_interval: float = 0.2
     lease_seconds: float = 300.0
-    max_attempts: int = 10
+    max_attempts: int = MAX_ATTEMPTS
     retry_base_delay: float = 5.0
     retry_max_delay: float = 3600.0
     reauth_pause: float = 60.0
     ip_block_pause: float = 600.0
     heartbeat_interval: float = 5.0
-
-
-class _Paused(Exception):
-    """amoCRM refuses us for a while (401/403): stop this batch, keep events pending."""
-
-    def __init__(self, state: str, detail: str, pause: float) -> None:
-        super().__init__(detail)
-        self.state, self.detail, self.pause = state, detail, pause
 
 
 class Worker:
