@@ -294,3 +294,14 @@ def test_long_lived_token_is_a_jwt_that_expires(fake: tuple[FakeAmoState, str]) 
     state.oauth.now = lambda: time.time() + 31 * 86400
     assert 401 == httpx.get(f"{base}/api/v4/account", headers=bearer).status_code
     assert 400 == httpx.post(f"{base}/_fake/tokens", json={"days": 0}).status_code
+
+
+async def test_control_calls_do_not_spend_the_api_rate_limit() -> None:
+    """The person clicking in amoCRM's UI does not use the integration's 7 requests/s."""
+    state = FakeAmoState(rate_limit_rps=2)
+    transport = httpx.ASGITransport(app=create_fake_amocrm(state))
+    async with httpx.AsyncClient(transport=transport, base_url="http://fake") as client:
+        statuses = [(await client.get("/_fake/deliveries")).status_code for _ in range(5)]
+        api = [(await client.get("/api/v4/account", headers=AUTH)).status_code for _ in range(2)]
+    assert [200] * 5 == statuses
+    assert [200, 200] == api

@@ -165,7 +165,7 @@ def _wait_delivered(url: str | None, queued: int) -> None:
     while queued and time.monotonic() < deadline:
         if _request(url, "GET", "/_fake/deliveries", None).get("pending", 0) == 0:
             return
-        time.sleep(0.05)
+        time.sleep(0.1)
 
 
 def _post(url: str | None, path: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -99,6 +99,8 @@ class _Gate:
 
     async def _intercept(self, path: str, token_ok: bool, arrival: float) -> Response | None:
         state = self.state
+        if path.startswith("/_fake/"):
+            return None  # the fake's control panel is "the UI": no API limits, faults or token
         verdict = state.admit(arrival)
         if state.latency_seconds > 0:
             await asyncio.sleep(state.latency_seconds)
