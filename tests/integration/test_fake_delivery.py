@@ -305,3 +305,19 @@ async def test_control_calls_do_not_spend_the_api_rate_limit() -> None:
         api = [(await client.get("/api/v4/account", headers=AUTH)).status_code for _ in range(2)]
     assert [200] * 5 == statuses
     assert [200, 200] == api
+
+
+def test_a_full_delivery_queue_drops_and_counts(
+    fake: tuple[FakeAmoState, str], receiver: tuple[Receiver, str]
+) -> None:
+    """Tuned: a queue of 1 behind a slow destination keeps 1 waiting and drops the rest."""
+    state, base = fake
+    rec, rurl = receiver
+    rec.delay = 0.5
+    state.deliveries.queue_size = 1
+    subscribe(base, f"{rurl}/slow", ["add_lead"])
+    queued = [control(base, "leads")["queued"] for _ in range(4)]
+    settle(state)
+    assert 2 <= sum(queued) < 4  # one being sent, one waiting; the others dropped
+    assert 4 - sum(queued) == state.deliveries.dropped
+    assert sum(queued) == len(rec.got)
