@@ -367,6 +367,14 @@ def test_walk_the_guide_with_a_long_lived_token(fake: str, tmp_path: Path) -> No
         assert ("✓", "webhook") in marks(again)
         walk.sh("amosync reconcile --since 2h")
 
+        # 10. A long-lived token near its end: doctor warns AMOSYNC_TOKEN_WARN_DAYS ahead.
+        walk.set(
+            "AMOSYNC_AMOCRM_LONG_LIVED_TOKEN",
+            walk.sh("amosync dev fake-amocrm token --days 3").stdout.strip(),
+        )
+        expiring = walk.sh("amosync doctor").stdout
+        assert ("!", "token_expiry") in marks(expiring), expiring
+
 
 def test_walk_the_oauth_rehearsal(tmp_path: Path) -> None:
     """Section 2 option B on the fake: `auth url` → consent → `auth exchange`, then `auth login`."""
