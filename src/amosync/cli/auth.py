@@ -45,6 +45,9 @@ def consent_url(settings: Settings, client_id: str, state: str) -> str:
     """amoCRM's consent page (Kommo's for accounts on *.kommo.com)."""
     host = urlsplit(settings.api_base_url or "").hostname or ""
     site = "https://www.kommo.com" if host.endswith(".kommo.com") else "https://www.amocrm.ru"
+    if host in {"127.0.0.1", "localhost", "::1"} and settings.api_base_url:
+        # amoCRM on this machine is the fake (`amosync dev fake-amocrm`): its own consent page.
+        site = settings.api_base_url.rstrip("/")
     query = urlencode({"client_id": client_id, "state": state, "mode": "post_message"})
     return f"{site}/oauth?{query}"
 

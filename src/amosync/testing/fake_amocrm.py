@@ -21,6 +21,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from amosync.testing.fake_account import account_body
+from amosync.testing.fake_consent import consent_route
+from amosync.testing.fake_control import control_routes
 from amosync.testing.fake_custom_fields import lead_custom_fields_route
 from amosync.testing.fake_errors import (
     HAL_JSON,
@@ -56,6 +58,8 @@ def create_fake_amocrm(state: FakeAmoState) -> Starlette:
     # catch-all; the gate already treats every path outside /api/v4/ as token-free.
     routes.append(events_route(state.events))
     routes.append(Route("/oauth2/access_token", oauth_token_endpoint(state), methods=["POST"]))
+    routes.append(consent_route(state))  # the consent page `amosync auth url` leads to
+    routes.extend(control_routes(state))  # `/_fake/…`: what a person does in amoCRM's UI
     routes.append(Route("/{rest:path}", _not_found, methods=_ALL_METHODS))
     return Starlette(routes=routes, middleware=[Middleware(_Gate, state=state)])
 
@@ -96,6 +100,8 @@ class _Gate:
 
     async def _intercept(self, path: str, token_ok: bool, arrival: float) -> Response | None:
         state = self.state
+        if path.startswith("/_fake/"):
+            return None  # the fake's control panel is "the UI": no API limits, faults or token
         verdict = state.admit(arrival)
         if state.latency_seconds > 0:
             await asyncio.sleep(state.latency_seconds)

@@ -92,6 +92,17 @@ class FakeOAuth:
         with self._lock:
             return self._issue(parent=None)
 
+    def issue_long_lived(self, days: float = 365.0) -> str:
+        """A private integration's long-lived token: a JWT whose `exp` is `days` ahead, no
+        refresh token; the API refuses it (401) once `exp` has passed. Add it to
+        `FakeAmoState.tokens` to have the API accept it."""
+        now = self.now()
+        expires = int(now + days * 86400)
+        with self._lock:
+            token = _jwt(self._claims(now, expires))
+            self._access[token] = (float(expires), None)
+        return token
+
     def revoke(self) -> None:
         """The integration was uninstalled: every refresh token and code dies."""
         with self._lock:
@@ -167,24 +178,25 @@ class FakeOAuth:
 
     def _issue(self, parent: str | None) -> tuple[str, str]:
         now = self.now()
-        access = _jwt(
-            {
-                "aud": self.client_id,
-                "jti": str(uuid.uuid4()),
-                "iat": int(now),
-                "nbf": int(now),
-                "exp": int(now) + self.access_lifetime,
-                "sub": str(DEFAULT_USER_ID),
-                "account_id": DEFAULT_ACCOUNT_ID,
-                "base_domain": "amocrm.ru",
-                "api_domain": "api-b.amocrm.ru",
-                "scopes": ["crm", "notifications"],
-            }
-        )
+        access = _jwt(self._claims(now, int(now) + self.access_lifetime))
         refresh = "def50200" + secrets.token_hex(32)
         self._access[access] = (float(int(now) + self.access_lifetime), parent)
         self._refresh[refresh] = _RefreshToken(now + REFRESH_LIFETIME, parent)
         return access, refresh
+
+    def _claims(self, now: float, expires: int) -> dict[str, Any]:
+        return {
+            "aud": self.client_id,
+            "jti": str(uuid.uuid4()),
+            "iat": int(now),
+            "nbf": int(now),
+            "exp": expires,
+            "sub": str(DEFAULT_USER_ID),
+            "account_id": DEFAULT_ACCOUNT_ID,
+            "base_domain": "amocrm.ru",
+            "api_domain": "api-b.amocrm.ru",
+            "scopes": ["crm", "notifications"],
+        }
 
     def _token_body(self, access: str, refresh: str) -> dict[str, Any]:
         return {

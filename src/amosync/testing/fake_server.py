@@ -101,20 +101,41 @@ def seed_demo_account(state: FakeAmoState, leads: int) -> None:
         )
 
 
-def serve_fake(host: str, port: int, *, seed_leads: int = 5) -> None:
+def serve_fake(
+    host: str, port: int, *, seed_leads: int = 5, redirect_uri: str | None = None
+) -> None:
     """Run a seeded fake amoCRM until interrupted (`amosync dev fake-amocrm`)."""
     state = FakeAmoState()
     seed_demo_account(state, seed_leads)
+    if redirect_uri:
+        state.oauth.redirect_uri = redirect_uri
+    long_lived = state.oauth.issue_long_lived(365)
+    state.tokens.add(long_lived)
     sock = _bind(host, port)
     base_url = f"http://{host}:{sock.getsockname()[1]}"
     logger.info(
-        "fake amoCRM at %s (account %s, subdomain %s); token %r; RentProg field id %s; "
-        "try: curl -H 'Authorization: Bearer %s' %s/api/v4/leads?with=contacts",
+        "fake amoCRM at %s (account %s, subdomain %s); RentProg field id %s; "
+        "control page %s/_fake/",
         base_url,
         state.account_id,
         state.subdomain,
-        DEFAULT_TOKEN,
         RENTPROG_FIELD_ID,
+        base_url,
+    )
+    logger.info(
+        "long-lived token (a JWT, expires in 365 days): %s ; the tests' token %r never expires",
+        long_lived,
+        DEFAULT_TOKEN,
+    )
+    logger.info(
+        "OAuth: AMOSYNC_AMOCRM_CLIENT_ID=%s AMOSYNC_AMOCRM_CLIENT_SECRET=%s "
+        "AMOSYNC_AMOCRM_REDIRECT_URI=%s",
+        state.oauth.client_id,
+        state.oauth.client_secret,
+        state.oauth.redirect_uri,
+    )
+    logger.info(
+        "try: curl -H 'Authorization: Bearer %s' %s/api/v4/leads?with=contacts",
         DEFAULT_TOKEN,
         base_url,
     )

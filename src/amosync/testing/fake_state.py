@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from amosync.testing.fake_custom_fields import default_lead_fields
+from amosync.testing.fake_delivery import FakeDeliveries
 from amosync.testing.fake_entities import FakeEntities
 from amosync.testing.fake_fields import DEFAULT_TOKEN
 from amosync.testing.fake_oauth import FakeOAuth
@@ -93,6 +94,8 @@ class FakeAmoState(FakeEntities):
     oauth: FakeOAuth = field(default_factory=FakeOAuth)
     # `/api/v4/webhooks` subscriptions (knobs: `webhooks.disable(url)`, `post_status`).
     webhooks: FakeWebhooks = field(default_factory=FakeWebhooks)
+    # Sending webhooks to those subscriptions (`/_fake/…` control actions trigger it).
+    deliveries: FakeDeliveries = field(default_factory=FakeDeliveries)
     # `/api/v4/leads/custom_fields` definitions; the RentProg ID field is among them.
     lead_custom_fields: list[dict[str, Any]] = field(default_factory=default_lead_fields)
     # Answers a plain account does not give, for the "deleted only on proof" rules:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 from starlette.requests import Request
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from amosync.testing.fake_state import FakeAmoState
 
 MAX_WEBHOOKS = 100
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # Every event name the API accepts in `settings` (PROTOCOL §1.2, the confirmed ones).
 KNOWN_SETTINGS = frozenset(
     f"{action}_{entity}"
@@ -142,7 +143,7 @@ def _list(hooks: FakeWebhooks, request: Request, account_id: int) -> Response:
 def _subscribe(
     hooks: FakeWebhooks, body: dict[str, Any], destination: str, account_id: int
 ) -> Response:
-    if hooks.require_https and not destination.startswith("https://"):
+    if hooks.require_https and not _https_or_loopback(destination):
         return validation_error("destination", "Destination must be an HTTPS URL", "InvalidUrl")
     settings = body.get("settings")
     if (
@@ -159,6 +160,19 @@ def _subscribe(
     with hooks.lock:
         answer = hook.as_json(account_id)
     return json_response(answer, hooks.post_status)
+
+
+def _https_or_loopback(destination: str) -> bool:
+    """amoCRM sends only to HTTPS; the fake also to plain HTTP on this machine, so the guide
+    can be tried locally. Any other plain-HTTP destination is refused as amoCRM would."""
+    try:
+        parts = urlsplit(destination)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if parts.scheme == "https":
+        return True
+    return parts.scheme == "http" and host in _LOOPBACK_HOSTS
 
 
 async def _json_body(request: Request) -> dict[str, Any] | None:
