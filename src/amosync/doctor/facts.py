@@ -8,6 +8,7 @@ The API calls are recorded like any other (`purpose` = check); four calls in all
 from __future__ import annotations
 
 import contextlib
+import os
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ from amosync.errors import AmoCRMError, IPBlocked, ReauthRequired, RetryLater
 from amosync.inbox.store import FAILED
 from amosync.services import build_client
 from amosync.settings import Settings
+from amosync.settings_audit import unknown_variables
 from amosync.worker.subscription import assess, save_subscription_state
 
 T = TypeVar("T")
@@ -97,6 +99,7 @@ async def _gather(
         service=service,
         events=events,
         lead_fields=fields,
+        unknown_variables=unknown_variables(os.environ),
     )
 
 
