@@ -61,9 +61,15 @@ def unknown_variables(
             if name in known or name in NOT_SETTINGS:
                 continue
             seen.add(name)
-            match = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            found.append(UnknownVariable(raw, source, match[0] if match else None))
+            found.append(UnknownVariable(raw, source, _closest(name, known)))
     return found
+
+
+def _closest(name: str, known: list[str]) -> str | None:
+    # Compared without the shared prefix, which would make every name look alike.
+    tails = [k[len(PREFIX) :] for k in known]
+    match = difflib.get_close_matches(name[len(PREFIX) :], tails, n=1, cutoff=0.6)
+    return PREFIX + match[0] if match else None
 
 
 def _env_file_names(path: Path) -> list[str]:
