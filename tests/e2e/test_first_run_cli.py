@@ -288,3 +288,39 @@ def _get_when_listening(url: str, attempts: int = 100) -> httpx.Response:
         except httpx.ConnectError:
             time.sleep(0.05)
     raise AssertionError(f"nothing listened on {url}")
+
+
+# -- copy-db and running processes ---------------------------------------------------------
+
+
+def test_copy_db_force_refuses_a_target_a_worker_runs_on(
+    sqlite_url: str, sqlite_template: Path, tmp_path: Path
+) -> None:
+    """The incident: `copy-db --force` wiped a target a worker was running on. Now exit 1
+    naming the worker; `--even-if-running` overrides."""
+    import asyncio
+
+    from amosync.db.engine import create_service_engine
+    from amosync.worker.heartbeat import WorkerState, beat
+
+    async def beat_once() -> str:
+        engine = create_service_engine(sqlite_url)
+        try:
+            worker = WorkerState()
+            await beat(engine, worker)
+            return worker.id
+        finally:
+            await engine.dispose()
+
+    worker_id = asyncio.run(beat_once())
+    source = tmp_path / "source.db"
+    shutil.copy(sqlite_template, source)
+    args = ("copy-db", "--from", f"sqlite:///{source}", "--to", sqlite_url, "--force")
+
+    refused = run(*args, env=clean_env(), cwd=tmp_path)
+    forced = run(*args, "--even-if-running", env=clean_env(), cwd=tmp_path)
+
+    assert 1 == refused.returncode, refused.stdout + refused.stderr
+    assert f"worker {worker_id}" in refused.stderr
+    assert "--even-if-running" in refused.stderr
+    assert 0 == forced.returncode, forced.stderr
