@@ -148,9 +148,15 @@ def test_serve_on_a_busy_port_is_one_line_and_exit_2(
     _assert_one_line_exit_2(run("serve", env=env, cwd=tmp_path), busy_port, "AMOSYNC_PORT")
 
 
-def test_fake_amocrm_on_a_busy_port_is_one_line_and_exit_2(busy_port: int, tmp_path: Path) -> None:
-    result = run("dev", "fake-amocrm", "--port", str(busy_port), env=clean_env(), cwd=tmp_path)
-    _assert_one_line_exit_2(result, busy_port, "--port")
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [(("dev", "fake-amocrm"), "--port"), (("demo",), "--port"), (("demo",), "--fake-port")],
+)
+def test_fake_amocrm_and_demo_on_a_busy_port_are_one_line_and_exit_2(
+    busy_port: int, tmp_path: Path, command: tuple[str, ...], option: str
+) -> None:
+    result = run(*command, option, str(busy_port), env=clean_env(), cwd=tmp_path)
+    _assert_one_line_exit_2(result, busy_port, option)
 
 
 def test_auth_login_on_a_busy_port_is_one_line_and_exit_2(
