@@ -65,14 +65,16 @@ def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
 
 
 def test_everything_in_place_passes_every_check() -> None:
-    """A complete setup: nine checks, all ✓."""
+    """A complete setup: eleven checks, all ✓."""
     s = settings()
 
     results = run_checks(s, healthy(s))
 
-    assert ["ok"] * 9 == [r.status for r in results]
+    assert ["ok"] * 11 == [r.status for r in results]
     assert [
         "settings",
+        "unknown_variables",
+        "token_choice",
         "database",
         "schema",
         "token",

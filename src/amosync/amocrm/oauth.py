@@ -31,7 +31,7 @@ from amosync import __version__
 from amosync.amocrm.auth import LongLivedToken, TokenProvider
 from amosync.amocrm.client import CallRecorder
 from amosync.amocrm.jwt_claims import token_expires_at
-from amosync.amocrm.token_info import configured_kind
+from amosync.amocrm.token_info import configured_kind, missing_token_hint
 from amosync.amocrm.token_store import REAUTH_HOWTO, StoredTokens, TokenGrant, TokenStore
 from amosync.core.backoff import retry_delay
 from amosync.db.api_log import DbCallRecorder
@@ -176,16 +176,64 @@ def _parse_grant(response: httpx.Response, requested: datetime) -> TokenGrant:
     return TokenGrant(access, refresh, expires_at)
 
 
+# What to do, by what amoCRM's answer says is wrong (PROTOCOL.md §6 lists the hints seen).
+# A fix that names the wrong thing wastes an operator's 20-minute code.
+FIX_CLIENT = (
+    "check AMOSYNC_AMOCRM_CLIENT_ID and AMOSYNC_AMOCRM_CLIENT_SECRET: they must be the "
+    "integration's ID and secret key (amoCRM → Settings → Integrations → Keys)"
+)
+FIX_REDIRECT = (
+    "AMOSYNC_AMOCRM_REDIRECT_URI must be exactly the redirect URI in the integration's "
+    "settings (scheme, host, path and trailing slash included)"
+)
+FIX_CODE = (
+    "codes are single-use and expire after 20 minutes; get a new one with `amosync auth url` "
+    "(or run `amosync auth login` again)"
+)
+
+
+def refusal_cause(status: int, texts: list[str]) -> str:
+    """`client`, `redirect_uri`, `code`, `refresh_token` or `unknown`, from the answer."""
+    text = " ".join(texts).lower()
+    if "redirect_uri" in text or "redirect uri" in text:
+        return "redirect_uri"
+    if "client" in text or (status == 401 and "refresh" not in text and "code" not in text):
+        return "client"  # "Client authentication failed", "Check the `client_id` parameter"
+    if "authorization code" in text or "code" in text.split("`"):
+        return "code"
+    if "refresh token" in text or "refresh_token" in text:
+        return "refresh_token"
+    return "unknown"
+
+
 def _refused(kind: str, response: httpx.Response) -> GrantRefused:
     hint = _problem_field(response, "hint")
     detail = hint or _problem_field(response, "detail") or _problem_field(response, "title")
     reason = f"{response.status_code} {detail or response.reason_phrase}"
-    if kind == "refresh_token":
+    texts = [
+        t
+        for t in (
+            hint,
+            _problem_field(response, "error"),
+            _problem_field(response, "message"),
+            _problem_field(response, "error_description"),
+        )
+        if t
+    ]
+    cause = refusal_cause(response.status_code, texts)
+    what = "refresh token" if kind == "refresh_token" else "authorization code"
+    if cause == "client":
+        message = f"amoCRM refused the integration's credentials ({reason}): {FIX_CLIENT}"
+    elif cause == "redirect_uri":
+        message = f"amoCRM refused the redirect URI ({reason}): {FIX_REDIRECT}"
+    elif kind == "refresh_token":
         message = f"amoCRM refused the OAuth refresh token ({reason}): {REAUTH_HOWTO}"
+    elif cause == "code":
+        message = f"amoCRM refused the authorization code ({reason}): {FIX_CODE}"
     else:
         message = (
-            f"amoCRM refused the authorization code ({reason}): codes are single-use and "
-            "expire after 20 minutes; get a new one with `amosync auth url`"
+            f"amoCRM refused the {what} ({reason}): check the client ID, secret and redirect "
+            "URI settings, then get a new code with `amosync auth url`"
         )
     return GrantRefused(message, status=response.status_code, hint=hint)
 
@@ -255,7 +303,9 @@ class OAuthTokens:
         keepalive_days: float = 30.0,
         missing_settings: str = "",
         clock: Clock = _utcnow,
+        no_tokens_hint: str | None = None,
     ) -> None:
+        self._no_tokens_hint = no_tokens_hint
         self._store = store
         self._endpoint = endpoint
         self._margin = refresh_margin
@@ -320,7 +370,8 @@ class OAuthTokens:
         row = await self._store.load()
         if row is None:
             raise ReauthRequired(
-                "no amoCRM token: set AMOSYNC_AMOCRM_LONG_LIVED_TOKEN, or authorise OAuth "
+                self._no_tokens_hint
+                or "no amoCRM token: set AMOSYNC_AMOCRM_LONG_LIVED_TOKEN, or authorise OAuth "
                 "with `amosync auth url` and `amosync auth exchange CODE` "
                 "(or `amosync auth login`)"
             )
@@ -378,6 +429,7 @@ def oauth_tokens(
         keepalive_days=settings.token_keepalive_days,
         missing_settings=", ".join(missing_oauth_settings(settings)),
         clock=clock,
+        no_tokens_hint=missing_token_hint(settings),
     )
 
 

@@ -110,13 +110,48 @@ async def token_expiry(settings: Settings, engine: AsyncEngine) -> TokenExpiry |
     return TokenExpiry("oauth", row.expires_at, row.refresh_expires_at)
 
 
+# When both are configured OAuth wins (it always has; changing that would silently switch
+# running installations to another token). Said wherever the choice shows.
+BOTH_CONFIGURED = (
+    "both AMOSYNC_AMOCRM_CLIENT_ID (OAuth) and AMOSYNC_AMOCRM_LONG_LIVED_TOKEN are set: "
+    "OAuth is used and the long-lived token is ignored; unset the one you do not want"
+)
+
+
+@dataclass(frozen=True)
+class TokenChoice:
+    kind: TokenKind | None
+    statement: str  # which token amosync uses and why, one line
+    warning: str | None  # set when the configuration is ambiguous
+
+
+def token_choice(settings: Settings) -> TokenChoice:
+    """Which token the settings make amosync use, in words (serve, `auth status`, doctor)."""
+    kind = configured_kind(settings)
+    if kind == "oauth":
+        both = settings.amocrm_long_lived_token is not None
+        return TokenChoice(
+            kind,
+            "OAuth (AMOSYNC_AMOCRM_CLIENT_ID is set; tokens from `amosync auth login`)",
+            BOTH_CONFIGURED if both else None,
+        )
+    if kind == "long_lived":
+        return TokenChoice(kind, "the long-lived token (AMOSYNC_AMOCRM_LONG_LIVED_TOKEN)", None)
+    return TokenChoice(
+        None, "no token configured (OAuth tokens stored by `amosync auth`, if any)", None
+    )
+
+
 def missing_token_hint(settings: Settings) -> str:
     """What to do when amosync has no token at all."""
     if configured_kind(settings) == "oauth":
-        return (
+        hint = (
             "no OAuth tokens stored yet: run `amosync auth url` and "
             "`amosync auth exchange CODE` (or `amosync auth login`)"
         )
+        if settings.amocrm_long_lived_token is not None:
+            hint += f" ({BOTH_CONFIGURED})"
+        return hint
     return (
         "set AMOSYNC_AMOCRM_LONG_LIVED_TOKEN, or set AMOSYNC_AMOCRM_CLIENT_ID (with the "
         "secret and redirect URI) and run `amosync auth login`"

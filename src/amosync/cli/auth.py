@@ -26,11 +26,20 @@ from amosync.amocrm.token_info import (
     TokenExpiry,
     configured_kind,
     missing_token_hint,
+    token_choice,
     token_expiry,
 )
 from amosync.amocrm.token_store import StoredTokens, TokenStore
 from amosync.cli.common import fail, load_settings
-from amosync.cli.oauth_callback import Callback, wait_for_callback
+from amosync.cli.oauth_callback import (
+    PAGE_DENIED,
+    PAGE_FAILED,
+    PAGE_GRANTED,
+    Callback,
+    Outcome,
+    wait_for_callback,
+)
+from amosync.cli.ports import bind_or_exit
 from amosync.db.engine import create_service_engine
 from amosync.db.urls import redacted
 from amosync.errors import RetryLater
@@ -79,7 +88,10 @@ def exchange(
 ) -> None:
     """Trade an authorization code for tokens and store them in the database."""
     settings = _oauth_settings()
-    stored = asyncio.run(_exchange(settings, _code_from(code)))
+    try:
+        stored = asyncio.run(_exchange(settings, _code_from(code)))
+    except CommandFailed as exc:
+        fail(exc.message, exc.code)
     typer.echo(_stored_line(stored))
 
 
@@ -110,6 +122,10 @@ def login(
         "127.0.0.1" if redirect.hostname in {"localhost", "127.0.0.1", "::1"} else "0.0.0.0"  # noqa: S104
     )
     listen_port = port or redirect.port or (443 if redirect.scheme == "https" else 80)
+    # Bound before the link is shown: a busy port must not cost the operator a consent.
+    sock = bind_or_exit(
+        listen_host, listen_port, "--port (or the port in AMOSYNC_AMOCRM_REDIRECT_URI)"
+    )
     state = secrets.token_urlsafe(16)
     typer.echo(consent_url(settings, settings.amocrm_client_id, state))
     typer.echo(
@@ -118,16 +134,26 @@ def login(
         "(plain HTTP: with an https redirect URI, your proxy must forward it here).",
         err=True,
     )
+
+    async def handle(callback: Callback) -> Outcome:
+        try:
+            stored = await _exchange(settings, _accepted_code(settings, callback))
+        except CommandFailed as exc:
+            page = PAGE_DENIED if callback.error else PAGE_FAILED.format(reason=exc.message)
+            return Outcome(False, exc.message, page)
+        return Outcome(True, _stored_line(stored), PAGE_GRANTED)
+
     try:
-        callback = asyncio.run(
-            wait_for_callback(listen_host, listen_port, redirect.path or "/", state, within=timeout)
+        outcome = asyncio.run(
+            wait_for_callback(sock, redirect.path or "/", state, handle, within=timeout)
         )
-    except OSError as exc:
-        fail(f"cannot listen on {listen_host}:{listen_port}: {exc.strerror or exc}", 1)
     except TimeoutError:
         fail(f"no redirect from amoCRM within {timeout:.0f} s; run `amosync auth login` again", 1)
-    stored = asyncio.run(_exchange(settings, _accepted_code(settings, callback)))
-    typer.echo(_stored_line(stored))
+    finally:
+        sock.close()
+    if not outcome.ok:
+        fail(outcome.message, 1)
+    typer.echo(outcome.message)
 
 
 @auth_app.command("status")
@@ -140,17 +166,28 @@ def status(
         expiry, row = asyncio.run(_status(settings))
     except SQLAlchemyError as exc:
         fail(f"cannot read {redacted(settings.database_url)}: {str(exc).splitlines()[0]}", 1)
+    choice = token_choice(settings)
     if as_json:
-        data: dict[str, object] = {"token": expiry.as_json(settings) if expiry else None}
+        data: dict[str, object] = {
+            "token": expiry.as_json(settings) if expiry else None,
+            "uses": choice.kind,
+            "uses_detail": choice.statement,
+            "configuration_warning": choice.warning,
+        }
         if row is not None:
             data["last_refresh_at"] = row.updated_at.isoformat(timespec="seconds")
             data["version"] = row.version
         typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
     elif expiry is None:
+        typer.echo(f"Uses:         {choice.statement}")
+        if choice.warning:
+            typer.echo(f"WARNING: {choice.warning}")
         typer.echo(missing_token_hint(settings))
     else:
         kind = "long-lived token" if expiry.kind == "long_lived" else "OAuth"
-        lines = [f"Token:        {kind}"]
+        lines = [f"Token:        {kind}", f"Uses:         {choice.statement}"]
+        if choice.warning:
+            lines.append(f"WARNING: {choice.warning}")
         if expiry.access_expires_at is not None:
             lines.append(f"Access token: expires {_when(expiry.access_expires_at)}")
         if row is not None:
@@ -162,6 +199,15 @@ def status(
         typer.echo("\n".join(lines))
     if expiry is None or expiry.is_expired():
         raise typer.Exit(1)
+
+
+class CommandFailed(Exception):
+    """A failure to report with `fail` (or on the `auth login` browser page)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
 
 
 def _oauth_settings() -> Settings:
@@ -188,16 +234,18 @@ def _code_from(value: str) -> str:
 
 def _accepted_code(settings: Settings, callback: Callback) -> str:
     if callback.error:
-        fail(f"amoCRM did not grant access ({callback.error}); run `amosync auth login` again", 1)
+        raise CommandFailed(
+            f"amoCRM did not grant access ({callback.error}); run `amosync auth login` again", 1
+        )
     expected = urlsplit(settings.api_base_url or "").hostname
     if callback.referer and expected and callback.referer != expected:
-        fail(
+        raise CommandFailed(
             f"the consent was given for {callback.referer}, but amosync is configured for "
             f"{expected} (AMOSYNC_AMOCRM_SUBDOMAIN / AMOSYNC_AMOCRM_BASE_URL)",
             1,
         )
     if not callback.code:
-        fail("the redirect carried no code; run `amosync auth login` again", 1)
+        raise CommandFailed("the redirect carried no code; run `amosync auth login` again", 1)
     return callback.code
 
 
@@ -214,17 +262,19 @@ async def _exchange(settings: Settings, code: str) -> StoredTokens:
         try:
             grant = await endpoint.exchange_code(code)
         except GrantRefused as exc:
-            fail(str(exc), 1)
+            raise CommandFailed(str(exc), 1) from None
         except RetryLater as exc:
-            fail(f"{exc}; nothing was stored, try again with a new code", 1)
+            raise CommandFailed(
+                f"{exc}; nothing was stored, try again with a new code", 1
+            ) from None
         try:
             return await store.save(grant)
         except SQLAlchemyError as exc:
-            fail(
+            raise CommandFailed(
                 f"tokens received but not stored in {redacted(settings.database_url)} "
                 f"({_first_line(exc)}); get a new code and try again",
                 1,
-            )
+            ) from None
     finally:
         await engine.dispose()
 
@@ -233,11 +283,11 @@ async def _database_ready(settings: Settings, store: TokenStore) -> None:
     try:
         await store.load()
     except SQLAlchemyError as exc:
-        fail(
+        raise CommandFailed(
             f"cannot use {redacted(settings.database_url)} ({_first_line(exc)}); "
             "run `amosync migrate` first",
             1,
-        )
+        ) from None
 
 
 def _first_line(exc: Exception) -> str:

@@ -42,11 +42,19 @@ def copy_db(
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Rows per insert batch.")
     ] = DEFAULT_BATCH_SIZE,
+    even_if_running: Annotated[
+        bool,
+        typer.Option(
+            "--even-if-running",
+            help="Copy although amosync processes look alive on the target (recent heartbeats).",
+        ),
+    ] = False,
 ) -> None:
     """Copy events, deals, contacts, companies, links, tokens and state to another database.
 
-    Stop `serve` and `worker` first; the target is refused when it already holds data
-    (unless --force). Ids are kept, and row counts are checked before the copy commits.
+    Stop `serve` and `worker` first: the target is refused while amosync processes run on it
+    (unless --even-if-running), and when it already holds data (unless --force). Ids are
+    kept, and row counts are checked before the copy commits.
     """
     for url in (source, target):
         try:
@@ -65,7 +73,12 @@ def copy_db(
     typer.echo(f"copying {redacted(source)} → {redacted(target)}")
     try:
         report = copy_database(
-            source, target, force=force, batch_size=batch_size, on_table=progress
+            source,
+            target,
+            force=force,
+            batch_size=batch_size,
+            on_table=progress,
+            even_if_running=even_if_running,
         )
     except CopyRefused as exc:
         fail(str(exc), 1)

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from amosync.cli.dev_fake import contact_app, lead_app, token, webhook_app
+from amosync.cli.ports import bind_or_exit, port_unavailable
 
 dev_app = typer.Typer(
     help="Development tools (a fake amoCRM to try the whole pipeline).", no_args_is_help=True
@@ -40,4 +41,8 @@ def fake_amocrm(
     from amosync.testing import serve_fake
 
     configure_logging("INFO", "console")  # the fake announces its URL and token in the log
-    serve_fake(host, port, seed_leads=seed, redirect_uri=redirect_uri)
+    bind_or_exit(host, port, "--port").close()  # a busy port: one line, exit 2
+    try:
+        serve_fake(host, port, seed_leads=seed, redirect_uri=redirect_uri)
+    except OSError as exc:  # taken between the check and the fake's own bind
+        port_unavailable(host, port, "--port", exc)

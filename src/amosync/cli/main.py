@@ -9,6 +9,7 @@ import typer
 from amosync import __version__
 from amosync.cli.auth import auth_app
 from amosync.cli.copy_db import copy_db
+from amosync.cli.demo import demo
 from amosync.cli.dev import dev_app
 from amosync.cli.doctor import doctor
 from amosync.cli.events import events_app
@@ -55,6 +56,7 @@ app.command()(backfill)
 app.command()(verify)
 app.add_typer(events_app, name="events")
 app.add_typer(dev_app, name="dev")
+app.command()(demo)
 app.add_typer(webhooks_app, name="webhooks")
 
 

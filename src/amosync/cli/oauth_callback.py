@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
+import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,19 +27,59 @@ class Callback:
     referer: str | None  # the account's domain, e.g. example.amocrm.ru
 
 
+# What the browser tab shows; the terminal gets the same outcome with details.
+PAGE_GRANTED = "amosync is connected to amoCRM: the tokens are stored. You can close this tab."
+PAGE_FAILED = "amosync received the redirect, but connecting failed: {reason}"
+PAGE_DENIED = "Access was not granted. You can close this tab."
+PAGE_BUSY = "amosync is already handling a redirect; see the terminal."
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What handling the redirect gave: shown in the browser, then returned to the caller."""
+
+    ok: bool
+    message: str  # for the terminal
+    page: str  # for the browser
+
+
 async def wait_for_callback(
-    host: str, port: int, path: str, state: str, *, within: float
-) -> Callback:
-    """The first redirect carrying `state`; TimeoutError after `within` seconds."""
-    result: asyncio.Future[Callback] = asyncio.get_running_loop().create_future()
+    sock: socket.socket,
+    path: str,
+    state: str,
+    handle_callback: Callable[[Callback], Awaitable[Outcome]],
+    *,
+    within: float,
+) -> Outcome:
+    """Serve on the bound `sock` until a redirect carrying `state` was handled.
+
+    The browser is answered only after `handle_callback` (the code exchange) finished, so
+    the page tells what really happened. TimeoutError after `within` seconds.
+    """
+    result: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+    taken = False
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal taken
         try:
             status, message, callback = await _read(reader, path, state)
+            if callback is not None and taken:
+                status, message, callback = 409, PAGE_BUSY, None
+            if callback is not None:
+                taken = True
+                try:
+                    outcome = await handle_callback(callback)
+                except Exception as exc:  # reported by the caller; the tab still gets an answer
+                    outcome = Outcome(
+                        False, str(exc), PAGE_FAILED.format(reason="see the terminal")
+                    )
+                    if not result.done():
+                        result.set_exception(exc)
+                status, message = (200 if outcome.ok else 502), outcome.page
+                if not result.done():
+                    result.set_result(outcome)
             _respond(writer, status, message)
             await writer.drain()
-            if callback is not None and not result.done():
-                result.set_result(callback)
         except (TimeoutError, ConnectionError, UnicodeDecodeError):
             pass
         finally:
@@ -44,7 +87,7 @@ async def wait_for_callback(
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    server = await asyncio.start_server(handle, host, port)
+    server = await asyncio.start_server(handle, sock=sock)
     async with server:
         return await asyncio.wait_for(result, within)
 
@@ -71,15 +114,19 @@ async def _read(
 
     if first("state") != state:
         return 400, "This link is not from the running `amosync auth login` (state).", None
-    callback = Callback(first("code"), first("error"), first("referer"))
-    if callback.error:
-        return 200, "Access was not granted. You can close this tab.", callback
-    return 200, "amosync received the authorization. You can close this tab.", callback
+    return 200, "", Callback(first("code"), first("error"), first("referer"))
 
 
 def _respond(writer: asyncio.StreamWriter, status: int, message: str) -> None:
-    body = _PAGE.format(message=message).encode()
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+    body = _PAGE.format(message=html.escape(message)).encode()
+    reason = {
+        200: "OK",
+        400: "Bad Request",
+        404: "Not Found",
+        405: "Method Not Allowed",
+        409: "Conflict",
+        502: "Bad Gateway",
+    }
     head = (
         f"HTTP/1.1 {status} {reason.get(status, 'Error')}\r\n"
         "Content-Type: text/html; charset=utf-8\r\n"

@@ -13,6 +13,8 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from amosync.cli.common import fail, load_settings, setup_logging
+from amosync.cli.ports import bind_or_exit
+from amosync.cli.startup import startup_notes
 from amosync.db import migrate as migrations
 from amosync.db.file_mode import check_database_file
 from amosync.db.urls import is_sqlite, redacted
@@ -69,18 +71,23 @@ def serve(
     _prepare_database(settings, auto_migrate=True)
     from amosync.web.app import create_app  # imported late: starlette is not needed by `migrate`
 
+    # Bound before anything starts: a busy port is one line and exit 2, not a traceback.
+    sock = bind_or_exit(settings.host, settings.port, "AMOSYNC_PORT (or --port)")
+    startup_notes(settings)
     app = create_app(settings, run_worker=not no_worker, freeze_heap=True)
     log.info(
         "listening", extra={"event": "listening", "url": f"http://{settings.host}:{settings.port}"}
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, access_log=False, server_header=False)
     )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    if not server.started:
+        # uvicorn returns without serving when the app's start-up failed (it logged why).
+        fail("the service did not start (see the log above)", 1)
 
 
 def worker(
@@ -90,6 +97,7 @@ def worker(
     settings = load_settings()
     setup_logging(settings)
     _prepare_database(settings, auto_migrate=False)
+    startup_notes(settings)
     asyncio.run(_run_worker(settings, once=once))
 
 

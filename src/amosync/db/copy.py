@@ -25,7 +25,8 @@ from sqlalchemy.engine import make_url
 
 from amosync.db import migrate as migrations
 from amosync.db.engine import create_sync_engine
-from amosync.db.tables import metadata, webhook_events, workers
+from amosync.db.liveness import WEB_KEY_PREFIX, live_processes
+from amosync.db.tables import metadata, sync_state, webhook_events, workers
 from amosync.db.urls import is_sqlite, redacted, sqlite_file
 
 DEFAULT_BATCH_SIZE = 1000
@@ -68,6 +69,7 @@ def copy_database(
     force: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_table: Callable[[TableCopied], None] | None = None,
+    even_if_running: bool = False,
 ) -> CopyReport:
     """Copy all amosync tables from `source_url` into `target_url` (see the module doc)."""
     if batch_size < 1:
@@ -81,7 +83,14 @@ def copy_database(
     target = create_sync_engine(target_url)
     try:
         with _snapshot(source) as src, target.begin() as dst:
-            return _copy_all(src, dst, force=force, batch_size=batch_size, on_table=on_table)
+            return _copy_all(
+                src,
+                dst,
+                force=force,
+                batch_size=batch_size,
+                on_table=on_table,
+                even_if_running=even_if_running,
+            )
     finally:
         source.dispose()
         target.dispose()
@@ -115,8 +124,11 @@ def _copy_all(
     force: bool,
     batch_size: int,
     on_table: Callable[[TableCopied], None] | None,
+    even_if_running: bool = False,
 ) -> CopyReport:
     report = CopyReport()
+    if not even_if_running:
+        _refuse_live_target(dst)
     tables = copy_tables()
     non_empty = [t.name for t in tables if _count(dst, t) > 0]
     if non_empty and not force:
@@ -149,7 +161,22 @@ def _copy_all(
         if on_table is not None:
             on_table(done)
     report.leases_released = _release_leases(dst)
+    # The source's web processes are not the target's: their traces must not look alive there.
+    dst.execute(
+        delete(sync_state).where(sync_state.c.key.startswith(WEB_KEY_PREFIX, autoescape=True))
+    )
     return report
+
+
+def _refuse_live_target(dst: Connection) -> None:
+    now = datetime.now(UTC)
+    alive = live_processes(dst, now)
+    if alive:
+        raise CopyRefused(
+            "amosync is running on the target: "
+            + ", ".join(p.describe(now) for p in alive)
+            + "; stop them first (a copy replaces what they write), or pass --even-if-running"
+        )
 
 
 def _release_leases(dst: Connection) -> int:

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
 
-from amosync.amocrm.token_info import TokenExpiry
+from amosync.amocrm.token_info import TokenExpiry, token_choice
 from amosync.amocrm.webhooks import Subscription, mask_url, our_destination
 from amosync.core.humanize import age as format_age
 from amosync.settings import Settings
+from amosync.settings_audit import UnknownVariable
 
 T = TypeVar("T")
 Status = Literal["ok", "warn", "fail", "skip"]
@@ -66,6 +67,8 @@ class Facts:
     service: Outcome[ServiceAnswer] = field(default_factory=Outcome)
     events: Outcome[EventFacts] = field(default_factory=Outcome)
     lead_fields: Outcome[list[dict[str, Any]]] = field(default_factory=Outcome)
+    # `AMOSYNC_*` names in the environment or .env that are no setting (settings_audit.py).
+    unknown_variables: list[UnknownVariable] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ class CheckResult:
 def run_checks(settings: Settings, facts: Facts) -> list[CheckResult]:
     checks: list[Callable[[Settings, Facts], CheckResult]] = [
         check_settings,
+        check_unknown_variables,
+        check_token_choice,
         check_database,
         check_schema,
         check_token,
@@ -111,6 +116,33 @@ def check_settings(settings: Settings, facts: Facts) -> CheckResult:
             "set them in the environment or .env (see .env.example and the setup guide)",
         )
     return CheckResult("settings", "ok", "complete")
+
+
+def check_unknown_variables(settings: Settings, facts: Facts) -> CheckResult:
+    unknown = facts.unknown_variables
+    if not unknown:
+        return CheckResult("unknown_variables", "ok", "every AMOSYNC_* variable is a setting")
+    return CheckResult(
+        "unknown_variables",
+        "warn",
+        "; ".join(u.describe() for u in unknown),
+        "rename or remove them (the README's configuration table lists every setting)",
+    )
+
+
+def check_token_choice(settings: Settings, facts: Facts) -> CheckResult:
+    choice = token_choice(settings)
+    if choice.warning:
+        return CheckResult(
+            "token_choice",
+            "warn",
+            choice.warning,
+            "unset AMOSYNC_AMOCRM_CLIENT_ID to use the long-lived token, or unset "
+            "AMOSYNC_AMOCRM_LONG_LIVED_TOKEN to keep OAuth",
+        )
+    if choice.kind is None:
+        return CheckResult("token_choice", "skip", choice.statement)
+    return CheckResult("token_choice", "ok", f"uses {choice.statement}")
 
 
 def missing_settings(settings: Settings) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ from amosync.errors import AmoCRMError, IPBlocked, RateLimited, ReauthRequired, 
 from amosync.inbox.store import FAILED
 from amosync.services import build_client
 from amosync.settings import Settings
+from amosync.settings_audit import unknown_variables
 from amosync.worker.subscription import assess, save_subscription_state
 
 T = TypeVar("T")
@@ -104,6 +106,7 @@ async def _gather(
         service=service,
         events=events,
         lead_fields=fields,
+        unknown_variables=unknown_variables(os.environ),
     )
 
 

@@ -22,8 +22,10 @@ from amosync.services import build_services
 from amosync.settings import Settings
 from amosync.web.admin import admin_routes
 from amosync.web.health import health
+from amosync.web.presence import beat_until_cancelled
 from amosync.webhook.endpoint import WebhookReceiver
 from amosync.webhook.fast_path import WebhookFastPath
+from amosync.webhook.hints import secret_required
 from amosync.webhook.n8n import N8nReceiver
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,8 @@ def create_app(
     ]
     if settings.webhook_secret is None:
         routes.append(Route("/amocrm", webhook, methods=["POST"]))
+    else:
+        routes.append(Route("/amocrm", secret_required, methods=["POST"]))
     routes += admin_routes(settings, services.engine)  # status page, read API, metrics
 
     @contextlib.asynccontextmanager
@@ -90,6 +94,12 @@ def create_app(
         worker_task = (
             asyncio.create_task(services.worker.run(), name="worker") if run_worker else None
         )
+        # Without a worker nothing else shows this process is alive (copy-db checks).
+        presence = (
+            None
+            if run_worker
+            else asyncio.create_task(beat_until_cancelled(services.engine), name="presence")
+        )
         frozen = freeze_startup_objects() if freeze_heap else None
         log.info(
             "service_started",
@@ -103,6 +113,10 @@ def create_app(
         try:
             yield
         finally:
+            if presence is not None:
+                presence.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await presence
             if worker_task is not None:
                 services.worker.stop()
                 try:

@@ -1,0 +1,329 @@
+"""`amosync demo`: the whole pipeline on this machine in one command, without an amoCRM account.
+
+It starts the fake amoCRM (the one the tests use) in this process and `amosync serve` as a
+child process on free ports, with SQLite in a fresh directory, waits for `/health`, creates a
+few deals in the fake, delivers their webhooks in amoCRM's own form encoding, waits until
+amosync has fetched and stored them, prints where to look, and runs until Ctrl-C (or
+SIGTERM), then stops both.
+
+`serve` runs with the demo directory as its working directory, so a `.env` of the directory
+demo was started in (possibly a real account's) is not read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import httpx
+import typer
+
+from amosync.cli.common import fail
+from amosync.cli.ports import bind_or_exit, port_unavailable
+
+HOST = "127.0.0.1"
+HEALTH_TIMEOUT = 30.0  # seconds for `serve` to answer /health (migrating a new SQLite file)
+APPLY_TIMEOUT = 60.0  # seconds for the worker to fetch and store the demo deals
+STOP_TIMEOUT = 15.0  # seconds `serve` gets to stop after SIGTERM before it is killed
+
+# Every line the demo prints, in one place.
+MSG_STARTING = "starting the fake amoCRM and amosync (data in {directory})…"
+MSG_SERVE_DIED = "amosync serve exited with code {code} before it was ready; its log:\n{log}"
+MSG_NO_HEALTH = "amosync did not answer {url} within {seconds:.0f} s; log: {log}"
+MSG_WEBHOOK_REFUSED = "amosync refused the demo webhook: HTTP {status} {body}"
+MSG_NOT_APPLIED = "the demo deals were not stored within {seconds:.0f} s; log: {log}"
+MSG_READY = """\
+amosync demo is running — Ctrl-C stops it.
+
+  fake amoCRM   {fake_url}  (token {token}; {count} deals created in it)
+  amosync       {url}  (log: {log})
+  webhooks      {count} delivered to {url}/amocrm/<secret>, {count} deals stored:
+{deals}
+
+Look at:
+  status page   {url}/
+  one deal      {url}/api/deals/{first_id}
+  health        {url}/health
+  counters      {status_command}
+
+Data: {directory}{kept}
+"""
+MSG_DEAL = "                {id}  {name}  RentProg ID {rentprog_id}"
+MSG_KEPT = " (kept after exit)"
+MSG_DELETED = " (deleted on exit; pass --dir to keep it)"
+MSG_SERVE_STOPPED = "amosync serve stopped unexpectedly (exit {code}); log: {log}"
+MSG_STOPPED = "demo stopped."
+
+
+class _Stop(Exception):
+    """SIGTERM: stop like Ctrl-C."""
+
+
+@dataclass(frozen=True)
+class DemoDeal:
+    id: int
+    name: str
+    rentprog_id: str
+
+
+def demo(
+    port: Annotated[
+        int, typer.Option(help="Port for amosync (0: a free one).", min=0, max=65535)
+    ] = 0,
+    fake_port: Annotated[
+        int,
+        typer.Option(
+            "--fake-port", help="Port for the fake amoCRM (0: a free one).", min=0, max=65535
+        ),
+    ] = 0,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="Directory for the SQLite database and log (default: a temporary one)."
+        ),
+    ] = None,
+    deals: Annotated[int, typer.Option(help="Deals to create and deliver.", min=1, max=50)] = 3,
+) -> None:
+    """Try the whole pipeline without an amoCRM account (fake amoCRM + serve; Ctrl-C stops)."""
+    from amosync.testing import DEFAULT_TOKEN, FakeAmoState, run_fake_in_thread
+
+    keep = directory is not None
+    workdir = _prepare_dir(directory)
+    typer.echo(MSG_STARTING.format(directory=workdir))
+    amosync_port = _pick_port(port)
+    state = FakeAmoState()
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                fake_url = stack.enter_context(run_fake_in_thread(state, HOST, fake_port))
+            except OSError as exc:
+                port_unavailable(HOST, fake_port, "--fake-port", exc)
+            secret = secrets.token_hex(8)
+            env = _serve_env(workdir, amosync_port, fake_url, secret)
+            url = f"http://{HOST}:{amosync_port}"
+            log_path = workdir / "serve.log"
+            proc = stack.enter_context(_serve(env, workdir, log_path))
+            _wait_for_health(url, proc, log_path)
+            created = _create_deals(state, deals)
+            _deliver(url, secret, state, created, log_path)
+            _wait_until_stored(url, created, proc, log_path)
+            typer.echo(
+                MSG_READY.format(
+                    fake_url=fake_url,
+                    token=DEFAULT_TOKEN,
+                    count=len(created),
+                    url=url,
+                    log=log_path,
+                    deals="\n".join(
+                        MSG_DEAL.format(id=d.id, name=d.name, rentprog_id=d.rentprog_id)
+                        for d in created
+                    ),
+                    first_id=created[0].id,
+                    status_command=_status_command(env["AMOSYNC_DATABASE_URL"]),
+                    directory=workdir,
+                    kept=MSG_KEPT if keep else MSG_DELETED,
+                )
+            )
+            _run_until_stopped(proc, log_path)
+    except (KeyboardInterrupt, _Stop):
+        typer.echo(MSG_STOPPED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def _prepare_dir(directory: Path | None) -> Path:
+    if directory is None:
+        return Path(tempfile.mkdtemp(prefix="amosync-demo-"))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create --dir {directory}: {exc.strerror or exc}")
+    return directory.resolve()
+
+
+def _pick_port(port: int) -> int:
+    """A port `serve` can bind: the one asked for (exit 2 when busy) or a free one."""
+    sock = bind_or_exit(HOST, port, "--port")
+    chosen = int(sock.getsockname()[1])
+    sock.close()  # `serve` binds it again at once (and says so itself if it lost the race)
+    return chosen
+
+
+def _serve_env(workdir: Path, port: int, fake_url: str, secret: str) -> dict[str, str]:
+    from amosync.testing import DEFAULT_TOKEN, RENTPROG_FIELD_ID
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMOSYNC_")}
+    env.update(
+        AMOSYNC_DATABASE_URL=f"sqlite:///{workdir / 'amosync.db'}",
+        AMOSYNC_HOST=HOST,
+        AMOSYNC_PORT=str(port),
+        AMOSYNC_AMOCRM_BASE_URL=fake_url,
+        AMOSYNC_AMOCRM_LONG_LIVED_TOKEN=DEFAULT_TOKEN,
+        AMOSYNC_RENTPROG_FIELD_ID=str(RENTPROG_FIELD_ID),
+        AMOSYNC_WEBHOOK_SECRET=secret,
+        AMOSYNC_LOG_FORMAT="console",
+    )
+    return env
+
+
+@contextlib.contextmanager
+def _serve(env: dict[str, str], workdir: Path, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "amosync", "serve"],
+            env=env,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _log_tail(log_path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _wait_for_health(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + HEALTH_TIMEOUT
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None:
+            fail(MSG_SERVE_DIED.format(code=code, log=_log_tail(log_path)), 1)
+        try:
+            httpx.get(f"{url}/health", timeout=2.0)  # 503 is fine: it answers
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    fail(MSG_NO_HEALTH.format(url=f"{url}/health", seconds=HEALTH_TIMEOUT, log=log_path), 1)
+
+
+def _create_deals(state: Any, count: int) -> list[DemoDeal]:
+    from amosync.testing import rentprog_field
+
+    created: list[DemoDeal] = []
+    for n in range(1, count + 1):
+        contact = state.add_contact(
+            first_name="Demo",
+            last_name=f"Client {n}",
+            phones=[(f"+7900555{n:04d}", "MOB")],
+            emails=[f"demo{n}@example.com"],
+        )
+        rentprog_id = f"RP-DEMO-{n}"
+        lead = state.add_lead(
+            name=f"Demo rental #{n}",
+            price=1500 * n,
+            custom_fields_values=[rentprog_field(rentprog_id)],
+            contacts=[(contact["id"], True)],
+        )
+        created.append(DemoDeal(int(lead["id"]), str(lead["name"]), rentprog_id))
+    return created
+
+
+def lead_added_form(lead: dict[str, Any], subdomain: str, account_id: int) -> bytes:
+    """`leads[add]` webhook body as amoCRM sends it (PHP `http_build_query`, see
+    tests/data/webhook_leads_add_2025_unirock.form): brackets percent-encoded, spaces as +."""
+    item = "leads[add][0]"
+    fields: list[tuple[str, object]] = [
+        ("account[subdomain]", subdomain),
+        ("account[id]", account_id),
+        ("account[_links][self]", f"https://{subdomain}.amocrm.ru"),
+    ]
+    for key in (
+        "id",
+        "name",
+        "status_id",
+        "price",
+        "responsible_user_id",
+        "pipeline_id",
+        "created_at",
+        "updated_at",
+    ):
+        fields.append((f"{item}[{key}]", lead.get(key, "")))
+    fields.append((f"{item}[account_id]", account_id))
+    return urlencode(fields).encode()
+
+
+def _deliver(url: str, secret: str, state: Any, deals: list[DemoDeal], log_path: Path) -> None:
+    for deal in deals:
+        with state.lock:
+            lead = dict(state.leads[deal.id].fields)
+        body = lead_added_form(lead, state.subdomain, state.account_id)
+        answer = httpx.post(
+            f"{url}/amocrm/{secret}",
+            content=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            timeout=10.0,
+        )
+        if answer.status_code != 200:
+            fail(MSG_WEBHOOK_REFUSED.format(status=answer.status_code, body=answer.text[:200]), 1)
+
+
+def _wait_until_stored(
+    url: str, deals: list[DemoDeal], proc: subprocess.Popen[bytes], log_path: Path
+) -> None:
+    waiting = {d.id for d in deals}
+    deadline = time.monotonic() + APPLY_TIMEOUT
+    while waiting and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            fail(MSG_SERVE_DIED.format(code=proc.returncode, log=_log_tail(log_path)), 1)
+        for deal_id in sorted(waiting):
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/api/deals/{deal_id}", timeout=2.0).status_code == 200:
+                    waiting.discard(deal_id)
+        if waiting:
+            time.sleep(0.2)
+    if waiting:
+        fail(MSG_NOT_APPLIED.format(seconds=APPLY_TIMEOUT, log=log_path), 1)
+
+
+def _status_command(database_url: str) -> str:
+    program = sys.argv[0]
+    command = (
+        shlex.quote(program)
+        if Path(program).name == "amosync"
+        else f"{shlex.quote(sys.executable)} -m amosync"
+    )
+    return f"AMOSYNC_DATABASE_URL={shlex.quote(database_url)} {command} status"
+
+
+def _run_until_stopped(proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    while True:
+        try:
+            code = proc.wait(0.5)
+        except subprocess.TimeoutExpired:
+            continue
+        fail(MSG_SERVE_STOPPED.format(code=code, log=log_path), 1)
