@@ -81,7 +81,7 @@ async def test_refused_row_fails_only_its_request(pg_engine: AsyncEngine, pg_url
     appender = PostgresAppender(pg_engine)
     writer = GroupCommitWriter(InboxStore(pg_engine), appender=appender)
     writer.start()
-    bad = full_row(99) | {"entity": "x" * 40}  # entity is VARCHAR(32)
+    bad = full_row(99) | {"source": "x" * 40}  # source is VARCHAR(16)
     try:
         results = await asyncio.gather(
             *(writer.write([full_row(i)]) for i in range(5)),
