@@ -167,7 +167,9 @@ def test_lease_of_a_killed_run_is_taken_over_within_30_s(
 
     def held() -> bool:
         rows = query(db_url, f"SELECT value FROM amosync_state WHERE key = '{lease_key}'")
-        return bool(rows) and '"holder": "' in _json_text(rows[0][0])
+        value = rows[0][0] if rows else None
+        value = json.loads(value) if isinstance(value, str) else value
+        return isinstance(value, dict) and bool(value.get("holder"))
 
     try:
         wait_for(held, 30, f"{command[0]} holds its lease")
@@ -198,7 +200,3 @@ def test_lease_of_a_killed_run_is_taken_over_within_30_s(
     )
     assert 0 == again.returncode, again.stdout + again.stderr
     assert taken_over <= RESUME_WITHIN + 15  # the wait, plus starting a process twice
-
-
-def _json_text(value: object) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
