@@ -35,6 +35,7 @@ from amosync.core.plan import (
 from amosync.errors import AmoCRMError, IPBlocked, ReauthRequired, RetryLater
 from amosync.inbox.store import InboxStore, Retry
 from amosync.worker.apply import apply_fetched
+from amosync.worker.claims import HeldClaims
 from amosync.worker.heartbeat import (
     IP_BLOCKED,
     REAUTH_REQUIRED,
@@ -56,7 +57,7 @@ class WorkerConfig:
     batch_size: int = 500
     linger: float = 0.3
     poll_interval: float = 0.2
-    lease_seconds: float = 300.0
+    lease_seconds: float = 20.0  # renewed by every heartbeat while held (worker/claims.py)
     max_attempts: int = 10
     retry_base_delay: float = 5.0
     retry_max_delay: float = 3600.0
@@ -90,6 +91,7 @@ class Worker:
         self._rentprog = rentprog
         self._config = config
         self.state = WorkerState()
+        self._held = HeldClaims(inbox, self.state.id, config.lease_seconds)
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._unsettled: dict[int, ClaimedEvent] = {}
@@ -153,9 +155,11 @@ class Worker:
 
     async def _claim_batch(self) -> list[ClaimedEvent]:
         cfg = self._config
+        self._held.clear()  # the last batch is over: settled, rescheduled or released
         await self._pace()
         claim_started = time.monotonic()
         events = await self._inbox.claim(self.state.id, cfg.batch_size, cfg.lease_seconds)
+        self._held.add(e.id for e in events)
         if not events:
             return events
         drained = len(events) < cfg.batch_size  # the last claim took every due event
@@ -173,6 +177,7 @@ class Worker:
             claim_started = time.monotonic()
             wanted = cfg.batch_size - len(events)
             more = await self._inbox.claim(self.state.id, wanted, cfg.lease_seconds)
+            self._held.add(e.id for e in more)
             drained = len(more) < wanted
             events += more
         self._last_claim_at = claim_started if drained else None
@@ -341,8 +346,9 @@ class Worker:
 
     async def _heartbeats(self) -> None:
         while not self._stopping.is_set():
+            # A failed beat only risks a lapsed lease: a double fetch (worker/claims.py).
             with contextlib.suppress(SQLAlchemyError):
-                await beat(self._engine, self.state)
+                await beat(self._engine, self.state, also=self._held.renew_in)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._stopping.wait(), timeout=self._config.heartbeat_interval
