@@ -227,4 +227,5 @@ async def test_a_failed_renewal_is_retried_and_never_ends_the_holders_work(
 
     assert 0 == holder.failures
     refused = await Lease(other_engine, KEY, "host-b/2", seconds=1.0).acquire()
-    assert refused is not None and refused.holder == "host-a/1"
+    assert refused is not None
+    assert refused.holder == "host-a/1"

@@ -151,7 +151,11 @@ class Lease:
                 # Tried again at the next tick; the lease lasts several ticks.
                 log.warning(
                     "lease_renew_failed",
-                    extra={"event": "lease_renew_failed", "lease": self.key, "error": str(exc)[:300]},
+                    extra={
+                        "event": "lease_renew_failed",
+                        "lease": self.key,
+                        "error": str(exc)[:300],
+                    },
                 )
 
     async def release(self, *, finished: bool = False) -> None:
