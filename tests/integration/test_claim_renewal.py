@@ -47,7 +47,7 @@ async def test_heartbeat_renews_only_the_workers_own_pending_claims(engine: Asyn
     await inbox.release([mine[1].id])
     before = await leases(engine)
 
-    held = HeldClaims(inbox, "w1", lease_seconds=300)
+    held = HeldClaims(inbox, "w1", lease_seconds=300, held_for=0)
     held.add(e.id for e in [*mine, *theirs])  # a superset is harmless
     await beat(engine, WorkerState(id="w1"), also=held.renew_in)
 
@@ -57,6 +57,21 @@ async def test_heartbeat_renews_only_the_workers_own_pending_claims(engine: Asyn
         assert _aware(after[entity_id][1]) > soon, after[entity_id]
     for entity_id in (1, 2, 5, 6):
         assert after[entity_id] == before[entity_id]
+
+
+async def test_a_lease_younger_than_a_beat_is_not_rewritten(engine: AsyncEngine) -> None:
+    """Only leases claimed or renewed at least `held_for` ago move: a batch settled within
+    a beat costs the renewal no row writes."""
+    inbox = InboxStore(engine, turns_of(engine))
+    await inbox.append([event("leads", n) for n in range(1, 3)])
+    claimed = await inbox.claim("w1", 10, lease_seconds=20)
+    before = await leases(engine)
+    held = HeldClaims(inbox, "w1", lease_seconds=20, held_for=5)
+    held.add(e.id for e in claimed)
+
+    await beat(engine, WorkerState(id="w1"), also=held.renew_in)
+
+    assert before == await leases(engine)
 
 
 async def test_live_worker_keeps_its_batch_past_the_lease(engine: AsyncEngine) -> None:

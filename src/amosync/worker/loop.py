@@ -91,7 +91,10 @@ class Worker:
         self._rentprog = rentprog
         self._config = config
         self.state = WorkerState()
-        self._held = HeldClaims(inbox, self.state.id, config.lease_seconds)
+        # Leases younger than one beat are not rewritten (worker/claims.py).
+        self._held = HeldClaims(
+            inbox, self.state.id, config.lease_seconds, held_for=config.heartbeat_interval
+        )
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._unsettled: dict[int, ClaimedEvent] = {}
@@ -295,6 +298,7 @@ class Worker:
         """These events are settled in the database: nothing to release on the way out."""
         for event_id in event_ids:
             self._unsettled.pop(event_id, None)
+        self._held.discard(event_ids)
 
     async def _release_unsettled(self, events: list[ClaimedEvent]) -> None:
         left = [e for e in events if e.id in self._unsettled]
@@ -302,6 +306,7 @@ class Worker:
             with contextlib.suppress(SQLAlchemyError):
                 await self._inbox.release(e.id for e in left)
         self._unsettled = {}
+        self._held.clear()
 
     async def _pause(self, paused: _Paused) -> None:
         self.state.state, self.state.detail = paused.state, paused.detail
