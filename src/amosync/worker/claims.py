@@ -20,9 +20,9 @@ because upserts are idempotent and newer-wins, and settling an event twice is ha
 Nothing else depends on the lease.
 
 The set may be a superset of what the worker really holds: ids are added as they are
-claimed and dropped as the worker settles, reschedules or releases them. The renewal touches only rows that are still pending
-and still locked by this worker, so events already settled, released or rescheduled in
-the batch are left alone.
+claimed and dropped as the worker settles, reschedules or releases them. The renewal
+touches only rows still pending and still locked by this worker, so an id left behind (a
+settle that failed half-way, a lapsed lease another worker took over) is harmless.
 """
 
 from __future__ import annotations
