@@ -18,6 +18,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "login_prompt": "Enter the admin token (AMOSYNC_ADMIN_TOKEN).",
         "login_button": "Log in",
         "login_failed": "Wrong token.",
+        "login_throttled": "Too many wrong tokens from your address: try again in {seconds} s.",
         "logout": "Log out",
         "loopback_notice": "No AMOSYNC_ADMIN_TOKEN is configured: this page, the read API and "
         "the metrics are served to this machine (loopback) only.",
@@ -73,6 +74,18 @@ STRINGS: dict[str, dict[str, str]] = {
         "deleted": "deleted",
         "refreshed": "Refreshed",
         "seconds": "{n} s",
+        "verification": "Verification against amoCRM",
+        "verify_at": "Last run",
+        "verify_checked": "Rows compared",
+        "verify_diverged": "Differed from amoCRM",
+        "verify_repaired": "Repaired",
+        "verify_unrepaired": "Not repaired",
+        "verify_examples": "Examples",
+        "verify_never": "No verification has run yet (amosync verify, or the worker in the "
+        "background).",
+        "verify_coverage": "{entity}: {verified} of {stored} verified",
+        "verify_background": "The worker verifies {calls} batches an hour (up to {rows} rows).",
+        "verify_off": "Background verification is off (AMOSYNC_VERIFY_CALLS_PER_HOUR=0).",
         "none": "—",
     },
     "ru": {
@@ -81,6 +94,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "login_prompt": "Введите токен администратора (AMOSYNC_ADMIN_TOKEN).",
         "login_button": "Войти",
         "login_failed": "Неверный токен.",
+        "login_throttled": "Слишком много неверных токенов с вашего адреса: повторите через "
+        "{seconds} с.",
         "logout": "Выйти",
         "loopback_notice": "AMOSYNC_ADMIN_TOKEN не задан: эта страница, API чтения и метрики "
         "доступны только с этой машины (loopback).",
@@ -136,6 +151,17 @@ STRINGS: dict[str, dict[str, str]] = {
         "deleted": "удалена",
         "refreshed": "Обновлено",
         "seconds": "{n} с",
+        "verification": "Сверка с amoCRM",
+        "verify_at": "Последняя сверка",
+        "verify_checked": "Сверено строк",
+        "verify_diverged": "Расходились с amoCRM",
+        "verify_repaired": "Исправлено",
+        "verify_unrepaired": "Не исправлено",
+        "verify_examples": "Примеры",
+        "verify_never": "Сверка ещё не запускалась (amosync verify или фоновая сверка воркера).",
+        "verify_coverage": "{entity}: сверено {verified} из {stored}",
+        "verify_background": "Воркер сверяет {calls} пачек в час (до {rows} строк).",
+        "verify_off": "Фоновая сверка выключена (AMOSYNC_VERIFY_CALLS_PER_HOUR=0).",
         "none": "—",
     },
 }
