@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.db.tables import deals
+from amosync.db.tables import deals, workers
 from amosync.db.tables import webhook_events as ev
 from amosync.db.turns import turns_of
 from amosync.inbox import InboxStore
@@ -97,6 +97,34 @@ async def test_live_worker_keeps_its_batch_past_the_lease(engine: AsyncEngine) -
     assert 0 == taken
     assert [("done", 1)] * len(ids) == await rows(engine, select(ev.c.status, ev.c.attempts))
     assert 1 == len(fake.calls("/api/v4/leads"))
+
+
+async def test_worker_once_keeps_its_batch_too(engine: AsyncEngine) -> None:
+    """`worker --once` calls `run_once()` inside `beating()`: its claims are renewed the
+    same way, and its row ends `stopped`."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    ids = [int(fake.add_lead(name=f"once {n}")["id"]) for n in range(3)]
+    await InboxStore(engine).append([event("leads", i) for i in ids])
+    fake.latency_seconds = 3.0
+    tuned: dict[str, Any] = {"lease_seconds": 1.0, "heartbeat_interval": 0.2}
+    once = make_worker(engine, fake, **tuned)
+    other = make_worker(engine, fake, **tuned)
+
+    async def drain_once() -> None:
+        async with once.beating():
+            while await once.run_once():
+                pass
+
+    running = asyncio.create_task(drain_once())
+    taken = 0
+    for _ in range(30):
+        await asyncio.sleep(0.1)
+        taken += await other.run_once()
+    await running
+
+    assert 0 == taken
+    assert [("done", 1)] * len(ids) == await rows(engine, select(ev.c.status, ev.c.attempts))
+    assert [("stopped",)] == await rows(engine, select(workers.c.state))
 
 
 async def test_a_lapsed_lease_costs_only_a_second_fetch(engine: AsyncEngine) -> None:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -134,6 +134,21 @@ class Worker:
             with contextlib.suppress(SQLAlchemyError, asyncio.CancelledError):
                 await beat(self._engine, self.state)
             log.info("worker_stopped", extra={"event": "worker_stopped", "worker": self.state.id})
+
+    @contextlib.asynccontextmanager
+    async def beating(self) -> AsyncIterator[None]:
+        """Heartbeats, and with them the renewal of claimed events, while the body calls
+        `run_once()` itself (`worker --once`): its batch too is never taken from it, however
+        long amoCRM keeps it waiting. The worker's row ends `stopped`."""
+        beats = asyncio.create_task(self._heartbeats(), name="worker-heartbeat")
+        try:
+            yield
+        finally:
+            self._stopping.set()
+            await self._finish(beats, [])
+            self.state.state = STOPPED
+            with contextlib.suppress(SQLAlchemyError, asyncio.CancelledError):
+                await beat(self._engine, self.state)
 
     async def run_once(self) -> int:
         """One cycle; returns how many events it settled or rescheduled."""
