@@ -129,10 +129,11 @@ class Settings(BaseSettings):
         default=0.2, gt=0, description="Seconds the worker sleeps when there is nothing to do."
     )
     worker_lease_seconds: int = Field(
-        default=300,
+        default=20,
         ge=10,
-        description="How long a claimed event stays hidden from other workers; a crashed "
-        "worker's events are picked up again after this.",
+        description="How long a claimed event stays hidden from other workers unless its "
+        "worker renews the claim (every heartbeat, 5 s, while it holds the event); a "
+        "crashed worker's events are picked up again within this.",
     )
     max_attempts: int = Field(
         default=MAX_ATTEMPTS,

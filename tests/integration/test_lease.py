@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.db.dialect import upsert_insert
@@ -178,3 +179,53 @@ async def test_row_in_an_unknown_shape_reads_as_free(engine: AsyncEngine) -> Non
 
     assert (None, None) == (free_before, taken)
     assert ["holder", "until"] == sorted(await lease_value(engine))
+
+
+async def test_kept_lease_outlives_its_length_while_the_holder_lives(
+    engine: AsyncEngine, other_engine: AsyncEngine
+) -> None:
+    """Inside `kept()` a background task renews the lease: a holder working for several
+    lease lengths (a page held up behind 429s) keeps it; once it stops renewing (a crash),
+    the lease lapses after one length and another process takes it."""
+    holder = Lease(engine, KEY, "host-a/1", seconds=0.6)
+    other = Lease(other_engine, KEY, "host-b/2", seconds=0.6)
+    assert None is await holder.acquire()
+
+    async with holder.kept(every=0.1):
+        await asyncio.sleep(1.5)
+        refused = await other.acquire()
+    await asyncio.sleep(0.8)  # nobody renews: as after kill -9
+    taken = await other.acquire()
+
+    assert refused is not None
+    assert 0 < refused.seconds_left <= 0.6
+    assert taken is None
+
+
+class _Hiccup(Lease):
+    """A lease whose first renewals fail as on a database hiccup."""
+
+    failures = 2
+
+    async def renew(self) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise OperationalError("UPDATE amosync_state", {}, Exception("server closed"))
+        return await super().renew()
+
+
+async def test_a_failed_renewal_is_retried_and_never_ends_the_holders_work(
+    engine: AsyncEngine, other_engine: AsyncEngine
+) -> None:
+    """A renewal that fails is logged and tried again at the next tick; the holder's work
+    goes on and the lease is still held afterwards."""
+    holder = _Hiccup(engine, KEY, "host-a/1", seconds=1.0)
+    assert None is await holder.acquire()
+
+    async with holder.kept(every=0.1):
+        await asyncio.sleep(1.5)
+
+    assert 0 == holder.failures
+    refused = await Lease(other_engine, KEY, "host-b/2", seconds=1.0).acquire()
+    assert refused is not None
+    assert refused.holder == "host-a/1"

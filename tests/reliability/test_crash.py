@@ -33,7 +33,7 @@ def test_kill_9_worker_and_web_under_load_loses_nothing(
     """Every event answered 200 survives kill -9 of both processes and ends done or ignored."""
     fake, fake_url = fake_on_port
     lead_ids = seed_leads(fake, 40_000_001, 60)
-    # A short lease so a killed worker's claimed events come back within the test.
+    # A tuned setting: the shortest lease allowed (the default is test_crash_resume.py's).
     fleet = Fleet(db_url, fake_url, tmp_path, AMOSYNC_WORKER_LEASE_SECONDS="10")
     chaos = random.Random()
     kills: list[str] = []

@@ -33,9 +33,11 @@ from amosync.db.turns import write_transaction
 from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 
 LEASE_KEY = "backfill.lease"
-LEASE_SECONDS = 300.0
+# Short, and renewed in the background while the backfill works or waits (Lease.kept): a
+# backfill killed with kill -9 holds the next one back at most this long.
+LEASE_SECONDS = 20.0
 BACKLOG_POLL = 5.0  # seconds between looks at the webhook backlog while waiting
-MAX_SLEEP = 60.0  # wake at least this often while waiting, to renew the lease
+MAX_SLEEP = 60.0  # wake at least this often while waiting for the budget, to look again
 
 Progress = Callable[[str, int, bool], None]  # entity, stored so far (all runs), finished
 Waiting = Callable[[str, float], None]  # reason, seconds
@@ -82,16 +84,20 @@ class Backfill:
         """Load every entity kind in `entities`; raises CatchupBusy if a backfill is running."""
         refused = await self._lease.acquire()
         if refused is not None:
-            raise CatchupBusy(f"a backfill is already running in {refused.holder}")
+            raise CatchupBusy(
+                f"a backfill is already running in {refused.holder}; if that process has "
+                f"stopped, its lease lapses {refused.wait_hint}: run it again then"
+            )
         started = datetime.now(UTC)
         report = BackfillReport()
         try:
-            if restart:
-                await self._forget(entities)
-            for entity in entities:
-                report.stopped = await self._entity(entity, report)
-                if report.stopped:
-                    break
+            async with self._lease.kept():
+                if restart:
+                    await self._forget(entities)
+                for entity in entities:
+                    report.stopped = await self._entity(entity, report)
+                    if report.stopped:
+                        break
         finally:
             report.calls = await count_calls(self._engine, started, (BACKFILL,))
             await self._lease.release(finished=report.stopped is None)
@@ -137,7 +143,6 @@ class Backfill:
             if after is None:
                 return None
             cursor = after
-            await self._lease.renew()
 
     async def _pause(self, reason: str) -> None:
         if reason == STOP_BUDGET:
@@ -147,7 +152,6 @@ class Backfill:
         if self._on_wait is not None:
             self._on_wait(reason, seconds)
         await asyncio.sleep(min(seconds, MAX_SLEEP))
-        await self._lease.renew()
 
     async def _forget(self, entities: tuple[str, ...]) -> None:
         async with write_transaction(self._engine) as conn:

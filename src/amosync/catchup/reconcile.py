@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 LEASE_KEY = "catchup.lease"
 LAST_RUN_KEY = "catchup.last_run"
 DELETIONS_KEY = "catchup.deletions"
-LEASE_SECONDS = 300.0
+# Short, and renewed in the background while a run works (Lease.kept): a run killed with
+# kill -9 holds the next one back at most this long.
+LEASE_SECONDS = 20.0
 
 
 def entity_key(entity: str) -> str:
@@ -108,19 +110,20 @@ class Reconciler:
             if refused.recently_finished:
                 raise CatchupBusy(f"{refused.holder} finished a catch-up run moments ago")
             raise CatchupBusy(
-                f"a catch-up run is in progress in {refused.holder} "
-                f"(lease ends within {refused.seconds_left:.0f} s)"
+                f"a catch-up run is in progress in {refused.holder}; if that process has "
+                f"stopped, its lease lapses {refused.wait_hint}: try again then"
             )
         report = ReconcileReport(started_at=datetime.now(UTC))
         finished = False
         try:
-            for entity in self._entities:
-                report.stopped = await self._entity(entity, since, report)
-                if report.stopped:
-                    break
-            else:
-                report.stopped = await self._deletions(since, report)
-            finished = report.stopped is None
+            async with self._lease.kept():
+                for entity in self._entities:
+                    report.stopped = await self._entity(entity, since, report)
+                    if report.stopped:
+                        break
+                else:
+                    report.stopped = await self._deletions(since, report)
+                finished = report.stopped is None
         finally:
             report.finished_at = datetime.now(UTC)
             report.calls = await count_calls(self._engine, report.started_at, (CATCHUP,))
@@ -170,7 +173,6 @@ class Reconciler:
             if after is None:
                 return None
             cursor = after
-            await self._lease.renew()
 
     async def _deletions(self, since: float | None, report: ReconcileReport) -> str | None:
         state = await load(self._engine, DELETIONS_KEY) or {}
@@ -209,4 +211,3 @@ class Reconciler:
             if done:
                 return None
             window = Window(window.start, window.end, window.page + 1)
-            await self._lease.renew()

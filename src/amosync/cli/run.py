@@ -106,8 +106,9 @@ async def _run_worker(settings: Settings, *, once: bool) -> None:
     try:
         if once:
             try:
-                while await services.worker.run_once():
-                    pass
+                async with services.worker.beating():  # renews its claims (worker/claims.py)
+                    while await services.worker.run_once():
+                        pass
             except WorkerPaused as paused:
                 fail(paused.one_line(), PAUSED_EXIT_CODE)
             return

@@ -13,7 +13,12 @@ free: leases are transient, so nothing is migrated.
 
 Every read-modify-write locks the row (`FOR UPDATE` on PostgreSQL, `BEGIN IMMEDIATE` on
 SQLite, db/engine.py) and lasts one short transaction; nothing stays open while the holder
-works. A holder that dies loses the lease when `until` passes; long holders `renew()`.
+works. A holder that dies loses the lease when `until` passes. Holders keep leases short
+(tens of seconds, so a crash blocks the next run only that long) and renew them in the
+background while they work (`kept()`), however long one step takes (a page held up behind
+429s). A renewal that fails is tried again at the next tick; if the database stays away
+longer than the lease, another process may take it over and do the same work twice, which
+is harmless for every holder here.
 Expiry uses each process's clock: hosts a few seconds apart only shorten or lengthen a lapsed
 holder's grace, so callers that must never act twice also check their own write (the OAuth
 refresh does a compare-and-set on the token row).
@@ -21,17 +26,28 @@ refresh does a compare-and-set on the token row).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import math
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.db.dialect import upsert_insert
 from amosync.db.tables import sync_state
 from amosync.db.turns import write_transaction
+
+log = logging.getLogger(__name__)
+
+# Seconds a stopping keeper gets to finish the renewal it is in before it is cancelled.
+_KEEPER_STOP_GRACE = 5.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,12 @@ class LeaseRefused:
     until: float
     seconds_left: float
     recently_finished: bool
+
+    @property
+    def wait_hint(self) -> str:
+        """How long a refused caller waits at most, for a message: when the holder has
+        died, its lease lapses by then."""
+        return f"within {max(1, math.ceil(self.seconds_left))} s"
 
 
 class Lease:
@@ -93,6 +115,48 @@ class Lease:
                 return False
             await self._write(conn, value, holder=self.holder, until=time.time() + self._seconds)
         return True
+
+    @contextlib.asynccontextmanager
+    async def kept(self, *, every: float | None = None) -> AsyncIterator[None]:
+        """Renew the lease every `every` seconds (default a quarter of its length) in the
+        background while the body runs, so it lapses only when this process stops."""
+        interval = every if every is not None else self._seconds / 4
+        stop = asyncio.Event()
+        keeper = asyncio.create_task(self._keep(interval, stop), name=f"lease-{self.key}")
+        try:
+            yield
+        finally:
+            stop.set()
+            # Let it end by itself: a task cancelled mid-query makes SQLAlchemy throw its
+            # connection away, which with aiosqlite can outlive the event loop.
+            done, _ = await asyncio.wait([keeper], timeout=_KEEPER_STOP_GRACE)
+            if not done:
+                keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+
+    async def _keep(self, interval: float, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            if stop.is_set():
+                return
+            try:
+                if not await self.renew():
+                    log.warning(
+                        "lease_lost",
+                        extra={"event": "lease_lost", "lease": self.key, "holder": self.holder},
+                    )
+                    return
+            except SQLAlchemyError as exc:
+                # Tried again at the next tick; the lease lasts several ticks.
+                log.warning(
+                    "lease_renew_failed",
+                    extra={
+                        "event": "lease_renew_failed",
+                        "lease": self.key,
+                        "error": str(exc)[:300],
+                    },
+                )
 
     async def release(self, *, finished: bool = False) -> None:
         """Give the lease back in a transaction of its own (see `release_in`)."""

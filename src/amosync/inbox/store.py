@@ -147,6 +147,40 @@ class InboxStore:
         async with self.transaction() as conn:
             await conn.execute(stmt)
 
+    async def renew_in(
+        self,
+        conn: AsyncConnection,
+        worker_id: str,
+        event_ids: Sequence[int],
+        lease_seconds: float,
+        *,
+        held_for: float = 0.0,
+    ) -> None:
+        """Push the lease of `worker_id`'s claimed events `lease_seconds` ahead, inside the
+        caller's transaction (the worker's heartbeat: worker/claims.py).
+
+        Only leases claimed or renewed at least `held_for` seconds ago move (those with less
+        than `lease_seconds - held_for` left): a batch settled within that time is never
+        rewritten, so in normal operation a renewal reads a few rows by key and writes none.
+
+        Only rows still pending and still locked by this worker move: one settled, released,
+        rescheduled or (after a lapse) claimed by another worker in the meantime is left
+        alone, so a stale id list is harmless. On PostgreSQL rows locked right now (being
+        settled) are skipped rather than waited for: the renewal never blocks the worker's
+        own transactions nor deadlocks with them.
+        """
+        now = utcnow()
+        until = now + timedelta(seconds=lease_seconds)
+        below = now + timedelta(seconds=max(0.0, lease_seconds - held_for))
+        for chunk in padded_chunks(event_ids):
+            params: dict[str, Any] = {
+                "renew_worker": worker_id,
+                "renew_until": until,
+                "renew_below": below,
+            }
+            params.update(zip(_id_names(len(chunk)), chunk, strict=True))
+            await conn.execute(_renew_statement(len(chunk)), params)
+
     async def retry_later(self, retries: Sequence[Retry], max_attempts: int) -> int:
         """Reschedule events; those out of attempts become `failed`. Returns how many failed."""
         if not retries:
@@ -310,6 +344,26 @@ def _settle_statement(size: int) -> Update:
             last_error=bindparam("settled_error"),
         )
     )
+
+
+@cache
+def _renew_statement(size: int) -> Update:
+    """`UPDATE … SET available_at = :renew_until WHERE id IN (SELECT … FOR UPDATE SKIP
+    LOCKED)` over `size` ids, still pending, locked by `:renew_worker` and leased until
+    before `:renew_below`."""
+    ids = [bindparam(name, type_=ev.c.id.type) for name in _id_names(size)]
+    held = (
+        select(ev.c.id)
+        .where(
+            ev.c.id.in_(ids),
+            ev.c.status == PENDING,
+            ev.c.locked_by == bindparam("renew_worker"),
+            ev.c.available_at < bindparam("renew_below"),
+        )
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return update(ev).where(ev.c.id.in_(held)).values(available_at=bindparam("renew_until"))
 
 
 def _aware(value: datetime | str | None) -> datetime | None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.db.dialect import upsert_insert
 from amosync.db.tables import workers
@@ -37,7 +38,14 @@ class WorkerState:
     failed: int = 0
 
 
-async def beat(engine: AsyncEngine, state: WorkerState) -> None:
+async def beat(
+    engine: AsyncEngine,
+    state: WorkerState,
+    *,
+    also: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+) -> None:
+    """Write the worker's row; `also` runs in the same transaction (the renewal of the
+    events it holds, worker/claims.py), so a beat stays one commit."""
     now = datetime.now(UTC)
     row = {
         "id": state.id,
@@ -60,6 +68,8 @@ async def beat(engine: AsyncEngine, state: WorkerState) -> None:
         )
         # Rows of workers gone for a day are history, not state.
         await conn.execute(delete(workers).where(workers.c.last_seen < now - timedelta(days=1)))
+        if also is not None:
+            await also(conn)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -35,6 +35,7 @@ from amosync.core.plan import (
 from amosync.errors import AmoCRMError, IPBlocked, ReauthRequired, RetryLater
 from amosync.inbox.store import InboxStore, Retry
 from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
+from amosync.worker.claims import HeldClaims
 from amosync.worker.heartbeat import (
     IP_BLOCKED,
     REAUTH_REQUIRED,
@@ -59,7 +60,7 @@ class WorkerConfig:
     batch_size: int = 500
     linger: float = 0.3
     poll_interval: float = 0.2
-    lease_seconds: float = 300.0
+    lease_seconds: float = 20.0  # renewed by every heartbeat while held (worker/claims.py)
     max_attempts: int = MAX_ATTEMPTS
     retry_base_delay: float = 5.0
     retry_max_delay: float = 3600.0
@@ -86,6 +87,10 @@ class Worker:
         self._rentprog = rentprog
         self._config = config
         self.state = WorkerState()
+        # Leases younger than one beat are not rewritten (worker/claims.py).
+        self._held = HeldClaims(
+            inbox, self.state.id, config.lease_seconds, held_for=config.heartbeat_interval
+        )
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._unsettled: dict[int, ClaimedEvent] = {}
@@ -133,6 +138,21 @@ class Worker:
                 await beat(self._engine, self.state)
             log.info("worker_stopped", extra={"event": "worker_stopped", "worker": self.state.id})
 
+    @contextlib.asynccontextmanager
+    async def beating(self) -> AsyncIterator[None]:
+        """Heartbeats, and with them the renewal of claimed events, while the body calls
+        `run_once()` itself (`worker --once`): its batch too is never taken from it, however
+        long amoCRM keeps it waiting. The worker's row ends `stopped`."""
+        beats = asyncio.create_task(self._heartbeats(), name="worker-heartbeat")
+        try:
+            yield
+        finally:
+            self._stopping.set()
+            await self._finish(beats, [])
+            self.state.state = STOPPED
+            with contextlib.suppress(SQLAlchemyError, asyncio.CancelledError):
+                await beat(self._engine, self.state)
+
     async def run_once(self) -> int:
         """One cycle; returns how many events it settled or rescheduled."""
         events = await self._claim_batch()
@@ -149,9 +169,11 @@ class Worker:
 
     async def _claim_batch(self) -> list[ClaimedEvent]:
         cfg = self._config
+        self._held.clear()  # the last batch is over: settled, rescheduled or released
         await self._pace()
         claim_started = time.monotonic()
         events = await self._inbox.claim(self.state.id, cfg.batch_size, cfg.lease_seconds)
+        self._held.add(e.id for e in events)
         if not events:
             return events
         drained = len(events) < cfg.batch_size  # the last claim took every due event
@@ -169,6 +191,7 @@ class Worker:
             claim_started = time.monotonic()
             wanted = cfg.batch_size - len(events)
             more = await self._inbox.claim(self.state.id, wanted, cfg.lease_seconds)
+            self._held.add(e.id for e in more)
             drained = len(more) < wanted
             events += more
         self._last_claim_at = claim_started if drained else None
@@ -315,6 +338,7 @@ class Worker:
         """These events are settled in the database: nothing to release on the way out."""
         for event_id in event_ids:
             self._unsettled.pop(event_id, None)
+        self._held.discard(event_ids)
 
     async def _release_unsettled(self, events: list[ClaimedEvent]) -> None:
         left = [e for e in events if e.id in self._unsettled]
@@ -322,6 +346,7 @@ class Worker:
             with contextlib.suppress(SQLAlchemyError):
                 await self._inbox.release(e.id for e in left)
         self._unsettled = {}
+        self._held.clear()
 
     async def _pause(self, paused: _Paused) -> None:
         self.state.state, self.state.detail = paused.state, paused.detail
@@ -366,8 +391,9 @@ class Worker:
 
     async def _heartbeats(self) -> None:
         while not self._stopping.is_set():
+            # A failed beat only risks a lapsed lease: a double fetch (worker/claims.py).
             with contextlib.suppress(SQLAlchemyError):
-                await beat(self._engine, self.state)
+                await beat(self._engine, self.state, also=self._held.renew_in)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._stopping.wait(), timeout=self._config.heartbeat_interval
