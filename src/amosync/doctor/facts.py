@@ -24,7 +24,7 @@ from amosync.db.migrate import current_revision, head_revision
 from amosync.db.tables import webhook_events
 from amosync.doctor.checks import ErrorKind, EventFacts, Facts, Outcome, ServiceAnswer
 from amosync.errors import AmoCRMError, IPBlocked, ReauthRequired, RetryLater
-from amosync.inbox.store import FAILED
+from amosync.inbox.store import FAILED, last_webhook_at
 from amosync.services import build_client
 from amosync.settings import Settings
 from amosync.worker.subscription import assess, save_subscription_state
@@ -103,7 +103,7 @@ async def _gather(
 async def _events(engine: AsyncEngine) -> Outcome[EventFacts]:
     try:
         async with engine.connect() as conn:
-            last = await conn.scalar(select(func.max(webhook_events.c.received_at)))
+            last = await last_webhook_at(conn)  # from amoCRM: not rows amosync queued
             failed = await conn.scalar(
                 select(func.count())
                 .select_from(webhook_events)

@@ -1,0 +1,229 @@
+"""The SQLite file under a running service, and the file a new start would open.
+
+Two accidents lose data silently on SQLite, and this module stops both:
+
+- The file is deleted or replaced while `serve` runs (a cleanup script, a restore copied over
+  it, a volume re-mounted). The open connections keep writing into the old, unlinked inode:
+  webhooks are acknowledged into a file nobody will ever open again. `FileGuard` keeps a
+  descriptor of the file it started with and compares it with what the path names now
+  (device and inode, and the link count), every `CHECK_INTERVAL` seconds, off the webhook
+  path. Once they differ it logs `database_file_replaced`, and `StorageWatch.refusal` makes
+  the webhook writer answer 503 (amoCRM delivers again later) and every new database
+  transaction of the service fail, until the service is restarted on the right file.
+
+- A start on a missing file that existed before. SQLite creates a missing file on open, so
+  the next start would begin an empty database with the events and OAuth tokens gone.
+  `check_before_open` refuses that unless told (`serve --create`). "Existed before" is known
+  from traces the database leaves next to itself: our marker `<file>-amosync` (written at
+  every start once the file exists) or SQLite's own `<file>-wal` / `<file>-shm` /
+  `<file>-journal`. A first start in an empty directory has none of them and creates the
+  file, as always. (Deleting the whole directory removes the traces too: nothing inside the
+  directory can tell that apart from a first start.)
+
+`StorageWatch` also remembers how the webhook writer's last commit went, so `/health` fails at
+once on a full disk instead of after the backlog grows old.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.db.urls import sqlite_file
+
+log = logging.getLogger(__name__)
+
+CHECK_INTERVAL = 2.0  # seconds between two looks at the path
+MARKER_SUFFIX = "-amosync"
+SQLITE_TRACES = ("-wal", "-shm", "-journal")
+
+
+@dataclass(frozen=True)
+class CommitOutcome:
+    at: datetime
+    error: str | None  # None: committed
+
+
+class StorageWatch:
+    """What the service knows about its storage beyond a query answering: shared by the
+    webhook writer (which reads `refusal` and reports its commits) and `/health`."""
+
+    def __init__(self) -> None:
+        self.refusal: str | None = None  # set once the database file is gone or replaced
+        self.refused_since: datetime | None = None
+        self.last_commit: CommitOutcome | None = None
+        self.failing_since: datetime | None = None  # first failure after the last success
+
+    def refuse(self, reason: str) -> None:
+        if self.refusal is None:
+            self.refusal, self.refused_since = reason, datetime.now(UTC)
+
+    def commit_ok(self) -> None:
+        self.last_commit, self.failing_since = CommitOutcome(datetime.now(UTC), None), None
+
+    def commit_failed(self, error: str) -> None:
+        now = datetime.now(UTC)
+        self.last_commit = CommitOutcome(now, error)
+        self.failing_since = self.failing_since or now
+
+
+def marker_path(db_file: Path) -> Path:
+    return db_file.with_name(db_file.name + MARKER_SUFFIX)
+
+
+def traces_of(db_file: Path) -> list[Path]:
+    """Files next to `db_file` that say a database lived there."""
+    names = [MARKER_SUFFIX, *SQLITE_TRACES]
+    return [p for p in (db_file.with_name(db_file.name + n) for n in names) if p.exists()]
+
+
+class MissingDatabase(Exception):
+    """The database file is missing but existed before: starting would create an empty one."""
+
+
+def check_before_open(db_file: Path, *, create: bool) -> None:
+    """Raise MissingDatabase when `db_file` is missing and traces say it existed, unless
+    `create`; then the stale SQLite traces are moved aside (a WAL without its database
+    would be replayed into the new, empty file)."""
+    if db_file.exists():
+        return
+    traces = traces_of(db_file)
+    if not traces:
+        return  # a first start: SQLite creates the file
+    if not create:
+        raise MissingDatabase(
+            f"database file {db_file} is missing, but it existed before "
+            f"({', '.join(p.name for p in traces)} found next to it): it was deleted or moved. "
+            "Restore it from a backup, or begin with an empty database (the old one's webhook "
+            "events and OAuth tokens are lost) with `amosync serve --create` or "
+            "`amosync migrate`."
+        )
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for trace in traces:
+        if trace.name.endswith(MARKER_SUFFIX):
+            trace.unlink()
+        else:
+            trace.rename(trace.with_name(f"{trace.name}.orphaned-{stamp}"))
+    log.warning(
+        "database_created_on_request",
+        extra={"event": "database_created_on_request", "path": str(db_file)},
+    )
+
+
+def write_marker(db_file: Path) -> None:
+    """Note next to an existing database file that it exists (see `check_before_open`)."""
+    marker = marker_path(db_file)
+    if db_file.exists() and not marker.exists():
+        note = {"database": db_file.name, "since": datetime.now(UTC).isoformat()}
+        with contextlib.suppress(OSError):  # a read-only directory: SQLite's traces remain
+            marker.write_text(
+                json.dumps(note) + "\n# amosync: the database file above exists; do not remove\n"
+            )
+
+
+class FileGuard:
+    """Watches that the path still names the file the service opened (see the module doc)."""
+
+    def __init__(self, db_file: Path, watch: StorageWatch) -> None:
+        self._path = db_file
+        self._watch = watch
+        self._fd: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def open(self) -> None:
+        """Hold the file the service works on (it exists: migrations ran)."""
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDONLY)
+
+    def check(self) -> str | None:
+        """The refusal reason once the path no longer names our file; None while it does."""
+        if self._fd is None or self._watch.refusal is not None:
+            return self._watch.refusal
+        ours = os.fstat(self._fd)
+        try:
+            now = os.stat(self._path)
+        except FileNotFoundError:
+            now = None
+        if now is None or ours.st_nlink == 0:
+            problem = "was deleted"
+        elif (now.st_dev, now.st_ino) != (ours.st_dev, ours.st_ino):
+            problem = "was replaced by another file"
+        else:
+            return None
+        reason = (
+            f"the database file {self._path} {problem} while the service was running: "
+            "webhooks are refused (503) until it is restarted on the right file"
+        )
+        self._watch.refuse(reason)
+        log.error(
+            "database_file_replaced",
+            extra={"event": "database_file_replaced", "path": str(self._path), "problem": problem},
+        )
+        return reason
+
+    def start(self) -> None:
+        self.open()
+        self._task = asyncio.create_task(self._run(), name="database-file-guard")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    async def _run(self) -> None:
+        while True:
+            if self.check() is not None:
+                return  # tripped for good: the service must be restarted
+            await asyncio.sleep(CHECK_INTERVAL)
+
+
+def refuse_transactions(engine: AsyncEngine, watch: StorageWatch) -> None:
+    """Every new transaction on `engine` fails once `watch` refuses: the in-process worker
+    must not go on writing into the unlinked file either."""
+
+    def _on_begin(conn: Any) -> None:
+        if watch.refusal is not None:
+            raise OperationalError("BEGIN", None, sqlite3.OperationalError(watch.refusal))
+
+    # First, before engine.py's listener says BEGIN IMMEDIATE: refuse before taking the lock.
+    event.listen(engine.sync_engine, "begin", _on_begin, insert=True)
+
+
+def database_file(url: str) -> Path | None:
+    """The SQLite file of a database URL; None for PostgreSQL and in-memory databases."""
+    found = sqlite_file(url)
+    return None if found is None else sqlite_path(str(found))
+
+
+def sqlite_path(database: str | None) -> Path | None:
+    """The file of a SQLite URL's database part; None for in-memory databases."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def guard_for(engine: AsyncEngine, watch: StorageWatch) -> FileGuard | None:
+    """The guard for a SQLite service engine's file (wired to refuse transactions once it
+    trips); None for PostgreSQL and in-memory databases."""
+    path = sqlite_path(engine.url.database) if engine.dialect.name == "sqlite" else None
+    if path is None:
+        return None
+    refuse_transactions(engine, watch)
+    return FileGuard(path, watch)
