@@ -138,7 +138,7 @@ class FileGuard:
 
     def __init__(self, db_file: Path, watch: StorageWatch) -> None:
         self._path = db_file
-        self._watch = watch
+        self.watch = watch
         self._fd: int | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -149,24 +149,28 @@ class FileGuard:
 
     def check(self) -> str | None:
         """The refusal reason once the path no longer names our file; None while it does."""
-        if self._fd is None or self._watch.refusal is not None:
-            return self._watch.refusal
+        if self._fd is None or self.watch.refusal is not None:
+            return self.watch.refusal
         ours = os.fstat(self._fd)
         try:
             now = os.stat(self._path)
         except FileNotFoundError:
             now = None
-        if now is None or ours.st_nlink == 0:
+        if now is None:
             problem = "was deleted"
         elif (now.st_dev, now.st_ino) != (ours.st_dev, ours.st_ino):
-            problem = "was replaced by another file"
+            # Replaced, or deleted and re-created: a new connection to the path makes SQLite
+            # create a fresh file there, so the two cannot be told apart afterwards.
+            problem = "was deleted or replaced by another file"
+        elif ours.st_nlink == 0:
+            problem = "was deleted"
         else:
             return None
         reason = (
             f"the database file {self._path} {problem} while the service was running: "
             "webhooks are refused (503) until it is restarted on the right file"
         )
-        self._watch.refuse(reason)
+        self.watch.refuse(reason)
         log.error(
             "database_file_replaced",
             extra={"event": "database_file_replaced", "path": str(self._path), "problem": problem},
@@ -194,16 +198,23 @@ class FileGuard:
             await asyncio.sleep(CHECK_INTERVAL)
 
 
-def refuse_transactions(engine: AsyncEngine, watch: StorageWatch) -> None:
-    """Every new transaction on `engine` fails once `watch` refuses: the in-process worker
-    must not go on writing into the unlinked file either."""
+def refuse_transactions(engine: AsyncEngine, guard: FileGuard) -> None:
+    """Every new transaction on `engine` fails once the guard refuses: the in-process worker
+    must not go on writing into the unlinked file either. A new connection first looks at the
+    guard: opening a deleted file's path would make SQLite create an empty database there."""
+    watch = guard.watch
 
     def _on_begin(conn: Any) -> None:
         if watch.refusal is not None:
             raise OperationalError("BEGIN", None, sqlite3.OperationalError(watch.refusal))
 
+    def _on_connect(*_args: Any) -> None:
+        if guard.check() is not None:
+            raise OperationalError("connect", None, sqlite3.OperationalError(watch.refusal))
+
     # First, before engine.py's listener says BEGIN IMMEDIATE: refuse before taking the lock.
     event.listen(engine.sync_engine, "begin", _on_begin, insert=True)
+    event.listen(engine.sync_engine, "do_connect", _on_connect)
 
 
 def database_file(url: str) -> Path | None:
@@ -225,5 +236,6 @@ def guard_for(engine: AsyncEngine, watch: StorageWatch) -> FileGuard | None:
     path = sqlite_path(engine.url.database) if engine.dialect.name == "sqlite" else None
     if path is None:
         return None
-    refuse_transactions(engine, watch)
-    return FileGuard(path, watch)
+    guard = FileGuard(path, watch)
+    refuse_transactions(engine, guard)
+    return guard
