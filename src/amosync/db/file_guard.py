@@ -143,12 +143,16 @@ class FileGuard:
         self._task: asyncio.Task[None] | None = None
 
     def open(self) -> None:
-        """Hold the file the service works on (it exists: migrations ran)."""
+        """Hold the file the service works on (`serve` migrated it, so it exists; if not
+        yet, the first look after it appears adopts it)."""
         if self._fd is None:
-            self._fd = os.open(self._path, os.O_RDONLY)
+            with contextlib.suppress(FileNotFoundError):
+                self._fd = os.open(self._path, os.O_RDONLY)
 
     def check(self) -> str | None:
         """The refusal reason once the path no longer names our file; None while it does."""
+        if self._fd is None:
+            self.open()
         if self._fd is None or self.watch.refusal is not None:
             return self.watch.refusal
         ours = os.fstat(self._fd)

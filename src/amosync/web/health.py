@@ -19,7 +19,7 @@ from amosync.health.model import worst
 __all__ = ["health", "health_live", "run_checks"]
 
 
-def _probe(request: Request) -> HealthProbe:
+def probe_of(request: Request) -> HealthProbe:
     probe: HealthProbe | None = getattr(request.app.state, "health_probe", None)
     if probe is None:
         probe = request.app.state.health_probe = HealthProbe()
@@ -27,7 +27,9 @@ def _probe(request: Request) -> HealthProbe:
 
 
 async def health(request: Request) -> JSONResponse:
-    checks = await run_checks(request.app.state.settings, request.app.state.engine, _probe(request))
+    checks = await run_checks(
+        request.app.state.settings, request.app.state.engine, probe_of(request)
+    )
     now = datetime.now(UTC)
     ok = all(c.ok for c in checks.values())
     return JSONResponse(
@@ -42,7 +44,7 @@ async def health(request: Request) -> JSONResponse:
 
 
 async def health_live(request: Request) -> JSONResponse:
-    check = await _probe(request).live(request.app.state.engine)
+    check = await probe_of(request).live(request.app.state.engine)
     return JSONResponse(
         {"status": "ok" if check.ok else "failing", "database": check.as_json()},
         status_code=200 if check.ok else 503,
