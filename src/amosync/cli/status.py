@@ -72,7 +72,7 @@ def render(s: SyncStats, token: str | None = None, budget: int | None = None) ->
         ),
         ("Backlog", f"{s.backlog} pending, oldest {age(s.oldest_pending_age_seconds)}"),
         (
-            "Last webhook",
+            "Last webhook from amoCRM",
             s.last_webhook_at.isoformat(timespec="seconds") if s.last_webhook_at else "never",
         ),
         ("API requests, last hour", spend_line(s.api_requests_by_purpose_last_hour, budget)),
