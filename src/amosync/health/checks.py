@@ -36,8 +36,8 @@ WORKER_STALE_AFTER = timedelta(seconds=30)
 LONG_PAUSE = timedelta(seconds=60)
 PAUSED_STATES = (REAUTH_REQUIRED, IP_BLOCKED)
 REAUTH_FIX = (
-    "re-authorise: `amosync auth login` (OAuth) or a new AMOSYNC_AMOCRM_LONG_LIVED_TOKEN; "
-    "events wait, pending"
+    "re-authorise with `amosync auth login` (OAuth) or a new "
+    "AMOSYNC_AMOCRM_LONG_LIVED_TOKEN; events wait, pending"
 )
 
 
@@ -131,7 +131,7 @@ def _credentials(
         return Check(FAIL, missing_token_hint(settings))
     reauth = [w for w in workers if w.state == REAUTH_REQUIRED]
     if reauth:
-        return Check(FAIL, f"refused: {reauth[0].detail or 'reauth_required'}: {REAUTH_FIX}")
+        return Check(FAIL, f"refused ({reauth[0].detail or 'reauth_required'}): {REAUTH_FIX}")
     answered = calls.last_answered
     if answered is None:
         return Check(WARN, "configured; no amoCRM API call answered yet")
