@@ -17,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from amosync.db.file_guard import MissingDatabase, check_before_open
 from amosync.settings import Settings
 from amosync.web.app import create_app
 
@@ -76,6 +77,12 @@ async def test_file_deleted_or_replaced_under_serve_stops_acknowledging(
         noticed_after = time.monotonic() - started
         after = await client.post(SECRET_URL, content=b"leads[update][0][id]=6", headers=FORM)
         health = await client.get("/health")
+    # A connection opened at the moment of deletion may have made SQLite create an empty
+    # file there; either way the next start must refuse rather than migrate it silently.
+    # (A replacement holding a schema is a restore: the next start may use it.)
+    if how == "deleted":
+        with pytest.raises(MissingDatabase):
+            check_before_open(path, create=False)
 
     assert 200 == before.status_code
     assert "failing" == live["status"], live

@@ -3,6 +3,7 @@ file existed before, unless `--create` (db/file_guard.py)."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,21 @@ def test_marker_is_written_only_next_to_an_existing_file(tmp_path: Path) -> None
 def test_database_file_of_urls() -> None:
     assert Path("./amosync.db") == database_file("sqlite:///./amosync.db")
     assert None is database_file("postgresql://u@h/db")
+
+
+def test_an_empty_file_where_the_marker_says_a_database_was_is_refused(tmp_path: Path) -> None:
+    """SQLite created an empty file at the path of a deleted database (a connection opened
+    it): the next start refuses it like a missing file; a real database passes."""
+    db = tmp_path / "amosync.db"
+    db.write_text("")
+    write_marker(db)
+    sqlite3.connect(db).execute("PRAGMA journal_mode=WAL").close()  # a header, no tables
+
+    with pytest.raises(MissingDatabase, match="is empty"):
+        check_before_open(db, create=False)
+    check_before_open(db, create=True)  # told to: allowed
+
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    check_before_open(db, create=False)

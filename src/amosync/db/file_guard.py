@@ -41,6 +41,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.thread_transactions import thread_transactions
 from amosync.db.urls import sqlite_file
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,17 @@ def check_before_open(db_file: Path, *, create: bool) -> None:
     `create`; then the stale SQLite traces are moved aside (a WAL without its database
     would be replayed into the new, empty file)."""
     if db_file.exists():
-        return
+        if create or not marker_path(db_file).exists() or _holds_a_schema(db_file):
+            return
+        # The marker says amosync's database lived here, but this file has no schema: SQLite
+        # created it empty when something opened the path after the real file was deleted.
+        raise MissingDatabase(
+            f"database file {db_file} is empty, but {marker_path(db_file).name} says amosync's "
+            "database was here: the old file was deleted or moved and an empty one took its "
+            "place. Restore it from a backup, or begin with an empty database (the old one's "
+            "webhook events and OAuth tokens are lost) with `amosync serve --create` or "
+            "`amosync migrate`."
+        )
     traces = traces_of(db_file)
     if not traces:
         return  # a first start: SQLite creates the file
@@ -120,6 +131,18 @@ def check_before_open(db_file: Path, *, create: bool) -> None:
         "database_created_on_request",
         extra={"event": "database_created_on_request", "path": str(db_file)},
     )
+
+
+def _holds_a_schema(db_file: Path) -> bool:
+    """Whether the file has any table (read-only: never creates or changes it)."""
+    try:
+        conn = sqlite3.connect(f"{db_file.absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return True  # not ours to judge (locked, not a database): opening it will say
 
 
 def write_marker(db_file: Path) -> None:
@@ -216,9 +239,12 @@ def refuse_transactions(engine: AsyncEngine, guard: FileGuard) -> None:
         if guard.check() is not None:
             raise OperationalError("connect", None, sqlite3.OperationalError(watch.refusal))
 
-    # First, before engine.py's listener says BEGIN IMMEDIATE: refuse before taking the lock.
-    event.listen(engine.sync_engine, "begin", _on_begin, insert=True)
-    event.listen(engine.sync_engine, "do_connect", _on_connect)
+    # The service engine and its twin for writes on the writer thread (thread_transactions).
+    twin = thread_transactions(engine)
+    for sync_engine in (engine.sync_engine, *([twin.engine] if twin else [])):
+        # First, before engine.py's listener says BEGIN IMMEDIATE: refuse before the lock.
+        event.listen(sync_engine, "begin", _on_begin, insert=True)
+        event.listen(sync_engine, "do_connect", _on_connect)
 
 
 def database_file(url: str) -> Path | None:
