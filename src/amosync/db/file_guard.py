@@ -138,7 +138,8 @@ def _holds_a_schema(db_file: Path) -> bool:
     try:
         conn = sqlite3.connect(f"{db_file.absolute().as_uri()}?mode=ro", uri=True)
         try:
-            return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+            tables: int = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            return tables > 0
         finally:
             conn.close()
     except sqlite3.Error:
