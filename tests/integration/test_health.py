@@ -26,6 +26,7 @@ from amosync.catchup.state import write_state
 from amosync.db.tables import webhook_events as ev
 from amosync.db.turns import write_transaction
 from amosync.doctor.facts import _events as doctor_events
+from amosync.health import HealthProbe
 from amosync.inbox.store import append_rows
 from amosync.settings import Settings
 from amosync.stats import collect_stats
@@ -375,3 +376,21 @@ async def test_storage_refusing_writes_fails_health_at_once(
     database = health.json()["checks"]["database"]
     assert "fail" == database["state"], database
     assert 200 == live.status_code, live.text
+
+
+async def test_last_webhook_reused_probe_reads_only_new_rows_and_keeps_the_answer(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """The app's probe remembers the last webhook and then looks only at newer rows: a new
+    webhook is seen, later rows amosync queued itself do not hide it."""
+    settings, probe = make_settings(), HealthProbe()
+    first = (await run_checks(settings, engine, probe))["last_webhook"]
+    await add_events(engine, "webhook", ago=30)
+    seen = (await run_checks(settings, engine, probe))["last_webhook"]
+    await add_events(engine, "worker", n=5)
+    kept = (await run_checks(settings, engine, probe))["last_webhook"]
+
+    assert "no webhook from amoCRM received yet" == first.detail
+    assert seen.since is not None
+    assert 25 < (datetime.now(UTC) - seen.since).total_seconds() < 60
+    assert seen.since == kept.since

@@ -25,7 +25,7 @@ from amosync.health.observed import (
     shared_pause,
 )
 from amosync.health.probe import HealthProbe
-from amosync.inbox.store import InboxStore, last_webhook_at
+from amosync.inbox.store import InboxStore
 from amosync.settings import Settings
 from amosync.worker.heartbeat import IP_BLOCKED, REAUTH_REQUIRED, STOPPED, WorkerRow
 from amosync.worker.heartbeat import recent_workers as _recent_workers
@@ -74,7 +74,7 @@ async def run_checks(
         failures = await recent_failures(
             conn, now - timedelta(seconds=settings.health_failed_window)
         )
-        last_webhook = await last_webhook_at(conn)
+        last_webhook = await probe.last_webhook(conn)
         verification = await last_verification(conn)
     checks["worker"] = _worker(workers)
     expiry = await token_expiry(settings, engine)

@@ -15,20 +15,23 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.catchup.state import write_state
 from amosync.db.file_guard import StorageWatch
 from amosync.db.turns import write_transaction
 from amosync.health.model import FAIL, OK, Check
+from amosync.inbox.store import last_webhook_at
 
 WRITE_CACHE_SECONDS = 5.0
 TIMEOUT = 5.0
 PROBE_KEY = "health.probe"
+# A webhook row committed this long after its received_at is still found by the next look.
+LATE_COMMIT = timedelta(seconds=60)
 
 T = TypeVar("T")
 
@@ -43,6 +46,8 @@ class HealthProbe:
         self._write_result: Check | None = None
         self._write_at = 0.0
         self._select: asyncio.Task[None] | None = None
+        self._last_webhook: datetime | None = None
+        self._webhook_looked_at: datetime | None = None
 
     async def live(self, engine: AsyncEngine) -> Check:
         """The process answers and so does the database (a read: for liveness)."""
@@ -76,6 +81,21 @@ class HealthProbe:
         if self._write.done():
             self._write_result, self._write_at = result, time.monotonic()
         return result
+
+    async def last_webhook(self, conn: AsyncConnection) -> datetime | None:
+        """The newest webhook from amoCRM. After the first answer only rows received since
+        the previous look (less a margin for late commits) are read: after a backfill the
+        newest rows are the worker's own, and walking past all of them on every poll cost
+        ~28 ms on SQLite with 50,000 of them."""
+        looked_at = datetime.now(UTC)
+        floor = None if self._webhook_looked_at is None else self._webhook_looked_at - LATE_COMMIT
+        found = await last_webhook_at(conn, after=floor)
+        if floor is None:
+            self._last_webhook = found
+        elif found is not None and (self._last_webhook is None or found > self._last_webhook):
+            self._last_webhook = found
+        self._webhook_looked_at = looked_at
+        return self._last_webhook
 
     def _refusal(self) -> Check | None:
         if self.watch.refusal is None:

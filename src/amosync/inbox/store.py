@@ -302,9 +302,18 @@ LAST_WEBHOOK = (
 )
 
 
-async def last_webhook_at(conn: AsyncConnection) -> datetime | None:
-    """When the newest webhook from amoCRM was received; None if none ever was."""
-    return _aware(await conn.scalar(select(LAST_WEBHOOK)))
+async def last_webhook_at(conn: AsyncConnection, after: datetime | None = None) -> datetime | None:
+    """When the newest webhook from amoCRM was received (None if none ever was, or none
+    after `after`: then only the index range after it is read)."""
+    if after is None:
+        return _aware(await conn.scalar(select(LAST_WEBHOOK)))
+    newer = (
+        select(ev.c.received_at)
+        .where(ev.c.source == "webhook", ev.c.received_at > after)
+        .order_by(ev.c.received_at.desc())
+        .limit(1)
+    )
+    return _aware(await conn.scalar(newer))
 
 
 @cache
