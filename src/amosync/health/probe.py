@@ -90,9 +90,8 @@ class HealthProbe:
         looked_at = datetime.now(UTC)
         floor = None if self._webhook_looked_at is None else self._webhook_looked_at - LATE_COMMIT
         found = await last_webhook_at(conn, after=floor)
-        if floor is None:
-            self._last_webhook = found
-        elif found is not None and (self._last_webhook is None or found > self._last_webhook):
+        newer = found is not None and (self._last_webhook is None or found > self._last_webhook)
+        if floor is None or newer:
             self._last_webhook = found
         self._webhook_looked_at = looked_at
         return self._last_webhook
