@@ -104,7 +104,7 @@ def make_settings(db_url: str) -> Callable[..., Settings]:
             "amocrm_base_url": FAKE_BASE_URL,
             "amocrm_subdomain": DEFAULT_SUBDOMAIN,
             "amocrm_long_lived_token": DEFAULT_TOKEN,
-            "webhook_secret": "s3cret-path",
+            "webhook_secret": "s3cret-path-0123456789",
             "worker_linger": 0.0,
             "worker_poll_interval": 0.05,
         }

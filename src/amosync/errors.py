@@ -6,9 +6,12 @@
     ├── WebhookRejected        HTTP 4xx with a short reason; nothing is stored
     └── AmoCRMError            a call to amoCRM did not give us data
         ├── RetryLater         transient (429, 5xx, timeout): events go back to pending
+        │   └── RateLimited    a 429 pause is in force and the caller will not wait it out
         ├── ReauthRequired     401: the token is refused; API work stops, events stay pending
         ├── IPBlocked          403: amoCRM blocked us; stop calling for a cool-down
-        └── RequestRejected    another 4xx: the request itself is wrong; events fail
+        ├── RequestRejected    another 4xx: the request itself is wrong; events fail
+        └── AnswerTooLarge     the answer is over AMOSYNC_API_MAX_ANSWER_BYTES: the worker
+                               asks for fewer entities; one entity alone over it fails
 
 The docstring of each class is its default message.
 """
@@ -52,6 +55,10 @@ class RetryLater(AmoCRMError):
         self.delay = delay
 
 
+class RateLimited(RetryLater):
+    """Calls to amoCRM are paused after a 429; try again later."""
+
+
 class ReauthRequired(AmoCRMError):
     """amoCRM refused the token (401): re-authorise the integration."""
 
@@ -70,3 +77,11 @@ class RequestRejected(AmoCRMError):
     def __init__(self, message: str | None = None, *, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class AnswerTooLarge(AmoCRMError):
+    """amoCRM's answer is larger than AMOSYNC_API_MAX_ANSWER_BYTES."""
+
+    def __init__(self, message: str | None = None, *, limit: int = 0) -> None:
+        super().__init__(message)
+        self.limit = limit

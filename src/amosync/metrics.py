@@ -58,18 +58,62 @@ UPSERT_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=REGISTRY,
 )
+VERIFY_CHECKED = Counter(
+    "amosync_verify_checked",
+    "Stored rows this process compared with amoCRM (amosync verify, background verification).",
+    ["entity"],
+    registry=REGISTRY,
+)
+VERIFY_DIVERGED = Counter(
+    "amosync_verify_diverged",
+    "Compared rows that differed from amoCRM, by entity.",
+    ["entity"],
+    registry=REGISTRY,
+)
+VERIFY_REPAIRED = Counter(
+    "amosync_verify_repaired",
+    "Diverged rows that matched amoCRM when read back after the repair, by entity.",
+    ["entity"],
+    registry=REGISTRY,
+)
 
+
+# The entity and action names amoCRM sends (PROTOCOL.md 1.2, entities as normalised by
+# core/webhook.py). Anything else is counted as `other`: names come from the request body,
+# and 2,000 invented kinds once grew /metrics to 8.6 MB and 80,000 series.
+KNOWN_ENTITIES = frozenset(
+    {
+        "leads",
+        "contacts",
+        "companies",
+        "customers",
+        "tasks",
+        "unsorted",
+        "message",
+        "talk",
+        "catalogs",
+    }
+)
+KNOWN_ACTIONS = frozenset({"add", "update", "delete", "restore", "status", "responsible", "note"})
+OTHER = "other"
 
 # The `stored` child of WEBHOOK_ITEMS per (entity, action): `labels()` costs more than the
-# increment itself. Holds no more than the counter already does (it keeps every child).
+# increment itself. Bounded like the counter: at most (entities + 1) × (actions + 1) pairs.
 _stored_children: dict[tuple[str, str], Counter] = {}
+
+
+def _label_pair(entity: str, action: str) -> tuple[str, str]:
+    return (
+        entity if entity in KNOWN_ENTITIES else OTHER,
+        action if action in KNOWN_ACTIONS else OTHER,
+    )
 
 
 def webhook_stored(items: Iterable[WebhookItem]) -> None:
     """One increment per (entity, action) pair of a stored webhook body."""
     tally: dict[tuple[str, str], int] = {}
     for item in items:
-        pair = (item.entity, item.action)
+        pair = _label_pair(item.entity, item.action)
         tally[pair] = tally.get(pair, 0) + 1
     for pair, n in tally.items():
         child = _stored_children.get(pair)
@@ -100,3 +144,10 @@ def rate_limit_wait(seconds: float) -> None:
 def upsert_done(entity: str, started: float) -> None:
     """`started` is a `time.perf_counter()` reading taken before the transaction began."""
     UPSERT_SECONDS.labels(entity).observe(time.perf_counter() - started)
+
+
+def verify_counted(entity: str, checked: int, diverged: int, repaired: int) -> None:
+    """One verified batch's figures (catchup/verify.py)."""
+    VERIFY_CHECKED.labels(entity).inc(checked)
+    VERIFY_DIVERGED.labels(entity).inc(diverged)
+    VERIFY_REPAIRED.labels(entity).inc(repaired)

@@ -10,13 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm import AmoClient
 from amosync.amocrm.oauth import token_provider
-from amosync.amocrm.shared_limit import ReleaseAndRecord, SharedWindowLimiter
+from amosync.amocrm.shared_limit import MAX_BLOCK, ReleaseAndRecord, SharedWindowLimiter
 from amosync.catchup import CATCHUP, catchup_job
+from amosync.catchup.budget import VERIFY
+from amosync.catchup.verify_job import verify_job
 from amosync.core.mapping import RentProgField
 from amosync.db.api_log import DbCallRecorder
 from amosync.db.engine import create_service_engine
 from amosync.db.turns import turns_of
 from amosync.inbox import InboxStore
+from amosync.inbox.retention import retention_job
 from amosync.settings import Settings
 from amosync.worker.jobs import PeriodicJob
 from amosync.worker.loop import Worker, WorkerConfig
@@ -49,8 +52,10 @@ def build_client(
     *,
     purpose: str = "webhook",
     transport: httpx.AsyncBaseTransport | None = None,
+    max_wait: float | None = None,
 ) -> AmoClient:
-    limiter = rate_limiter(settings, engine)
+    """`max_wait`: fail with RetryLater rather than wait longer for the rate limit (doctor)."""
+    limiter = rate_limiter(settings, engine, max_wait=max_wait)
     return AmoClient(
         # With no account configured the client still exists; every call reports that the
         # configuration is missing (via ReauthRequired) and events wait, pending.
@@ -59,21 +64,31 @@ def build_client(
         token_provider(settings, engine, transport=transport),
         limiter,
         timeout=settings.api_timeout,
+        max_answer_bytes=settings.api_max_answer_bytes,
         # The slot's release and the call's log row in one transaction.
         after_answer=ReleaseAndRecord(limiter, DbCallRecorder(engine, purpose)),
         transport=transport,
         ip_block_cooldown=settings.ip_block_cooldown,
+        max_retry_after=settings.max_retry_after,
     )
 
 
-def rate_limiter(settings: Settings, engine: AsyncEngine) -> SharedWindowLimiter:
+def rate_limiter(
+    settings: Settings, engine: AsyncEngine, *, max_wait: float | None = None
+) -> SharedWindowLimiter:
     """One limit for every process on the database (amoCRM counts per account, not process).
 
     Kept in the database on SQLite too: a slot costs about 2.5 ms of CPU there and on
     PostgreSQL, against 100+ ms for the API call it allows, and `serve` plus a `worker` or
     a CLI command on one SQLite file are several processes as well.
     """
-    return SharedWindowLimiter(engine, settings.api_rate_limit)
+    return SharedWindowLimiter(
+        engine,
+        settings.api_rate_limit,
+        max_pause=settings.max_retry_after,
+        max_block=max(MAX_BLOCK, settings.ip_block_cooldown),
+        max_wait=max_wait,
+    )
 
 
 def periodic_jobs(
@@ -82,7 +97,8 @@ def periodic_jobs(
     client: AmoClient,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> list[PeriodicJob]:
-    """Jobs the worker runs beside events: catch-up, token keep-alive, subscription checks."""
+    """Jobs the worker runs beside events: catch-up, token keep-alive, subscription checks,
+    retention."""
     jobs: list[PeriodicJob] = []
     catchup = catchup_job(
         settings,
@@ -92,12 +108,20 @@ def periodic_jobs(
     )
     if catchup is not None:
         jobs.append(catchup)
+    verify = verify_job(
+        settings,
+        engine,
+        lambda: build_client(settings, engine, purpose=VERIFY, transport=transport),
+    )
+    if verify is not None:
+        jobs.append(verify)
     keepalive = token_keepalive_job(settings, engine)
     if keepalive is not None:
         jobs.append(keepalive)
     subscription = subscription_job(settings, engine, client)
     if subscription is not None:
         jobs.append(subscription)
+    jobs.append(retention_job(settings, engine))  # done/ignored events and the call log
     return jobs
 
 

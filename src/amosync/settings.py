@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from amosync.core.backoff import MAX_ATTEMPTS, MAX_RETRY_AFTER
+
 
 class Settings(BaseSettings):
     """amosync configuration, read from the environment and an optional `.env` file."""
@@ -74,7 +76,8 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         default=None,
         description="Secret path segment: amoCRM posts to `/amocrm/<secret>`. Without it the "
-        "unprotected `/amocrm` is served and a warning is logged.",
+        "unprotected `/amocrm` is served and a warning is logged. At least 16 characters "
+        "(`openssl rand -hex 16`); a placeholder such as `CHANGE-ME` is refused.",
     )
     rentprog_field_id: int | None = Field(
         default=None,
@@ -95,6 +98,13 @@ class Settings(BaseSettings):
     )
     api_timeout: float = Field(
         default=10.0, gt=0, description="Seconds to wait for one amoCRM API response."
+    )
+    api_max_answer_bytes: int = Field(
+        default=33_554_432,
+        ge=65_536,
+        description="Largest amoCRM API answer read (bytes, decoded); a larger one is refused "
+        "while it streams in, and the worker asks for fewer entities until the one that is too "
+        "large alone fails its events.",
     )
     webhook_max_body_bytes: int = Field(
         default=1_048_576, gt=0, description="Largest webhook body accepted (bytes); larger → 413."
@@ -122,7 +132,7 @@ class Settings(BaseSettings):
         "worker's events are picked up again after this.",
     )
     max_attempts: int = Field(
-        default=15,
+        default=MAX_ATTEMPTS,
         ge=1,
         description="Attempts before an event is marked `failed` (with the default delays: "
         "about 6 h of retrying).",
@@ -133,10 +143,24 @@ class Settings(BaseSettings):
     retry_max_delay: float = Field(
         default=3600.0, gt=0, description="Longest delay between two attempts, seconds."
     )
+    max_retry_after: float = Field(
+        default=MAX_RETRY_AFTER,
+        gt=0,
+        le=86_400,
+        description="Longest pause a 429's `retry_after` (or `Retry-After`) may impose on "
+        "every process, seconds; larger, infinite or far-future values are cut to this.",
+    )
     ip_block_cooldown: float = Field(
         default=600.0,
         gt=0,
         description="Seconds to stop calling amoCRM after a 403 (IP block).",
+    )
+    event_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        le=36_500,
+        description="Done and ignored webhook events older than this many days are deleted "
+        "by the worker (failed ones are kept until retried); see `amosync events prune`.",
     )
     health_max_backlog_age: float = Field(
         default=600.0,
@@ -191,10 +215,24 @@ class Settings(BaseSettings):
         description="Most API requests per hour that catch-up and backfill may spend; "
         "webhook-driven fetches are not capped by it and always come first.",
     )
+    verify_calls_per_hour: int = Field(
+        default=10,
+        ge=0,
+        description="API requests per hour the worker's background verification may spend "
+        "(250 stored deals or contacts compared with amoCRM per request, oldest-verified "
+        "first; inside AMOSYNC_API_BUDGET_PER_HOUR); 0 turns it off.",
+    )
     admin_token: SecretStr | None = Field(
         default=None,
         description="Bearer token for the read API and login secret for the status page. "
-        "Without it they are served on loopback only.",
+        "Without it they are served on loopback only. At least 16 characters "
+        "(`openssl rand -hex 16`); a placeholder such as `CHANGE-ME` is refused.",
+    )
+    allow_shared_db_file: bool = Field(
+        default=False,
+        description="Keep a SQLite database file that other users may read (it holds the "
+        "amoCRM tokens). Off: such a file is made 0600 at start-up, or refused when another "
+        "user owns it.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level."
@@ -215,6 +253,16 @@ class Settings(BaseSettings):
                 "give only the subdomain (`example` for example.amocrm.ru); "
                 "use AMOSYNC_AMOCRM_BASE_URL for a full URL"
             )
+        return value
+
+    @field_validator("webhook_secret", "admin_token")
+    @classmethod
+    def _secret_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        from amosync.secret_rules import secret_problem  # local: see sqlite_path
+
+        problem = secret_problem(value.get_secret_value()) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("amocrm_base_url", "public_url")

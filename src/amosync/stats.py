@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.catchup.reconcile import LAST_RUN_KEY
 from amosync.catchup.state import load as load_state
+from amosync.catchup.verify_state import read_last as read_last_verify
 from amosync.db.api_log import calls_by_purpose, calls_by_status
 from amosync.db.tables import companies, contacts, deals
 from amosync.inbox.store import InboxStore
@@ -37,6 +38,7 @@ class SyncStats:
     # Calls by purpose (webhook, catchup, backfill, …): catch-up and backfill share the budget.
     api_requests_by_purpose_last_hour: dict[str, int] = field(default_factory=dict)
     last_catchup: dict[str, Any] | None = None  # the last catch-up run's report
+    last_verify: dict[str, Any] | None = None  # the last verification (`verify.last`)
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -85,4 +87,5 @@ async def collect_stats(engine: AsyncEngine) -> SyncStats:
         workers=await recent_workers(engine, timedelta(minutes=5)),
         api_requests_by_purpose_last_hour=await calls_by_purpose(engine, now - timedelta(hours=1)),
         last_catchup=await load_state(engine, LAST_RUN_KEY),
+        last_verify=await read_last_verify(engine),
     )

@@ -22,7 +22,7 @@ from tests.live_app import FORM, demo_fake, serve_app, webhook_body
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"
 ADMIN = "browser-admin-token-5f1c2a9e"
-SECRET_PATH = "/amocrm/s3cret-path"
+SECRET_PATH = "/amocrm/s3cret-path-0123456789"
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ def env_for(db_url: str, base_url: str, **extra: str) -> dict[str, str]:
         AMOSYNC_DATABASE_URL=db_url,
         AMOSYNC_AMOCRM_BASE_URL=base_url,
         AMOSYNC_AMOCRM_LONG_LIVED_TOKEN=DEFAULT_TOKEN,
-        AMOSYNC_WEBHOOK_SECRET="e2e-secret",
+        AMOSYNC_WEBHOOK_SECRET="e2e-secret-0123456789",
         AMOSYNC_RENTPROG_FIELD_ID=str(RENTPROG_FIELD_ID),
         AMOSYNC_LOG_FORMAT="json",
         **extra,
@@ -102,7 +102,9 @@ def test_serve_stores_webhooks_and_syncs_deals(
             (DATA / "webhook_task_add_kommo_docs.form").read_bytes(),
         ]
         answers = [
-            httpx.post(f"http://127.0.0.1:{port}/amocrm/e2e-secret", content=b, headers=form)
+            httpx.post(
+                f"http://127.0.0.1:{port}/amocrm/e2e-secret-0123456789", content=b, headers=form
+            )
             for b in bodies
         ]
         deadline = time.monotonic() + 20
@@ -124,7 +126,7 @@ def test_serve_stores_webhooks_and_syncs_deals(
     assert "worker_stopped" in output
     assert "Application shutdown complete" in output
     assert DEFAULT_TOKEN not in output
-    assert "e2e-secret" not in output
+    assert "e2e-secret-0123456789" not in output
     stored = [
         json.loads(line)
         for line in output.splitlines()
@@ -154,7 +156,7 @@ def test_split_serve_and_worker_processes(
     try:
         wait_http(f"http://127.0.0.1:{port}/health", web)
         response = httpx.post(
-            f"http://127.0.0.1:{port}/amocrm/e2e-secret",
+            f"http://127.0.0.1:{port}/amocrm/e2e-secret-0123456789",
             content=f"leads[status][0][id]={lead['id']}".encode(),
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )

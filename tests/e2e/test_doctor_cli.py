@@ -18,7 +18,7 @@ from amosync.testing import FakeAmoState, rentprog_field, run_fake_in_thread
 from tests.e2e.test_cli import AMOSYNC, env_for, free_port, query, wait_http
 
 PUBLIC_URL = "https://sync.example.com"
-OUR_URL = f"{PUBLIC_URL}/amocrm/e2e-secret"  # env_for sets AMOSYNC_WEBHOOK_SECRET=e2e-secret
+OUR_URL = f"{PUBLIC_URL}/amocrm/e2e-secret-0123456789"  # env_for's AMOSYNC_WEBHOOK_SECRET
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_doctor_passes_once_everything_is_set_up(
     try:
         wait_http(f"http://127.0.0.1:{port}/health", proc)
         answer = httpx.post(
-            f"http://127.0.0.1:{port}/amocrm/e2e-secret",
+            f"http://127.0.0.1:{port}/amocrm/e2e-secret-0123456789",
             content=f"leads[add][0][id]={lead['id']}&account[subdomain]=testaccount".encode(),
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
@@ -75,12 +75,12 @@ def test_doctor_passes_once_everything_is_set_up(
         output = proc.communicate(timeout=20)[0].decode()
 
     assert 0 == registered.returncode, registered.stderr
-    assert "e2e-secret" not in registered.stdout + registered.stderr
+    assert "e2e-secret-0123456789" not in registered.stdout + registered.stderr
     assert 200 == answer.status_code
     assert (0, True, []) == (code, report["ok"], report["failed"]), report
     assert {"ok"} == {c["status"] for c in report["checks"] if c["name"] != "token_expiry"}
-    assert "e2e-secret" not in json.dumps(report)
-    assert "e2e-secret" not in output  # neither in the service's logs
+    assert "e2e-secret-0123456789" not in json.dumps(report)
+    assert "e2e-secret-0123456789" not in output  # neither in the service's logs
 
 
 def test_doctor_names_a_missing_then_disabled_webhook(
@@ -107,7 +107,7 @@ def test_doctor_names_a_missing_then_disabled_webhook(
     assert "DISABLED" in {c["name"]: c for c in disabled["checks"]}["webhook"]["detail"]
     assert "DISABLED" in listed.stdout
     assert "← amosync" in listed.stdout
-    assert "e2e-secret" not in listed.stdout
+    assert "e2e-secret-0123456789" not in listed.stdout
     assert 1 == human.returncode
     assert "✗ webhook" in human.stdout
 
@@ -121,7 +121,7 @@ def test_register_refuses_plain_http_and_a_foreign_secret(
     env = env_for(f"sqlite:///{tmp_path}/amosync.db", base_url, AMOSYNC_PUBLIC_URL=PUBLIC_URL)
 
     http = amosync(
-        ["webhooks", "register", "--url", "http://sync.example.com/amocrm/e2e-secret"],
+        ["webhooks", "register", "--url", "http://sync.example.com/amocrm/e2e-secret-0123456789"],
         env,
         tmp_path,
     )

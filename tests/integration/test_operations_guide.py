@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.catchup.verify import VerifyReport
+from amosync.catchup.verify_state import write_last
+from amosync.db.turns import write_transaction
 from amosync.settings import Settings
 from amosync.web.app import create_app
 from tests.integration.test_metrics import jwt_expiring_in
@@ -25,12 +30,19 @@ def documented_metrics() -> set[str]:
     return {re.sub(r"_total$", "", name) for name in names}
 
 
+async def store_a_verification(engine: AsyncEngine) -> None:
+    """The `amosync_verify_last_*` gauges show once a verification result is stored."""
+    async with write_transaction(engine) as conn:
+        await write_last(conn, VerifyReport(finished_at=datetime.now(UTC)).as_json())
+
+
 async def test_guide_lists_every_served_metric_and_no_other(
     make_settings: Callable[..., Settings],
 ) -> None:
     """The metric families of a real scrape equal the names in the guide's table."""
     # A token that tells its expiry and one stored webhook: every conditional family shows.
     # No worker: the counters it feeds exist in every process, and none is needed here.
+    # A stored verification result: its gauges show too.
     settings = make_settings(admin_token=ADMIN, amocrm_long_lived_token=jwt_expiring_in(86400))
     app = create_app(settings, run_worker=False)
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
@@ -39,10 +51,11 @@ async def test_guide_lists_every_served_metric_and_no_other(
         httpx.AsyncClient(transport=transport, base_url="http://amosync") as client,
     ):
         stored = await client.post(
-            "/amocrm/s3cret-path",
+            "/amocrm/s3cret-path-0123456789",
             content=b"leads[add][0][id]=1",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
+        await store_a_verification(app.state.engine)
         response = await client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN}"})
     served = {
         family.name

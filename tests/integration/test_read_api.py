@@ -14,7 +14,7 @@ from amosync.testing import FakeAmoState, create_fake_amocrm
 from amosync.web.app import create_app
 from tests.live_app import demo_fake, fail_one_event, seed_through_pipeline
 
-SECRET_PATH = "/amocrm/s3cret-path"
+SECRET_PATH = "/amocrm/s3cret-path-0123456789"
 ADMIN = "admin-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
@@ -28,7 +28,7 @@ async def api(
     transport = httpx.ASGITransport(app=app, client=(client_host, 50000))
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://amosync") as client,
+        httpx.AsyncClient(transport=transport, base_url="http://localhost:3000") as client,
     ):
         yield client
 

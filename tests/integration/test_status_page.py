@@ -84,7 +84,9 @@ async def test_search_finds_a_deal_by_its_amocrm_id(
     """Searching for a deal id shows that deal; an id nobody has shows the not-found line."""
     fake = demo_fake(2)
     async with api(make_settings(admin_token=None), fake) as client:
-        lead_ids = await seed_through_pipeline(client, engine, fake, "/amocrm/s3cret-path")
+        lead_ids = await seed_through_pipeline(
+            client, engine, fake, "/amocrm/s3cret-path-0123456789"
+        )
         found = (await client.get("/", params={"q": str(lead_ids[1]), "lang": "en"})).text
         missing = (await client.get("/", params={"q": "424242", "lang": "en"})).text
 

@@ -22,7 +22,7 @@ from amosync.web.app import create_app
 
 DATA = Path(__file__).parent.parent / "data"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-SECRET_URL = "/amocrm/s3cret-path"
+SECRET_URL = "/amocrm/s3cret-path-0123456789"
 
 
 @asynccontextmanager
@@ -230,7 +230,10 @@ async def test_n8n_push_of_api_lead_is_upserted_without_api_call(
         response = await client.post(
             "/amocrm/process-webhook",
             content=lead,
-            headers={"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path"},
+            headers={
+                "Content-Type": "application/json",
+                "X-Amosync-Secret": "s3cret-path-0123456789",
+            },
         )
 
     assert 200 == response.status_code
@@ -252,7 +255,10 @@ async def test_n8n_push_with_nul_is_stored_without_it(
         response = await client.post(
             "/amocrm/process-webhook",
             content=orjson.dumps(lead),
-            headers={"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path"},
+            headers={
+                "Content-Type": "application/json",
+                "X-Amosync-Secret": "s3cret-path-0123456789",
+            },
         )
     async with engine.connect() as conn:
         name = (await conn.execute(select(deals.c.name))).scalar_one()
@@ -267,7 +273,7 @@ async def test_n8n_decoded_webhook_is_queued(
     body = (DATA / "webhook_leads_update_2025_unirock.json").read_bytes()
     async with running(make_settings(amocrm_subdomain=None)) as client:
         response = await client.post(
-            "/amocrm/process-webhook?secret=s3cret-path",
+            "/amocrm/process-webhook?secret=s3cret-path-0123456789",
             content=body,
             headers={"Content-Type": "application/json"},
         )
@@ -281,14 +287,22 @@ async def test_n8n_decoded_webhook_is_queued(
     ("body", "headers", "status"),
     [
         (b"{}", {"Content-Type": "application/json"}, 403),
-        (b"not json", {"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path"}, 400),
-        (b"[]", {"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path"}, 400),
         (
-            b'{"id": "x", "pipeline_id": 1}',
-            {"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path"},
+            b"not json",
+            {"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path-0123456789"},
             400,
         ),
-        (b"leads[add][0][id]=1", {**FORM, "X-Amosync-Secret": "s3cret-path"}, 415),
+        (
+            b"[]",
+            {"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path-0123456789"},
+            400,
+        ),
+        (
+            b'{"id": "x", "pipeline_id": 1}',
+            {"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path-0123456789"},
+            400,
+        ),
+        (b"leads[add][0][id]=1", {**FORM, "X-Amosync-Secret": "s3cret-path-0123456789"}, 415),
     ],
 )
 async def test_n8n_bad_input_is_refused(

@@ -147,7 +147,7 @@ def test_installed_wheel_migrates_serves_and_syncs_a_real_webhook(
             AMOSYNC_DATABASE_URL=empty_db_url,
             AMOSYNC_AMOCRM_BASE_URL=base_url,
             AMOSYNC_AMOCRM_LONG_LIVED_TOKEN=DEFAULT_TOKEN,
-            AMOSYNC_WEBHOOK_SECRET="wheel-secret",
+            AMOSYNC_WEBHOOK_SECRET="wheel-secret-0123456789",
             AMOSYNC_PORT=str(port),
             AMOSYNC_WORKER_LINGER="0.05",
         )
@@ -171,7 +171,7 @@ def test_installed_wheel_migrates_serves_and_syncs_a_real_webhook(
         try:
             _wait_until(lambda: _answers(f"http://127.0.0.1:{port}/health"), 30, "serve start")
             posted = httpx.post(
-                f"http://127.0.0.1:{port}/amocrm/wheel-secret",
+                f"http://127.0.0.1:{port}/amocrm/wheel-secret-0123456789",
                 content=FIXTURE.read_bytes(),
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )

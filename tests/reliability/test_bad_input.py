@@ -21,7 +21,7 @@ from amosync.web.app import create_app
 from tests.reliability.harness import DATA, query
 
 FORM = "application/x-www-form-urlencoded"
-WEBHOOK = "/amocrm/s3cret-path"
+WEBHOOK = "/amocrm/s3cret-path-0123456789"
 N8N = "/amocrm/process-webhook"
 FORM_SEEDS = sorted(p.read_bytes() for p in DATA.glob("webhook_*.form"))
 JSON_SEEDS = sorted(p.read_bytes() for p in DATA.glob("*.json"))
@@ -190,7 +190,7 @@ async def test_fuzzed_n8n_bodies_get_4xx_or_200_never_5xx(client: Client, db_url
     def check(body: bytes, content_type: str) -> None:
         tried.append(len(body))
         before = row_counts(db_url)
-        headers = {"Content-Type": content_type, "X-Amosync-Secret": "s3cret-path"}
+        headers = {"Content-Type": content_type, "X-Amosync-Secret": "s3cret-path-0123456789"}
         answer = client.post(N8N, body, headers)
         if answer.status_code != 200:
             assert answer.status_code in {400, 413, 415}, (answer.status_code, answer.text)
@@ -253,7 +253,7 @@ async def test_hostile_bodies_are_refused_fast_and_store_nothing(
     assert answer.status_code in statuses, answer.text
     assert elapsed < FAST_SECONDS
     assert (0, 0) == row_counts(db_url)
-    assert "s3cret-path" not in answer.text
+    assert "s3cret-path-0123456789" not in answer.text
 
 
 async def test_a_50_mib_body_is_refused_before_it_is_read(client: Client, db_url: str) -> None:
@@ -313,7 +313,7 @@ async def test_n8n_numbers_beyond_bigint_are_refused_not_crashing(
     client: Client, db_url: str, name: str, body: bytes, status: int, rows: tuple[int, int]
 ) -> None:
     """Integers that do not fit a BIGINT column get 400 (or are dropped), never a 500/503."""
-    headers = {"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path"}
+    headers = {"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path-0123456789"}
     answer = await client.http.post(N8N, content=body, headers=headers)
 
     assert status == answer.status_code, answer.text

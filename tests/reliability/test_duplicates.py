@@ -88,7 +88,7 @@ async def test_an_older_lead_state_never_overwrites_a_newer_one(
     newer = {**lead, "name": "newer", "updated_at": lead["updated_at"] + 60}
     older = {**lead, "name": "older"}
     app = create_app(make_settings(), run_worker=False)
-    headers = {"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path"}
+    headers = {"Content-Type": "application/json", "X-Amosync-Secret": "s3cret-path-0123456789"}
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a") as client,

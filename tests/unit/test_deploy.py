@@ -122,3 +122,40 @@ def test_caddy_public_site_forwards_only_the_webhook_path() -> None:
     assert 1 == public.count("reverse_proxy 127.0.0.1:3000")
     assert "handle @webhook {" in public
     assert re.search(r"handle \{\s*respond 404\s*\}", public)
+
+
+def _caddy_uri_filter(block: str) -> tuple[str, str]:
+    """The pattern and replacement of the `request>uri regexp` filter in a Caddyfile block."""
+    found = re.search(r'request>uri regexp "([^"]+)" "([^"]*)"', block)
+    assert found is not None, "no request>uri filter"
+    return found.group(1), found.group(2).replace("${1}", r"\1")
+
+
+def test_caddy_logs_no_webhook_secret() -> None:
+    """Issue #19: Caddy's request log (and its error log, which carries the request too)
+    never holds the webhook secret: not the path `/amocrm/<secret>`, not `?secret=`, not
+    the `X-Amosync-Secret` header. The URI keeps its first segment only."""
+    text = _without_comments(DEPLOY / "Caddyfile")
+    snippet = text.split("(secret_free_log) {", 1)[1].split("\n}\n", 1)[0]
+    public = text.split("\nsync.example.com {", 1)[1].split("\n}\n", 1)[0]
+    default_log = text.split("log default {", 1)[1].split("\n\t}\n", 1)[0]
+    pattern, replacement = _caddy_uri_filter(snippet)
+    assert (pattern, replacement) == _caddy_uri_filter(default_log)
+    secret = "9f86d081884c7d659a2feaa0c55ad015"
+
+    logged = [
+        re.sub(pattern, replacement, uri)
+        for uri in (
+            f"/amocrm/{secret}",
+            f"/amocrm/{secret}?x=1",
+            f"/amocrm/process-webhook?secret={secret}",
+            f"/AMOCRM/{secret}/",
+            f"/amocrm?secret={secret}",
+        )
+    ]
+
+    assert [] == [uri for uri in logged if secret in uri]
+    assert logged[0].startswith("/amocrm")
+    assert "request>headers>X-Amosync-Secret delete" in snippet
+    assert "request>headers>X-Amosync-Secret delete" in default_log
+    assert re.search(r"log \{[^}]*import secret_free_log", public)

@@ -3,9 +3,11 @@
     2xx         → data (204 → nothing)
     401         → ask the token provider once for a new token, else ReauthRequired
     403         → IPBlocked (amoCRM blocks an IP that keeps exceeding the rate limit)
-    429         → pause the limiter for `retry_after`, retry; RetryLater when it persists
+    429         → pause the limiter for `retry_after` (at most `max_retry_after`), retry;
+                  RetryLater when it persists
     5xx/network → retry GETs with backoff and jitter; RetryLater when it persists
     other 4xx   → RequestRejected
+    too large   → AnswerTooLarge (read no further than `max_answer_bytes`)
 
 Errors and logs carry the method, path and status, never the token or the query string.
 """
@@ -27,15 +29,23 @@ import orjson
 from amosync import __version__, metrics
 from amosync.amocrm.auth import TokenProvider
 from amosync.amocrm.ratelimit import RateLimiter, Slot
-from amosync.core.backoff import parse_retry_after, retry_delay
-from amosync.core.nul import JSON_ESCAPED_NUL, without_nul
+from amosync.core.answer_json import loads_answer
+from amosync.core.backoff import MAX_RETRY_AFTER, parse_retry_after, retry_delay
 from amosync.core.plan import MAX_IDS_PER_CALL
-from amosync.errors import IPBlocked, ReauthRequired, RequestRejected, RetryLater
+from amosync.errors import (
+    AnswerTooLarge,
+    IPBlocked,
+    RateLimited,
+    ReauthRequired,
+    RequestRejected,
+    RetryLater,
+)
 
 log = logging.getLogger(__name__)
 
 TRANSIENT_TRIES = 3  # 5xx and network errors, per call
 RATE_LIMITED_TRIES = 5  # 429s, per call
+MAX_ANSWER_BYTES = 32 * 1024 * 1024  # AMOSYNC_API_MAX_ANSWER_BYTES' default
 Params = list[tuple[str, str | int | float | bool | None]]
 
 
@@ -92,11 +102,15 @@ class AmoClient:
         transport: httpx.AsyncBaseTransport | None = None,
         backoff_base: float = 0.5,
         ip_block_cooldown: float = 600.0,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        max_retry_after: float = MAX_RETRY_AFTER,
     ) -> None:
         """`after_answer` replaces the default `limiter.done(slot)` then `recorder.record(…)`
         (give one or the other, not both)."""
         self._tokens = tokens
+        self._max_answer_bytes = max_answer_bytes
         self._ip_block_cooldown = ip_block_cooldown
+        self._max_retry_after = max_retry_after
         self._limiter = limiter
         self._after_answer = after_answer or ReleaseThenRecord(limiter, recorder)
         self._backoff_base = backoff_base
@@ -183,6 +197,8 @@ class AmoClient:
             finally:
                 # The limiter counts the request until its answer: it may arrive that late.
                 await self._after_answer(slot, call)
+            if isinstance(answer, AnswerTooLarge):
+                raise answer
             response = answer if isinstance(answer, httpx.Response) else None
             if response is not None and response.status_code < 300:
                 return response
@@ -192,12 +208,12 @@ class AmoClient:
                 if await self._tokens.token_rejected(token):
                     continue
             if response is not None and response.status_code == 429:
-                wait = _retry_after(response)
+                wait = _retry_after(response, self._max_retry_after)
                 self._limiter.pause(wait)
                 rate_limited += 1
                 if rate_limited < RATE_LIMITED_TRIES:
                     continue
-                raise RetryLater(f"{method} {path}: rate limited (429)", delay=wait)
+                raise RateLimited(f"{method} {path}: rate limited (429)", delay=wait)
             if response is not None and response.status_code == 403:
                 # Every caller sharing the limiter (other workers too) stops for the cool-down.
                 self._limiter.block(self._ip_block_cooldown)
@@ -222,16 +238,26 @@ class AmoClient:
 
     async def _request(
         self, method: str, url: httpx.URL, path: str, token: str, body: bytes | None = None
-    ) -> tuple[httpx.Response | httpx.TransportError, Call]:
-        """One HTTP exchange, or the error when no response arrived (timeout, reset, refused)."""
+    ) -> tuple[httpx.Response | httpx.TransportError | AnswerTooLarge, Call]:
+        """One HTTP exchange, or the error when no response arrived (timeout, reset, refused)
+        or it is larger than `max_answer_bytes`."""
         started = time.monotonic()
         headers = {"Authorization": f"Bearer {token}"}
         if body is not None:
             headers["Content-Type"] = "application/json"
+        request = self._http.build_request(method, url, headers=headers, content=body)
         try:
-            response = await self._http.request(method, url, headers=headers, content=body)
+            response = await self._http.send(request, stream=True)
         except httpx.TransportError as exc:
             return exc, self._log_call(method, path, 0, started)
+        try:
+            await _read_capped(response, self._max_answer_bytes, f"{method} {path}")
+        except httpx.TransportError as exc:  # the connection broke while the body came in
+            return exc, self._log_call(method, path, 0, started)
+        except AnswerTooLarge as exc:
+            return exc, self._log_call(method, path, response.status_code, started)
+        finally:
+            await response.aclose()
         return response, self._log_call(method, path, response.status_code, started)
 
     def _log_call(self, method: str, path: str, status: int, started: float) -> Call:
@@ -248,6 +274,33 @@ class AmoClient:
             },
         )
         return Call(method, path, status, duration_ms)
+
+
+async def _read_capped(response: httpx.Response, limit: int, what: str) -> None:
+    """Read the body into `response.content`, refusing it once it grows past `limit` bytes
+    (decoded): a huge answer (one lead with megabytes of custom fields, or a misbehaving
+    proxy) is never held in memory whole. A declared Content-Length over it is refused
+    before reading."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(what, limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(what, limit)
+        chunks.append(chunk)
+    # What `response.aread()` would have stored; httpx has no public setter for a body that
+    # was read by the caller.
+    response._content = b"".join(chunks)
+
+
+def _too_large(what: str, limit: int) -> AnswerTooLarge:
+    return AnswerTooLarge(
+        f"{what}: amoCRM's answer is larger than {limit} bytes (AMOSYNC_API_MAX_ANSWER_BYTES)",
+        limit=limit,
+    )
 
 
 def _encode_query(params: Params) -> str:
@@ -278,13 +331,11 @@ def _json_object(method: str, path: str, response: httpx.Response) -> dict[str, 
     if response.status_code == 204 or not response.content:
         return None
     try:
-        answer = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
+        answer = loads_answer(response.content)
+    except ValueError:
         raise RetryLater(f"{method} {path}: response is not JSON") from None
     if not isinstance(answer, dict):
         raise RequestRejected(f"{method} {path}: response is not a JSON object", status=200)
-    if JSON_ESCAPED_NUL in response.content:  # rare: walk the answer only then
-        answer = without_nul(answer)
     return answer
 
 
@@ -303,9 +354,9 @@ def _error_for(method: str, path: str, answer: httpx.Response | httpx.TransportE
     return RequestRejected(f"{method} {path}: amoCRM answered {status} ({detail})", status=status)
 
 
-def _retry_after(response: httpx.Response) -> float:
-    wait = parse_retry_after(response.headers.get("Retry-After"), _json_or_none(response))
-    return 1.0 if wait is None else wait
+def _retry_after(response: httpx.Response, cap: float) -> float:
+    wait = parse_retry_after(response.headers.get("Retry-After"), _json_or_none(response), cap=cap)
+    return min(1.0, cap) if wait is None else wait
 
 
 def _json_or_none(response: httpx.Response) -> Any:

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from amosync import metrics
-from amosync.errors import IPBlocked
+from amosync.core.backoff import MAX_RETRY_AFTER, clamp_pause
+from amosync.errors import IPBlocked, RateLimited
 
 Slot = str
 """Names one granted request, so the limiter can learn when it was answered."""
@@ -64,7 +65,8 @@ class SlidingWindowLimiter:
     several processes).
 
     `margin` widens the window a little so that clock jitter between our measurement and
-    amoCRM's cannot put rate+1 requests into one of its seconds.
+    amoCRM's cannot put rate+1 requests into one of its seconds. A pause lasts at most
+    `max_pause`; with `max_wait`, `acquire` raises RateLimited rather than wait longer.
     """
 
     def __init__(
@@ -74,7 +76,11 @@ class SlidingWindowLimiter:
         window: float = 1.0,
         margin: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
+        max_pause: float = MAX_RETRY_AFTER,
+        max_wait: float | None = None,
     ) -> None:
+        self._max_pause = max_pause
+        self._max_wait = max_wait
         self._capacity = max(1, math.floor(rate * window))
         self._window = window + margin
         self._clock = clock
@@ -100,6 +106,10 @@ class SlidingWindowLimiter:
                     slot = uuid.uuid4().hex[:16]
                     self._slots[slot] = (now, None)
                     return slot
+                if self._max_wait is not None and wait > self._max_wait:
+                    raise RateLimited(
+                        f"calls to amoCRM are paused for {wait:.0f} s more (429)", delay=wait
+                    )
                 metrics.rate_limit_wait(wait)
                 await asyncio.sleep(wait)
 
@@ -117,7 +127,8 @@ class SlidingWindowLimiter:
         return [at for at in times.values() if now - at < self._window]
 
     def pause(self, seconds: float) -> None:
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
+        pause = clamp_pause(seconds, self._max_pause)
+        self._paused_until = max(self._paused_until, self._clock() + pause)
 
     def block(self, seconds: float) -> None:
         self._blocked_until = max(self._blocked_until, self._clock() + seconds)

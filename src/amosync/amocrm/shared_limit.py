@@ -16,7 +16,10 @@ Times come from the database clock on PostgreSQL, so processes on several hosts 
 what "one second" is; on SQLite (one host by definition) from the local clock.
 
 A 429 pause (`retry_after`) and a 403 block are written into the same row: every process
-waits out a 429, and every process stops calling amoCRM while the IP is blocked.
+waits out a 429, and every process stops calling amoCRM while the IP is blocked. Both are
+bounded (`max_pause`, `max_block`) when noted *and* when read: a row written by an older
+version with a pause of 31 years (`retry_after: 1e9`) counts as at most `max_pause` from
+now, and is written back that way. `current_pause` reads the row for `status` and /health.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ import math
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -38,15 +42,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from amosync import metrics
 from amosync.amocrm.client import Call
 from amosync.amocrm.ratelimit import Slot, effective_time, wait_for_slot
+from amosync.core.backoff import MAX_RETRY_AFTER, clamp_pause
 from amosync.db.api_log import DbCallRecorder
 from amosync.db.tables import sync_state
 from amosync.db.thread_transactions import run_transaction
 from amosync.db.turns import write_transaction
-from amosync.errors import IPBlocked
+from amosync.errors import IPBlocked, RateLimited
 
 log = logging.getLogger(__name__)
 
 DEFAULT_KEY = "amocrm_rate_limit"
+# Waits longer than this (a 429 pause, never a full window) are logged.
+_QUIET_WAIT = 5.0
+# A 403 block longer than this is not believed either (the default cool-down is 600 s).
+MAX_BLOCK = 3600.0
 # Sends kept in the row: far more than any sane rate needs for one window.
 _MAX_LOG = 256
 
@@ -67,7 +76,9 @@ class SharedWindowLimiter:
     """`RateLimiter` whose window lives in the database row `amosync_state[key]`.
 
     `margin` widens the window like the in-process limiter's, for clock jitter between
-    our clock and amoCRM's.
+    our clock and amoCRM's. A pause lasts at most `max_pause` seconds and a block at most
+    `max_block`, however long the row says. With `max_wait` (doctor), `acquire` raises
+    RateLimited instead of waiting longer than that for a pause or a free slot.
     """
 
     def __init__(
@@ -78,8 +89,14 @@ class SharedWindowLimiter:
         key: str = DEFAULT_KEY,
         window: float = 1.0,
         margin: float = 0.05,
+        max_pause: float = MAX_RETRY_AFTER,
+        max_block: float = MAX_BLOCK,
+        max_wait: float | None = None,
     ) -> None:
         self._engine = engine
+        self._max_pause = max_pause
+        self._max_block = max_block
+        self._max_wait = max_wait
         self._key = key
         self._capacity = max(1, math.floor(rate * window))
         self._window = window + margin
@@ -104,6 +121,15 @@ class SharedWindowLimiter:
                 wait = await self._transact(take=slot)
                 if wait <= 0:
                     return slot
+                if self._max_wait is not None and wait > self._max_wait:
+                    raise RateLimited(
+                        f"calls to amoCRM are paused for {wait:.0f} s more (429)", delay=wait
+                    )
+                if wait > _QUIET_WAIT:  # a pause, not a full window: say why nothing moves
+                    log.warning(
+                        "rate_limit_paused",
+                        extra={"event": "rate_limit_paused", "seconds": round(wait, 1)},
+                    )
                 metrics.rate_limit_wait(wait)
                 await asyncio.sleep(wait)
 
@@ -113,12 +139,12 @@ class SharedWindowLimiter:
 
     def pause(self, seconds: float) -> None:
         """Nobody sends for `seconds` (a 429's `retry_after`)."""
-        self._pending_pause = _longer(self._pending_pause, seconds)
+        self._pending_pause = _longer(self._pending_pause, clamp_pause(seconds, self._max_pause))
         self._publish_soon()
 
     def block(self, seconds: float) -> None:
         """amoCRM blocked us (403): every process's `acquire` raises IPBlocked until then."""
-        self._pending_block = _longer(self._pending_block, seconds)
+        self._pending_block = _longer(self._pending_block, clamp_pause(seconds, self._max_block))
         self._publish_soon()
 
     async def aclose(self) -> None:
@@ -173,8 +199,8 @@ class SharedWindowLimiter:
         slots = _recent(value.get("slots"), now, self._window)
         if finished is not None and finished in slots:
             slots[finished] = (slots[finished][0], now)
-        paused_until = _merge(value.get("paused_until"), pending_pause, now)
-        blocked_until = _merge(value.get("blocked_until"), pending_block, now)
+        paused_until = _merge(value.get("paused_until"), pending_pause, now, self._max_pause)
+        blocked_until = _merge(value.get("blocked_until"), pending_block, now, self._max_block)
         wait = blocked_for = 0.0
         if take and blocked_until > now:
             blocked_for = blocked_until - now
@@ -266,13 +292,72 @@ def _longer(pending: tuple[float, float] | None, seconds: float) -> tuple[float,
     return max(pending, new, key=lambda p: p[0] + p[1])
 
 
-def _merge(stored: Any, pending: tuple[float, float] | None, now: float) -> float:
-    """The row's `…_until` extended by a pause noted locally (measured on our own clock)."""
-    until = float(stored) if isinstance(stored, int | float) else 0.0
+def _merge(stored: Any, pending: tuple[float, float] | None, now: float, cap: float) -> float:
+    """The row's `…_until`, at most `cap` from now, extended by a pause noted locally
+    (measured on our own clock)."""
+    until = _bounded_until(stored, now, cap)
     if pending is not None:
         seconds, noted = pending
         until = max(until, now + seconds - (time.monotonic() - noted))
     return until
+
+
+def _bounded_until(stored: Any, now: float, cap: float) -> float:
+    """A stored `…_until` as a number no later than `now + cap` (0.0 when unreadable)."""
+    if not isinstance(stored, int | float) or isinstance(stored, bool) or math.isnan(stored):
+        return 0.0
+    return min(float(stored), now + cap)
+
+
+PauseKind = Literal["rate_limited", "ip_blocked"]
+
+
+@dataclass(frozen=True, slots=True)
+class SharedPause:
+    """Every process holds its calls to amoCRM until `until`: a 429's pause or a 403 block."""
+
+    kind: PauseKind
+    until: datetime
+
+    def seconds_left(self, now: datetime | None = None) -> float:
+        return max(0.0, (self.until - (now or datetime.now(UTC))).total_seconds())
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "until": self.until.isoformat(timespec="seconds"),
+            "seconds_left": round(self.seconds_left(), 1),
+        }
+
+
+async def current_pause(
+    engine: AsyncEngine,
+    *,
+    key: str = DEFAULT_KEY,
+    max_pause: float = MAX_RETRY_AFTER,
+    max_block: float = MAX_BLOCK,
+    now: float | None = None,
+) -> SharedPause | None:
+    """The shared pause in force now, if any (a block wins over a pause); read-only.
+
+    Bounded like the limiter bounds it, so an absurd stored value shows as what it will be
+    treated as. Times are this host's clock (on PostgreSQL the row holds the database's).
+    """
+    async with engine.connect() as conn:
+        value = await conn.scalar(select(sync_state.c.value).where(sync_state.c.key == key))
+    if not isinstance(value, dict):
+        return None
+    at = time.time() if now is None else now
+    checks: tuple[tuple[PauseKind, str, float], ...] = (
+        ("ip_blocked", "blocked_until", max_block),
+        ("rate_limited", "paused_until", max_pause),
+    )
+    for kind, field, cap in checks:
+        until = _bounded_until(value.get(field), at, cap)
+        if until > at:
+            when = datetime.fromtimestamp(until, UTC)
+            return SharedPause(kind, when)
+    return None
 
 
 class ReleaseAndRecord:

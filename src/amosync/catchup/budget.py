@@ -22,7 +22,10 @@ from amosync.db.tables import webhook_events as ev
 from amosync.inbox.store import PENDING
 
 CATCHUP, BACKFILL = "catchup", "backfill"
-BUDGETED_PURPOSES = (CATCHUP, BACKFILL)
+# The worker's background verification (catchup/verify_job.py): inside this budget, and
+# capped on its own by `verify_calls_per_hour`.
+VERIFY = "verify"
+BUDGETED_PURPOSES = (CATCHUP, BACKFILL, VERIFY)
 WINDOW = timedelta(hours=1)
 
 # Why a run stopped before it was complete (it resumes from its cursor next time).

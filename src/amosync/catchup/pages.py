@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,7 +22,9 @@ from amosync.core.answer import MappedAnswer, map_answer
 from amosync.core.mapping import RentProgField
 from amosync.core.plan import MAX_IDS_PER_CALL
 from amosync.errors import RequestRejected
-from amosync.worker.apply import Applied, apply_fetched
+from amosync.inbox.store import PENDING, append_rows
+from amosync.worker.apply import Applied
+from amosync.worker.isolate import store_page_apart
 
 # Contacts and companies first: a lead page then finds its linked contacts stored instead of
 # queueing each unknown one for a separate fetch.
@@ -105,8 +108,32 @@ async def fetch_page(
 
 
 async def store_page(conn: AsyncConnection, page: EntityPage) -> Applied:
-    """Upsert a page through the worker's own path (newer wins, links, unknown contacts)."""
-    return await apply_fetched(conn, page.answer, ())
+    """Upsert a page through the worker's own path (newer wins, links, unknown contacts).
+
+    An entity the database refuses does not stop the walk: it is left out and queued for
+    the worker like a webhook event, whose own isolation fails it with the database's
+    reason (or stores it, if it was edited meanwhile)."""
+    applied, left_out = await store_page_apart(conn, page.answer)
+    await append_rows(conn, [_queued(page.answer.entity, i, r) for i, r in left_out.items()])
+    return applied
+
+
+def _queued(entity: str, entity_id: int, reason: str) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "received_at": now,
+        "source": "worker",
+        "request_id": None,
+        "entity": entity,
+        "action": "catchup",
+        "entity_id": entity_id,
+        "account_id": None,
+        "entity_updated_at": None,
+        "payload": {"reason": reason},
+        "status": PENDING,
+        "attempts": 0,
+        "available_at": now,
+    }
 
 
 def _int(value: Any) -> int:

@@ -9,7 +9,8 @@ from amosync.catchup.budget import BUDGETED_PURPOSES
 
 
 def spend_line(by_purpose: dict[str, int], budget_per_hour: int | None = None) -> str:
-    """`23 (webhook 5, catchup 18); budget 18 of 120` — the budget counts catchup+backfill."""
+    """`23 (webhook 5, catchup 18); budget 18 of 120` — the budget counts catchup, backfill
+    and background verification."""
     total = sum(by_purpose.values())
     parts = ", ".join(f"{p} {n}" for p, n in sorted(by_purpose.items()) if n)
     line = f"{total} ({parts})" if parts else str(total)

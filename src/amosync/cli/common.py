@@ -1,6 +1,7 @@
 """What every command needs: settings loaded with readable errors, logging, exit codes.
 
-Exit codes: 0 success, 1 the command ran and found a problem, 2 bad usage or configuration.
+Exit codes: 0 success, 1 the command ran and found a problem, 2 bad usage or configuration,
+3 `worker --once` stopped because amoCRM refuses calls for now (worker/paused.py).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for err in exc.errors():
             name = "AMOSYNC_" + "_".join(str(p) for p in err["loc"]).upper()
-            lines.append(f"  {name}: {err['msg']}")
+            lines.append(f"  {name}: {err['msg'].removeprefix('Value error, ')}")
         fail("invalid configuration:\n" + "\n".join(lines))
     try:
         settings.sqlite_path  # noqa: B018 - validates the database URL early

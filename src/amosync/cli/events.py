@@ -1,4 +1,5 @@
-"""`amosync events list|show|retry`: look at the inbox and send failed events back to it.
+"""`amosync events list|show|retry|prune`: look at the inbox, send failed events back to it,
+delete old settled ones.
 
 Retry never duplicates data: a retried event is fetched from amoCRM again and stored by
 the same newer-wins upsert as any other.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Annotated, TypeVar
 
 import orjson
@@ -26,6 +28,7 @@ from amosync.inbox.admin import (
     retry_all_failed,
     retry_events,
 )
+from amosync.inbox.retention import Pruned, prune
 from amosync.inbox.store import STATUSES
 
 T = TypeVar("T")
@@ -113,6 +116,26 @@ def retry_command(
             typer.echo("No failed events.")
             return
         raise typer.Exit(1)
+
+
+@events_app.command("prune")
+def prune_command(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be deleted.")
+    ] = False,
+) -> None:
+    """Delete done and ignored events older than AMOSYNC_EVENT_RETENTION_DAYS now (the
+    worker does it hourly); failed and pending events are kept."""
+    settings = load_settings()
+    retention = timedelta(days=settings.event_retention_days)
+    result: Pruned = _run(lambda engine: prune(engine, retention, dry_run=dry_run))
+    verb = "Would delete" if dry_run else "Deleted"
+    typer.echo(
+        f"{verb} {result.events} done/ignored event(s) older than "
+        f"{settings.event_retention_days:g} days (before "
+        f"{result.cutoff.isoformat(timespec='seconds')}) and {result.api_requests} API call "
+        "log row(s) older than 2 days. Failed and pending events are kept."
+    )
 
 
 def _render(e: EventView) -> str:

@@ -15,6 +15,7 @@ from amosync.cli.events import events_app
 from amosync.cli.run import migrate, serve, worker
 from amosync.cli.status import status
 from amosync.cli.sync import backfill, reconcile
+from amosync.cli.verify import verify
 from amosync.cli.webhooks import webhooks_app
 
 app = typer.Typer(
@@ -51,6 +52,7 @@ app.command(name="copy-db")(copy_db)
 app.add_typer(auth_app, name="auth")
 app.command()(reconcile)
 app.command()(backfill)
+app.command()(verify)
 app.add_typer(events_app, name="events")
 app.add_typer(dev_app, name="dev")
 app.add_typer(webhooks_app, name="webhooks")

@@ -15,11 +15,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from amosync.cli.common import fail, load_settings, setup_logging
 from amosync.db import migrate as migrations
 from amosync.db.file_guard import MissingDatabase, check_before_open, database_file, write_marker
+from amosync.db.file_mode import check_database_file
 from amosync.db.urls import is_sqlite, redacted
 from amosync.errors import ConfigError
 from amosync.heap import freeze_startup_objects
 from amosync.services import build_services
 from amosync.settings import Settings
+from amosync.worker.paused import PAUSED_EXIT_CODE, WorkerPaused
 
 log = logging.getLogger("amosync.cli")
 
@@ -36,6 +38,7 @@ def _prepare_database(settings: Settings, *, auto_migrate: bool, create: bool = 
             check_before_open(db_file, create=create)
         except MissingDatabase as exc:
             fail(str(exc), 1)
+    _private_database_file(settings)
     try:
         if auto_migrate and is_sqlite(url):
             migrations.upgrade(url)
@@ -53,6 +56,15 @@ def _prepare_database(settings: Settings, *, auto_migrate: bool, create: bool = 
             "run `amosync migrate` first",
             1,
         )
+
+
+def _private_database_file(settings: Settings) -> None:
+    path = settings.sqlite_path
+    if path is not None:
+        try:
+            check_database_file(path, allow_shared=settings.allow_shared_db_file)
+        except ConfigError as exc:
+            fail(str(exc))
 
 
 def serve(
@@ -104,8 +116,11 @@ async def _run_worker(settings: Settings, *, once: bool) -> None:
     services = build_services(settings)
     try:
         if once:
-            while await services.worker.run_once():
-                pass
+            try:
+                while await services.worker.run_once():
+                    pass
+            except WorkerPaused as paused:
+                fail(paused.one_line(), PAUSED_EXIT_CODE)
             return
         freeze_startup_objects()  # short full collections: see amosync/heap.py
         loop = asyncio.get_running_loop()
@@ -126,6 +141,7 @@ def migrate(
     settings = load_settings()
     setup_logging(settings)
     url = settings.database_url
+    _private_database_file(settings)
     try:
         if check:
             current = migrations.database_revision(url)

@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from amosync.db.file_mode import create_private
 from amosync.db.urls import async_url, is_sqlite, sqlite_file, sync_url
 from amosync.db.wal_checkpoint import WalCheckpointer
 
@@ -102,6 +103,7 @@ def _ensure_sqlite_dir(url: str) -> None:
     path = sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)  # it will hold the OAuth tokens: 0600 from the first byte
 
 
 def create_service_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:

@@ -15,7 +15,7 @@ from sqlalchemy import (
     false,
 )
 
-from amosync.db.types import BigIntId, Json, UTCDateTime
+from amosync.db.types import BigIntId, Json, UTCDateTime, outside_text
 
 metadata = MetaData(
     naming_convention={
@@ -34,9 +34,10 @@ webhook_events = Table(
     Column("id", BigIntId, primary_key=True, autoincrement=True),
     Column("received_at", UTCDateTime, nullable=False),
     Column("source", String(16), nullable=False),  # webhook | n8n | worker
-    Column("request_id", String(64)),  # X-amoCRM-RequestId, when sent
-    Column("entity", String(32), nullable=False),
-    Column("action", String(32), nullable=False),
+    Column("request_id", outside_text(64)),  # X-amoCRM-RequestId, when sent
+    # Names as the body gives them: any length (unknown kinds are stored as ignored).
+    Column("entity", outside_text(32), nullable=False),
+    Column("action", outside_text(32), nullable=False),
     Column("entity_id", BigInteger),
     Column("account_id", BigInteger),
     Column("entity_updated_at", BigInteger),  # unix seconds claimed by the payload
@@ -65,7 +66,7 @@ deals = Table(
     Column("updated_at", UTCDateTime),
     Column("closed_at", UTCDateTime),
     Column("is_deleted", Boolean, nullable=False, server_default=false()),
-    Column("rentprog_id", String(255)),
+    Column("rentprog_id", Text),  # amoCRM users type it: no length limit (0004)
     Column("custom_fields", Json, nullable=False),
     Column("raw", Json, nullable=False),
     Column("synced_at", UTCDateTime, nullable=False),
@@ -161,4 +162,17 @@ sync_state = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Json, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# When each stored entity was last compared with amoCRM (`amosync verify` and the worker's
+# background verification), so the background job checks the oldest-verified rows first.
+# A table of its own rather than a column on the entity tables: every upsert writes all of
+# an entity row's columns, and verification must not be reset (or race) with them.
+verified = Table(
+    "amosync_verified",
+    metadata,
+    Column("entity", String(16), primary_key=True),  # leads | contacts
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("verified_at", UTCDateTime, nullable=False),
+    Index(None, "entity", "verified_at"),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -14,6 +14,17 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 BigIntId: TypeEngine[int] = BigInteger().with_variant(Integer(), "sqlite")
 # JSONB on PostgreSQL so other services can index and query into payloads.
 Json: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
+
+
+def outside_text(sqlite_length: int) -> TypeEngine[str]:
+    """Text whose length a sender decides (webhook entity/action names, request ids).
+
+    TEXT on PostgreSQL, which enforces VARCHAR lengths: a 33-character entity name failed the
+    insert there and the webhook was answered 503 while SQLite answered 200. SQLite never
+    enforces a length, so its column keeps the VARCHAR it was created with: changing it would
+    rebuild the whole inbox table on upgrade, for nothing.
+    """
+    return String(sqlite_length).with_variant(Text(), "postgresql")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -21,7 +21,9 @@ from amosync.settings import Settings
 
 T = TypeVar("T")
 Status = Literal["ok", "warn", "fail", "skip"]
-ErrorKind = Literal["reauth", "ip_blocked", "unreachable", "rejected", "database", "skipped"]
+ErrorKind = Literal[
+    "reauth", "ip_blocked", "paused", "unreachable", "rejected", "database", "skipped"
+]
 
 EVENTS_QUIET_AFTER = timedelta(hours=24)
 
@@ -356,6 +358,8 @@ def _api_fix(settings: Settings, outcome: Outcome[Any]) -> str:
         return _renew_fix(settings)
     if outcome.kind == "ip_blocked":
         return "wait for the block to pass (about 10 min); keep AMOSYNC_API_RATE_LIMIT ≤ 7"
+    if outcome.kind == "paused":
+        return "amoCRM asked for a pause (429); run `amosync doctor` again when it has passed"
     if outcome.kind == "unreachable":
         return "check AMOSYNC_AMOCRM_SUBDOMAIN / AMOSYNC_AMOCRM_BASE_URL and the network"
     if outcome.kind == "database":

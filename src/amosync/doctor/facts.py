@@ -3,10 +3,15 @@
 Every probe catches its own failure into an `Outcome`, so one broken item never hides the
 others. API probes after a refused token are skipped rather than failed three more times.
 The API calls are recorded like any other (`purpose` = check); four calls in all.
+
+Doctor never waits out a pause: a 429 pause in force (its own or another process's) is
+reported as `paused`, and each API probe has an overall deadline (`_call_budget`), so the
+command ends within about a minute whatever amoCRM or the database row says.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -23,7 +28,7 @@ from amosync.db.engine import create_service_engine
 from amosync.db.migrate import current_revision, head_revision
 from amosync.db.tables import webhook_events
 from amosync.doctor.checks import ErrorKind, EventFacts, Facts, Outcome, ServiceAnswer
-from amosync.errors import AmoCRMError, IPBlocked, ReauthRequired, RetryLater
+from amosync.errors import AmoCRMError, IPBlocked, RateLimited, ReauthRequired, RetryLater
 from amosync.inbox.store import FAILED, last_webhook_at
 from amosync.services import build_client
 from amosync.settings import Settings
@@ -32,6 +37,8 @@ from amosync.worker.subscription import assess, save_subscription_state
 T = TypeVar("T")
 
 SERVICE_TIMEOUT = 5.0
+# Longest doctor waits for a free rate-limit slot; a longer wait is a pause, reported.
+MAX_SLOT_WAIT = 2.0
 FIELDS_PATH = "/api/v4/leads/custom_fields"
 
 
@@ -132,19 +139,20 @@ async def _api_facts(
     client = _client(settings, engine, db_ready, transport)
     if isinstance(client, str):
         return Outcome.skipped(client), Outcome.skipped(client), Outcome.skipped(client)
+    budget = _call_budget(settings)
     try:
-        account: Outcome[dict[str, Any]] = await _call(client.get_json("/api/v4/account"))
+        account: Outcome[dict[str, Any]] = await _call(client.get_json("/api/v4/account"), budget)
         if account.value is None and account.error is None:
             account = Outcome(error="GET /api/v4/account answered no content", kind="rejected")
-        if account.kind in ("reauth", "ip_blocked", "unreachable", "database"):
+        if account.kind in ("reauth", "ip_blocked", "paused", "unreachable", "database"):
             later = f"needs a working API connection (see token: {account.kind})"
             return account, Outcome.skipped(later), Outcome.skipped(later)
         subscriptions: Outcome[list[Subscription]] = (
-            await _call(list_subscriptions(client, our_destination(settings)))
+            await _call(list_subscriptions(client, our_destination(settings)), budget)
             if our_destination(settings)
             else Outcome.skipped("needs AMOSYNC_PUBLIC_URL and AMOSYNC_WEBHOOK_SECRET")
         )
-        fields = await _call(_lead_fields(client))
+        fields = await _call(_lead_fields(client), budget)
         return account, subscriptions, fields
     finally:
         await client.aclose()
@@ -162,16 +170,22 @@ def _client(
     if settings.api_base_url is None:
         return "needs AMOSYNC_AMOCRM_SUBDOMAIN"
     if db_ready:
-        return build_client(settings, engine, purpose="check", transport=transport)
+        return build_client(
+            settings, engine, purpose="check", transport=transport, max_wait=MAX_SLOT_WAIT
+        )
     token = settings.amocrm_long_lived_token
     if settings.amocrm_client_id or token is None:
         return "needs a token and, for OAuth, the migrated database"
     return AmoClient(
         settings.api_base_url,
         LongLivedToken(token.get_secret_value()),
-        SlidingWindowLimiter(settings.api_rate_limit),
+        SlidingWindowLimiter(
+            settings.api_rate_limit, max_pause=settings.max_retry_after, max_wait=MAX_SLOT_WAIT
+        ),
         timeout=settings.api_timeout,
         transport=transport,
+        max_answer_bytes=settings.api_max_answer_bytes,
+        max_retry_after=settings.max_retry_after,
     )
 
 
@@ -182,9 +196,18 @@ async def _lead_fields(client: AmoClient) -> list[dict[str, Any]]:
     return found
 
 
-async def _call(awaitable: Any) -> Outcome[Any]:
+def _call_budget(settings: Settings) -> float:
+    """Seconds one probe may take in all: the client's three tries of `api_timeout` each
+    plus their back-off, with room to spare."""
+    return 3 * settings.api_timeout + 10.0
+
+
+async def _call(awaitable: Any, budget: float) -> Outcome[Any]:
     try:
-        return Outcome(await awaitable)
+        async with asyncio.timeout(budget):
+            return Outcome(await awaitable)
+    except TimeoutError:
+        return Outcome(error=f"no answer from amoCRM within {budget:.0f} s", kind="unreachable")
     except AmoCRMError as exc:
         return Outcome(error=str(exc), kind=_kind(exc))
     except SQLAlchemyError as exc:  # the shared rate limit or OAuth token row
@@ -196,6 +219,8 @@ def _kind(exc: AmoCRMError) -> ErrorKind:
         return "reauth"
     if isinstance(exc, IPBlocked):
         return "ip_blocked"
+    if isinstance(exc, RateLimited):
+        return "paused"
     if isinstance(exc, RetryLater):
         return "unreachable"
     return "rejected"

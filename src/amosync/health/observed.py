@@ -17,10 +17,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.amocrm.shared_limit import DEFAULT_KEY as RATE_LIMIT_KEY
+from amosync.catchup.verify_state import LAST_KEY
 from amosync.db.tables import api_requests, sync_state, webhook_events
 from amosync.inbox.store import FAILED
 
-VERIFY_KEY = "verify.last"  # written by the verification run: see docs/OPERATIONS.md
+VERIFY_KEY = LAST_KEY  # the verification run's result: catchup/verify_state.py
 
 
 @dataclass(frozen=True)

@@ -9,20 +9,22 @@ then scripted faults, latency and the bearer token check (401).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from amosync.testing.fake_account import account_body
 from amosync.testing.fake_custom_fields import lead_custom_fields_route
 from amosync.testing.fake_errors import (
+    HAL_JSON,
     PROBLEM_JSON,
+    dump_json,
     error_response,
     json_response,
     problem,
@@ -165,6 +167,8 @@ def _list(state: FakeAmoState, kind: Kind) -> Endpoint:
         if start + query.limit < len(rows):
             links["next"] = {"href": page_href(here, query.pairs, query.page + 1, query.limit)}
         body = {"_page": query.page, "_links": links, "_embedded": {kind: items}}
+        if state.answer_padding:
+            return StreamingResponse(_padded(state, dump_json(body)), media_type=HAL_JSON)
         return json_response(body)
 
     return endpoint
@@ -201,3 +205,20 @@ def _account(state: FakeAmoState) -> Endpoint:
 async def _not_found(request: Request) -> Response:
     # Real 404s name the method and URL (tests/data/api_error_404_kommo_docs.json).
     return problem(404, f"Cannot {request.method} {_origin(request)}{request.url.path}")
+
+
+_PIECE = 65_536
+
+
+async def _padded(state: FakeAmoState, body: bytes) -> AsyncIterator[bytes]:
+    """`body` with a `_padding` string of `state.answer_padding` bytes in front, made and sent
+    one piece at a time."""
+    left = state.answer_padding
+    piece = b'{"_padding":"'
+    while piece:
+        yield piece
+        if left > 0:
+            piece = b"x" * min(left, _PIECE)
+            left -= len(piece)
+        else:
+            piece, body = (b'",' + body[1:], b"") if body else (b"", b"")

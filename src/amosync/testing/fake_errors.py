@@ -7,6 +7,7 @@ JSON on every error must cope with that.
 
 from __future__ import annotations
 
+import json
 import uuid
 from http import HTTPStatus
 from typing import Any
@@ -62,7 +63,17 @@ def nginx_page(status: int) -> str:
 def json_response(
     body: Any, status: int = 200, media_type: str = HAL_JSON, headers: dict[str, str] | None = None
 ) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=headers)
+    return Response(dump_json(body), status_code=status, media_type=media_type, headers=headers)
+
+
+def dump_json(body: Any) -> bytes:
+    """`body` as JSON. A string holding a lone UTF-16 surrogate (`"\\ud83d"`, half an emoji
+    cut by a length limit) is written as the bare escape, as amoCRM's PHP `json_encode`
+    writes it: store one in an entity's name or field to get such an answer."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:  # orjson refuses surrogates; the standard library escapes
+        return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode()
 
 
 def problem(status: int, detail: str | None = None, **extra: Any) -> Response:
@@ -77,7 +88,10 @@ def validation_error(path: str, detail: str, code: str = "InvalidType") -> Respo
 
 
 def error_response(
-    status: int, *, retry_after: int | None = None, send_retry_after_header: bool = False
+    status: int,
+    *,
+    retry_after: float | str | None = None,
+    send_retry_after_header: bool = False,
 ) -> Response:
     """The response a real account would give with this status and no more specific cause."""
     headers: dict[str, str] = {}

@@ -46,13 +46,14 @@ class Fault:
     send, or with `body` (dict/list → JSON, str/bytes → as is, typed `content_type`).
     `Fault(hang=5.0)` waits, then answers normally: use it to trip client timeouts.
     `retry_after` goes into a 429 body (default: the state's `retry_after_seconds`) and into a
-    `Retry-After` header for other statuses.
+    `Retry-After` header for other statuses; any JSON value (`1e9`, `"inf"`, an HTTP date)
+    to test how a client bounds what it is told.
     """
 
     status: int = 500
     body: Any = None
     delay: float = 0.0
-    retry_after: int | None = None
+    retry_after: float | str | None = None
     hang: float | None = None
     content_type: str | None = None
 
@@ -83,6 +84,9 @@ class FakeAmoState(FakeEntities):
     block_seconds: float = 600.0
     ip_blocked_until: float | None = None
     latency_seconds: float = 0.0
+    # List answers carry this many extra bytes (a `_padding` string, made 64 KiB at a time)
+    # and are streamed without a Content-Length, as a proxy compressing on the fly sends them.
+    answer_padding: int = 0
     clock: Callable[[], float] = time.monotonic
     requests: list[LoggedRequest] = field(default_factory=list)
     # `/oauth2/access_token`: codes, rotating refresh tokens, JWT access tokens with `exp`.

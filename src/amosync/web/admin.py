@@ -17,7 +17,7 @@ from amosync.web.status_page import StatusPage
 
 
 def admin_routes(settings: Settings, engine: AsyncEngine) -> list[Route]:
-    access = AccessPolicy(settings)
+    access = AccessPolicy(settings, engine)
     access.log_mode()
     return [
         *StatusPage(settings, engine, access).routes(),

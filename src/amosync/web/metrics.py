@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -93,6 +95,24 @@ def _stats_gauges(stats: SyncStats) -> Iterator[GaugeMetricFamily]:
     for code, n in sorted(stats.api_requests_by_status_last_hour.items()):
         api.add_metric([str(code)], n)
     yield api
+    yield from _verify_gauges(stats.last_verify)
+
+
+def _verify_gauges(last: dict[str, Any] | None) -> Iterator[GaugeMetricFamily]:
+    """The last verification (any process's) from `verify.last`; absent before the first."""
+    if last is None:
+        return
+    for name in ("checked", "diverged", "repaired", "unrepaired"):
+        yield GaugeMetricFamily(
+            f"amosync_verify_last_{name}",
+            f"Rows {name} by the last verification (amosync verify or the worker's).",
+            value=last[name],
+        )
+    yield GaugeMetricFamily(
+        "amosync_verify_last_timestamp_seconds",
+        "When the last verification finished (Unix time).",
+        value=datetime.fromisoformat(str(last["at"])).timestamp(),
+    )
 
 
 async def snapshot(settings: Settings, engine: AsyncEngine) -> DbSnapshot:

@@ -14,7 +14,8 @@ from starlette.responses import JSONResponse
 
 from amosync import __version__
 from amosync.inbox.store import STATUSES
-from amosync.web.reads import MAX_ID, MAX_PAGE
+from amosync.web.params import MAX_ID
+from amosync.web.reads import MAX_PAGE
 
 
 def _nullable(kind: str, **extra: Any) -> dict[str, Any]:
@@ -39,7 +40,13 @@ def _ok(description: str, ref: str) -> dict[str, Any]:
 
 _AUTH_ERRORS = {
     "401": _error("Missing or wrong bearer token."),
-    "403": _error("No admin token configured and the client is not on loopback."),
+    "403": _error(
+        "No admin token configured and the client is not on loopback (127.0.0.1 or ::1, "
+        "with a loopback Host and no proxy headers)."
+    ),
+    "429": _error(
+        "Too many wrong tokens from this address (10 a minute); wait `Retry-After` seconds."
+    ),
 }
 _BAD = {"400": _error("Invalid parameter; `error` says which and why.")}
 

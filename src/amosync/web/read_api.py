@@ -8,7 +8,7 @@ describes them all (web/openapi.py, kept in step by a test that exercises it).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
@@ -19,8 +19,8 @@ from amosync.core.nul import NUL
 from amosync.inbox.admin import MAX_LIST_LIMIT, check_status, get_event, list_events, retry_events
 from amosync.web.access import AccessPolicy
 from amosync.web.csrf import cross_site
+from amosync.web.params import MAX_ID, bounded_int, utc_datetime
 from amosync.web.reads import (
-    MAX_ID,
     MAX_PAGE,
     contact_by_id,
     deal_by_id,
@@ -40,30 +40,31 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def positive_id(raw: str, what: str) -> int:
-    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+    value = bounded_int(raw, 1, MAX_ID)
+    if value is None:
         raise BadRequest(f"{what} must be a positive integer (at most {MAX_ID})")
-    return int(raw)
+    return value
 
 
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+    value = bounded_int(raw, low, high)
+    if value is None:
         raise BadRequest(f"{name} must be an integer between {low} and {high}")
-    return int(raw)
+    return value
 
 
 def parse_since(raw: str) -> datetime:
     """ISO 8601; a time without offset is UTC. A `+` sent unencoded arrives as a space."""
     for candidate in (raw, raw[::-1].replace(" ", "+", 1)[::-1]):
-        try:
-            value = datetime.fromisoformat(candidate)
-        except ValueError:
-            continue
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        value = utc_datetime(candidate)
+        if value is not None:
+            return value
     raise BadRequest(
-        "updated_since must be an ISO 8601 date-time, e.g. 2026-11-24T10:00:00Z (URL-encode +)"
+        "updated_since must be an ISO 8601 date-time between years 1 and 9999 in UTC, "
+        "e.g. 2026-11-24T10:00:00Z (URL-encode +)"
     )
 
 

@@ -19,9 +19,11 @@ from sqlalchemy import Row, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.db.tables import contacts, deal_contacts, deals
+from amosync.web.params import MAX_ID, bounded_int, utc_datetime
 
 MAX_PAGE = 500
-MAX_ID = 2**63 - 1  # BIGINT: anything larger cannot name a row
+# Ours are ~60 characters: an ISO date-time with offset, "|", an id.
+_MAX_CURSOR = 200
 
 _DEAL_COLUMNS = [c for c in deals.columns if c.name != "raw"]
 _CONTACT_COLUMNS = [c for c in contacts.columns if c.name != "raw"]
@@ -182,13 +184,15 @@ def encode_cursor(synced_at: datetime, deal_id: int) -> str:
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
     """Raises ValueError for anything `encode_cursor` did not make."""
+    if len(cursor) > _MAX_CURSOR:
+        raise ValueError("cursor is not one this API returned")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, _, deal_id = raw.partition("|")
-        parsed = datetime.fromisoformat(at)
-        number = int(deal_id)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ValueError("cursor is not one this API returned") from None
-    if parsed.tzinfo is None or not 0 < number <= MAX_ID:
+    at, _, deal_id = raw.partition("|")
+    parsed = utc_datetime(at, naive_is_utc=False)
+    number = bounded_int(deal_id, 1, MAX_ID)
+    if parsed is None or number is None:
         raise ValueError("cursor is not one this API returned")
     return parsed, number

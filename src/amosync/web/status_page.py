@@ -33,10 +33,12 @@ from amosync.settings import Settings
 from amosync.stats import collect_stats
 from amosync.web.access import SESSION_COOKIE, SESSION_SECONDS, AccessPolicy
 from amosync.web.activity import CHART_HOURS, chart_svg, per_minute
-from amosync.web.csrf import CSRF_FIELD, csrf_problem, csrf_token, remember_csrf
+from amosync.web.csrf import CSRF_FIELD, browser_id, csrf_problem, csrf_token, remember_csrf
 from amosync.web.health import probe_of
 from amosync.web.i18n import LANG_COOKIE, LANGS, STRINGS, pick_language
-from amosync.web.reads import MAX_ID, deal_by_id, deals_by_rentprog_id
+from amosync.web.params import MAX_ID, bounded_int
+from amosync.web.reads import deal_by_id, deals_by_rentprog_id
+from amosync.web.verify_view import verify_context
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ class StatusPage:
     # -- pages ---------------------------------------------------------------------------
 
     async def page(self, request: Request) -> Response:
-        verdict = self._access.check_page(request)
+        verdict = await self._access.check_page(request)
         if verdict.status == 401:
             return RedirectResponse(f"/login?{urlencode({'lang': pick_language(request)})}", 303)
         if not verdict.allowed:
@@ -81,48 +83,52 @@ class StatusPage:
         context.update(q=q, found=await self._search(q) if q else [], flash=_flash(request))
         html = _templates.get_template("status.html").render(context)
         response = self._render(request, html, context["nonce"])
-        remember_csrf(request, response, context["csrf"])
+        remember_csrf(request, response, context["csrf_browser"])
         return response
 
     async def live(self, request: Request) -> Response:
-        verdict = self._access.check_page(request)
+        verdict = await self._access.check_page(request)
         if not verdict.allowed:
             return verdict.refusal()
         template = _templates.get_template("status.html")
         context = await self._context(request)
         html = "".join(template.blocks["live"](template.new_context(context)))
         response = self._render(request, html, context["nonce"])
-        remember_csrf(request, response, context["csrf"])
+        remember_csrf(request, response, context["csrf_browser"])
         return response
 
     async def retry(self, request: Request) -> Response:
-        verdict = self._access.check_page(request)
+        verdict = await self._access.check_page(request)
         if not verdict.allowed:
             return verdict.refusal()
         form = await _form(request)
-        problem = csrf_problem(request, form.get(CSRF_FIELD))
+        problem = await csrf_problem(self._access, request, form.get(CSRF_FIELD))
         if problem is not None:
             return HTMLResponse(problem, status_code=403)
         raw = request.path_params["event_id"]
-        if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+        event_id = bounded_int(raw, 1, MAX_ID)
+        if event_id is None:
             return HTMLResponse("event id must be a positive integer", status_code=400)
-        retried = await retry_events(self._engine, [int(raw)])
+        retried = await retry_events(self._engine, [event_id])
         log.info(
             "event_retry_requested",
-            extra={"event": "event_retry_requested", "event_id": int(raw), "ok": bool(retried)},
+            extra={"event": "event_retry_requested", "event_id": event_id, "ok": bool(retried)},
         )
         back = form.get("back", "/")
         if back != "/" and not back.startswith("/?"):
             back = "/"  # only the status page itself: never an open redirect
         joiner = "&" if "?" in back else "?"
         flag = "retried" if retried else "not_retried"
-        return RedirectResponse(f"{back}{joiner}{flag}={int(raw)}", status_code=303)
+        return RedirectResponse(f"{back}{joiner}{flag}={event_id}", status_code=303)
 
-    async def login_form(self, request: Request, *, failed: bool = False) -> Response:
+    async def login_form(
+        self, request: Request, *, failed: bool = False, retry_after: int | None = None
+    ) -> Response:
         lang = pick_language(request)
         if not self._access.token_configured:
             return RedirectResponse(f"/?{urlencode({'lang': lang})}", 303)
-        csrf, nonce = csrf_token(request), secrets.token_urlsafe(16)
+        browser, nonce = browser_id(request), secrets.token_urlsafe(16)
+        csrf = await csrf_token(self._access, request, browser)
         html = _templates.get_template("status.html").render(
             view="login",
             lang=lang,
@@ -131,18 +137,24 @@ class StatusPage:
             csrf=csrf,
             nonce=nonce,
             login_failed=failed,
+            retry_after=retry_after,
         )
-        response = self._render(request, html, nonce, status=401 if failed else 200)
-        remember_csrf(request, response, csrf)
+        status = 429 if retry_after is not None else 401 if failed else 200
+        response = self._render(request, html, nonce, status=status)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        remember_csrf(request, response, browser)
         return response
 
     async def login(self, request: Request) -> Response:
         form = await _form(request)
-        problem = csrf_problem(request, form.get(CSRF_FIELD))
+        problem = await csrf_problem(self._access, request, form.get(CSRF_FIELD))
         if problem is not None:
             return HTMLResponse(problem, status_code=403)
-        if not self._access.token_matches(form.get("token", "")):
-            log.warning("admin_login_failed", extra={"event": "admin_login_failed"})
+        verdict = self._access.attempt(request, form.get("token", ""), "login")
+        if verdict.retry_after is not None:
+            return await self.login_form(request, retry_after=verdict.retry_after)
+        if not verdict.allowed:
             await asyncio.sleep(FAILED_LOGIN_DELAY)
             return await self.login_form(request, failed=True)
         lang = form.get("lang", "")
@@ -160,9 +172,17 @@ class StatusPage:
 
     async def logout(self, request: Request) -> Response:
         form = await _form(request)
-        problem = csrf_problem(request, form.get(CSRF_FIELD))
+        problem = await csrf_problem(self._access, request, form.get(CSRF_FIELD))
         if problem is not None:
             return HTMLResponse(problem, status_code=403)
+        try:
+            await self._access.end_session(request)  # a copy of the cookie stops working too
+        except SQLAlchemyError:
+            # Never pretend: the session would stay valid for whoever copied the cookie.
+            return HTMLResponse(
+                "database unavailable: the session could not be revoked; try again",
+                status_code=503,
+            )
         response = RedirectResponse("/login", 303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
@@ -195,7 +215,8 @@ class StatusPage:
         stats = await collect_stats(self._engine) if storage_ok else None
         activity = await per_minute(self._engine, CHART_HOURS) if storage_ok else None
         token, token_note = await self._token() if storage_ok else (None, None)
-        csrf = csrf_token(request)
+        browser = browser_id(request)
+        csrf = await csrf_token(self._access, request, browser)
         params = {
             k: v for k, v in request.query_params.items() if k in ("lang", "events", "q", "refresh")
         }
@@ -216,6 +237,7 @@ class StatusPage:
             "now": datetime.now(UTC),
             "nonce": secrets.token_urlsafe(16),
             "csrf": csrf,
+            "csrf_browser": browser,
             "token_mode": self._access.token_configured,
             "refresh_seconds": _refresh_seconds(request),
             # Token and subscription get their own rows, shown even when not applicable.
@@ -239,6 +261,8 @@ class StatusPage:
             )
             if activity is not None
             else "",
+            **(await verify_context(self._engine, stats.last_verify) if stats else {}),
+            "verify_per_hour": self._settings.verify_calls_per_hour,
             "events_filter": events_filter,
             "events": await list_events(
                 self._engine, status=events_filter or None, limit=EVENTS_SHOWN
@@ -258,8 +282,9 @@ class StatusPage:
         found: list[dict[str, Any]] = []
         if NUL in q:  # matches nothing stored (core/nul.py), and PostgreSQL refuses it
             return found
-        if q.isascii() and q.isdigit():
-            deal = await deal_by_id(self._engine, int(q))
+        deal_id = bounded_int(q, 1, MAX_ID)
+        if deal_id is not None:
+            deal = await deal_by_id(self._engine, deal_id)
             if deal is not None:
                 found.append(deal)
         seen = {d["id"] for d in found}
@@ -278,16 +303,16 @@ def _token_check(checks: dict[str, Check]) -> Check:
 
 def _refresh_seconds(request: Request) -> int:
     """`?refresh=N` (1 to 300 seconds) for a wall screen or a test; 10 otherwise."""
-    raw = request.query_params.get("refresh", "")
-    return min(max(int(raw), 1), 300) if raw.isascii() and raw.isdigit() else REFRESH_SECONDS
+    asked = bounded_int(request.query_params.get("refresh", ""), 0, MAX_ID)
+    return REFRESH_SECONDS if asked is None else min(max(asked, 1), 300)
 
 
 def _flash(request: Request) -> str | None:
     t = STRINGS[pick_language(request)]
     for key in ("retried", "not_retried"):
-        value = request.query_params.get(key, "")
-        if value.isascii() and value.isdigit():
-            return t[key].format(id=int(value))
+        event_id = bounded_int(request.query_params.get(key, ""), 1, MAX_ID)
+        if event_id is not None:
+            return t[key].format(id=event_id)
     return None
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from amosync import metrics
 from amosync.amocrm.client import AmoClient
 from amosync.core.answer import map_answer
-from amosync.core.backoff import retry_delay
+from amosync.core.backoff import MAX_ATTEMPTS, retry_delay
 from amosync.core.mapping import MappingError, RentProgField
 from amosync.core.plan import (
     MAX_IDS_PER_CALL,
@@ -34,7 +34,6 @@ from amosync.core.plan import (
 )
 from amosync.errors import AmoCRMError, IPBlocked, ReauthRequired, RetryLater
 from amosync.inbox.store import InboxStore, Retry
-from amosync.worker.apply import apply_fetched
 from amosync.worker.heartbeat import (
     IP_BLOCKED,
     REAUTH_REQUIRED,
@@ -43,7 +42,9 @@ from amosync.worker.heartbeat import (
     WorkerState,
     beat,
 )
+from amosync.worker.isolate import by_reason, fetch_apart, store_apart
 from amosync.worker.jobs import PeriodicJob, run_periodically
+from amosync.worker.paused import WorkerPaused as _Paused
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +58,12 @@ class WorkerConfig:
     linger: float = 0.3
     poll_interval: float = 0.2
     lease_seconds: float = 300.0
-    max_attempts: int = 10
+    max_attempts: int = MAX_ATTEMPTS
     retry_base_delay: float = 5.0
     retry_max_delay: float = 3600.0
     reauth_pause: float = 60.0
     ip_block_pause: float = 600.0
     heartbeat_interval: float = 5.0
-
-
-class _Paused(Exception):
-    """amoCRM refuses us for a while (401/403): stop this batch, keep events pending."""
-
-    def __init__(self, state: str, detail: str, pause: float) -> None:
-        super().__init__(detail)
-        self.state, self.detail, self.pause = state, detail, pause
 
 
 class Worker:
@@ -226,17 +219,12 @@ class Worker:
 
     async def _process_chunk(self, chunk: FetchChunk) -> None:
         try:
-            objects = await self._client.fetch_by_ids(chunk.entity, chunk.ids)
+            # An entity that makes the answer too large, or that the database refuses, is
+            # split off; the rest is stored (worker/isolate.py).
+            fetched = await fetch_apart(self._client, chunk, self._unsettled)
             upsert_started = time.perf_counter()
-            answer = map_answer(chunk.entity, chunk.ids, objects, self._rentprog)
-            # The upsert commits with (some of) its events marked done. Where writes take
-            # turns, the rest are marked in short transactions after it (a crash between
-            # leaves them leased: they come due again and are fetched once more, no loss).
-            per_turn = self._inbox.turns.rows_per_turn or len(chunk.event_ids)
-            with_upsert, after = chunk.event_ids[:per_turn], chunk.event_ids[per_turn:]
-            async with self._inbox.transaction() as conn:
-                applied = await apply_fetched(conn, answer, with_upsert)
-            await self._inbox.mark_done(after)
+            answer = map_answer(chunk.entity, fetched.chunk.ids, fetched.objects, self._rentprog)
+            stored = await store_apart(self._inbox, answer, fetched.chunk, self._unsettled)
             metrics.upsert_done(chunk.entity, upsert_started)
         except ReauthRequired as exc:
             raise _Paused(REAUTH_REQUIRED, str(exc), self._config.reauth_pause) from None
@@ -247,9 +235,11 @@ class Worker:
             delay = exc.delay if isinstance(exc, RetryLater) else None
             await self._reschedule(chunk.event_ids, str(exc), delay)
             return
-        self._forget(chunk.event_ids)
-        self.state.processed += len(chunk.event_ids)
-        metrics.EVENTS_PROCESSED.inc(len(chunk.event_ids))
+        await self._settle_isolated(chunk, fetched.too_large | stored.refused, stored.retry)
+        applied = stored.applied
+        self._forget(stored.done)
+        self.state.processed += len(stored.done)
+        metrics.EVENTS_PROCESSED.inc(len(stored.done))
         log.debug(
             "entities_applied",
             extra={
@@ -285,6 +275,21 @@ class Worker:
         self._forget(event_ids)
         self.state.failed += failed
         metrics.EVENTS_FAILED.inc(failed)
+
+    async def _settle_isolated(
+        self, chunk: FetchChunk, failed: dict[int, str], retry: dict[int, str]
+    ) -> None:
+        """Entities split off their chunk: fail the events of those refused for their data,
+        reschedule (spending an attempt) those that failed for no known reason."""
+        to_fail = by_reason(chunk, failed, self._unsettled)
+        to_retry = by_reason(chunk, retry, self._unsettled)
+        for reason, event_ids in to_fail.items():
+            await self._inbox.fail(event_ids, reason)
+            self._forget(event_ids)
+            self.state.failed += len(event_ids)
+            metrics.EVENTS_FAILED.inc(len(event_ids))
+        for reason, event_ids in to_retry.items():
+            await self._reschedule(event_ids, reason, None)
 
     def _forget(self, event_ids: Sequence[int]) -> None:
         """These events are settled in the database: nothing to release on the way out."""

@@ -1,0 +1,147 @@
+"""`amosync verify`: compare stored deals and contacts with amoCRM and repair what differs.
+
+Exit codes: 0 the copy matches amoCRM (or every divergence was repaired), 1 divergences
+remain that could not be repaired (or amoCRM / the database failed), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated
+
+import orjson
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.amocrm.client import AmoClient
+from amosync.catchup.verify import Verifier, VerifyReport
+from amosync.catchup.verify_select import TABLES, ids_after, random_sample
+from amosync.catchup.verify_state import write_last
+from amosync.cli.common import fail, load_settings
+from amosync.core.mapping import MappingError, RentProgField
+from amosync.core.plan import MAX_IDS_PER_CALL
+from amosync.db.engine import create_service_engine
+from amosync.db.turns import write_transaction
+from amosync.db.urls import redacted
+from amosync.errors import AmoCRMError
+from amosync.services import build_client
+from amosync.settings import Settings
+
+# An operator's command: logged apart from the worker's budgeted `verify` calls, so a
+# `--all` over a large account never holds back catch-up for an hour.
+CLI_PURPOSE = "verify-cli"
+DEFAULT_SAMPLE = 250
+MAX_SAMPLE = 1_000_000
+
+
+def verify(
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Compare this many randomly chosen stored rows of each kind "
+            f"(default {DEFAULT_SAMPLE}).",
+        ),
+    ] = None,
+    all_rows: Annotated[
+        bool, typer.Option("--all", help="Compare every stored row (250 per API call).")
+    ] = False,
+    entities: Annotated[str, typer.Option(help="Comma-separated kinds to compare.")] = ",".join(
+        TABLES
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Compare stored deals and contacts with amoCRM, repair every divergence, report it."""
+    if sample is not None and all_rows:
+        fail("give --sample N or --all, not both")
+    if sample is not None and not 1 <= sample <= MAX_SAMPLE:
+        fail(f"--sample: give a number from 1 to {MAX_SAMPLE}")
+    kinds = tuple(k.strip() for k in entities.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(TABLES))
+    if unknown or not kinds:
+        fail(f"--entities: unknown kind {', '.join(unknown) or '(none)'}; use {', '.join(TABLES)}")
+    settings = load_settings()
+    if settings.api_base_url is None:
+        fail("no amoCRM account configured: set AMOSYNC_AMOCRM_SUBDOMAIN (or _BASE_URL)")
+    size = None if all_rows else (sample or DEFAULT_SAMPLE)
+    report = _run(settings, kinds, size)
+    if as_json:
+        scope = "all" if size is None else f"sample {size}"
+        data = {**report.as_json(), "source": "cli", "scope": scope, "entities": list(kinds)}
+        typer.echo(orjson.dumps(data).decode())
+    else:
+        typer.echo(render(report, kinds, size))
+    if report.unrepaired:
+        fail(f"{report.unrepaired} divergence(s) could not be repaired", 1)
+
+
+async def verify_rows(
+    engine: AsyncEngine,
+    client: AmoClient,
+    rentprog: RentProgField,
+    kinds: tuple[str, ...],
+    sample: int | None,
+) -> VerifyReport:
+    """`sample` rows of each kind chosen at random, or every row (None); result stored."""
+    verifier = Verifier(engine, client, rentprog)
+    report = VerifyReport()
+    for entity in kinds:
+        if sample is not None:
+            async with engine.connect() as conn:
+                ids = await random_sample(conn, entity, sample)
+            report.add(await verifier.verify(entity, ids))
+            continue
+        after = 0
+        while True:
+            async with engine.connect() as conn:
+                ids = await ids_after(conn, entity, after, MAX_IDS_PER_CALL)
+            if not ids:
+                break
+            report.add(await verifier.verify(entity, ids))
+            after = ids[-1]
+    report.finished_at = datetime.now(UTC)
+    async with write_transaction(engine) as conn:
+        await write_last(conn, {**report.as_json(), "source": "cli"})
+    return report
+
+
+def _run(settings: Settings, kinds: tuple[str, ...], sample: int | None) -> VerifyReport:
+    async def main() -> VerifyReport:
+        engine = create_service_engine(settings.database_url)
+        client = build_client(settings, engine, purpose=CLI_PURPOSE)
+        rentprog = RentProgField(settings.rentprog_field_id, settings.rentprog_field_name)
+        try:
+            return await verify_rows(engine, client, rentprog, kinds, sample)
+        finally:
+            await client.aclose()
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except AmoCRMError as exc:
+        fail(f"amoCRM: {exc}", 1)
+    except MappingError as exc:
+        fail(f"amoCRM answered an object amosync cannot map: {exc}", 1)
+    except SQLAlchemyError as exc:
+        fail(
+            f"database {redacted(settings.database_url)}: {str(exc).splitlines()[0]} "
+            "(is it migrated? run `amosync migrate`)",
+            1,
+        )
+
+
+def render(report: VerifyReport, kinds: tuple[str, ...], sample: int | None) -> str:
+    scope = "every stored row" if sample is None else f"a sample of up to {sample} per kind"
+    lines = [
+        f"Verified {scope} of {', '.join(kinds)} against amoCRM ({report.calls} API calls):",
+        f"  checked {report.checked}, diverged {report.diverged}, "
+        f"repaired {report.repaired}, not repaired {report.unrepaired}",
+    ]
+    if report.changed_meanwhile:
+        lines.append(
+            f"  {report.changed_meanwhile} changed by the worker meanwhile (checked again later)"
+        )
+    for example in report.examples:
+        lines.append(f"  {example.entity} {example.id}: {', '.join(example.fields)}")
+    return "\n".join(lines)

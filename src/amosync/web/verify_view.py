@@ -1,0 +1,16 @@
+"""What the status page's verification section shows (templates/status.html)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.catchup.verify_select import coverage
+
+
+async def verify_context(engine: AsyncEngine, last: dict[str, Any] | None) -> dict[str, Any]:
+    """`verify` (the stored `verify.last`), its time, and how much of the copy is verified."""
+    at = datetime.fromisoformat(str(last["at"])) if last else None
+    return {"verify": last, "verify_at": at, "verify_coverage": await coverage(engine)}
