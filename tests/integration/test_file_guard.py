@@ -24,7 +24,7 @@ from amosync.web.app import create_app
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-SECRET_URL = "/amocrm/s3cret-path"
+SECRET_URL = "/amocrm/s3cret-path-0123456789"
 
 
 @asynccontextmanager

@@ -36,7 +36,7 @@ from amosync.web.health import run_checks
 from tests.conftest import PG_ADMIN_URL
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-SECRET_URL = "/amocrm/s3cret-path"
+SECRET_URL = "/amocrm/s3cret-path-0123456789"
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens, connections fail
 
 

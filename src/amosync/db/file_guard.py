@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,14 +63,20 @@ class StorageWatch:
     webhook writer (which reads `refusal` and reports its commits) and `/health`."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self.refusal: str | None = None  # set once the database file is gone or replaced
         self.refused_since: datetime | None = None
         self.last_commit: CommitOutcome | None = None
         self.failing_since: datetime | None = None  # first failure after the last success
 
-    def refuse(self, reason: str) -> None:
-        if self.refusal is None:
+    def refuse(self, reason: str) -> bool:
+        """Refuse from now on; True for the call that tripped it (the guard runs on the
+        loop and, before new connections, on the writer thread)."""
+        with self._lock:
+            if self.refusal is not None:
+                return False
             self.refusal, self.refused_since = reason, datetime.now(UTC)
+            return True
 
     def commit_ok(self) -> None:
         self.last_commit, self.failing_since = CommitOutcome(datetime.now(UTC), None), None
@@ -198,7 +205,8 @@ class FileGuard:
             f"the database file {self._path} {problem} while the service was running: "
             "webhooks are refused (503) until it is restarted on the right file"
         )
-        self.watch.refuse(reason)
+        if not self.watch.refuse(reason):
+            return self.watch.refusal
         log.error(
             "database_file_replaced",
             extra={"event": "database_file_replaced", "path": str(self._path), "problem": problem},

@@ -228,7 +228,7 @@ def _verification(result: dict[str, object] | None) -> Check:
         return Check(
             FAIL,
             f"the last verification found records it could not repair ({summary}): "
-            "see its examples on the status page",
+            "see its examples on the status page, then `amosync verify --all`",
             at,
         )
     return Check(OK, f"last run: {summary or 'no figures'}", at)
