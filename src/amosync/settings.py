@@ -171,6 +171,18 @@ class Settings(BaseSettings):
         gt=0,
         description="`/health` fails when the oldest pending event is older than this (seconds).",
     )
+    health_failed_window: float = Field(
+        default=86400.0,
+        gt=0,
+        description="`/health` fails while events that became `failed` within this many "
+        "seconds are still failed (retry or resolve them).",
+    )
+    health_webhook_silence: float = Field(
+        default=0.0,
+        ge=0,
+        description="`/health` fails (and `doctor` warns) when no webhook from amoCRM arrived "
+        "for this many seconds; 0 turns it off (a quiet account is not an error).",
+    )
     token_refresh_margin: float = Field(
         default=900.0,
         gt=0,

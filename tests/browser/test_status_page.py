@@ -154,3 +154,47 @@ def test_search_finds_a_deal_by_rentprog_id(browser: Browser, live: LiveSync) ->
 
 def _db(url: str) -> str:
     return "sqlite" if url.startswith("sqlite") else "postgresql"
+
+
+@pytest.fixture
+def paused(make_settings: Callable[..., Settings]) -> Iterator[str]:
+    """The app with amoCRM refusing our token: a webhook arrives and the worker pauses."""
+    fake = demo_fake(2)
+    fake.revoke_tokens()
+    settings = make_settings(admin_token=ADMIN)
+    app = create_app(settings, amocrm_transport=httpx.ASGITransport(app=create_fake_amocrm(fake)))
+    with serve_app(app) as base_url, httpx.Client(base_url=base_url) as http:
+        lead = sorted(fake.table("leads"))[0]
+        stored = http.post(SECRET_PATH, content=webhook_body([lead]), headers=FORM)
+        assert 200 == stored.status_code
+        deadline = time.monotonic() + 20
+        while http.get("/health").json()["checks"]["worker"]["state"] != "fail":
+            assert time.monotonic() < deadline, "the worker did not pause"
+            time.sleep(0.1)
+        yield base_url
+
+
+@pytest.mark.parametrize(
+    ("lang", "title", "fix"),
+    [
+        ("en", "Sync is paused.", "re-authorise (`amosync auth login`"),
+        ("ru", "Синхронизация приостановлена.", "авторизуйтесь заново (`amosync auth login`"),
+    ],
+)
+def test_paused_sync_shows_the_red_banner(
+    browser: Browser, paused: str, lang: str, title: str, fix: str
+) -> None:
+    """amoCRM refused the token: the page opens with a red banner saying sync is paused, why
+    (the failing check) and what to do, in the page's language."""
+    page, errors = open_logged_in(browser, paused, f"/?lang={lang}")
+
+    banner = page.locator("#sync-banner")
+    expect(banner).to_be_visible()
+    expect(banner.locator("strong")).to_have_text(title)
+    expect(banner.locator(".why")).to_contain_text("amocrm_pause")
+    expect(banner.locator(".fix")).to_contain_text(fix)
+    color = banner.evaluate("e => getComputedStyle(e).borderTopColor")
+    assert "rgb(207, 34, 46)" == color  # --bad: red
+    expect(page.locator("tr[data-check=token] td.bad")).to_have_count(1)
+    page.screenshot(path=str(ARTIFACTS / f"status-page-paused-{lang}.png"), full_page=True)
+    assert [] == errors

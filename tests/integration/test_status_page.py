@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.webhooks import mask_url, our_destination
+from amosync.catchup.state import write_state
+from amosync.db.tables import api_requests
+from amosync.db.turns import write_transaction
 from amosync.settings import Settings
 from amosync.worker.subscription import (
     SubscriptionState,
@@ -48,7 +56,8 @@ async def test_token_expiry_and_disabled_subscription_are_shown(
 
     token_row = page[page.index('data-check="token"') :].split("</tr>")[0]
     subscription_row = page[page.index('data-check="subscription"') :].split("</tr>")[0]
-    assert 'class="bad">failing' in token_row  # 5 days left, warned from 14
+    # 5 days left, warned from 14: a warning, as /health's amocrm_token_expiry says
+    assert 'class="warn">warning' in token_row
     assert "long-lived token expires" in token_row
     assert "(in 5 days)" in token_row
     assert 'class="bad">failing' in subscription_row
@@ -97,3 +106,86 @@ async def test_search_for_text_with_nul_finds_nothing(
 
     assert 200 == response.status_code
     assert "No deal found for" in response.text
+
+
+def rows_by_check(page: str) -> dict[str, str]:
+    """`data-check` → `data-state` of the page's health table."""
+    found = re.findall(r'<tr data-check="([a-z_]+)" data-state="([a-z]+)"', page)
+    return dict(found)
+
+
+@pytest.mark.parametrize(
+    ("lang", "title", "fix"),
+    [
+        ("en", "Sync is paused.", "an IP block or a rate-limit pause ends by itself"),
+        ("ru", "Синхронизация приостановлена.", "заканчиваются сами"),
+    ],
+)
+async def test_paused_sync_shows_a_red_banner_agreeing_with_health(
+    make_settings: Callable[..., Settings],
+    engine: AsyncEngine,
+    lang: str,
+    title: str,
+    fix: str,
+) -> None:
+    """amoCRM blocked the IP (the shared pause row): a banner says sync is paused, why (the
+    failing check's detail, with until when) and what to do; every check's state on the page
+    is the state /health answers."""
+    async with write_transaction(engine) as conn:
+        until = time.time() + 900
+        value = {"slots": [], "paused_until": 0.0, "blocked_until": until}
+        await write_state(conn, "amocrm_rate_limit", value)
+    async with api(make_settings(admin_token=None), demo_fake(0)) as client:
+        page = (await client.get(f"/?lang={lang}")).text
+        health = (await client.get("/health")).json()
+
+    banner = page[page.index('id="sync-banner"') :].split("</div>\n</div>")[0]
+    assert 'data-reason="paused"' in banner
+    assert title in banner
+    assert "blocked this IP (403)" in banner
+    assert "until " in banner
+    assert fix in banner
+    on_page = rows_by_check(page)
+    assert {name: c["state"] for name, c in health["checks"].items() if name in on_page} == {
+        name: state for name, state in on_page.items() if name in health["checks"]
+    }
+    assert "fail" == on_page["amocrm_pause"]
+
+
+async def test_refused_token_shows_failing_token_row_and_banner(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """The last answered amoCRM call was a 401: the token row is failing (not "ok" beside a
+    failing credentials check) and the banner says so, in Russian too."""
+    async with write_transaction(engine) as conn:
+        await conn.execute(
+            insert(api_requests).values(
+                at=datetime.now(UTC),
+                method="GET",
+                path="/api/v4/leads",
+                status=401,
+                duration_ms=5,
+                purpose="webhook",
+            )
+        )
+    async with api(make_settings(admin_token=None), demo_fake(0)) as client:
+        page = (await client.get("/?lang=ru")).text
+
+    assert "fail" == rows_by_check(page)["token"]
+    assert "fail" == rows_by_check(page)["amocrm_credentials"]
+    token_row = page[page.index('data-check="token"') :].split("</tr>")[0]
+    assert "в порядке" not in token_row
+    assert "Синхронизация приостановлена: amoCRM не принимает наш токен." in page
+
+
+async def test_healthy_page_has_no_banner(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    async with api(make_settings(admin_token=None), demo_fake(0)) as client:
+        for _ in range(50):  # the worker's first heartbeat
+            if (await client.get("/health")).status_code == 200:
+                break
+            await asyncio.sleep(0.05)
+        page = (await client.get("/?lang=en")).text
+
+    assert 'id="sync-banner"' not in page

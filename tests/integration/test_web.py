@@ -185,9 +185,18 @@ async def test_health_reports_named_checks(make_settings: Callable[..., Settings
         no_worker = await client.get("/health")
 
     assert 200 == healthy.status_code
-    assert {"database", "schema", "worker", "amocrm_credentials", "backlog"} == set(
-        healthy.json()["checks"]
-    )
+    assert {
+        "database",
+        "schema",
+        "worker",
+        "amocrm_credentials",
+        "amocrm_api",
+        "amocrm_pause",
+        "backlog",
+        "failed_events",
+        "last_webhook",
+        "verification",
+    } == set(healthy.json()["checks"])
     assert 503 == no_worker.status_code
     assert False is no_worker.json()["checks"]["worker"]["ok"]
 

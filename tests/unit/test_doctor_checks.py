@@ -248,3 +248,18 @@ def test_token_of_another_account_fails() -> None:
 
     assert "fail" == result.status
     assert "not to AMOSYNC_AMOCRM_ACCOUNT_ID=42" in result.detail
+
+
+def test_webhook_silence_setting_warns_about_a_shorter_silence() -> None:
+    """By default an hour without webhooks is a quiet account; with
+    AMOSYNC_HEALTH_WEBHOOK_SILENCE=1800 doctor warns, naming the setting."""
+    default = settings()
+    tuned = settings(health_webhook_silence=1800)
+    hour_quiet = Outcome(EventFacts(NOW - timedelta(hours=1), 0))
+
+    quiet = by_name(run_checks(default, replace(healthy(default), events=hour_quiet)))
+    silent = by_name(run_checks(tuned, replace(healthy(tuned), events=hour_quiet)))
+
+    assert "ok" == quiet["events"].status
+    assert "warn" == silent["events"].status
+    assert "AMOSYNC_HEALTH_WEBHOOK_SILENCE" in silent["events"].detail

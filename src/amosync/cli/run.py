@@ -16,6 +16,7 @@ from amosync.cli.common import fail, load_settings, setup_logging
 from amosync.cli.ports import bind_or_exit
 from amosync.cli.startup import startup_notes
 from amosync.db import migrate as migrations
+from amosync.db.file_guard import MissingDatabase, check_before_open, database_file, write_marker
 from amosync.db.file_mode import check_database_file
 from amosync.db.urls import is_sqlite, redacted
 from amosync.errors import ConfigError
@@ -27,14 +28,24 @@ from amosync.worker.paused import PAUSED_EXIT_CODE, WorkerPaused
 log = logging.getLogger("amosync.cli")
 
 
-def _prepare_database(settings: Settings, *, auto_migrate: bool) -> None:
+def _prepare_database(settings: Settings, *, auto_migrate: bool, create: bool = False) -> None:
     """SQLite (the zero-setup default) is migrated on start; PostgreSQL must be migrated on
-    purpose with `amosync migrate`, so several processes never race to change the schema."""
+    purpose with `amosync migrate`, so several processes never race to change the schema.
+    A SQLite file that existed before and is missing now is never re-created silently
+    (db/file_guard.py): only with `create`."""
     url = settings.database_url
+    db_file = database_file(url)
+    if db_file is not None:
+        try:
+            check_before_open(db_file, create=create)
+        except MissingDatabase as exc:
+            fail(str(exc), 1)
     _private_database_file(settings)
     try:
         if auto_migrate and is_sqlite(url):
             migrations.upgrade(url)
+            if db_file is not None:
+                write_marker(db_file)
             return
         current = migrations.database_revision(url)
     except ConfigError as exc:
@@ -64,11 +75,19 @@ def serve(
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Only receive; run `amosync worker` elsewhere.")
     ] = False,
+    create: Annotated[
+        bool,
+        typer.Option(
+            "--create",
+            help="SQLite: create a new, empty database even though the old file is missing "
+            "(by default serve refuses, so a deleted database is never replaced silently).",
+        ),
+    ] = False,
 ) -> None:
     """Receive webhooks and (unless --no-worker) sync deals and contacts."""
     settings = load_settings(host=host, port=port)
     setup_logging(settings)
-    _prepare_database(settings, auto_migrate=True)
+    _prepare_database(settings, auto_migrate=True, create=create)
     from amosync.web.app import create_app  # imported late: starlette is not needed by `migrate`
 
     # Bound before anything starts: a busy port is one line and exit 2, not a traceback.
@@ -141,6 +160,9 @@ def migrate(
                 raise typer.Exit(1)
             return
         migrations.upgrade(url)
+        db_file = database_file(url)
+        if db_file is not None:
+            write_marker(db_file)
     except SQLAlchemyError as exc:
         fail(f"cannot migrate {redacted(url)}: {str(exc).splitlines()[0]}", 1)
     typer.echo(f"database {redacted(url)} is at schema {migrations.head_revision()}")

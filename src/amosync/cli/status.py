@@ -104,7 +104,7 @@ def render(
         ),
         ("Backlog", f"{s.backlog} pending, oldest {age(s.oldest_pending_age_seconds)}"),
         (
-            "Last webhook",
+            "Last webhook from amoCRM",
             s.last_webhook_at.isoformat(timespec="seconds") if s.last_webhook_at else "never",
         ),
         ("API requests, last hour", spend_line(s.api_requests_by_purpose_last_hour, budget)),

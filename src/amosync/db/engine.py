@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import weakref
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -36,13 +37,20 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def connect_sqlite(path: str) -> sqlite3.Connection:
+def connect_sqlite(path: str, *, create: bool = True) -> sqlite3.Connection:
     """A plain `sqlite3` connection set up as the service engine's are, in autocommit mode
-    (the caller says BEGIN IMMEDIATE), usable from any one thread at a time."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    (the caller says BEGIN IMMEDIATE), usable from any one thread at a time. Without
+    `create` a missing file is an error: SQLite would make an empty database in the place
+    of one deleted under the service (db/file_guard.py)."""
+    target, uri = (path, False) if create else (f"{Path(path).absolute().as_uri()}?mode=rw", True)
+    conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, uri=uri)
     for pragma in _SQLITE_PRAGMAS:
         conn.execute(pragma)
     return conn
+
+
+def _connect_existing(path: str) -> sqlite3.Connection:
+    return connect_sqlite(path, create=False)
 
 
 def wal_checkpointer(engine: AsyncEngine) -> WalCheckpointer | None:
@@ -69,7 +77,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def _checkpoint_off_the_commit_path(engine: Engine, path: str) -> None:
-    checkpointer = _CHECKPOINTERS[engine] = WalCheckpointer(path, connect_sqlite)
+    checkpointer = _CHECKPOINTERS[engine] = WalCheckpointer(path, _connect_existing)
     _leave_checkpoints_to(checkpointer, engine)
 
     @event.listens_for(engine, "engine_disposed")

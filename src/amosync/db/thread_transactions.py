@@ -37,6 +37,11 @@ class ThreadTransactions:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = create_twin_engine(engine)
 
+    @property
+    def engine(self) -> Engine:
+        """The synchronous twin engine (the SQLite file guard listens on it too)."""
+        return self._engine
+
     def transaction(self, work: Callable[[Connection], T]) -> T:
         """`work(conn)` inside BEGIN IMMEDIATE … COMMIT (ROLLBACK if it raises), on the
         calling thread: hand this to `WriteTurns.run`."""

@@ -331,11 +331,13 @@ def check_events(settings: Settings, facts: Facts) -> CheckResult:
             f"{detail}; {events.failed} failed events",
             "see `amosync events list --status failed`, then `amosync events retry --failed`",
         )
-    if age > EVENTS_QUIET_AFTER:
+    silence = settings.health_webhook_silence
+    if age > (timedelta(seconds=silence) if silence else EVENTS_QUIET_AFTER):
         return CheckResult(
             "events",
             "warn",
-            f"{detail}: a quiet account, or webhooks stopped arriving",
+            f"{detail}: a quiet account, or webhooks stopped arriving"
+            + (f" (AMOSYNC_HEALTH_WEBHOOK_SILENCE is {format_age(silence)})" if silence else ""),
             "edit a test deal in amoCRM and check the `webhook` item above",
         )
     return CheckResult("events", "ok", detail)

@@ -30,7 +30,7 @@ from amosync.db.migrate import current_revision, head_revision
 from amosync.db.tables import webhook_events
 from amosync.doctor.checks import ErrorKind, EventFacts, Facts, Outcome, ServiceAnswer
 from amosync.errors import AmoCRMError, IPBlocked, RateLimited, ReauthRequired, RetryLater
-from amosync.inbox.store import FAILED
+from amosync.inbox.store import FAILED, last_webhook_at
 from amosync.services import build_client
 from amosync.settings import Settings
 from amosync.settings_audit import unknown_variables
@@ -113,7 +113,7 @@ async def _gather(
 async def _events(engine: AsyncEngine) -> Outcome[EventFacts]:
     try:
         async with engine.connect() as conn:
-            last = await conn.scalar(select(func.max(webhook_events.c.received_at)))
+            last = await last_webhook_at(conn)  # from amoCRM: not rows amosync queued
             failed = await conn.scalar(
                 select(func.count())
                 .select_from(webhook_events)

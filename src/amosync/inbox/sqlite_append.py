@@ -103,7 +103,7 @@ class SqliteAppender:
     def _commit(self, params: list[tuple[Any, ...]]) -> None:
         conn = self._conn
         if conn is None:
-            conn = self._conn = connect_sqlite(self._path)
+            conn = self._conn = connect_sqlite(self._path, create=False)
             conn.execute("PRAGMA busy_timeout=0")  # waits happen in `append`, not here
             if self._checkpointer is not None:
                 conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job

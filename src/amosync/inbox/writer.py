@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import psycopg
 from sqlalchemy.exc import SQLAlchemyError
 
+from amosync.db.file_guard import StorageWatch
 from amosync.errors import StorageUnavailable
 from amosync.inbox.postgres_append import PostgresAppender
 from amosync.inbox.sqlite_append import SqliteAppender
@@ -56,8 +57,11 @@ class GroupCommitWriter:
         max_batch_rows: int = 2000,
         on_commit: Callable[[], None] | None = None,
         appender: Appender | None = None,
+        watch: StorageWatch | None = None,
     ) -> None:
         self._store = store
+        # Told when the database file is gone (refuse) and how each commit went (/health).
+        self._watch = watch
         self._appender = appender  # the writer closes it when it stops
         self._max_batch_rows = max_batch_rows
         self._on_commit = on_commit
@@ -69,6 +73,8 @@ class GroupCommitWriter:
         """Return once `rows` are committed; raise StorageUnavailable if they were not."""
         if self._task is None or self._task.done():
             raise StorageUnavailable("the inbox writer is not running")
+        if self._watch is not None and self._watch.refusal is not None:
+            raise StorageUnavailable(self._watch.refusal)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self._queue.put((rows, future))
         await future
@@ -125,10 +131,14 @@ class GroupCommitWriter:
                 extra={"event": "inbox_write_failed", "rows": len(rows), "error": _short(exc)},
             )
             error = StorageUnavailable(f"database write failed: {_short(exc)}")
+            if self._watch is not None:
+                self._watch.commit_failed(_short(exc))
             for _, future in batch:
                 if not future.done():
                     future.set_exception(error)
             return
+        if rows and self._watch is not None:
+            self._watch.commit_ok()
         for _, future in batch:
             if not future.done():
                 future.set_result(None)

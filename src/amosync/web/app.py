@@ -15,13 +15,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from amosync import __version__
+from amosync.db.file_guard import StorageWatch, guard_for
+from amosync.health import HealthProbe
 from amosync.heap import freeze_startup_objects
 from amosync.inbox import GroupCommitWriter
 from amosync.inbox.writer import direct_appender
 from amosync.services import build_services
 from amosync.settings import Settings
 from amosync.web.admin import admin_routes
-from amosync.web.health import health
+from amosync.web.health import health, health_live
 from amosync.web.presence import beat_until_cancelled
 from amosync.webhook.endpoint import WebhookReceiver
 from amosync.webhook.fast_path import WebhookFastPath
@@ -58,16 +60,20 @@ def create_app(
     from garbage collection (amosync/heap.py); tests building many apps in one process leave
     it off so that each app's objects can still be freed."""
     services = build_services(settings, amocrm_transport=amocrm_transport)
+    watch = StorageWatch()  # the SQLite file guard and the webhook commits, for /health
+    file_guard = guard_for(services.engine, watch)
     writer = GroupCommitWriter(
         services.inbox,
         on_commit=services.worker.notify if run_worker else None,
         appender=direct_appender(services.inbox),
+        watch=watch,
     )
     webhook = WebhookReceiver(settings, writer)
     n8n = N8nReceiver(settings, writer)
 
     routes = [
         Route("/health", health, methods=["GET"]),
+        Route("/health/live", health_live, methods=["GET"]),
         # Before /amocrm/{secret}, so the legacy path is never taken for a secret.
         Route("/amocrm/process-webhook", n8n.handle, methods=["POST"]),
         # POSTs to these two are answered by WebhookFastPath before routing; the routes stay
@@ -90,6 +96,8 @@ def create_app(
                     "hint": "set AMOSYNC_WEBHOOK_SECRET and register /amocrm/<secret> in amoCRM",
                 },
             )
+        if file_guard is not None:
+            file_guard.start()
         writer.start()
         worker_task = (
             asyncio.create_task(services.worker.run(), name="worker") if run_worker else None
@@ -124,6 +132,8 @@ def create_app(
                 except TimeoutError:
                     log.warning("worker_stop_timeout", extra={"event": "worker_stop_timeout"})
             await writer.stop()
+            if file_guard is not None:
+                await file_guard.stop()
             await services.aclose()
 
     app = Starlette(
@@ -135,4 +145,5 @@ def create_app(
     app.state.settings = settings
     app.state.engine = services.engine
     app.state.services = services
+    app.state.health_probe = HealthProbe(watch)
     return app

@@ -1,102 +1,52 @@
-"""GET /health: named checks, 200 when all pass, 503 otherwise (for load balancers and doctor)."""
+"""`GET /health/live` and `GET /health`: the contract is in docs/OPERATIONS.md.
+
+- `/health/live`: the process answers and its database answers a query (and, on SQLite, the
+  file is still the one it opened). For container and load-balancer liveness: `200`/`503`.
+- `/health`: every check (health/checks.py), for monitoring: `503` when any check fails;
+  warnings do not fail it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, datetime
 
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from amosync.amocrm.token_info import (
-    TokenExpiry,
-    expiry_check,
-    missing_token_hint,
-    token_expiry,
-)
-from amosync.db.migrate import current_revision, head_revision
-from amosync.inbox.store import InboxStore, age_seconds
-from amosync.settings import Settings
-from amosync.worker.heartbeat import RUNNING, STOPPED, recent_workers
-from amosync.worker.subscription import subscription_health, subscription_state
+from amosync.health import HealthProbe, run_checks
+from amosync.health.model import worst
 
-WORKER_STALE_AFTER = timedelta(seconds=30)
+__all__ = ["health", "health_live", "run_checks"]
 
 
-@dataclass(frozen=True)
-class Check:
-    ok: bool
-    detail: str
-
-
-async def run_checks(settings: Settings, engine: AsyncEngine) -> dict[str, Check]:
-    checks: dict[str, Check] = {}
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-            revision = await conn.run_sync(current_revision)
-    except SQLAlchemyError as exc:
-        checks["database"] = Check(False, f"unreachable: {str(exc).splitlines()[0][:200]}")
-        return checks
-    checks["database"] = Check(True, "reachable")
-    head = head_revision()
-    checks["schema"] = (
-        Check(True, f"at {head}")
-        if revision == head
-        else Check(False, f"at {revision or 'nothing'}, expected {head}: run `amosync migrate`")
-    )
-    workers = [w for w in await recent_workers(engine, WORKER_STALE_AFTER) if w.state != STOPPED]
-    checks["worker"] = (
-        Check(True, f"{len(workers)} alive")
-        if workers
-        else Check(
-            False,
-            "no worker reported in the last 30 s: "
-            "start `amosync worker` or `serve` without --no-worker",
-        )
-    )
-    expiry = await token_expiry(settings, engine)
-    checks["amocrm_credentials"] = _credentials(settings, workers, expiry)
-    token = expiry_check(settings, expiry)
-    if token is not None:
-        checks["amocrm_token_expiry"] = Check(*token)
-    subscription = subscription_health(settings, await subscription_state(engine))
-    if subscription is not None:
-        checks["webhook_subscription"] = Check(*subscription)
-    pending, oldest = await InboxStore(engine).backlog()
-    age = age_seconds(oldest)
-    limit = settings.health_max_backlog_age
-    checks["backlog"] = (
-        Check(True, f"{pending} pending" + (f", oldest {age:.0f} s" if age is not None else ""))
-        if age is None or age <= limit
-        else Check(False, f"{pending} pending, oldest {age:.0f} s (limit {limit:.0f} s)")
-    )
-    return checks
-
-
-def _credentials(settings: Settings, workers: list[Any], expiry: TokenExpiry | None) -> Check:
-    if settings.api_base_url is None:
-        return Check(False, "set AMOSYNC_AMOCRM_SUBDOMAIN (or AMOSYNC_AMOCRM_BASE_URL)")
-    if expiry is None:
-        return Check(False, missing_token_hint(settings))
-    troubled = [w for w in workers if w.state != RUNNING]
-    if troubled:
-        return Check(False, f"{troubled[0].state}: {troubled[0].detail}")
-    return Check(True, "configured" + ("; accepted by amoCRM" if workers else ""))
+def probe_of(request: Request) -> HealthProbe:
+    probe: HealthProbe | None = getattr(request.app.state, "health_probe", None)
+    if probe is None:
+        probe = request.app.state.health_probe = HealthProbe()
+    return probe
 
 
 async def health(request: Request) -> JSONResponse:
-    settings: Settings = request.app.state.settings
-    checks = await run_checks(settings, request.app.state.engine)
+    checks = await run_checks(
+        request.app.state.settings, request.app.state.engine, probe_of(request)
+    )
+    now = datetime.now(UTC)
     ok = all(c.ok for c in checks.values())
     return JSONResponse(
         {
             "status": "ok" if ok else "failing",
-            "checks": {name: {"ok": c.ok, "detail": c.detail} for name, c in checks.items()},
+            "worst": worst(checks),
+            "checks": {name: c.as_json(now) for name, c in checks.items()},
         },
         status_code=200 if ok else 503,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def health_live(request: Request) -> JSONResponse:
+    check = await probe_of(request).live(request.app.state.engine)
+    return JSONResponse(
+        {"status": "ok" if check.ok else "failing", "database": check.as_json()},
+        status_code=200 if check.ok else 503,
+        headers={"Cache-Control": "no-store"},
     )

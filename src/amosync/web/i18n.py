@@ -44,7 +44,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "oldest_pending": "Oldest pending",
         "api_last_hour": "API requests in the last hour",
         "budget": "catch-up budget {budget}/h, rate limit {rate}/s",
-        "last_webhook": "Last webhook",
+        "last_webhook": "Last webhook from amoCRM",
         "chart_title": "Events per minute, last {hours} h",
         "received": "received",
         "processed": "processed",
@@ -87,6 +87,34 @@ STRINGS: dict[str, dict[str, str]] = {
         "verify_background": "The worker verifies {calls} batches an hour (up to {rows} rows).",
         "verify_off": "Background verification is off (AMOSYNC_VERIFY_CALLS_PER_HOUR=0).",
         "none": "—",
+        "warn": "warning",
+        "since": "Since",
+        "ago": "{age} ago",
+        "banner_storage": "Sync is stopped: the database does not accept writes.",
+        "fix_storage": "Webhooks are answered 503 and amoCRM delivers them again later. Free "
+        "disk space or repair the database; if its file was deleted or replaced, restore it "
+        "and restart amosync.",
+        "banner_schema": "Sync is stopped: the database schema is not up to date.",
+        "fix_schema": "Run `amosync migrate`, then restart amosync.",
+        "banner_paused": "Sync is paused.",
+        "fix_paused": "Nothing is lost: events wait (pending) and are processed once the pause "
+        "ends. If amoCRM refused the token, re-authorise (`amosync auth login`, or a new "
+        "long-lived token); an IP block or a rate-limit pause ends by itself.",
+        "banner_credentials": "Sync is paused: amoCRM refuses our credentials.",
+        "fix_credentials": "Re-authorise: `amosync auth login` (OAuth) or set a new "
+        "AMOSYNC_AMOCRM_LONG_LIVED_TOKEN and restart. Events wait (pending) meanwhile.",
+        "banner_worker": "Sync is stopped: no worker is running.",
+        "fix_worker": "Start `amosync worker`, or `amosync serve` without --no-worker. "
+        "Webhooks are still stored meanwhile.",
+        "banner_unreachable": "Sync is stalled: amoCRM does not answer.",
+        "fix_unreachable": "Check the network, DNS and AMOSYNC_AMOCRM_SUBDOMAIN. Events are "
+        "retried; those out of attempts end failed and can be retried below.",
+        "banner_backlog": "Sync is stalled: events wait too long.",
+        "fix_backlog": "See the worker and amoCRM checks below; the backlog drains once they "
+        "are ok.",
+        "banner_silence": "No webhook from amoCRM for too long.",
+        "fix_silence": "Check the webhook subscription (`amosync webhooks list`, then "
+        "`amosync webhooks register`) and that amoCRM reaches the public URL.",
     },
     "ru": {
         "title": "amosync: состояние",
@@ -121,7 +149,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "oldest_pending": "Самое старое в очереди",
         "api_last_hour": "Запросы к API за последний час",
         "budget": "бюджет сверки {budget}/ч, лимит {rate}/с",
-        "last_webhook": "Последний вебхук",
+        "last_webhook": "Последний вебхук от amoCRM",
         "chart_title": "События в минуту, последние {hours} ч",
         "received": "получено",
         "processed": "обработано",
@@ -163,6 +191,35 @@ STRINGS: dict[str, dict[str, str]] = {
         "verify_background": "Воркер сверяет {calls} пачек в час (до {rows} строк).",
         "verify_off": "Фоновая сверка выключена (AMOSYNC_VERIFY_CALLS_PER_HOUR=0).",
         "none": "—",
+        "warn": "внимание",
+        "since": "С каких пор",
+        "ago": "{age} назад",
+        "banner_storage": "Синхронизация остановлена: база данных не принимает записи.",
+        "fix_storage": "На вебхуки уходит 503, amoCRM пришлёт их повторно. Освободите место "
+        "на диске или почините базу; если её файл удалён или подменён, восстановите его и "
+        "перезапустите amosync.",
+        "banner_schema": "Синхронизация остановлена: схема базы данных устарела.",
+        "fix_schema": "Выполните `amosync migrate` и перезапустите amosync.",
+        "banner_paused": "Синхронизация приостановлена.",
+        "fix_paused": "Ничего не теряется: события ждут (pending) и будут обработаны, когда "
+        "пауза закончится. Если amoCRM отклонил токен, авторизуйтесь заново "
+        "(`amosync auth login` или новый долгосрочный токен); блокировка IP и пауза по "
+        "лимиту запросов заканчиваются сами.",
+        "banner_credentials": "Синхронизация приостановлена: amoCRM не принимает наш токен.",
+        "fix_credentials": "Авторизуйтесь заново: `amosync auth login` (OAuth) или новый "
+        "AMOSYNC_AMOCRM_LONG_LIVED_TOKEN и перезапуск. События пока ждут (pending).",
+        "banner_worker": "Синхронизация остановлена: не запущен ни один обработчик (worker).",
+        "fix_worker": "Запустите `amosync worker` или `amosync serve` без --no-worker. "
+        "Вебхуки тем временем сохраняются.",
+        "banner_unreachable": "Синхронизация стоит: amoCRM не отвечает.",
+        "fix_unreachable": "Проверьте сеть, DNS и AMOSYNC_AMOCRM_SUBDOMAIN. События "
+        "повторяются; исчерпавшие попытки получат статус failed, их можно повторить ниже.",
+        "banner_backlog": "Синхронизация стоит: события слишком долго ждут обработки.",
+        "fix_backlog": "Смотрите проверки обработчика и amoCRM ниже; очередь разойдётся, "
+        "когда они будут в порядке.",
+        "banner_silence": "От amoCRM слишком давно нет вебхуков.",
+        "fix_silence": "Проверьте подписку на вебхуки (`amosync webhooks list`, затем "
+        "`amosync webhooks register`) и что amoCRM достаёт до публичного адреса.",
     },
 }
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -27,18 +26,19 @@ from starlette.routing import Route
 from amosync.amocrm.token_info import TokenExpiry, token_expiry
 from amosync.core.humanize import age, when
 from amosync.core.nul import NUL
+from amosync.health import FAIL, OK, Check, run_checks
+from amosync.health.alert import sync_alert
 from amosync.inbox.admin import list_events, retry_events
 from amosync.settings import Settings
 from amosync.stats import collect_stats
 from amosync.web.access import SESSION_COOKIE, SESSION_SECONDS, AccessPolicy
 from amosync.web.activity import CHART_HOURS, chart_svg, per_minute
 from amosync.web.csrf import CSRF_FIELD, browser_id, csrf_problem, csrf_token, remember_csrf
-from amosync.web.health import run_checks
+from amosync.web.health import probe_of
 from amosync.web.i18n import LANG_COOKIE, LANGS, STRINGS, pick_language
 from amosync.web.params import MAX_ID, bounded_int
 from amosync.web.reads import deal_by_id, deals_by_rentprog_id
 from amosync.web.verify_view import verify_context
-from amosync.worker.subscription import subscription_health, subscription_state
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,6 @@ _templates = Environment(
     autoescape=select_autoescape(["html"]),
     enable_async=False,
 )
-
-
-@dataclass(frozen=True)
-class SubscriptionView:
-    ok: bool
-    detail: str
 
 
 class StatusPage:
@@ -214,9 +208,13 @@ class StatusPage:
         lang = pick_language(request)
         t = STRINGS[lang]
         events_filter = "failed" if request.query_params.get("events") == "failed" else ""
-        stats = await collect_stats(self._engine)
-        activity = await per_minute(self._engine, CHART_HOURS)
-        token, token_note = await self._token()
+        # The same checks /health answers with (and the same cached write probe).
+        checks = await run_checks(self._settings, self._engine, probe_of(request))
+        storage_ok = checks["database"].ok
+        # With the storage failing, the figures cannot be read: the banner says why.
+        stats = await collect_stats(self._engine) if storage_ok else None
+        activity = await per_minute(self._engine, CHART_HOURS) if storage_ok else None
+        token, token_note = await self._token() if storage_ok else (None, None)
         browser = browser_id(request)
         csrf = await csrf_token(self._access, request, browser)
         params = {
@@ -245,13 +243,14 @@ class StatusPage:
             # Token and subscription get their own rows, shown even when not applicable.
             "checks": {
                 name: check
-                for name, check in (await run_checks(self._settings, self._engine)).items()
+                for name, check in checks.items()
                 if name not in ("amocrm_token_expiry", "webhook_subscription")
             },
+            "alert": sync_alert(checks),
             "token": token,
             "token_note": token_note,
-            "token_warn": token is not None and token.needs_warning(self._settings),
-            "subscription": await self._subscription(),
+            "token_check": _token_check(checks),
+            "subscription": checks.get("webhook_subscription"),
             "stats": stats,
             "budget": self._settings.api_budget_per_hour,
             "rate": f"{self._settings.api_rate_limit:g}",
@@ -259,13 +258,17 @@ class StatusPage:
             "activity": activity,
             "chart": Markup(  # noqa: S704 - built from numbers and our own label strings
                 chart_svg(activity, {"chart_title": t["chart_title"].format(hours=CHART_HOURS)})
-            ),
-            **await verify_context(self._engine, stats.last_verify),
+            )
+            if activity is not None
+            else "",
+            **(await verify_context(self._engine, stats.last_verify) if stats else {}),
             "verify_per_hour": self._settings.verify_calls_per_hour,
             "events_filter": events_filter,
             "events": await list_events(
                 self._engine, status=events_filter or None, limit=EVENTS_SHOWN
-            ),
+            )
+            if storage_ok
+            else [],
         }
 
     async def _token(self) -> tuple[TokenExpiry | None, str | None]:
@@ -273,15 +276,6 @@ class StatusPage:
             return await token_expiry(self._settings, self._engine), None
         except SQLAlchemyError as exc:
             return None, f"unreadable: {str(exc).splitlines()[0][:120]}"
-
-    async def _subscription(self) -> SubscriptionView | None:
-        """The webhook subscription as the worker's hourly check last stored it; None (shown
-        as unknown) without AMOSYNC_PUBLIC_URL and a webhook secret to check for."""
-        try:
-            health = subscription_health(self._settings, await subscription_state(self._engine))
-        except SQLAlchemyError as exc:
-            return SubscriptionView(False, f"unreadable: {str(exc).splitlines()[0][:120]}")
-        return None if health is None else SubscriptionView(*health)
 
     async def _search(self, q: str) -> list[dict[str, Any]]:
         """A deal by amoCRM id, and every deal whose RentProg ID is exactly `q`."""
@@ -296,6 +290,15 @@ class StatusPage:
         seen = {d["id"] for d in found}
         found += [d for d in await deals_by_rentprog_id(self._engine, q, 20) if d["id"] not in seen]
         return found
+
+
+def _token_check(checks: dict[str, Check]) -> Check:
+    """The token row agrees with /health: failing when amoCRM refused the credentials or
+    the token expired, a warning when it expires soon."""
+    credentials, expiry = checks.get("amocrm_credentials"), checks.get("amocrm_token_expiry")
+    if credentials is not None and credentials.state == FAIL:
+        return credentials
+    return expiry or Check(OK, "")
 
 
 def _refresh_seconds(request: Request) -> int:
