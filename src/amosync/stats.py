@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from amosync.catchup.reconcile import LAST_RUN_KEY
 from amosync.catchup.state import load as load_state
 from amosync.db.api_log import calls_by_purpose, calls_by_status
+from amosync.db.reads import read_connection
 from amosync.db.tables import companies, contacts, deals
 from amosync.inbox.store import InboxStore
 from amosync.worker.heartbeat import WorkerRow, recent_workers
@@ -53,7 +54,7 @@ class SyncStats:
 async def collect_stats(engine: AsyncEngine) -> SyncStats:
     now = datetime.now(UTC)
     inbox = await InboxStore(engine).stats()
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         n_deals = await conn.scalar(select(func.count()).select_from(deals)) or 0
         with_rp = (
             await conn.scalar(

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Executable, Row, Update, bindparam, func, ins
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.core.plan import ClaimedEvent
+from amosync.db.reads import read_connection
 from amosync.db.tables import webhook_events as ev
 from amosync.db.thread_transactions import run_transaction
 from amosync.db.turns import WriteTurns
@@ -193,12 +194,12 @@ class InboxStore:
         pending rows alone: `stats()` counts every row (~55 ms on SQLite, ~160 ms on
         PostgreSQL with 1M events stored), too much for a health check polled every few
         seconds. 0.3 ms on either with 2,000 pending among 1M."""
-        async with self._engine.connect() as conn:
+        async with read_connection(self._engine) as conn:
             pending, oldest = (await conn.execute(_BACKLOG)).one()
         return int(pending), _aware(oldest)
 
     async def stats(self) -> InboxStats:
-        async with self._engine.connect() as conn:
+        async with read_connection(self._engine) as conn:
             grouped = await conn.execute(select(ev.c.status, func.count()).group_by(ev.c.status))
             counts: dict[str, int] = {status: int(n) for status, n in grouped.all()}
             oldest = (await conn.execute(_BACKLOG)).one()[1]

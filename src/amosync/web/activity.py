@@ -14,6 +14,7 @@ from markupsafe import escape
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.reads import read_connection
 from amosync.db.tables import webhook_events as ev
 from amosync.inbox.store import DONE
 
@@ -47,7 +48,7 @@ async def per_minute(
     dialect = engine.dialect.name
     received_key = _minute_key(ev.c.received_at, dialect)
     processed_key = _minute_key(ev.c.processed_at, dialect)
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         received: dict[str, int] = dict(
             (
                 await conn.execute(

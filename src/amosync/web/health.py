@@ -19,6 +19,7 @@ from amosync.amocrm.token_info import (
     token_expiry,
 )
 from amosync.db.migrate import current_revision, head_revision
+from amosync.db.reads import read_connection
 from amosync.inbox.store import InboxStore, age_seconds
 from amosync.settings import Settings
 from amosync.worker.heartbeat import RUNNING, STOPPED, recent_workers
@@ -36,7 +37,7 @@ class Check:
 async def run_checks(settings: Settings, engine: AsyncEngine) -> dict[str, Check]:
     checks: dict[str, Check] = {}
     try:
-        async with engine.connect() as conn:
+        async with read_connection(engine) as conn:
             await conn.execute(text("SELECT 1"))
             revision = await conn.run_sync(current_revision)
     except SQLAlchemyError as exc:
