@@ -51,9 +51,7 @@ def write_lock_probe(path: str) -> Iterator[list[str]]:
     probe = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
 
     def before(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if conn.engine.url.database != path or not statement.lstrip().upper().startswith(
-            "SELECT"
-        ):
+        if conn.engine.url.database != path or not statement.lstrip().upper().startswith("SELECT"):
             return
         try:
             probe.execute("BEGIN IMMEDIATE")

@@ -1,7 +1,9 @@
 """Events received and processed per minute over the last hours, and the chart drawing them.
 
-Counted in SQL by minute (only non-empty minutes come back), so the cost stays small however
-many events there are; the chart is plain inline SVG, no script needed.
+Counted in SQL by minute (only non-empty minutes come back), each count a range of one index
+(received_at; processed_at, partial, migration 0004): the cost follows the events of the
+last hours, not the events kept, and no row of the table is read. The chart is plain inline
+SVG, no script needed.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from markupsafe import escape
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.db.reads import read_connection
@@ -19,7 +21,6 @@ from amosync.db.tables import webhook_events as ev
 from amosync.inbox.store import DONE
 
 CHART_HOURS = 3
-PROCESSED_LOOKBACK = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -61,14 +62,12 @@ async def per_minute(
         processed: dict[str, int] = dict(
             (
                 await conn.execute(
-                    select(processed_key, func.count())
-                    .where(
-                        # processed_at has no index: bound the scan by received_at, which
-                        # has one. Retries end within hours, so a day back misses nothing.
-                        ev.c.received_at >= start - PROCESSED_LOOKBACK,
-                        ev.c.processed_at >= start,
-                        ev.c.status == DONE,
-                    )
+                    # A range of the partial (processed_at, status) index: `processed_at >=`
+                    # implies its `processed_at IS NOT NULL` on both databases. Status is
+                    # counted, not filtered on: given `status = 'done'`, both planners
+                    # preferred the status index, whose range is every done event kept.
+                    select(processed_key, func.sum(case((ev.c.status == DONE, 1), else_=0)))
+                    .where(ev.c.processed_at >= start)
                     .group_by(processed_key)
                 )
             ).all()
