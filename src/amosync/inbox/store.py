@@ -46,6 +46,14 @@ class InboxStats:
         return age_seconds(self.oldest_pending_received_at, now)
 
 
+@dataclass(frozen=True, slots=True)
+class LiveCounts:
+    pending: int
+    failed: int
+    oldest_pending_received_at: datetime | None
+    last_received_at: datetime | None
+
+
 def age_seconds(received_at: datetime | None, now: datetime | None = None) -> float | None:
     """Seconds since `received_at` (None for none)."""
     return None if received_at is None else ((now or utcnow()) - received_at).total_seconds()
@@ -197,6 +205,16 @@ class InboxStore:
         async with read_connection(self._engine) as conn:
             pending, oldest = (await conn.execute(_BACKLOG)).one()
         return int(pending), _aware(oldest)
+
+    async def live(self) -> LiveCounts:
+        """What the status page counts on every request, each from its own index range:
+        pending (and the oldest), failed, and the last receipt (the received_at index's
+        end). Their cost follows the backlog and the failures kept, not the events kept."""
+        async with read_connection(self._engine) as conn:
+            pending, oldest = (await conn.execute(_BACKLOG)).one()
+            failed = await conn.scalar(select(func.count()).where(ev.c.status == FAILED))
+            last = await conn.scalar(select(func.max(ev.c.received_at)))
+        return LiveCounts(int(pending), int(failed or 0), _aware(oldest), _aware(last))
 
     async def stats(self) -> InboxStats:
         async with read_connection(self._engine) as conn:

@@ -30,6 +30,7 @@ from amosync.core.nul import NUL
 from amosync.inbox.admin import list_events, retry_events
 from amosync.settings import Settings
 from amosync.stats import collect_stats
+from amosync.totals import PAGE_TOTALS_MAX_AGE
 from amosync.web.access import SESSION_COOKIE, SESSION_SECONDS, AccessPolicy
 from amosync.web.activity import CHART_HOURS, chart_svg, per_minute
 from amosync.web.csrf import CSRF_FIELD, csrf_problem, csrf_token, remember_csrf
@@ -194,7 +195,7 @@ class StatusPage:
         lang = pick_language(request)
         t = STRINGS[lang]
         events_filter = "failed" if request.query_params.get("events") == "failed" else ""
-        stats = await collect_stats(self._engine)
+        stats = await collect_stats(self._engine, totals_max_age=PAGE_TOTALS_MAX_AGE)
         activity = await per_minute(self._engine, CHART_HOURS)
         token, token_note = await self._token()
         csrf = csrf_token(request)
