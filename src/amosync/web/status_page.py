@@ -37,11 +37,13 @@ from amosync.web.csrf import CSRF_FIELD, csrf_problem, csrf_token, remember_csrf
 from amosync.web.health import run_checks
 from amosync.web.i18n import LANG_COOKIE, LANGS, STRINGS, pick_language
 from amosync.web.reads import MAX_ID, deal_by_id, deals_by_rentprog_id
+from amosync.web.shared_result import SharedResult
 from amosync.worker.subscription import subscription_health, subscription_state
 
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 10
+LIVE_MAX_AGE = 1.0  # seconds the page's database figures are shared between requests
 EVENTS_SHOWN = 30
 MAX_FORM_BYTES = 16_384
 FAILED_LOGIN_DELAY = 0.5  # slows guessing a little; the token itself must be long
@@ -64,6 +66,9 @@ class StatusPage:
         self._settings = settings
         self._engine = engine
         self._access = access
+        # The page's database figures, read at most once a second however many browsers
+        # refresh it (web/shared_result.py).
+        self._shared: SharedResult[dict[str, Any]] = SharedResult(LIVE_MAX_AGE)
 
     def routes(self) -> list[Route]:
         return [
@@ -114,6 +119,7 @@ class StatusPage:
         if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
             return HTMLResponse("event id must be a positive integer", status_code=400)
         retried = await retry_events(self._engine, [int(raw)])
+        self._shared.forget()  # the page we redirect to shows the retry
         log.info(
             "event_retry_requested",
             extra={"event": "event_retry_requested", "event_id": int(raw), "ok": bool(retried)},
@@ -195,9 +201,8 @@ class StatusPage:
         lang = pick_language(request)
         t = STRINGS[lang]
         events_filter = "failed" if request.query_params.get("events") == "failed" else ""
-        stats = await collect_stats(self._engine, totals_max_age=PAGE_TOTALS_MAX_AGE)
-        activity = await per_minute(self._engine, CHART_HOURS)
-        token, token_note = await self._token()
+        data = await self._shared.get(events_filter, lambda: self._read(events_filter))
+        activity, token = data["activity"], data["token"]
         csrf = csrf_token(request)
         params = {
             k: v for k, v in request.query_params.items() if k in ("lang", "events", "q", "refresh")
@@ -221,6 +226,21 @@ class StatusPage:
             "csrf": csrf,
             "token_mode": self._access.token_configured,
             "refresh_seconds": _refresh_seconds(request),
+            **data,  # checks, token, token_note, subscription, stats, activity, events
+            "token_warn": token is not None and token.needs_warning(self._settings),
+            "budget": self._settings.api_budget_per_hour,
+            "rate": f"{self._settings.api_rate_limit:g}",
+            "chart_hours": CHART_HOURS,
+            "chart": Markup(  # noqa: S704 - built from numbers and our own label strings
+                chart_svg(activity, {"chart_title": t["chart_title"].format(hours=CHART_HOURS)})
+            ),
+            "events_filter": events_filter,
+        }
+
+    async def _read(self, events_filter: str) -> dict[str, Any]:
+        """What the page shows from the database; shared by the requests of one second."""
+        token, token_note = await self._token()
+        return {
             # Token and subscription get their own rows, shown even when not applicable.
             "checks": {
                 name: check
@@ -229,17 +249,9 @@ class StatusPage:
             },
             "token": token,
             "token_note": token_note,
-            "token_warn": token is not None and token.needs_warning(self._settings),
             "subscription": await self._subscription(),
-            "stats": stats,
-            "budget": self._settings.api_budget_per_hour,
-            "rate": f"{self._settings.api_rate_limit:g}",
-            "chart_hours": CHART_HOURS,
-            "activity": activity,
-            "chart": Markup(  # noqa: S704 - built from numbers and our own label strings
-                chart_svg(activity, {"chart_title": t["chart_title"].format(hours=CHART_HOURS)})
-            ),
-            "events_filter": events_filter,
+            "stats": await collect_stats(self._engine, totals_max_age=PAGE_TOTALS_MAX_AGE),
+            "activity": await per_minute(self._engine, CHART_HOURS),
             "events": await list_events(
                 self._engine, status=events_filter or None, limit=EVENTS_SHOWN
             ),
