@@ -35,10 +35,16 @@ class Activity:
 
 
 def _minute_key(column: Any, dialect: str) -> Any:
-    """'YYYY-MM-DD HH:MM' for a UTC timestamp column, on either database."""
+    """The minute of a UTC timestamp column: 'YYYY-MM-DD HH:MM' on SQLite, a naive UTC
+    timestamp on PostgreSQL (`_key` makes both the text)."""
     if dialect == "sqlite":  # stored as naive UTC text: 'YYYY-MM-DD HH:MM:SS.ffffff'
         return func.substr(column, 1, 16)
-    return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24:MI")
+    # date_trunc rather than to_char: half the time over the rows of 3 busy hours.
+    return func.date_trunc("minute", func.timezone("UTC", column))
+
+
+def _key(minute: str | datetime) -> str:
+    return minute if isinstance(minute, str) else minute.strftime("%Y-%m-%d %H:%M")
 
 
 async def per_minute(
@@ -50,7 +56,7 @@ async def per_minute(
     received_key = _minute_key(ev.c.received_at, dialect)
     processed_key = _minute_key(ev.c.processed_at, dialect)
     async with read_connection(engine) as conn:
-        received: dict[str, int] = dict(
+        received: dict[str, int] = _by_key(
             (
                 await conn.execute(
                     select(received_key, func.count())
@@ -59,7 +65,7 @@ async def per_minute(
                 )
             ).all()
         )
-        processed: dict[str, int] = dict(
+        processed: dict[str, int] = _by_key(
             (
                 await conn.execute(
                     # A range of the partial (processed_at, status) index: `processed_at >=`
@@ -78,6 +84,10 @@ async def per_minute(
         received=[int(received.get(k, 0)) for k in keys],
         processed=[int(processed.get(k, 0)) for k in keys],
     )
+
+
+def _by_key(rows: Any) -> dict[str, int]:
+    return {_key(minute): int(n) for minute, n in rows}
 
 
 def chart_svg(
