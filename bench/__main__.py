@@ -1,6 +1,6 @@
 """`python -m bench [SCENARIO ...] [--quick] [--db sqlite|postgresql|both]`.
 
-Scenarios: ack, burst, fresh, scale, memory (default: all, in that order). Each prints a
+Scenarios: ack, burst, fresh, scale, memory, page (default: all, in that order). Each prints a
 table and a final `BENCH_RESULT {json}` line. `--quick` runs each for seconds (a smoke
 run); without it the durations of docs/PERFORMANCE.md apply (about 15 minutes per database).
 """
@@ -19,7 +19,7 @@ from typing import Any
 from bench import report
 from bench.context import Context
 from bench.dbs import DEFAULT_PG_ADMIN_URL
-from bench.scenarios import ack, burst, fresh, memory, scale
+from bench.scenarios import ack, burst, fresh, memory, page, scale
 
 SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "ack": ack.run,
@@ -27,6 +27,7 @@ SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "fresh": fresh.run,
     "scale": scale.run,
     "memory": memory.run,
+    "page": page.run,
 }
 
 

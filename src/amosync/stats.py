@@ -1,6 +1,6 @@
 """Read-only figures about the sync, computed from the database so any process tells the truth.
 
-Used by `amosync status`, `/health` (and later the status page and `/metrics`).
+Used by `amosync status`, the status page and `/metrics`.
 """
 
 from __future__ import annotations
@@ -9,15 +9,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.catchup.reconcile import LAST_RUN_KEY
 from amosync.catchup.state import load as load_state
 from amosync.catchup.verify_state import read_last as read_last_verify
 from amosync.db.api_log import calls_by_purpose, calls_by_status
-from amosync.db.tables import companies, contacts, deals
-from amosync.inbox.store import InboxStore
+from amosync.inbox.store import FAILED, PENDING, STATUSES, InboxStore, age_seconds
+from amosync.totals import totals
 from amosync.worker.heartbeat import WorkerRow, recent_workers
 
 
@@ -52,36 +51,26 @@ class SyncStats:
         return data
 
 
-async def collect_stats(engine: AsyncEngine) -> SyncStats:
+async def collect_stats(engine: AsyncEngine, *, totals_max_age: float | None = None) -> SyncStats:
+    """The figures, counted now; with `totals_max_age`, the counts over every row kept may
+    come from this process's cache, that old at most (amosync/totals.py), while pending,
+    failed, the oldest pending and the last webhook are still counted now."""
     now = datetime.now(UTC)
-    inbox = await InboxStore(engine).stats()
-    async with engine.connect() as conn:
-        n_deals = await conn.scalar(select(func.count()).select_from(deals)) or 0
-        with_rp = (
-            await conn.scalar(
-                select(func.count())
-                .select_from(deals)
-                .where(deals.c.rentprog_id.is_not(None), ~deals.c.is_deleted)
-            )
-            or 0
-        )
-        deleted = (
-            await conn.scalar(select(func.count()).select_from(deals).where(deals.c.is_deleted))
-            or 0
-        )
-        n_contacts = await conn.scalar(select(func.count()).select_from(contacts)) or 0
-        n_companies = await conn.scalar(select(func.count()).select_from(companies)) or 0
+    kept = await totals(engine, totals_max_age)
+    live = await InboxStore(engine).live()
+    by_status = {s: kept.events_by_status.get(s, 0) for s in STATUSES}
+    by_status.update({PENDING: live.pending, FAILED: live.failed})
     calls = await calls_by_status(engine, now - timedelta(hours=1))
     return SyncStats(
-        deals=n_deals,
-        deals_with_rentprog_id=with_rp,
-        deals_deleted=deleted,
-        contacts=n_contacts,
-        companies=n_companies,
-        events_by_status=inbox.by_status,
-        backlog=inbox.backlog,
-        oldest_pending_age_seconds=inbox.oldest_pending_age(now),
-        last_webhook_at=inbox.last_received_at,
+        deals=kept.deals,
+        deals_with_rentprog_id=kept.deals_with_rentprog_id,
+        deals_deleted=kept.deals_deleted,
+        contacts=kept.contacts,
+        companies=kept.companies,
+        events_by_status=by_status,
+        backlog=live.pending,
+        oldest_pending_age_seconds=age_seconds(live.oldest_pending_received_at, now),
+        last_webhook_at=live.last_received_at,
         api_requests_last_hour=sum(calls.values()),
         api_requests_by_status_last_hour=calls,
         workers=await recent_workers(engine, timedelta(minutes=5)),

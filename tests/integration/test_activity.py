@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.inbox import InboxStore
@@ -57,3 +59,47 @@ async def test_chart_scales_to_the_busiest_minute(engine: AsyncEngine) -> None:
 
     assert 'data-max="3"' in svg
     assert 2 * 60 == svg.count(",")  # x,y pairs: 60 per polyline
+
+
+async def test_chart_reads_index_ranges_not_the_table(engine: AsyncEngine) -> None:
+    """Both counts are ranges of an index (received_at; the partial processed_at index of
+    migration 0004), so their cost follows the last hours' events, not the events kept.
+    PostgreSQL is asked with sequential scans off: a plan still scanning the table would
+    mean no index can answer the query."""
+    done_at = NOW.replace(second=0) - timedelta(minutes=1)
+    await InboxStore(engine).append(
+        [at(0), at(2, status="done", processed_at=done_at), at(400, status="done")]
+    )
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "amocrm_webhook_events" in statement and "GROUP BY" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(Engine, "before_cursor_execute", capture)
+    try:
+        activity = await per_minute(engine, hours=3, now=NOW)
+    finally:
+        event.remove(Engine, "before_cursor_execute", capture)
+    assert (2, 1) == (sum(activity.received), sum(activity.processed))
+    assert 2 == len(seen)
+
+    sqlite = engine.dialect.name == "sqlite"
+    plans = []
+    async with engine.connect() as conn:
+        if not sqlite:
+            await conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        for statement, parameters in seen:
+            prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+            rows = (await conn.exec_driver_sql(prefix + statement, parameters)).all()
+            plans.append(" | ".join(str(r[-1] if sqlite else r[0]) for r in rows))
+        await conn.rollback()
+    received_plan, processed_plan = plans
+    if sqlite:
+        assert "COVERING INDEX ix_amocrm_webhook_events_received_at" in received_plan
+        assert "COVERING INDEX ix_amocrm_webhook_events_processed_at_status" in processed_plan
+        assert all("SCAN amocrm_webhook_events " not in p + " " for p in plans), plans
+    else:
+        assert "ix_amocrm_webhook_events_received_at" in received_plan
+        assert "ix_amocrm_webhook_events_processed_at_status" in processed_plan
+        assert all("Seq Scan" not in p for p in plans), plans

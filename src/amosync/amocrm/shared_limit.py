@@ -44,6 +44,7 @@ from amosync.amocrm.client import Call
 from amosync.amocrm.ratelimit import Slot, effective_time, wait_for_slot
 from amosync.core.backoff import MAX_RETRY_AFTER, clamp_pause
 from amosync.db.api_log import DbCallRecorder
+from amosync.db.reads import read_connection
 from amosync.db.tables import sync_state
 from amosync.db.thread_transactions import run_transaction
 from amosync.db.turns import write_transaction
@@ -343,7 +344,7 @@ async def current_pause(
     Bounded like the limiter bounds it, so an absurd stored value shows as what it will be
     treated as. Times are this host's clock (on PostgreSQL the row holds the database's).
     """
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         value = await conn.scalar(select(sync_state.c.value).where(sync_state.c.key == key))
     if not isinstance(value, dict):
         return None

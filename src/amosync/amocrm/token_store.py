@@ -45,6 +45,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.db.lease import Lease
+from amosync.db.reads import read_connection
 from amosync.db.tables import oauth_tokens
 from amosync.db.turns import write_transaction
 from amosync.errors import ReauthRequired, RetryLater
@@ -112,7 +113,7 @@ class TokenStore:
         self._lease_key = lease_key(account)
 
     async def load(self) -> StoredTokens | None:
-        async with self._engine.connect() as conn:
+        async with read_connection(self._engine) as conn:
             row = (await conn.execute(self._select())).first()
         return _stored(row) if row is not None else None
 
@@ -187,7 +188,7 @@ class TokenStore:
         while time.time() < busy_until:
             await asyncio.sleep(min(delay, max(0.0, busy_until - time.time())))
             delay = min(delay * 2, POLL_MAX)
-            async with self._engine.connect() as conn:
+            async with read_connection(self._engine) as conn:
                 row = (await conn.execute(self._select())).first()
                 holder = await lease.current(conn)
             if row is None or int(row._mapping["version"]) != version:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.db.api_log import count_calls
+from amosync.db.reads import read_connection
 from amosync.db.tables import api_requests
 from amosync.db.tables import webhook_events as ev
 from amosync.inbox.store import PENDING
@@ -41,7 +42,7 @@ async def spent_last_hour(engine: AsyncEngine, now: datetime | None = None) -> i
 
 async def due_backlog(engine: AsyncEngine) -> int:
     """Webhook events waiting for the worker right now."""
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         n = await conn.scalar(
             select(func.count())
             .select_from(ev)
@@ -68,7 +69,7 @@ class ApiBudget:
             return 0.0
         if self.per_hour == 0:
             return WINDOW.total_seconds()
-        async with self.engine.connect() as conn:
+        async with read_connection(self.engine) as conn:
             # The call whose expiry brings the spend below the cap.
             freeing: datetime | None = await conn.scalar(
                 select(api_requests.c.at)

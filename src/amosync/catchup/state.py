@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.db.dialect import upsert_insert
+from amosync.db.reads import read_connection
 from amosync.db.tables import sync_state
 
 
@@ -37,5 +38,5 @@ async def write_state(conn: AsyncConnection, key: str, value: dict[str, Any]) ->
 
 
 async def load(engine: AsyncEngine, key: str) -> dict[str, Any] | None:
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         return await read_state(conn, key)

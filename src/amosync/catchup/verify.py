@@ -28,6 +28,7 @@ from amosync.catchup.verify_select import TABLES, forget_verified, mark_verified
 from amosync.core.answer import MappedAnswer, map_answer
 from amosync.core.mapping import RentProgField
 from amosync.core.plan import MAX_IDS_PER_CALL
+from amosync.db.reads import read_connection
 from amosync.db.tables import deal_contacts
 from amosync.db.turns import write_transaction
 from amosync.errors import RequestRejected
@@ -233,7 +234,7 @@ class Verifier:
             return {}
         table = TABLES[entity]
         columns = [c for c in table.columns if c.name != "raw"]
-        async with self._engine.connect() as conn:
+        async with read_connection(self._engine) as conn:
             rows = await conn.execute(select(*columns).where(table.c.id.in_(wanted)))
             found = {int(r.id): dict(r._mapping) for r in rows}
             if entity == "leads":

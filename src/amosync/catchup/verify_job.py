@@ -28,6 +28,7 @@ from amosync.core.mapping import RentProgField
 from amosync.core.plan import MAX_IDS_PER_CALL
 from amosync.db.api_log import count_calls
 from amosync.db.lease import Lease
+from amosync.db.reads import read_connection
 from amosync.db.turns import write_transaction
 from amosync.errors import AmoCRMError
 from amosync.settings import Settings
@@ -85,7 +86,7 @@ class BackgroundVerifier:
             entity = await self._next_entity()
             if entity is None:
                 return None
-            async with self._engine.connect() as conn:
+            async with read_connection(self._engine) as conn:
                 ids = await oldest_verified(conn, entity, MAX_IDS_PER_CALL)
             verifier = Verifier(self._engine, self._client, self._rentprog, may_call=self._free)
             report = await verifier.verify(entity, ids)
@@ -102,7 +103,7 @@ class BackgroundVerifier:
         return await self.stop_reason() is None
 
     async def _next_entity(self) -> str | None:
-        async with self._engine.connect() as conn:
+        async with read_connection(self._engine) as conn:
             found = [await next_candidate(conn, entity) for entity in TABLES]
         candidates = [c for c in found if c is not None]
         if not candidates:

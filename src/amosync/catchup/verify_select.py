@@ -10,6 +10,7 @@ from sqlalchemy import Table, and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.db.dialect import upsert_insert
+from amosync.db.reads import read_connection
 from amosync.db.tables import contacts, deals, verified
 
 # The kinds verification compares: what the read API and its consumers read. Companies
@@ -122,7 +123,7 @@ async def coverage(engine: AsyncEngine) -> dict[str, Coverage]:
     """Read on every status page refresh, so from the (entity, verified_at) index alone: a
     verified row exists only for a stored row, and stored rows are never removed."""
     found: dict[str, Coverage] = {}
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         for entity, table in TABLES.items():
             stored = await conn.scalar(select(func.count()).select_from(table)) or 0
             row = (

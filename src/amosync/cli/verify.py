@@ -23,6 +23,7 @@ from amosync.cli.common import fail, load_settings
 from amosync.core.mapping import MappingError, RentProgField
 from amosync.core.plan import MAX_IDS_PER_CALL
 from amosync.db.engine import create_service_engine
+from amosync.db.reads import read_connection
 from amosync.db.turns import write_transaction
 from amosync.db.urls import redacted
 from amosync.errors import AmoCRMError
@@ -88,13 +89,13 @@ async def verify_rows(
     report = VerifyReport()
     for entity in kinds:
         if sample is not None:
-            async with engine.connect() as conn:
+            async with read_connection(engine) as conn:
                 ids = await random_sample(conn, entity, sample)
             report.add(await verifier.verify(entity, ids))
             continue
         after = 0
         while True:
-            async with engine.connect() as conn:
+            async with read_connection(engine) as conn:
                 ids = await ids_after(conn, entity, after, MAX_IDS_PER_CALL)
             if not ids:
                 break

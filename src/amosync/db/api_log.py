@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Connection, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.reads import read_connection
 from amosync.db.tables import api_requests
 from amosync.db.thread_transactions import run_transaction
 from amosync.db.turns import write_transaction
@@ -107,7 +108,7 @@ async def calls_by_purpose(engine: AsyncEngine, since: datetime) -> dict[str, in
 async def _counts_by(
     engine: AsyncEngine, column: ColumnElement[Any], since: datetime
 ) -> dict[Any, int]:
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         rows = await conn.execute(
             select(column, func.count()).where(api_requests.c.at >= since).group_by(column)
         )
@@ -116,7 +117,7 @@ async def _counts_by(
 
 async def count_calls(engine: AsyncEngine, since: datetime, purposes: Collection[str]) -> int:
     """Calls of these purposes made since `since`, by every process."""
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         n = await conn.scalar(
             select(func.count())
             .select_from(api_requests)

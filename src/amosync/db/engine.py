@@ -126,6 +126,30 @@ def create_service_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
     )
 
 
+def create_read_engine(engine: AsyncEngine) -> AsyncEngine:
+    """An asyncio engine on a SQLite service engine's file for reads only (db/reads.py):
+    its connections are query-only and its transactions begin DEFERRED, so a read never
+    takes the write lock and never waits for a writer (WAL)."""
+    reader = create_async_engine(engine.url, json_serializer=_json_dumps)
+
+    @event.listens_for(reader.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we say BEGIN ourselves, as below
+        cursor = dbapi_connection.cursor()
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+        cursor.execute("PRAGMA query_only=1")  # after journal_mode, which may write
+        cursor.close()
+
+    @event.listens_for(reader.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # DEFERRED: no lock until the first read, then only a WAL read mark. One
+        # transaction still gives all of a read's statements the same snapshot.
+        conn.exec_driver_sql("BEGIN")
+
+    return reader
+
+
 def create_twin_engine(engine: AsyncEngine) -> Engine:
     """A synchronous engine on a SQLite service engine's file, set up as it is (PRAGMAs,
     BEGIN IMMEDIATE) and leaving checkpoints to its checkpointer."""

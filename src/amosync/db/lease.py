@@ -41,6 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.db.dialect import upsert_insert
+from amosync.db.reads import read_connection
 from amosync.db.tables import sync_state
 from amosync.db.turns import write_transaction
 
@@ -181,7 +182,7 @@ class Lease:
         Pass `conn` to read in the same snapshot as other rows the waiter looks at.
         """
         if conn is None:
-            async with self._engine.connect() as own:
+            async with read_connection(self._engine) as own:
                 return await self.current(own)
         query = select(sync_state.c.value).where(sync_state.c.key == self.key)
         value = (await conn.execute(query)).scalar_one_or_none()

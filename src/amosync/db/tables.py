@@ -13,6 +13,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    text,
 )
 
 from amosync.db.types import BigIntId, Json, UTCDateTime, outside_text
@@ -51,6 +52,14 @@ webhook_events = Table(
     Index(None, "status", "available_at", "id"),
     Index(None, "entity", "entity_id"),
     Index(None, "received_at"),
+    # Finished events only (db/migrations/versions/0004_processed_at_index.py): the chart.
+    Index(
+        None,
+        "processed_at",
+        "status",
+        sqlite_where=text("processed_at IS NOT NULL"),
+        postgresql_where=text("processed_at IS NOT NULL"),
+    ),
 )
 
 deals = Table(

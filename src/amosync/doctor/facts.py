@@ -27,6 +27,7 @@ from amosync.amocrm.token_info import token_expiry
 from amosync.amocrm.webhooks import Subscription, list_subscriptions, our_destination
 from amosync.db.engine import create_service_engine
 from amosync.db.migrate import current_revision, head_revision
+from amosync.db.reads import read_connection
 from amosync.db.tables import webhook_events
 from amosync.doctor.checks import ErrorKind, EventFacts, Facts, Outcome, ServiceAnswer
 from amosync.errors import AmoCRMError, IPBlocked, RateLimited, ReauthRequired, RetryLater
@@ -78,7 +79,7 @@ async def _gather(
     database: Outcome[bool]
     revision: Outcome[str | None]
     try:
-        async with engine.connect() as conn:
+        async with read_connection(engine) as conn:
             await conn.execute(text("SELECT 1"))
             at = await conn.run_sync(current_revision)
         database, revision = Outcome(True), Outcome(at)
@@ -112,7 +113,7 @@ async def _gather(
 
 async def _events(engine: AsyncEngine) -> Outcome[EventFacts]:
     try:
-        async with engine.connect() as conn:
+        async with read_connection(engine) as conn:
             last = await last_webhook_at(conn)  # from amoCRM: not rows amosync queued
             failed = await conn.scalar(
                 select(func.count())

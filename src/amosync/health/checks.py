@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from amosync.amocrm.token_info import expiry_check, missing_token_hint, token_expiry
 from amosync.core.humanize import age, when
 from amosync.db.migrate import current_revision, head_revision
+from amosync.db.reads import read_connection
 from amosync.health.model import FAIL, OK, WARN, Check
 from amosync.health.observed import (
     ApiObservations,
@@ -53,7 +54,7 @@ async def run_checks(
         checks["database"] = live
         return checks
     try:
-        async with engine.connect() as conn:
+        async with read_connection(engine) as conn:
             revision = await conn.run_sync(current_revision)
     except SQLAlchemyError as exc:
         checks["database"] = Check(FAIL, f"unreachable: {_first_line(exc)}", now)
@@ -68,7 +69,7 @@ async def run_checks(
     if revision != head:
         return checks
     workers = [w for w in await _recent_workers(engine, WORKER_STALE_AFTER) if w.state != STOPPED]
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         calls = await api_observations(conn)
         pause = await shared_pause(conn)
         failures = await recent_failures(

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.catchup.state import write_state
 from amosync.db.file_guard import StorageWatch
+from amosync.db.reads import read_connection
 from amosync.db.turns import write_transaction
 from amosync.health.model import FAIL, OK, Check
 from amosync.inbox.store import last_webhook_at
@@ -103,7 +104,7 @@ class HealthProbe:
 
 
 async def _select_one(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         await conn.execute(text("SELECT 1"))
 
 

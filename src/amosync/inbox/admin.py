@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import RowMapping, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.reads import read_connection
 from amosync.db.tables import webhook_events as ev
 from amosync.db.turns import write_transaction
 from amosync.inbox.store import FAILED, PENDING, STATUSES, _aware, utcnow
@@ -96,13 +97,13 @@ async def list_events(
         query = query.where(ev.c.status == status)
     if before_id is not None:
         query = query.where(ev.c.id < before_id)
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         rows = (await conn.execute(query)).all()
     return [_view(row._mapping) for row in rows]
 
 
 async def get_event(engine: AsyncEngine, event_id: int) -> EventView | None:
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         row = (
             await conn.execute(select(*_COLUMNS, ev.c.payload).where(ev.c.id == event_id))
         ).first()

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.db.api_log import KEEP as API_LOG_KEEP
+from amosync.db.reads import read_connection
 from amosync.db.tables import api_requests
 from amosync.db.tables import webhook_events as ev
 from amosync.db.turns import write_transaction
@@ -71,7 +72,7 @@ async def prune(
     cutoff = at - retention
     log_cutoff = at - API_LOG_KEEP
     if dry_run:
-        async with engine.connect() as conn:
+        async with read_connection(engine) as conn:
             events = await conn.scalar(select(func.count()).where(_old_events(cutoff)))
             calls = await conn.scalar(select(func.count()).where(api_requests.c.at < log_cutoff))
         return Pruned(cutoff, int(events or 0), int(calls or 0), 0)

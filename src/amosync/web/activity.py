@@ -1,7 +1,9 @@
 """Events received and processed per minute over the last hours, and the chart drawing them.
 
-Counted in SQL by minute (only non-empty minutes come back), so the cost stays small however
-many events there are; the chart is plain inline SVG, no script needed.
+Counted in SQL by minute (only non-empty minutes come back), each count a range of one index
+(received_at; processed_at, partial, migration 0004): the cost follows the events of the
+last hours, not the events kept, and no row of the table is read. The chart is plain inline
+SVG, no script needed.
 """
 
 from __future__ import annotations
@@ -11,14 +13,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from markupsafe import escape
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.reads import read_connection
 from amosync.db.tables import webhook_events as ev
 from amosync.inbox.store import DONE
 
 CHART_HOURS = 3
-PROCESSED_LOOKBACK = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,16 @@ class Activity:
 
 
 def _minute_key(column: Any, dialect: str) -> Any:
-    """'YYYY-MM-DD HH:MM' for a UTC timestamp column, on either database."""
+    """The minute of a UTC timestamp column: 'YYYY-MM-DD HH:MM' on SQLite, a naive UTC
+    timestamp on PostgreSQL (`_key` makes both the text)."""
     if dialect == "sqlite":  # stored as naive UTC text: 'YYYY-MM-DD HH:MM:SS.ffffff'
         return func.substr(column, 1, 16)
-    return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24:MI")
+    # date_trunc rather than to_char: half the time over the rows of 3 busy hours.
+    return func.date_trunc("minute", func.timezone("UTC", column))
+
+
+def _key(minute: str | datetime) -> str:
+    return minute if isinstance(minute, str) else minute.strftime("%Y-%m-%d %H:%M")
 
 
 async def per_minute(
@@ -47,8 +55,8 @@ async def per_minute(
     dialect = engine.dialect.name
     received_key = _minute_key(ev.c.received_at, dialect)
     processed_key = _minute_key(ev.c.processed_at, dialect)
-    async with engine.connect() as conn:
-        received: dict[str, int] = dict(
+    async with read_connection(engine) as conn:
+        received: dict[str, int] = _by_key(
             (
                 await conn.execute(
                     select(received_key, func.count())
@@ -57,17 +65,15 @@ async def per_minute(
                 )
             ).all()
         )
-        processed: dict[str, int] = dict(
+        processed: dict[str, int] = _by_key(
             (
                 await conn.execute(
-                    select(processed_key, func.count())
-                    .where(
-                        # processed_at has no index: bound the scan by received_at, which
-                        # has one. Retries end within hours, so a day back misses nothing.
-                        ev.c.received_at >= start - PROCESSED_LOOKBACK,
-                        ev.c.processed_at >= start,
-                        ev.c.status == DONE,
-                    )
+                    # A range of the partial (processed_at, status) index: `processed_at >=`
+                    # implies its `processed_at IS NOT NULL` on both databases. Status is
+                    # counted, not filtered on: given `status = 'done'`, both planners
+                    # preferred the status index, whose range is every done event kept.
+                    select(processed_key, func.sum(case((ev.c.status == DONE, 1), else_=0)))
+                    .where(ev.c.processed_at >= start)
                     .group_by(processed_key)
                 )
             ).all()
@@ -78,6 +84,10 @@ async def per_minute(
         received=[int(received.get(k, 0)) for k in keys],
         processed=[int(processed.get(k, 0)) for k in keys],
     )
+
+
+def _by_key(rows: Any) -> dict[str, int]:
+    return {_key(minute): int(n) for minute, n in rows}
 
 
 def chart_svg(

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Row, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from amosync.db.reads import read_connection
 from amosync.db.tables import contacts, deal_contacts, deals
 from amosync.web.params import MAX_ID, bounded_int, utc_datetime
 
@@ -104,7 +105,7 @@ async def _with_contacts(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> lis
 async def deal_by_id(engine: AsyncEngine, deal_id: int) -> dict[str, Any] | None:
     if not 0 < deal_id <= MAX_ID:
         return None
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         row = (await conn.execute(select(*_DEAL_COLUMNS).where(deals.c.id == deal_id))).first()
         return None if row is None else (await _with_contacts(conn, [row]))[0]
 
@@ -119,7 +120,7 @@ async def deals_by_rentprog_id(
         .order_by(deals.c.synced_at.desc(), deals.c.id.desc())
         .limit(limit)
     )
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         return await _with_contacts(conn, (await conn.execute(query)).all())
 
 
@@ -149,7 +150,7 @@ async def deals_changed_since(
                 and_(deals.c.synced_at == after_at, deals.c.id > after_id),
             )
         )
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         rows = (await conn.execute(query)).all()
         page = await _with_contacts(conn, rows[:limit])
     more = len(rows) > limit
@@ -161,7 +162,7 @@ async def contact_by_id(engine: AsyncEngine, contact_id: int) -> dict[str, Any] 
     """A contact with the ids of the deals it is linked to."""
     if not 0 < contact_id <= MAX_ID:
         return None
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         row = (
             await conn.execute(select(*_CONTACT_COLUMNS).where(contacts.c.id == contact_id))
         ).first()

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.db.dialect import upsert_insert
+from amosync.db.reads import read_connection
 from amosync.db.tables import sync_state
 
 REVOKED_PREFIX = "revoked_session:"
@@ -42,7 +43,7 @@ async def revoke_session(engine: AsyncEngine, session_id: str, lifetime: float) 
 
 
 async def session_revoked(engine: AsyncEngine, session_id: str) -> bool:
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         found = await conn.scalar(
             select(sync_state.c.key).where(sync_state.c.key == REVOKED_PREFIX + session_id)
         )

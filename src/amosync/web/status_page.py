@@ -26,11 +26,12 @@ from starlette.routing import Route
 from amosync.amocrm.token_info import TokenExpiry, token_expiry
 from amosync.core.humanize import age, when
 from amosync.core.nul import NUL
-from amosync.health import FAIL, OK, Check, run_checks
+from amosync.health import FAIL, OK, Check, HealthProbe, run_checks
 from amosync.health.alert import sync_alert
 from amosync.inbox.admin import list_events, retry_events
 from amosync.settings import Settings
 from amosync.stats import collect_stats
+from amosync.totals import PAGE_TOTALS_MAX_AGE
 from amosync.web.access import SESSION_COOKIE, SESSION_SECONDS, AccessPolicy
 from amosync.web.activity import CHART_HOURS, chart_svg, per_minute
 from amosync.web.csrf import CSRF_FIELD, browser_id, csrf_problem, csrf_token, remember_csrf
@@ -38,11 +39,13 @@ from amosync.web.health import probe_of
 from amosync.web.i18n import LANG_COOKIE, LANGS, STRINGS, pick_language
 from amosync.web.params import MAX_ID, bounded_int
 from amosync.web.reads import deal_by_id, deals_by_rentprog_id
+from amosync.web.shared_result import SharedResult
 from amosync.web.verify_view import verify_context
 
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 10
+LIVE_MAX_AGE = 1.0  # seconds the page's database figures are shared between requests
 EVENTS_SHOWN = 30
 MAX_FORM_BYTES = 16_384
 FAILED_LOGIN_DELAY = 0.5  # slows guessing a little; the token itself must be long
@@ -59,6 +62,9 @@ class StatusPage:
         self._settings = settings
         self._engine = engine
         self._access = access
+        # The page's database figures, read at most once a second however many browsers
+        # refresh it (web/shared_result.py).
+        self._shared: SharedResult[dict[str, Any]] = SharedResult(LIVE_MAX_AGE)
 
     def routes(self) -> list[Route]:
         return [
@@ -110,6 +116,7 @@ class StatusPage:
         if event_id is None:
             return HTMLResponse("event id must be a positive integer", status_code=400)
         retried = await retry_events(self._engine, [event_id])
+        self._shared.forget()  # the page we redirect to shows the retry
         log.info(
             "event_retry_requested",
             extra={"event": "event_retry_requested", "event_id": event_id, "ok": bool(retried)},
@@ -208,13 +215,12 @@ class StatusPage:
         lang = pick_language(request)
         t = STRINGS[lang]
         events_filter = "failed" if request.query_params.get("events") == "failed" else ""
-        # The same checks /health answers with (and the same cached write probe).
-        checks = await run_checks(self._settings, self._engine, probe_of(request))
-        storage_ok = checks["database"].ok
-        # With the storage failing, the figures cannot be read: the banner says why.
-        stats = await collect_stats(self._engine) if storage_ok else None
-        activity = await per_minute(self._engine, CHART_HOURS) if storage_ok else None
-        token, token_note = await self._token() if storage_ok else (None, None)
+        # The database figures (the same checks /health answers with, and the same cached
+        # write probe) are read once a second however many browsers refresh the page.
+        probe = probe_of(request)
+        data = await self._shared.get(events_filter, lambda: self._read(events_filter, probe))
+        checks, stats, activity = data["checks"], data["stats"], data["activity"]
+        token, token_note = data["token"], data["token_note"]
         browser = browser_id(request)
         csrf = await csrf_token(self._access, request, browser)
         params = {
@@ -261,14 +267,38 @@ class StatusPage:
             )
             if activity is not None
             else "",
-            **(await verify_context(self._engine, stats.last_verify) if stats else {}),
+            **data["verify"],
             "verify_per_hour": self._settings.verify_calls_per_hour,
             "events_filter": events_filter,
+            "events": data["events"],
+        }
+
+    async def _read(self, events_filter: str, probe: HealthProbe) -> dict[str, Any]:
+        """What the page shows from the database; shared by the requests of one second.
+        With the storage failing the figures cannot be read: the banner says why."""
+        checks = await run_checks(self._settings, self._engine, probe)
+        if not checks["database"].ok:
+            return {
+                "checks": checks,
+                "stats": None,
+                "activity": None,
+                "token": None,
+                "token_note": None,
+                "verify": {},
+                "events": [],
+            }
+        stats = await collect_stats(self._engine, totals_max_age=PAGE_TOTALS_MAX_AGE)
+        token, token_note = await self._token()
+        return {
+            "checks": checks,
+            "stats": stats,
+            "activity": await per_minute(self._engine, CHART_HOURS),
+            "token": token,
+            "token_note": token_note,
+            "verify": await verify_context(self._engine, stats.last_verify),
             "events": await list_events(
                 self._engine, status=events_filter or None, limit=EVENTS_SHOWN
-            )
-            if storage_ok
-            else [],
+            ),
         }
 
     async def _token(self) -> tuple[TokenExpiry | None, str | None]:

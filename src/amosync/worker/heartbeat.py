@@ -13,6 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amosync.db.dialect import upsert_insert
+from amosync.db.reads import read_connection
 from amosync.db.tables import workers
 from amosync.db.turns import write_transaction
 
@@ -85,7 +86,7 @@ class WorkerRow:
 async def recent_workers(engine: AsyncEngine, within: timedelta) -> list[WorkerRow]:
     """Workers that reported within `within`, newest first."""
     since = datetime.now(UTC) - within
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         rows = await conn.execute(
             select(
                 workers.c.id,

@@ -25,6 +25,7 @@ from amosync.amocrm.client import AmoClient
 from amosync.amocrm.webhooks import Subscription, list_subscriptions, mask_url, our_destination
 from amosync.core.humanize import age as format_age
 from amosync.db.dialect import upsert_insert
+from amosync.db.reads import read_connection
 from amosync.db.tables import sync_state
 from amosync.db.turns import write_transaction
 from amosync.errors import AmoCRMError
@@ -109,7 +110,7 @@ def assess(
 
 async def subscription_state(engine: AsyncEngine) -> SubscriptionState | None:
     """The last stored answer, or None when no process has checked yet."""
-    async with engine.connect() as conn:
+    async with read_connection(engine) as conn:
         value = await conn.scalar(select(sync_state.c.value).where(sync_state.c.key == STATE_KEY))
     return SubscriptionState.from_json(value) if value is not None else None
 

@@ -1,0 +1,32 @@
+"""The status page's counts: pending and failed counted on every request, the totals over
+every row kept (done, ignored, deals, ...) from a per-process cache at most a minute old."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amosync.inbox import InboxStore
+from amosync.stats import collect_stats
+from amosync.totals import PAGE_TOTALS_MAX_AGE
+from tests.integration.test_inbox import row
+
+
+async def test_page_counts_pending_and_failed_now_and_totals_from_the_cache(
+    engine: AsyncEngine,
+) -> None:
+    inbox = InboxStore(engine)
+    await inbox.append([row(1, status="done"), row(2), row(3, status="failed")])
+    first = await collect_stats(engine, totals_max_age=PAGE_TOTALS_MAX_AGE)
+    await inbox.append([row(4, status="done"), row(5), row(6, status="failed")])
+
+    cached = await collect_stats(engine, totals_max_age=PAGE_TOTALS_MAX_AGE)
+    fresh = await collect_stats(engine)  # `amosync status`, /metrics: counted now
+    recounted = await collect_stats(engine, totals_max_age=0.0)
+
+    expected_first = {"pending": 1, "done": 1, "failed": 1, "ignored": 0}
+    assert expected_first == first.events_by_status
+    assert {"pending": 2, "done": 1, "failed": 2, "ignored": 0} == cached.events_by_status
+    assert 2 == cached.backlog
+    assert cached.last_webhook_at is not None
+    after = {"pending": 2, "done": 2, "failed": 2, "ignored": 0}
+    assert after == fresh.events_by_status == recounted.events_by_status
