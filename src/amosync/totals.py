@@ -6,9 +6,12 @@ PostgreSQL on a quiet host, 170-250 ms on a busy 2-core one. The status page ref
 10 s per browser (every second on a wall screen), so five browsers spent a core on counting
 what changes by a few hundred a minute. The page takes them from this cache instead: exact
 counts, at most `max_age` seconds old, recounted by the one request that finds them stale
-(the others meanwhile use the old ones). What the operator acts on is counted on every
-request from its own index range, whose size follows the backlog or the failures, not the
-events kept: pending (with the oldest), failed, the last webhook (inbox/store.py `live`).
+(the others meanwhile use the old ones). Events finished since the count are added on
+every request from a range of the partial `processed_at` index (migration 0008), so `done`
+and `ignored` move as soon as the worker settles an event, without a recount. What the
+operator acts on is counted on every request from its own index range, whose size follows
+the backlog or the failures, not the events kept: pending (with the oldest), failed, the
+last webhook (inbox/store.py `live`).
 
 `amosync status` and `/metrics` count afresh each time (`collect_stats` without a max age).
 """
@@ -17,7 +20,8 @@ from __future__ import annotations
 
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,6 +42,9 @@ class Totals:
     deals_deleted: int
     contacts: int
     companies: int
+    # The newest processed_at in the counted snapshot: events finished after it are not in
+    # `events_by_status` yet (None: nothing was finished then).
+    processed_through: datetime | None = None
 
 
 async def count_totals(engine: AsyncEngine) -> Totals:
@@ -45,6 +52,9 @@ async def count_totals(engine: AsyncEngine) -> Totals:
     async with read_connection(engine) as conn:
         grouped = await conn.execute(select(ev.c.status, func.count()).group_by(ev.c.status))
         by_status = {str(status): int(n) for status, n in grouped.all()}
+        through = await conn.scalar(
+            select(func.max(ev.c.processed_at)).where(ev.c.processed_at.is_not(None))
+        )
         n_deals = await conn.scalar(select(func.count()).select_from(deals))
         with_rp = await conn.scalar(
             select(func.count())
@@ -63,7 +73,36 @@ async def count_totals(engine: AsyncEngine) -> Totals:
         int(deleted or 0),
         int(n_contacts or 0),
         int(n_companies or 0),
+        _aware(through),
     )
+
+
+async def with_recently_finished(engine: AsyncEngine, kept: Totals) -> Totals:
+    """`kept` plus the events finished since it was counted (an index range, not a scan)."""
+    if kept.processed_through is None:
+        return kept
+    async with read_connection(engine) as conn:
+        rows = await conn.execute(
+            select(ev.c.status, func.count(), func.max(ev.c.processed_at))
+            .where(ev.c.processed_at > kept.processed_through)
+            .group_by(ev.c.status)
+        )
+        recent = rows.all()
+    if not recent:
+        return kept
+    by_status = dict(kept.events_by_status)
+    for status, n, _ in recent:
+        by_status[str(status)] = by_status.get(str(status), 0) + int(n)
+    return replace(kept, events_by_status=by_status)
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    # max() over a SQLite text column comes back as a plain value, not via the column type.
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 class CachedTotals:
@@ -97,4 +136,4 @@ async def totals(engine: AsyncEngine, max_age: float | None = None) -> Totals:
     cache = _BY_ENGINE.get(engine.sync_engine)
     if cache is None:
         cache = _BY_ENGINE[engine.sync_engine] = CachedTotals()
-    return await cache.get(engine, max_age)
+    return await with_recently_finished(engine, await cache.get(engine, max_age))

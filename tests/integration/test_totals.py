@@ -30,3 +30,18 @@ async def test_page_counts_pending_and_failed_now_and_totals_from_the_cache(
     assert cached.last_webhook_at is not None
     after = {"pending": 2, "done": 2, "failed": 2, "ignored": 0}
     assert after == fresh.events_by_status == recounted.events_by_status
+
+
+async def test_events_finished_after_the_count_show_at_once(engine: AsyncEngine) -> None:
+    """The browser test's case: a webhook applied while the page is open moves `done` on the
+    next refresh, not a minute later: finished events are added from the processed_at index."""
+    inbox = InboxStore(engine)
+    await inbox.append([row(1), row(2)])
+    await inbox.mark_done([1])
+    before = await collect_stats(engine, totals_max_age=PAGE_TOTALS_MAX_AGE)
+    await inbox.mark_done([2])
+
+    after = await collect_stats(engine, totals_max_age=PAGE_TOTALS_MAX_AGE)
+
+    assert 1 == before.events_by_status["done"]
+    assert {"pending": 0, "done": 2, "failed": 0, "ignored": 0} == after.events_by_status
