@@ -83,9 +83,9 @@ class ReferenceRefresher:
         last = await read_last(self._engine) or {}
         at = _when(last.get("at"))
         failed_at = _when(last.get("failed_at"))
-        if failed_at is not None and (at is None or failed_at > at):
-            if now - failed_at < RETRY_AFTER_FAILURE:
-                return None
+        failed_last = failed_at is not None and (at is None or failed_at > at)
+        if failed_last and failed_at is not None and now - failed_at < RETRY_AFTER_FAILURE:
+            return None
         if at is None:
             return "first"
         if now - at >= self._interval:
