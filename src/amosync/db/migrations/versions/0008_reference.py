@@ -30,8 +30,8 @@ VIEW = "amocrm_deals_named"
 # batch_alter_table on SQLite must drop this view first and create it again after: SQLite
 # refuses to rename the rebuilt table while a view names it. Every deal column is listed
 # (not d.*): PostgreSQL would freeze d.* at creation anyway, and a test compares the lists.
-VIEW_SQL = f"""
-CREATE VIEW {VIEW} AS
+VIEW_SQL = """
+CREATE VIEW amocrm_deals_named AS
 SELECT
     d.id, d.name, d.price, d.status_id, d.pipeline_id, d.responsible_user_id,
     d.created_at, d.updated_at, d.closed_at, d.is_deleted, d.rentprog_id,
