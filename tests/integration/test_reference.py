@@ -10,14 +10,19 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Table, func, select, text
+from alembic import command
+from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm import AmoClient
 from amosync.catchup.budget import REFERENCE
+from amosync.db import migrate
+from amosync.db.engine import create_sync_engine
 from amosync.db.tables import (
     api_requests,
+    contacts,
     custom_fields,
+    deal_contacts,
     deals,
     loss_reasons,
     pipelines,
@@ -331,3 +336,47 @@ async def test_named_view(
         o["main_contact_id"],
         o["loss_reason_name"],
     )
+
+
+def test_upgrade_fills_the_new_columns_from_stored_rows(db_url: str) -> None:
+    """Rows stored before 0008 get loss_reason_id/created_by/updated_by from `raw` and their
+    first phone from `phones`, so the view names them without a new fetch."""
+    command.downgrade(migrate.alembic_config(db_url), "0007_semantics")
+    engine = create_sync_engine(db_url)
+    now = datetime.now(UTC)
+    raw = {"id": 1, "loss_reason_id": 5000001, "created_by": 9000003, "updated_by": 0}
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(deals).values(id=1, status_id=143, custom_fields=[], raw=raw, synced_at=now)
+            )
+            conn.execute(
+                insert(deals).values(id=2, custom_fields=[], raw={"created_by": "x"}, synced_at=now)
+            )
+            conn.execute(
+                insert(contacts).values(
+                    id=7,
+                    name="Ирина",
+                    phones=["+7 900 1", "+7 900 2"],
+                    emails=[],
+                    custom_fields=[],
+                    raw={},
+                    synced_at=now,
+                )
+            )
+            conn.execute(insert(deal_contacts).values(deal_id=1, contact_id=7, is_main=True))
+        migrate.upgrade(db_url)
+        with engine.connect() as conn:
+            got = conn.execute(
+                text(
+                    "SELECT id, loss_reason_id, created_by, updated_by, status_kind, "
+                    "main_contact_name, main_contact_phone FROM amocrm_deals_named ORDER BY id"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+
+    assert [
+        (1, 5000001, 9000003, 0, "lost", "Ирина", "+7 900 1"),
+        (2, None, None, None, "open", None, None),
+    ] == [tuple(r) for r in got]
