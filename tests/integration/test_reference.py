@@ -46,6 +46,7 @@ from amosync.testing.fake_reference import (
     SECOND_USER_ID,
     pipeline,
     stage,
+    user,
 )
 from tests.integration.test_verify import store
 
@@ -380,3 +381,36 @@ def test_upgrade_fills_the_new_columns_from_stored_rows(db_url: str) -> None:
         (1, 5000001, 9000003, 0, "lost", "Ирина", "+7 900 1"),
         (2, None, None, None, "open", None, None),
     ] == [tuple(r) for r in got]
+
+
+async def test_worker_job_refreshes_once_then_waits(
+    make_settings: Factory, engine: AsyncEngine, fake: FakeAmoState
+) -> None:
+    """The worker's job (as services.py builds it): its calls are logged `reference`; a
+    second tick right after costs nothing. AMOSYNC_REFERENCE_INTERVAL=0 turns it off."""
+    settings = make_settings()
+    transport = httpx.ASGITransport(app=create_fake_amocrm(fake))
+    client = build_client(settings, engine, transport=transport)
+    try:
+        jobs = {j.name: j for j in periodic_jobs(settings, engine, client, transport)}
+        await jobs["reference"].run()
+        await jobs["reference"].run()
+        off = periodic_jobs(make_settings(reference_interval=0), engine, client, transport)
+    finally:
+        await client.aclose()
+
+    assert 6 == await reference_calls(engine) == len(fake.calls("/api/v4/"))
+    assert 2 == len(await rows(engine, pipelines, "id"))
+    assert "reference" not in {j.name for j in off}
+
+
+async def test_users_are_read_across_pages(
+    engine: AsyncEngine, fake: FakeAmoState, refresher: ReferenceRefresher
+) -> None:
+    """260 users: two pages of 250 (limit 250), followed by the `next` link."""
+    fake.reference.users = [user(9100000 + n, f"User {n}", f"u{n}@example.com") for n in range(260)]
+
+    await refresher.run()
+
+    assert 2 == len(fake.calls("/api/v4/users"))
+    assert 260 == len(await rows(engine, users, "id"))
