@@ -12,7 +12,7 @@ from amosync.amocrm import AmoClient
 from amosync.amocrm.oauth import token_provider
 from amosync.amocrm.shared_limit import MAX_BLOCK, ReleaseAndRecord, SharedWindowLimiter
 from amosync.catchup import CATCHUP, catchup_job
-from amosync.catchup.budget import VERIFY
+from amosync.catchup.budget import REFERENCE, VERIFY
 from amosync.catchup.verify_job import verify_job
 from amosync.core.mapping import RentProgField
 from amosync.db.api_log import DbCallRecorder
@@ -20,6 +20,7 @@ from amosync.db.engine import create_service_engine
 from amosync.db.turns import turns_of
 from amosync.inbox import InboxStore
 from amosync.inbox.retention import retention_job
+from amosync.reference.job import reference_job
 from amosync.settings import Settings
 from amosync.worker.jobs import PeriodicJob
 from amosync.worker.loop import Worker, WorkerConfig
@@ -116,6 +117,13 @@ def periodic_jobs(
     )
     if verify is not None:
         jobs.append(verify)
+    reference = reference_job(
+        settings,
+        engine,
+        lambda: build_client(settings, engine, purpose=REFERENCE, transport=transport),
+    )
+    if reference is not None:
+        jobs.append(reference)
     keepalive = token_keepalive_job(settings, engine)
     if keepalive is not None:
         jobs.append(keepalive)

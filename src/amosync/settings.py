@@ -227,6 +227,14 @@ class Settings(BaseSettings):
         description="Most API requests per hour that catch-up and backfill may spend; "
         "webhook-driven fetches are not capped by it and always come first.",
     )
+    reference_interval: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Seconds between refreshes of pipelines, stages, users, custom-field "
+        "definitions and loss reasons (about 6 API requests each, inside "
+        "AMOSYNC_API_BUDGET_PER_HOUR); sooner, at most every 5 minutes, when a stored deal "
+        "or contact names one not known yet; 0 turns it off.",
+    )
     verify_calls_per_hour: int = Field(
         default=10,
         ge=0,

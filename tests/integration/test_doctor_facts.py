@@ -22,10 +22,11 @@ def transport_for(fake: FakeAmoState) -> httpx.ASGITransport:
     return httpx.ASGITransport(app=create_fake_amocrm(fake))
 
 
-async def test_gather_spends_three_api_calls_and_stores_the_subscription(
+async def test_gather_spends_four_api_calls_and_stores_the_subscription(
     make_settings: Callable[..., Settings], engine: AsyncEngine
 ) -> None:
-    """Account, our subscription and lead fields: three calls; the answer is kept for /health."""
+    """Account, our subscription, lead fields and one user: four calls; the subscription
+    answer is kept for /health."""
     settings = make_settings(public_url="https://sync.example.com", rentprog_field_id=700001)
     fake = FakeAmoState(rate_limit_rps=None)
     ours = our_destination(settings)
@@ -36,12 +37,20 @@ async def test_gather_spends_three_api_calls_and_stores_the_subscription(
     results = {r.name: r.status for r in run_checks(settings, facts)}
     stored = await subscription_state(engine)
 
-    assert ["/api/v4/account", "/api/v4/webhooks", "/api/v4/leads/custom_fields"] == [
-        r.path for r in fake.calls()
-    ]
-    assert {"token": "ok", "webhook": "ok", "rentprog_field": "ok", "service": "fail"} == {
-        k: results[k] for k in ("token", "webhook", "rentprog_field", "service")
-    }
+    assert [
+        "/api/v4/account",
+        "/api/v4/webhooks",
+        "/api/v4/leads/custom_fields",
+        "/api/v4/users",
+    ] == [r.path for r in fake.calls()]
+    checked = ("token", "webhook", "rentprog_field", "user_names", "service")
+    assert {
+        "token": "ok",
+        "webhook": "ok",
+        "rentprog_field": "ok",
+        "user_names": "ok",
+        "service": "fail",
+    } == {k: results[k] for k in checked}
     assert stored is not None
     assert "subscribed" == stored.status
 
@@ -88,3 +97,19 @@ def test_default_service_url_calls_loopback_for_wildcard_addresses(
     assert "http://127.0.0.1:3000" == default_service_url(make_settings(host="0.0.0.0"))  # noqa: S104
     assert "http://[::1]:8080" == default_service_url(make_settings(host="::", port=8080))
     assert "http://10.0.0.5:3000" == default_service_url(make_settings(host="10.0.0.5"))
+
+
+async def test_a_user_list_refused_is_a_warning(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A non-admin token: /users answers 403; doctor warns (no user names) and the other
+    checks still pass: the 403 is not taken for an IP block."""
+    settings = make_settings(public_url="https://sync.example.com", rentprog_field_id=700001)
+    fake = FakeAmoState(rate_limit_rps=None)
+    fake.reference.users_forbidden = True
+
+    facts = await gather(settings, NOWHERE, transport=transport_for(fake))
+    results = {r.name: r for r in run_checks(settings, facts)}
+
+    assert "warn" == results["user_names"].status
+    assert ("ok", "ok") == (results["token"].status, results["rentprog_field"].status)

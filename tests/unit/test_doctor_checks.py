@@ -57,6 +57,7 @@ def healthy(s: Settings) -> Facts:
         service=Outcome(ServiceAnswer("http://127.0.0.1:3000/health", 200, {"status": "ok"})),
         events=Outcome(EventFacts(NOW - timedelta(minutes=3), 0)),
         lead_fields=Outcome([{"id": 700001, "name": "RentProg ID"}]),
+        users=Outcome(1),
     )
 
 
@@ -65,12 +66,12 @@ def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
 
 
 def test_everything_in_place_passes_every_check() -> None:
-    """A complete setup: eleven checks, all ✓."""
+    """A complete setup: twelve checks, all ✓."""
     s = settings()
 
     results = run_checks(s, healthy(s))
 
-    assert ["ok"] * 11 == [r.status for r in results]
+    assert ["ok"] * 12 == [r.status for r in results]
     assert [
         "settings",
         "unknown_variables",
@@ -83,7 +84,22 @@ def test_everything_in_place_passes_every_check() -> None:
         "service",
         "events",
         "rentprog_field",
+        "user_names",
     ] == [r.name for r in results]
+
+
+def test_user_list_refused_is_a_warning() -> None:
+    """A non-admin token: amoCRM answers 403 on /users, a warning (no user names), not ✗."""
+    s = settings()
+    facts = replace(
+        healthy(s),
+        users=Outcome(error="GET /api/v4/users: amoCRM answered 403", kind="rejected"),
+    )
+
+    result = by_name(run_checks(s, facts))["user_names"]
+
+    assert "warn" == result.status
+    assert "not an account administrator" in result.detail
 
 
 REAUTH = Outcome[Any](error="amoCRM refused the token (401)", kind="reauth")

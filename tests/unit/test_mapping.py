@@ -64,6 +64,9 @@ def test_real_lead_maps_every_field() -> None:
         rentprog_id=None,
         custom_fields=obj["custom_fields_values"],
         raw=obj,
+        loss_reason_id=18764247,
+        created_by=0,
+        updated_by=0,
     )
     actual = map_lead(obj, NO_FIELD)
     assert expected == actual
@@ -133,6 +136,7 @@ def test_deleted_stub_maps_to_deleted_record_with_nulls() -> None:
         rentprog_id=None,
         custom_fields=[],
         raw=obj,
+        updated_by=6795397,
     )
     assert expected == map_lead(obj, RentProgField(field_id=747418))
 
@@ -242,6 +246,7 @@ def test_single_contact_docs_example() -> None:
         emails=[],
         custom_fields=obj["custom_fields_values"],
         raw=obj,
+        phone="+79123",
     )
     assert expected == map_contact(obj)
 
@@ -272,8 +277,12 @@ def test_contact_phones_and_emails_are_trimmed_deduped_in_order() -> None:
         ],
     }
     contact = map_contact(obj)
-    expected = (["+7 900 000-00-01", "+79000000002"], ["a@example.com", "b@example.com"])
-    actual = (contact.phones, contact.emails)
+    expected = (
+        ["+7 900 000-00-01", "+79000000002"],
+        ["a@example.com", "b@example.com"],
+        "+7 900 000-00-01",
+    )
+    actual = (contact.phones, contact.emails, contact.phone)
     assert expected == actual
 
 

@@ -183,9 +183,16 @@ class AmoClient:
                 return
             page += 1
 
-    async def get_json(self, path: str, params: Params | None = None) -> dict[str, Any] | None:
-        """GET a JSON object; None on 204 (amoCRM's "nothing found")."""
-        return _json_object("GET", path, await self._send("GET", path, params or []))
+    async def get_json(
+        self, path: str, params: Params | None = None, *, admin_only: bool = False
+    ) -> dict[str, Any] | None:
+        """GET a JSON object; None on 204 (amoCRM's "nothing found").
+
+        `admin_only`: the path answers 403 to a token whose user is no admin (`/api/v4/users`),
+        so a 403 there is RequestRejected(status=403) for this call, not an IP block that
+        would stop every caller for the cool-down."""
+        response = await self._send("GET", path, params or [], admin_only=admin_only)
+        return _json_object("GET", path, response)
 
     async def send_json(
         self, method: str, path: str, body: Any, params: Params | None = None
@@ -199,7 +206,13 @@ class AmoClient:
         return _json_object(method, path, response)
 
     async def _send(
-        self, method: str, path: str, params: Params, body: bytes | None = None
+        self,
+        method: str,
+        path: str,
+        params: Params,
+        body: bytes | None = None,
+        *,
+        admin_only: bool = False,
     ) -> httpx.Response:
         transient = rate_limited = 0
         refreshed = False
@@ -230,6 +243,8 @@ class AmoClient:
                 if rate_limited < RATE_LIMITED_TRIES:
                     continue
                 raise RateLimited(f"{method} {path}: rate limited (429)", delay=wait)
+            if response is not None and response.status_code == 403 and admin_only:
+                raise RequestRejected(f"{method} {path}: amoCRM answered 403", status=403)
             if response is not None and response.status_code == 403:
                 # Every caller sharing the limiter (other workers too) stops for the cool-down.
                 self._limiter.block(self._ip_block_cooldown)

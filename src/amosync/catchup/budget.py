@@ -26,7 +26,9 @@ CATCHUP, BACKFILL = "catchup", "backfill"
 # The worker's background verification (catchup/verify_job.py): inside this budget, and
 # capped on its own by `verify_calls_per_hour`.
 VERIFY = "verify"
-BUDGETED_PURPOSES = (CATCHUP, BACKFILL, VERIFY)
+# Pipelines, stages, users, field definitions, loss reasons (reference/job.py).
+REFERENCE = "reference"
+BUDGETED_PURPOSES = (CATCHUP, BACKFILL, VERIFY, REFERENCE)
 WINDOW = timedelta(hours=1)
 
 # Why a run stopped before it was complete (it resumes from its cursor next time).

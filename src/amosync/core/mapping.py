@@ -202,6 +202,9 @@ def map_lead(obj: dict[str, Any], field: RentProgField) -> DealRecord:
         rentprog_id=extract_rentprog_id(custom_fields, field),
         custom_fields=custom_fields,
         raw=obj,
+        loss_reason_id=_int_or_none(obj.get("loss_reason_id")),
+        created_by=_int_or_none(obj.get("created_by")),
+        updated_by=_int_or_none(obj.get("updated_by")),
     )
 
 
@@ -251,6 +254,7 @@ def map_contact(obj: dict[str, Any]) -> ContactRecord:
     """A v4 contact or company object as a `ContactRecord` (companies have no first/last name)."""
     contact_id = _require_id(obj, "contact")
     custom_fields = _custom_fields(obj.get("custom_fields_values"))
+    phones = _multitext(custom_fields, "PHONE")
     return ContactRecord(
         id=contact_id,
         name=_str_or_none(obj.get("name")),
@@ -260,10 +264,11 @@ def map_contact(obj: dict[str, Any]) -> ContactRecord:
         created_at=epoch_to_datetime(obj.get("created_at")),
         updated_at=epoch_to_datetime(obj.get("updated_at")),
         is_deleted=obj.get("is_deleted") is True,
-        phones=_multitext(custom_fields, "PHONE"),
+        phones=phones,
         emails=_multitext(custom_fields, "EMAIL"),
         custom_fields=custom_fields,
         raw=obj,
+        phone=phones[0] if phones else None,
     )
 
 

@@ -24,6 +24,10 @@ class DealRecord:
     rentprog_id: str | None
     custom_fields: list[dict[str, Any]] = field(repr=False)
     raw: dict[str, Any] = field(repr=False)
+    # Named by the reference tables (amocrm_loss_reasons, amocrm_users); 0 = the system.
+    loss_reason_id: int | None = None
+    created_by: int | None = None
+    updated_by: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,8 @@ class ContactRecord:
     emails: list[str]
     custom_fields: list[dict[str, Any]] = field(repr=False)
     raw: dict[str, Any] = field(repr=False)
+    # The first of `phones`, as plain text for the named view (one SQL on both databases).
+    phone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,10 @@ deals = Table(
     Column("closed_at", UTCDateTime),
     Column("is_deleted", Boolean, nullable=False, server_default=false()),
     Column("rentprog_id", Text),  # amoCRM users type it: no length limit (0004)
+    # Ids the reference tables below name (0008); 0 in created_by/updated_by is "the system".
+    Column("loss_reason_id", BigInteger),
+    Column("created_by", BigInteger),
+    Column("updated_by", BigInteger),
     Column("custom_fields", Json, nullable=False),
     Column("raw", Json, nullable=False),
     Column("synced_at", UTCDateTime, nullable=False),
@@ -99,6 +103,9 @@ def _person_table(name: str) -> Table:
         Column("updated_at", UTCDateTime),
         Column("is_deleted", Boolean, nullable=False, server_default=false()),
         Column("phones", Json, nullable=False),
+        # The first of `phones` as plain text (0008), so the named view reads it with one
+        # SQL on both databases (JSON functions differ between SQLite and PostgreSQL).
+        Column("phone", Text),
         Column("emails", Json, nullable=False),
         Column("custom_fields", Json, nullable=False),
         Column("raw", Json, nullable=False),
@@ -184,4 +191,75 @@ verified = Table(
     Column("id", BigInteger, primary_key=True, autoincrement=False),
     Column("verified_at", UTCDateTime, nullable=False),
     Index(None, "entity", "verified_at"),
+)
+
+
+# Reference data (0008): what the ids on deals and contacts name. amoCRM never announces a
+# change to them by webhook, so the worker polls (reference/job.py). Rows amoCRM stops
+# listing stay, flagged `is_deleted`, so old deals keep their stage and user names.
+pipelines = Table(
+    "amocrm_pipelines",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", Text),
+    Column("sort", BigInteger),
+    Column("is_main", Boolean, nullable=False, server_default=false()),
+    Column("is_archive", Boolean, nullable=False, server_default=false()),
+    Column("is_deleted", Boolean, nullable=False, server_default=false()),
+    Column("raw", Json, nullable=False),
+    Column("synced_at", UTCDateTime, nullable=False),
+)
+
+# Keyed by (pipeline_id, id): the system stages 142 (won) and 143 (lost) are in every pipeline.
+statuses = Table(
+    "amocrm_statuses",
+    metadata,
+    Column("pipeline_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", Text),
+    Column("sort", BigInteger),
+    Column("color", Text),
+    Column("type", BigInteger),  # 1 = incoming ("unsorted"), 0 = regular
+    Column("is_deleted", Boolean, nullable=False, server_default=false()),
+    Column("raw", Json, nullable=False),
+    Column("synced_at", UTCDateTime, nullable=False),
+)
+
+users = Table(
+    "amocrm_users",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", Text),
+    Column("email", Text),
+    Column("is_active", Boolean),
+    Column("is_admin", Boolean),
+    Column("is_deleted", Boolean, nullable=False, server_default=false()),
+    Column("raw", Json, nullable=False),
+    Column("synced_at", UTCDateTime, nullable=False),
+)
+
+custom_fields = Table(
+    "amocrm_custom_fields",
+    metadata,
+    Column("entity_type", String(16), primary_key=True),  # leads | contacts | companies
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", Text),
+    Column("code", Text),
+    Column("type", Text),
+    Column("sort", BigInteger),
+    Column("enums", Json),  # [{id, value, sort}] for lists, else null
+    Column("is_deleted", Boolean, nullable=False, server_default=false()),
+    Column("raw", Json, nullable=False),
+    Column("synced_at", UTCDateTime, nullable=False),
+)
+
+loss_reasons = Table(
+    "amocrm_loss_reasons",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", Text),
+    Column("sort", BigInteger),
+    Column("is_deleted", Boolean, nullable=False, server_default=false()),
+    Column("raw", Json, nullable=False),
+    Column("synced_at", UTCDateTime, nullable=False),
 )

@@ -67,6 +67,8 @@ class Facts:
     service: Outcome[ServiceAnswer] = field(default_factory=Outcome)
     events: Outcome[EventFacts] = field(default_factory=Outcome)
     lead_fields: Outcome[list[dict[str, Any]]] = field(default_factory=Outcome)
+    # `GET /api/v4/users?limit=1`: the user list (admin-only), or a "rejected" 403.
+    users: Outcome[int] = field(default_factory=Outcome)
     # `AMOSYNC_*` names in the environment or .env that are no setting (settings_audit.py).
     unknown_variables: list[UnknownVariable] = field(default_factory=list)
 
@@ -95,6 +97,7 @@ def run_checks(settings: Settings, facts: Facts) -> list[CheckResult]:
         check_service,
         check_events,
         check_rentprog_field,
+        check_user_names,
     ]
     return [check(settings, facts) for check in checks]
 
@@ -380,6 +383,25 @@ def check_rentprog_field(settings: Settings, facts: Facts) -> CheckResult:
         f"no lead custom field named {wanted_name!r} among {len(fields)} fields",
         "create it in amoCRM (Settings → Fields → Leads), or set AMOSYNC_RENTPROG_FIELD_ID",
     )
+
+
+def check_user_names(settings: Settings, facts: Facts) -> CheckResult:
+    """Users are admin-only in amoCRM: without them the copy has no user names (a warning;
+    everything else syncs)."""
+    outcome = facts.users
+    if outcome.kind == "skipped" or (outcome.error is None and outcome.value is None):
+        return CheckResult("user_names", "skip", outcome.error or "skipped")
+    if outcome.error is not None and "403" in outcome.error:
+        return CheckResult(
+            "user_names",
+            "warn",
+            "amoCRM refuses the user list (403): the token's user is not an account "
+            "administrator, so deals show no user names (everything else syncs)",
+            "authorise amosync as an administrator of the amoCRM account",
+        )
+    if outcome.error is not None:
+        return CheckResult("user_names", "warn", outcome.error, _api_fix(settings, outcome))
+    return CheckResult("user_names", "ok", "the user list is readable (names of users)")
 
 
 # -- helpers ----------------------------------------------------------------------------

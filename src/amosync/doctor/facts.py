@@ -95,6 +95,7 @@ async def _gather(
     account, subscriptions, fields = await _api_facts(settings, engine, db_ready, transport)
     if db_ready and subscriptions.value is not None:
         await _remember(settings, engine, subscriptions.value, now)
+    users = await _users(settings, engine, db_ready, transport, account)
     service = await _service(service_url)
     return Facts(
         now=now,
@@ -107,6 +108,7 @@ async def _gather(
         service=service,
         events=events,
         lead_fields=fields,
+        users=users,
         unknown_variables=unknown_variables(os.environ),
     )
 
@@ -160,6 +162,29 @@ async def _api_facts(
         return account, subscriptions, fields
     finally:
         await client.aclose()
+
+
+async def _users(
+    settings: Settings,
+    engine: AsyncEngine,
+    db_ready: bool,
+    transport: httpx.AsyncBaseTransport | None,
+    account: Outcome[dict[str, Any]],
+) -> Outcome[int]:
+    """One `GET /api/v4/users?limit=1` (admin-only: a 403 there is no IP block)."""
+    if account.error is not None:
+        return Outcome.skipped("needs a working API connection")
+    client = _client(settings, engine, db_ready, transport)
+    if isinstance(client, str):
+        return Outcome.skipped(client)
+    try:
+        probe = client.get_json("/api/v4/users", [("limit", 1)], admin_only=True)
+        answer: Outcome[Any] = await _call(probe, _call_budget(settings))
+    finally:
+        await client.aclose()
+    if answer.error is not None:
+        return Outcome(error=answer.error, kind=answer.kind)
+    return Outcome(1 if answer.value else 0)
 
 
 def _client(

@@ -36,6 +36,7 @@ from amosync.testing.fake_errors import (
 from amosync.testing.fake_events import events_route
 from amosync.testing.fake_oauth import token_endpoint as oauth_token_endpoint
 from amosync.testing.fake_query import QueryError, page_href, parse_list_query, parse_with
+from amosync.testing.fake_reference import reference_routes
 from amosync.testing.fake_render import KINDS, Kind, render, render_stub
 from amosync.testing.fake_state import FakeAmoState, Fault, LoggedRequest
 from amosync.testing.fake_webhooks import webhooks_route
@@ -51,6 +52,7 @@ def create_fake_amocrm(state: FakeAmoState) -> Starlette:
     routes: list[BaseRoute] = [Route("/api/v4/account", _account(state), methods=["GET"])]
     routes.append(webhooks_route(state))
     routes.append(lead_custom_fields_route(state))
+    routes.extend(reference_routes(state))
     for kind in KINDS:
         routes.append(Route(f"/api/v4/{kind}", _list(state, kind), methods=["GET"]))
         routes.append(Route(f"/api/v4/{kind}/{{id:int}}", _single(state, kind), methods=["GET"]))

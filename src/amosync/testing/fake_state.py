@@ -17,6 +17,7 @@ from amosync.testing.fake_delivery import FakeDeliveries
 from amosync.testing.fake_entities import FakeEntities
 from amosync.testing.fake_fields import DEFAULT_TOKEN
 from amosync.testing.fake_oauth import FakeOAuth
+from amosync.testing.fake_reference import FakeReference
 from amosync.testing.fake_webhooks import FakeWebhooks
 
 Verdict = Literal["ok", "blocked", "limited"]
@@ -98,6 +99,8 @@ class FakeAmoState(FakeEntities):
     deliveries: FakeDeliveries = field(default_factory=FakeDeliveries)
     # `/api/v4/leads/custom_fields` definitions; the RentProg ID field is among them.
     lead_custom_fields: list[dict[str, Any]] = field(default_factory=default_lead_fields)
+    # Pipelines/stages, users, contact and company fields, loss reasons (fake_reference.py).
+    reference: FakeReference = field(default_factory=FakeReference)
     # Answers a plain account does not give, for the "deleted only on proof" rules:
     # ids written as JSON strings ("123") in list and single answers;
     string_ids: bool = False
