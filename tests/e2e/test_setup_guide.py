@@ -313,7 +313,7 @@ def test_walk_the_guide_with_a_long_lived_token(fake: str, tmp_path: Path) -> No
         # 6. Doctor; without the field id it names it (section 3).
         # Before the first webhook only `events` fails (as the text under the sample says).
         first = walk.sh("amosync doctor", expect=1)
-        assert "1 of 11 checks failed: events" == first.stdout.strip().splitlines()[-1]
+        assert "1 of 12 checks failed: events" == first.stdout.strip().splitlines()[-1]
         assert ("✗", "events") in marks(first.stdout)
         assert ("!", "rentprog_field") in marks(first.stdout)
         assert "set AMOSYNC_RENTPROG_FIELD_ID=700001" in first.stdout

@@ -1,8 +1,8 @@
 """reference data: pipelines, stages, users, custom-field definitions, loss reasons; the
 named view of deals; deal columns loss_reason_id/created_by/updated_by; contacts' phone
 
-Revision ID: 0008_reference
-Revises: 0007_semantics
+Revision ID: 0009_reference
+Revises: 0008_processed_at_index
 Create Date: 2026-12-07 03:40:00.000000
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 import amosync.db.types
 
-revision = "0008_reference"
-down_revision = "0007_semantics"
+revision = "0009_reference"
+down_revision = "0008_processed_at_index"
 branch_labels = None
 depends_on = None
 
