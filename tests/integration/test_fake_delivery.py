@@ -151,7 +151,7 @@ def test_contact_actions_deliver_contacts_forms(
 
 def test_a_deal_is_created_with_its_main_contact(fake: tuple[FakeAmoState, str]) -> None:
     """`contact_id` links the new deal to a contact (created with a phone and an e-mail)."""
-    state, base = fake
+    _, base = fake
     made = control(base, "contacts", name="Иван", phone="+79001234567", email="i@example.com")
     contact_id = made["contact"]["id"]
     lead_id = control(base, "leads", name="Аренда", contact_id=contact_id)["lead"]["id"]

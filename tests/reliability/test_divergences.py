@@ -85,8 +85,7 @@ def push_far_future(url: str, lead: dict[str, Any]) -> None:
 def stored_deals(db_url: str) -> dict[int, tuple[Any, ...]]:
     rows = query(
         db_url,
-        "SELECT id, name, price, status_id, is_deleted, rentprog_id, updated_at "
-        "FROM amocrm_deals",
+        "SELECT id, name, price, status_id, is_deleted, rentprog_id, updated_at FROM amocrm_deals",
     )
     return {int(r[0]): (r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in rows}
 

@@ -302,15 +302,18 @@ def _wait_until_delivered(fake_url: str, destination: str, log_path: Path) -> in
     """Deliveries the fake made to amosync, once none is pending; 0 delivered is an error."""
     deadline = time.monotonic() + APPLY_TIMEOUT
     stats: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError, ValueError):
+    delivered = 0
+    while not delivered and time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, TypeError):
             stats = httpx.get(f"{fake_url}/_fake/deliveries", timeout=2.0).json()
-            ours = stats["destinations"].get(destination, {})
-            if stats["pending"] == 0 and ours.get("delivered", 0) > 0:
-                return int(ours["delivered"])
-        time.sleep(0.1)
-    shown = {k: v for k, v in stats.items() if k != "destinations"}
-    fail(MSG_NOT_DELIVERED.format(seconds=APPLY_TIMEOUT, stats=shown, log=log_path), 1)
+            if stats["pending"] == 0:
+                delivered = int(stats["destinations"].get(destination, {}).get("delivered", 0))
+        if not delivered:
+            time.sleep(0.1)
+    if not delivered:
+        shown = {k: v for k, v in stats.items() if k != "destinations"}
+        fail(MSG_NOT_DELIVERED.format(seconds=APPLY_TIMEOUT, stats=shown, log=log_path), 1)
+    return delivered
 
 
 def _wait_until_stored(
