@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -64,8 +65,9 @@ def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
 def test_demo_delivers_deals_prints_working_urls_and_stops(
     tmp_path: Path, stop: signal.Signals
 ) -> None:
-    """`amosync demo`: deals arrive, the printed URLs and status command work, and a signal
-    stops amosync and the fake (exit 0, nothing listening any more)."""
+    """`amosync demo`: deals arrive as webhooks the fake amoCRM delivers to the URL the demo
+    subscribed, the printed URLs and status command work, and a signal stops amosync and
+    the fake (exit 0, nothing listening any more)."""
     proc = subprocess.Popen(
         [*AMOSYNC, "demo", "--dir", str(tmp_path / "demo")],
         env=clean_env(),
@@ -77,13 +79,19 @@ def test_demo_delivers_deals_prints_working_urls_and_stops(
     try:
         printed = _read_until(proc, "Data: ", timeout=90)
         urls = dict(re.findall(r"^  (status page|one deal|health)\s+(\S+)$", printed, re.M))
-        fake_url = re.search(r"fake amoCRM\s+(\S+)", printed)
+        fake_url = re.search(r"^  fake amoCRM\s+(http\S+)", printed, re.M)
         command = re.search(r"counters\s+AMOSYNC_DATABASE_URL=(\S+) ", printed)
         assert urls.keys() == {"status page", "one deal", "health"}, printed
         assert fake_url is not None, printed
         assert command is not None, printed
 
         deal = httpx.get(urls["one deal"], timeout=5)
+        deliveries = httpx.get(f"{fake_url.group(1)}/_fake/deliveries", timeout=5).json()
+        subscriptions = httpx.get(
+            f"{fake_url.group(1)}/api/v4/webhooks",
+            headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"},
+            timeout=5,
+        ).json()["_embedded"]["webhooks"]
         page = httpx.get(urls["status page"], timeout=5)
         health = httpx.get(urls["health"], timeout=5)
         status = run(
@@ -100,6 +108,18 @@ def test_demo_delivers_deals_prints_working_urls_and_stops(
 
     assert 200 == deal.status_code, deal.text
     assert "RP-DEMO-1" == deal.json()["rentprog_id"]
+    # The fake delivered them: one subscription, registered by the demo, took a deal and a
+    # contact webhook per deal, each with amoCRM's request id header, none failed.
+    [ours] = subscriptions
+    destination = ours["destination"]
+    assert destination.startswith(urls["health"].removesuffix("/health") + "/amocrm/")
+    assert {"delivered": 6, "failed": 0} == {
+        k: deliveries["destinations"][destination][k] for k in ("delivered", "failed")
+    }
+    assert "6 delivered by the fake amoCRM" in printed
+    events = _events(command.group(1))
+    assert [("contacts", "add")] * 3 + [("leads", "add")] * 3 == sorted(e[:2] for e in events)
+    assert all(re.fullmatch(r"[0-9a-f-]{36}", str(e[2])) for e in events), events
     assert 200 == page.status_code
     assert health.status_code in (200, 503)
     assert 0 == status.returncode, status.stderr
@@ -109,6 +129,13 @@ def test_demo_delivers_deals_prints_working_urls_and_stops(
     for url in (urls["health"], fake_url.group(1)):
         with pytest.raises(httpx.TransportError):
             httpx.get(url, timeout=2)
+
+
+def _events(database_url: str) -> list[tuple[object, ...]]:
+    """(entity, action, request id) of every stored webhook event, in arrival order."""
+    with sqlite3.connect(database_url.removeprefix("sqlite:///")) as db:
+        query = "SELECT entity, action, request_id FROM amocrm_webhook_events ORDER BY id"
+        return list(db.execute(query))
 
 
 def _read_until(proc: subprocess.Popen[str], marker: str, timeout: float) -> str:

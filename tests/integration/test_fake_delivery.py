@@ -149,6 +149,24 @@ def test_contact_actions_deliver_contacts_forms(
     assert "Иван П." == bodies[1]["update"][0]["name"]
 
 
+def test_a_deal_is_created_with_its_main_contact(fake: tuple[FakeAmoState, str]) -> None:
+    """`contact_id` links the new deal to a contact (created with a phone and an e-mail)."""
+    _, base = fake
+    made = control(base, "contacts", name="Иван", phone="+79001234567", email="i@example.com")
+    contact_id = made["contact"]["id"]
+    lead_id = control(base, "leads", name="Аренда", contact_id=contact_id)["lead"]["id"]
+
+    lead = httpx.get(f"{base}/api/v4/leads/{lead_id}?with=contacts", headers=AUTH).json()
+    contact = httpx.get(f"{base}/api/v4/contacts/{contact_id}", headers=AUTH).json()
+
+    linked = lead["_embedded"]["contacts"]
+    assert [(contact_id, True)] == [(c["id"], c["is_main"]) for c in linked]
+    codes = {f["field_code"]: f["values"][0]["value"] for f in contact["custom_fields_values"]}
+    assert {"PHONE": "+79001234567", "EMAIL": "i@example.com"} == codes
+    missing = httpx.post(f"{base}/_fake/leads", json={"name": "x", "contact_id": 999})
+    assert 404 == missing.status_code
+
+
 def test_more_than_100_failures_disable_the_destination(
     fake: tuple[FakeAmoState, str], receiver: tuple[Receiver, str]
 ) -> None:

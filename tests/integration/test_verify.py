@@ -198,6 +198,24 @@ async def test_an_id_left_out_of_the_batch_is_not_taken_for_deleted(
     assert (await row(engine, lead["id"]))["is_deleted"] is False
 
 
+async def test_ids_answered_as_strings_are_the_same_ids(
+    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+) -> None:
+    """amoCRM may write ids as JSON strings ("123"), in the list and in a single answer:
+    they are the stored ids, compared (not asked alone, not left unconfirmed) and repaired."""
+    kept, changed, left_out = (fake.add_lead(name=f"lead {n}")["id"] for n in range(3))
+    await store(engine, client, "leads", [kept, changed, left_out])
+    fake.update_lead(changed, name="renamed in amoCRM")
+    fake.omitted_from_lists.add(left_out)
+    fake.string_ids = True
+
+    report = await verify(engine, client)
+
+    assert (3, 1, 1, 0) == summary(report)
+    assert (0, 2) == (report.unconfirmed, report.calls)
+    assert "renamed in amoCRM" == (await row(engine, changed))["name"]
+
+
 async def test_stored_deletion_of_a_live_deal_is_undone(
     engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
 ) -> None:

@@ -158,23 +158,32 @@ class Proc:
 class Fleet:
     """The amosync processes of one scenario, all on one database and one fake amoCRM."""
 
-    def __init__(self, db_url: str, fake_url: str, tmp_path: Path, **env: str) -> None:
+    def __init__(
+        self, db_url: str, fake_url: str, tmp_path: Path, *, tuned: bool = True, **env: str
+    ) -> None:
+        """`tuned=False`: only what amosync cannot run without (database, account, token,
+        secret), every other setting its default."""
         base = {k: v for k, v in os.environ.items() if not k.startswith("AMOSYNC_")}
         base.update(
             AMOSYNC_DATABASE_URL=db_url,
             AMOSYNC_AMOCRM_BASE_URL=fake_url,
             AMOSYNC_AMOCRM_LONG_LIVED_TOKEN=DEFAULT_TOKEN,
             AMOSYNC_WEBHOOK_SECRET=SECRET,
-            AMOSYNC_RENTPROG_FIELD_ID=str(RENTPROG_FIELD_ID),
-            AMOSYNC_LOG_FORMAT="json",
-            AMOSYNC_WORKER_LINGER="0.05",
-            AMOSYNC_WORKER_POLL_INTERVAL="0.05",
-            AMOSYNC_RETRY_BASE_DELAY="0.2",
-            AMOSYNC_RETRY_MAX_DELAY="2",
         )
+        if tuned:
+            base.update(
+                AMOSYNC_RENTPROG_FIELD_ID=str(RENTPROG_FIELD_ID),
+                AMOSYNC_LOG_FORMAT="json",
+                AMOSYNC_WORKER_LINGER="0.05",
+                AMOSYNC_WORKER_POLL_INTERVAL="0.05",
+                AMOSYNC_RETRY_BASE_DELAY="0.2",
+                AMOSYNC_RETRY_MAX_DELAY="2",
+            )
         base.update(env)
         self.env = base
         self.tmp_path = tmp_path
+        # Untuned runs start in the test's folder, so no `.env` of the checkout is read.
+        self.cwd = None if tuned else tmp_path
         self.procs: list[Proc] = []
 
     def web(self, name: str = "web", *, worker: bool = False) -> Proc:
@@ -185,6 +194,7 @@ class Fleet:
         return self._add(Proc(name, ["worker"], self.env, self.tmp_path / f"{name}.log"))
 
     def _add(self, proc: Proc) -> Proc:
+        proc.cwd = self.cwd
         self.procs.append(proc)
         proc.start()
         return proc

@@ -26,12 +26,11 @@ from amosync import metrics
 from amosync.amocrm.client import AmoClient
 from amosync.catchup.verify_select import TABLES, forget_verified, mark_verified
 from amosync.core.answer import MappedAnswer, map_answer
-from amosync.core.mapping import RentProgField
+from amosync.core.mapping import RentProgField, int_id
 from amosync.core.plan import MAX_IDS_PER_CALL
 from amosync.db.reads import read_connection
 from amosync.db.tables import deal_contacts
 from amosync.db.turns import write_transaction
-from amosync.errors import RequestRejected
 from amosync.upsert import replace_deal_links
 from amosync.upsert.overwrite import flag_deleted, overwrite_row
 from amosync.upsert.rows import record_rows
@@ -167,7 +166,8 @@ class Verifier:
         """Ask each id the batch left out alone (adding what comes back to `objects`);
         returns the ids left unconfirmed (budget spent, or an unclear answer)."""
         unconfirmed: set[int] = set()
-        for entity_id in sorted(set(ids) - {obj["id"] for obj in objects}):
+        # Compared as integers: an answer may write an id as a string ("123").
+        for entity_id in sorted(set(ids) - {int_id(obj.get("id")) for obj in objects}):
             row = stored.get(entity_id)
             if row is None or row["is_deleted"]:
                 # Stored deleted and not listed: both sides agree, no call needed (deleted
@@ -212,20 +212,13 @@ class Verifier:
         return still
 
     async def _fetch_alone(self, entity: str, entity_id: int) -> dict[str, Any] | object:
-        """The entity asked by id; `_GONE` when amoCRM confirms it is gone (204 or 404, or
-        the object flagged deleted), `_UNCLEAR` when the answer names another id."""
-        params: list[tuple[str, str | int | float | bool | None]] = []
-        if entity == "leads":
-            params.append(("with", "contacts"))
-        try:
-            body = await self._client.get_json(f"/api/v4/{entity}/{entity_id}", params)
-        except RequestRejected as exc:
-            if exc.status == 404:
-                return _GONE
-            raise
+        """The entity asked by id (the client's `fetch_one`); `_GONE` when amoCRM confirms
+        it is gone (204 or 404, or the object flagged deleted), `_UNCLEAR` when the answer
+        names another id."""
+        body = await self._client.fetch_one(entity, entity_id)
         if body is None or body.get("is_deleted") is True:
             return _GONE
-        return body if body.get("id") == entity_id else _UNCLEAR
+        return body if int_id(body.get("id")) == entity_id else _UNCLEAR
 
     async def _read(self, entity: str, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         """Stored rows (raw excluded) by id, deals with their links under `contacts`."""

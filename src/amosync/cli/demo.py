@@ -1,9 +1,11 @@
 """`amosync demo`: the whole pipeline on this machine in one command, without an amoCRM account.
 
 It starts the fake amoCRM (the one the tests use) in this process and `amosync serve` as a
-child process on free ports, with SQLite in a fresh directory, waits for `/health`, creates a
-few deals in the fake, delivers their webhooks in amoCRM's own form encoding, waits until
-amosync has fetched and stored them, prints where to look, and runs until Ctrl-C (or
+child process on free ports, with SQLite in a fresh directory, waits for `/health`,
+subscribes amosync's webhook URL in the fake with `amosync webhooks register` (as with a
+real account), creates a few deals with their contacts through the fake's control API
+(`/_fake/…`, what a user does in amoCRM's UI), lets the fake deliver their webhooks, waits
+until amosync has fetched and stored them, prints where to look, and runs until Ctrl-C (or
 SIGTERM), then stops both.
 
 `serve` runs with the demo directory as its working directory, so a `.env` of the directory
@@ -27,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 import httpx
 import typer
@@ -38,20 +39,27 @@ from amosync.cli.ports import bind_or_exit, port_unavailable
 HOST = "127.0.0.1"
 HEALTH_TIMEOUT = 30.0  # seconds for `serve` to answer /health (migrating a new SQLite file)
 APPLY_TIMEOUT = 60.0  # seconds for the worker to fetch and store the demo deals
+REGISTER_TIMEOUT = 60.0  # seconds for `amosync webhooks register`
 STOP_TIMEOUT = 15.0  # seconds `serve` gets to stop after SIGTERM before it is killed
 
 # Every line the demo prints, in one place.
 MSG_STARTING = "starting the fake amoCRM and amosync (data in {directory})…"
 MSG_SERVE_DIED = "amosync serve exited with code {code} before it was ready; its log:\n{log}"
 MSG_NO_HEALTH = "amosync did not answer {url} within {seconds:.0f} s; log: {log}"
-MSG_WEBHOOK_REFUSED = "amosync refused the demo webhook: HTTP {status} {body}"
+MSG_NOT_REGISTERED = "`amosync webhooks register` failed (exit {code}):\n{output}"
+MSG_FAKE_REFUSED = "the fake amoCRM refused to create a demo {what}: HTTP {status} {body}"
+MSG_NOT_DELIVERED = (
+    "the fake amoCRM did not deliver the demo webhooks to amosync within {seconds:.0f} s: "
+    "{stats}; log: {log}"
+)
 MSG_NOT_APPLIED = "the demo deals were not stored within {seconds:.0f} s; log: {log}"
 MSG_READY = """\
 amosync demo is running — Ctrl-C stops it.
 
   fake amoCRM   {fake_url}  (token {token}; {count} deals created in it)
   amosync       {url}  (log: {log})
-  webhooks      {count} delivered to {url}/amocrm/<secret>, {count} deals stored:
+  webhooks      {delivered} delivered by the fake amoCRM to {url}/amocrm/<secret>
+                (subscribed with `amosync webhooks register`), {count} deals stored:
 {deals}
 
 Look at:
@@ -119,14 +127,16 @@ def demo(
             log_path = workdir / "serve.log"
             proc = stack.enter_context(_serve(env, workdir, log_path))
             _wait_for_health(url, proc, log_path)
-            created = _create_deals(state, deals)
-            _deliver(url, secret, state, created, log_path)
+            _register_webhook(env, workdir)
+            created = _create_deals(fake_url, deals)
             _wait_until_stored(url, created, proc, log_path)
+            delivered = _wait_until_delivered(fake_url, f"{url}/amocrm/{secret}", log_path)
             typer.echo(
                 MSG_READY.format(
                     fake_url=fake_url,
                     token=DEFAULT_TOKEN,
                     count=len(created),
+                    delivered=delivered,
                     url=url,
                     log=log_path,
                     deals="\n".join(
@@ -182,6 +192,9 @@ def _serve_env(workdir: Path, port: int, fake_url: str, secret: str) -> dict[str
         AMOSYNC_AMOCRM_LONG_LIVED_TOKEN=DEFAULT_TOKEN,
         AMOSYNC_RENTPROG_FIELD_ID=str(RENTPROG_FIELD_ID),
         AMOSYNC_WEBHOOK_SECRET=secret,
+        # `webhooks register` subscribes this (plain http is allowed for this machine), and
+        # the worker's hourly subscription check watches it, as with a real account.
+        AMOSYNC_PUBLIC_URL=f"http://{HOST}:{port}",
         AMOSYNC_LOG_FORMAT="console",
     )
     return env
@@ -231,65 +244,76 @@ def _wait_for_health(url: str, proc: subprocess.Popen[bytes], log_path: Path) ->
     fail(MSG_NO_HEALTH.format(url=f"{url}/health", seconds=HEALTH_TIMEOUT, log=log_path), 1)
 
 
-def _create_deals(state: Any, count: int) -> list[DemoDeal]:
-    from amosync.testing import rentprog_field
+def _register_webhook(env: dict[str, str], workdir: Path) -> None:
+    """`amosync webhooks register` against the fake, as a user runs it for a real account."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "amosync", "webhooks", "register"],
+            env=env,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=REGISTER_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        fail(MSG_NOT_REGISTERED.format(code="none", output=f"no answer in {REGISTER_TIMEOUT} s"), 1)
+    if done.returncode != 0:
+        fail(MSG_NOT_REGISTERED.format(code=done.returncode, output=done.stdout + done.stderr), 1)
 
+
+def _create_deals(fake_url: str, count: int) -> list[DemoDeal]:
+    """Each deal and its contact made through the fake's control API, which sends amoCRM's
+    webhooks for them to every subscription."""
     created: list[DemoDeal] = []
-    for n in range(1, count + 1):
-        contact = state.add_contact(
-            first_name="Demo",
-            last_name=f"Client {n}",
-            phones=[(f"+7900555{n:04d}", "MOB")],
-            emails=[f"demo{n}@example.com"],
-        )
-        rentprog_id = f"RP-DEMO-{n}"
-        lead = state.add_lead(
-            name=f"Demo rental #{n}",
-            price=1500 * n,
-            custom_fields_values=[rentprog_field(rentprog_id)],
-            contacts=[(contact["id"], True)],
-        )
-        created.append(DemoDeal(int(lead["id"]), str(lead["name"]), rentprog_id))
+    with httpx.Client(base_url=f"{fake_url}/_fake", timeout=10.0) as control:
+        for n in range(1, count + 1):
+            contact = _control(
+                control,
+                "contacts",
+                "contact",
+                name=f"Demo Client {n}",
+                phone=f"+7900555{n:04d}",
+                email=f"demo{n}@example.com",
+            )
+            rentprog_id = f"RP-DEMO-{n}"
+            lead = _control(
+                control,
+                "leads",
+                "lead",
+                name=f"Demo rental #{n}",
+                price=1500 * n,
+                rentprog_id=rentprog_id,
+                contact_id=contact["id"],
+            )
+            created.append(DemoDeal(int(lead["id"]), str(lead["name"]), rentprog_id))
     return created
 
 
-def lead_added_form(lead: dict[str, Any], subdomain: str, account_id: int) -> bytes:
-    """`leads[add]` webhook body as amoCRM sends it (PHP `http_build_query`, see
-    tests/data/webhook_leads_add_2025_unirock.form): brackets percent-encoded, spaces as +."""
-    item = "leads[add][0]"
-    fields: list[tuple[str, object]] = [
-        ("account[subdomain]", subdomain),
-        ("account[id]", account_id),
-        ("account[_links][self]", f"https://{subdomain}.amocrm.ru"),
-    ]
-    for key in (
-        "id",
-        "name",
-        "status_id",
-        "price",
-        "responsible_user_id",
-        "pipeline_id",
-        "created_at",
-        "updated_at",
-    ):
-        fields.append((f"{item}[{key}]", lead.get(key, "")))
-    fields.append((f"{item}[account_id]", account_id))
-    return urlencode(fields).encode()
+def _control(client: httpx.Client, path: str, what: str, **fields: object) -> dict[str, Any]:
+    answer = client.post(f"/{path}", json=fields)
+    if answer.status_code != 200:
+        fail(MSG_FAKE_REFUSED.format(what=what, status=answer.status_code, body=answer.text[:200]))
+    made: dict[str, Any] = answer.json()[what]
+    return made
 
 
-def _deliver(url: str, secret: str, state: Any, deals: list[DemoDeal], log_path: Path) -> None:
-    for deal in deals:
-        with state.lock:
-            lead = dict(state.leads[deal.id].fields)
-        body = lead_added_form(lead, state.subdomain, state.account_id)
-        answer = httpx.post(
-            f"{url}/amocrm/{secret}",
-            content=body,
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-            timeout=10.0,
-        )
-        if answer.status_code != 200:
-            fail(MSG_WEBHOOK_REFUSED.format(status=answer.status_code, body=answer.text[:200]), 1)
+def _wait_until_delivered(fake_url: str, destination: str, log_path: Path) -> int:
+    """Deliveries the fake made to amosync, once none is pending; 0 delivered is an error."""
+    deadline = time.monotonic() + APPLY_TIMEOUT
+    stats: dict[str, Any] = {}
+    delivered = 0
+    while not delivered and time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, TypeError):
+            stats = httpx.get(f"{fake_url}/_fake/deliveries", timeout=2.0).json()
+            if stats["pending"] == 0:
+                delivered = int(stats["destinations"].get(destination, {}).get("delivered", 0))
+        if not delivered:
+            time.sleep(0.1)
+    if not delivered:
+        shown = {k: v for k, v in stats.items() if k != "destinations"}
+        fail(MSG_NOT_DELIVERED.format(seconds=APPLY_TIMEOUT, stats=shown, log=log_path), 1)
+    return delivered
 
 
 def _wait_until_stored(

@@ -6,10 +6,12 @@ form (the page at `/_fake/`, which is answered with a redirect back to the page)
 
     GET  /_fake/                        the page
     POST /_fake/leads                   create a deal           → add_lead
+                                        (name, price, rentprog_id, contact_id: its main contact)
     POST /_fake/leads/{id}              edit a deal             → update_lead
     POST /_fake/leads/{id}/move         move to another stage   → status_lead + update_lead
     POST /_fake/leads/{id}/delete       delete a deal           → delete_lead
     POST /_fake/contacts                create a contact        → add_contact
+                                        (name, phone, email)
     POST /_fake/contacts/{id}           edit a contact          → update_contact
     POST /_fake/contacts/{id}/delete    delete a contact        → delete_contact
     POST /_fake/webhooks/disable        disable a subscription {"destination": url}
@@ -106,6 +108,8 @@ class _Control:
             kwargs["pipeline_id"] = _int(f, "pipeline_id")
         if _text(f, "rentprog_id"):
             kwargs["custom_fields_values"] = [rentprog_field(_text(f, "rentprog_id"))]
+        if _text(f, "contact_id"):
+            kwargs["contacts"] = [(self._live_contact(_int(f, "contact_id")), True)]
         lead = state.add_lead(**kwargs)
         return {"lead": lead, "queued": self._lead_hook("add", lead)}
 
@@ -155,9 +159,11 @@ class _Control:
     # -- contacts ------------------------------------------------------------------------
 
     def create_contact(self, f: dict[str, str], _: int | None) -> dict[str, Any]:
-        phone = _text(f, "phone")
+        phone, email = _text(f, "phone"), _text(f, "email")
         contact = self.state.add_contact(
-            name=_text(f, "name") or None, phones=[phone] if phone else []
+            name=_text(f, "name") or None,
+            phones=[phone] if phone else [],
+            emails=[email] if email else [],
         )
         return {"contact": contact, "queued": self._contact_hook("add", contact)}
 
@@ -230,6 +236,13 @@ class _Control:
     def _contact_hook(self, action: ContactAction, contact: dict[str, Any]) -> int:
         body = contact_body(action, contact, self._account())
         return self.state.deliveries.publish(self.state.webhooks, CONTACT_EVENTS[action], body)
+
+    def _live_contact(self, contact_id: int) -> int:
+        with self.state.lock:
+            contact = self.state.table("contacts").get(contact_id)
+            if contact is None or contact.is_deleted:
+                raise KeyError(f"no live contacts with id {contact_id}")
+        return contact_id
 
     def _with_rentprog(self, lead_id: int, value: str) -> list[dict[str, Any]] | None:
         with self.state.lock:
