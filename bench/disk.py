@@ -2,10 +2,10 @@
 
 Every durable answer waits for an fsync (SQLite's WAL, PostgreSQL's WAL). On the shared VMs
 these figures come from, the virtual disk now and then takes 100-250 ms for one: every request
-waiting on a commit then waits as long, whatever the service does (found in the eighth round,
-docs/PERFORMANCE.md: an independent probe saw a 208 ms fdatasync at the moment all 50 requests
-in flight took 219 ms). So a scenario can run `FsyncProbe` while it loads `serve` and print
-the disk's p99 and max next to the ACK's.
+waiting on a commit then waits as long, whatever the service does (found in the eighth
+round, docs/performance-history.md: an independent probe saw a 208 ms fdatasync at the moment
+all 50 requests in flight took 219 ms). So a scenario can run `FsyncProbe` while it loads
+`serve` and print the disk's p99 and max next to the ACK's.
 
 The probe writes and fdatasyncs 4 KB every `interval` seconds in a directory of the run's
 (the SQLite file's; for PostgreSQL it is the same disk only when the server is local, as with

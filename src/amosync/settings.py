@@ -1,7 +1,7 @@
 """The one list of knobs. Every field is an `AMOSYNC_*` env var (or a line in `.env`).
 
-The README configuration table is checked against this class by a test, so a new setting
-is documented here, in its `description`, and nowhere else.
+The settings table in docs/CONFIGURATION.md is checked against this class by a test, so a
+new setting is documented here, in its `description`, and in that table's row.
 """
 
 from __future__ import annotations

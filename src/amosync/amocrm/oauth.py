@@ -248,7 +248,7 @@ def _problem_field(response: httpx.Response, key: str) -> str | None:
 
 
 def missing_oauth_settings(settings: Settings) -> list[str]:
-    """The variables an OAuth grant still needs, in the order the README lists them."""
+    """The variables an OAuth grant still needs, in the order the settings table lists them."""
     missing = []
     if settings.api_base_url is None:
         missing.append("AMOSYNC_AMOCRM_SUBDOMAIN (or AMOSYNC_AMOCRM_BASE_URL)")

@@ -41,7 +41,7 @@ def _root(
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = None,
 ) -> None:
-    """Settings come from AMOSYNC_* environment variables or a .env file (see README)."""
+    """Settings come from AMOSYNC_* variables or a .env file (see docs/CONFIGURATION.md)."""
 
 
 app.command()(serve)

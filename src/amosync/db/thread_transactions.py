@@ -5,11 +5,11 @@ Through aiosqlite every statement of a transaction is a hand-off to its thread a
 round to it. Under webhook load the loop is busy, so the worker's claim of 250 events, ~0.4 ms
 of SQLite, held the process's write turn (db/turns.py) 3.9 ms at p50; webhook commits waited
 for that. Here the same SQLAlchemy statements run on a synchronous engine, the whole
-transaction in one call, on the writer thread of the turns (`WriteTurns.run`). Used for the
-worker's claims and settles: wrk at 50 connections, 4 alternating rounds, p99 ACK 9.8-11.1
--> 8.7-9.8 ms at the same req/s. `run_transaction` does the same for any write written as
-one synchronous function (the shared rate limiter, the API call log), and runs it through
-the async engine on PostgreSQL.
+transaction in one call, on the writer thread of the turns (`WriteTurns.run`), so the turn
+lasts as long as SQLite's own work and not as long as the loop's delays. Used for the
+worker's claims and settles (figures: docs/ARCHITECTURE.md). `run_transaction` does the
+same for any write written as one synchronous function (the shared rate limiter, the API
+call log), and runs it through the async engine on PostgreSQL.
 
 One per service engine (`thread_transactions`), made on first use and closed with the
 engine. Its engine is set up as the service engine (PRAGMAs, BEGIN IMMEDIATE) and leaves

@@ -5,7 +5,9 @@ limiter, the API call log, the heartbeat and the rest share the process: while o
 held the write lock, a webhook commit retried through growing sleeps (1, 2, 5, 10 … ms, as
 SQLite's own busy handler does) and often slept past the moment the lock came free, and the
 others slept in SQLite's busy handler behind webhook commits the same way. Taking turns
-instead: p99 ACK 27.8–43 → 20.0–20.6 ms with wrk at 50 connections (2-core VM).
+instead, a commit starts the moment the lock is free, so the tail of the webhook ACK is set
+by the transactions ahead of it, not by sleeps (figures: docs/ARCHITECTURE.md, "Writing to
+SQLite").
 
 The turns are the queue of one thread, the process's SQLite writer:
 
@@ -13,8 +15,8 @@ The turns are the queue of one thread, the process's SQLite writer:
   inbox/sqlite_append.py; the worker's claims and settles, db/thread_transactions.py). One
   starts the moment the one before it ends, on that thread. When the turns were an asyncio
   lock, the next transaction started only after the event loop had noticed the end of the
-  last one, and under load the loop is busy: a 1 ms claim held the turn ~8 ms. wrk at 50
-  connections, 5 alternating rounds: p99 ACK 23.7 → 21.9 ms, better in every round.
+  last one, and under load the loop is busy: a 1 ms claim held the turn ~8 ms. A thread's
+  queue does not wait for the loop.
 - `turn()` is for transactions that run through the async engine, a statement at a time: it
   occupies the writer thread (a job that waits until the transaction ends), so nothing
   queued behind it starts meanwhile. `write_transaction(engine)` is `engine.begin()` in a
@@ -39,9 +41,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 # Where writes take turns, the worker's bulk row updates (claim, settle) run in transactions
 # of at most this many rows, so a webhook commit waits for one short transaction, not for
-# one over a whole batch. wrk at 50 connections, against 500 rows: p99 24.7-30.4 ->
-# 21.8-26.9 ms (6 rounds, when a claim still sorted the backlog) and 12.2-13.7 -> 10.1-12.3
-# ms (5 rounds, after). 125 rows cut p99 by ~0.9 ms more but cost 4 % of req/s.
+# one over a whole batch. 250 is where shorter transactions stopped paying: fewer rows cut
+# the ACK's tail a little more but cost throughput (docs/ARCHITECTURE.md).
 ROWS_PER_TURN = 250
 
 # Each service engine's turns, shared by everything in the process that writes through it.

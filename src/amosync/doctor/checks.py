@@ -129,7 +129,7 @@ def check_unknown_variables(settings: Settings, facts: Facts) -> CheckResult:
         "unknown_variables",
         "warn",
         "; ".join(u.describe() for u in unknown),
-        "rename or remove them (the README's configuration table lists every setting)",
+        "rename or remove them (docs/CONFIGURATION.md lists every setting)",
     )
 
 

@@ -3,7 +3,7 @@
 A `POST /amocrm/{secret}` goes straight to `WebhookReceiver`; everything else (other paths,
 other methods, so a `GET` still gets the router's 405) continues to the app. Measured under
 wrk at 50 connections, the router, `Request`, `JSONResponse` and the exception middleware
-took about a quarter of `serve`'s main-thread time per webhook (docs/PERFORMANCE.md).
+took about a quarter of `serve`'s main-thread time per webhook (docs/performance-history.md).
 """
 
 from __future__ import annotations
