@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 import weakref
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -110,9 +112,13 @@ def create_service_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
     """The asyncio engine the web process and workers share."""
     _ensure_sqlite_dir(url)
     if is_sqlite(url):
-        engine = create_async_engine(async_url(url), json_serializer=_json_dumps)
-        _configure_sqlite(engine.sync_engine)
         path = sqlite_file(url)
+        engine = create_async_engine(
+            async_url(url),
+            json_serializer=_json_dumps,
+            **({"async_creator": _existing_file_opener(path)} if path is not None else {}),
+        )
+        _configure_sqlite(engine.sync_engine)
         if path is not None:
             _checkpoint_off_the_commit_path(engine.sync_engine, str(path))
         return engine
@@ -130,7 +136,12 @@ def create_read_engine(engine: AsyncEngine) -> AsyncEngine:
     """An asyncio engine on a SQLite service engine's file for reads only (db/reads.py):
     its connections are query-only and its transactions begin DEFERRED, so a read never
     takes the write lock and never waits for a writer (WAL)."""
-    reader = create_async_engine(engine.url, json_serializer=_json_dumps)
+    path = sqlite_file(engine.url.render_as_string(hide_password=False))
+    reader = create_async_engine(
+        engine.url,
+        json_serializer=_json_dumps,
+        **({"async_creator": _existing_file_opener(path)} if path is not None else {}),
+    )
 
     @event.listens_for(reader.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -153,11 +164,38 @@ def create_read_engine(engine: AsyncEngine) -> AsyncEngine:
 def create_twin_engine(engine: AsyncEngine) -> Engine:
     """A synchronous engine on a SQLite service engine's file, set up as it is (PRAGMAs,
     BEGIN IMMEDIATE) and leaving checkpoints to its checkpointer."""
-    twin = create_sync_engine(engine.url.render_as_string(hide_password=False))
+    url = engine.url.render_as_string(hide_password=False)
+    path = sqlite_file(url)
+    twin = create_engine(
+        sync_url(url),
+        json_serializer=_json_dumps,
+        **({"creator": lambda: connect_existing(path)} if path is not None else {}),
+    )
+    _configure_sqlite(twin)
     checkpointer = wal_checkpointer(engine)
     if checkpointer is not None:
         _leave_checkpoints_to(checkpointer, twin)
     return twin
+
+
+def _existing_file_opener(path: Path) -> Callable[[], Awaitable[aiosqlite.Connection]]:
+    """Open `path` for an asyncio engine without ever creating it (`mode=rw`).
+
+    The file is created once, private, when the engine is made (`_ensure_sqlite_dir`); a
+    connection opened later must not make an empty database where a deleted one was: the
+    file guard (db/file_guard.py) would then find no trace of the old one, and the next
+    start would migrate the empty file silently."""
+    uri = f"{path.absolute().as_uri()}?mode=rw"
+
+    async def opener() -> aiosqlite.Connection:
+        return await aiosqlite.connect(uri, uri=True, check_same_thread=False)
+
+    return opener
+
+
+def connect_existing(path: Path) -> sqlite3.Connection:
+    """A `sqlite3` connection for a synchronous engine that never creates the file."""
+    return sqlite3.connect(f"{path.absolute().as_uri()}?mode=rw", uri=True, check_same_thread=False)
 
 
 def create_sync_engine(url: str) -> Engine:

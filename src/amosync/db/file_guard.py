@@ -33,6 +33,7 @@ import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +43,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.reads import read_engine
 from amosync.db.thread_transactions import thread_transactions
 from amosync.db.urls import sqlite_file
 
@@ -68,6 +70,9 @@ class StorageWatch:
         self.refused_since: datetime | None = None
         self.last_commit: CommitOutcome | None = None
         self.failing_since: datetime | None = None  # first failure after the last success
+        # The guard's look at the file, for a caller whose query just failed: the file being
+        # gone explains it better than the driver's "unable to open database file".
+        self.look_again: Callable[[], str | None] = lambda: self.refusal
 
     def refuse(self, reason: str) -> bool:
         """Refuse from now on; True for the call that tripped it (the guard runs on the
@@ -172,6 +177,7 @@ class FileGuard:
         self.watch = watch
         self._fd: int | None = None
         self._task: asyncio.Task[None] | None = None
+        watch.look_again = self.check
 
     def open(self) -> None:
         """Hold the file the service works on (`serve` migrated it, so it exists; if not
@@ -248,9 +254,14 @@ def refuse_transactions(engine: AsyncEngine, guard: FileGuard) -> None:
         if guard.check() is not None:
             raise OperationalError("connect", None, sqlite3.OperationalError(watch.refusal))
 
-    # The service engine and its twin for writes on the writer thread (thread_transactions).
+    # The service engine, its twin for writes on the writer thread (thread_transactions)
+    # and its read engine (db/reads.py): every door to the file.
     twin = thread_transactions(engine)
-    for sync_engine in (engine.sync_engine, *([twin.engine] if twin else [])):
+    reader = read_engine(engine)
+    engines = (engine.sync_engine, *([twin.engine] if twin else []))
+    if reader is not engine:
+        engines = (*engines, reader.sync_engine)
+    for sync_engine in engines:
         # First, before engine.py's listener says BEGIN IMMEDIATE: refuse before the lock.
         event.listen(sync_engine, "begin", _on_begin, insert=True)
         event.listen(sync_engine, "do_connect", _on_connect)

@@ -57,7 +57,10 @@ class HealthProbe:
             return refused
         if self._select is None or self._select.done():
             self._select = asyncio.create_task(_select_one(engine), name="health-select")
-        return await _bounded(self._select, "answers", "a query")
+        answer = await _bounded(self._select, "answers", "a query")
+        if answer.ok or self.watch.look_again() is None:
+            return answer
+        return self._refusal() or answer
 
     async def database(self, engine: AsyncEngine) -> Check:
         """Writable: a real write, cached `WRITE_CACHE_SECONDS`; the webhook commits too."""

@@ -242,12 +242,13 @@ class InboxStore:
 
     async def live(self) -> LiveCounts:
         """What the status page counts on every request, each from its own index range:
-        pending (and the oldest), failed, and the last receipt (the received_at index's
-        end). Their cost follows the backlog and the failures kept, not the events kept."""
+        pending (and the oldest), failed, and the last webhook from amoCRM (the received_at
+        index walked from its end). Their cost follows the backlog and the failures kept,
+        not the events kept."""
         async with read_connection(self._engine) as conn:
             pending, oldest = (await conn.execute(_BACKLOG)).one()
             failed = await conn.scalar(select(func.count()).where(ev.c.status == FAILED))
-            last = await conn.scalar(select(func.max(ev.c.received_at)))
+            last = await conn.scalar(select(LAST_WEBHOOK))
         return LiveCounts(int(pending), int(failed or 0), _aware(oldest), _aware(last))
 
     async def stats(self) -> InboxStats:
