@@ -24,6 +24,7 @@ from amosync import metrics
 from amosync.core.events import ParsedWebhook
 from amosync.core.webhook import WebhookParseError, parse_webhook
 from amosync.errors import StorageUnavailable, WebhookRejected
+from amosync.inbox.rows import WEBHOOK
 from amosync.inbox.writer import GroupCommitWriter
 from amosync.settings import Settings
 from amosync.webhook.guard import check_content_type, check_secret, read_body
@@ -79,7 +80,7 @@ class WebhookReceiver:
                 raise WebhookRejected(400, exc.reason) from None
             self._check_account(parsed)
             rows = inbox_rows(
-                parsed.items, now=datetime.now(UTC), source="webhook", request_id=request_id
+                parsed.items, now=datetime.now(UTC), source=WEBHOOK, request_id=request_id
             )
             await self._writer.write(rows)
             metrics.webhook_stored(parsed.items)
