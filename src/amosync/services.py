@@ -9,7 +9,6 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm import AmoClient
-from amosync.amocrm.oauth import token_provider
 from amosync.amocrm.shared_limit import MAX_BLOCK, ReleaseAndRecord, SharedWindowLimiter
 from amosync.catchup import CATCHUP, catchup_job
 from amosync.catchup.budget import VERIFY
@@ -20,11 +19,11 @@ from amosync.db.engine import create_service_engine
 from amosync.db.turns import turns_of
 from amosync.inbox import InboxStore
 from amosync.inbox.retention import retention_job
+from amosync.oauth_setup import token_keepalive_job, token_provider
 from amosync.settings import Settings
 from amosync.worker.jobs import PeriodicJob
 from amosync.worker.loop import Worker, WorkerConfig
 from amosync.worker.subscription import subscription_job
-from amosync.worker.token_keepalive import token_keepalive_job
 
 log = logging.getLogger(__name__)
 

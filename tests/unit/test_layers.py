@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,30 @@ def test_a_forbidden_import_breaks_its_contract(
     broken_lines = [row for row in result.stdout.splitlines() if " BROKEN" in row]
     assert any(broken in row for row in broken_lines), result.stdout
     assert f"amosync.{module.removesuffix('.py').replace('/', '.')} ->" in result.stdout
+
+
+def top_level_modules() -> set[str]:
+    package = Path(amosync.__file__).parent
+    names = {p.stem for p in package.glob("*.py")} | {
+        p.parent.name for p in package.glob("*/__init__.py")
+    }
+    return {f"amosync.{n}" for n in names - {"__init__", "__main__"}}
+
+
+@pytest.mark.parametrize(
+    ("contract", "listed", "left_out"),
+    [
+        ("core is pure", "forbidden_modules", {"amosync.core"}),
+        ("SQLAlchemy is used", "source_modules", {"amosync.db", "amosync.inbox", "amosync.upsert"}),
+        ("fake amoCRM", "source_modules", {"amosync.testing"}),
+        ("cli and web are the faces", "source_modules", {"amosync.cli", "amosync.web"}),
+    ],
+)
+def test_a_new_top_level_module_is_not_left_out_of_a_contract(
+    contract: str, listed: str, left_out: set[str]
+) -> None:
+    """The contracts list modules by name: a module added later must be added to them."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    [found] = [c for c in config["tool"]["importlinter"]["contracts"] if contract in c["name"]]
+    named = {m for m in found[listed] if m.startswith("amosync.")}
+    assert named | left_out == top_level_modules()
