@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def rentprog_field(settings: Settings) -> RentProgField:
-    return RentProgField(settings.rentprog_field_id, settings.rentprog_field_name)
+    return settings.rentprog_field
 
 
 def worker_config(settings: Settings) -> WorkerConfig:

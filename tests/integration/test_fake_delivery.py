@@ -152,7 +152,7 @@ def test_contact_actions_deliver_contacts_forms(
 def test_more_than_100_failures_disable_the_destination(
     fake: tuple[FakeAmoState, str], receiver: tuple[Receiver, str]
 ) -> None:
-    """Default rule (PROTOCOL §1.5): the 100th failure keeps it, the 101st disables it."""
+    """Default rule, as amoCRM documents it: the 100th failure keeps it, the 101st disables it."""
     state, base = fake
     rec, rurl = receiver
     rec.status = 500

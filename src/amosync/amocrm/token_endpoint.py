@@ -162,7 +162,7 @@ def _parse_grant(response: httpx.Response, requested: datetime) -> TokenGrant:
     return TokenGrant(access, refresh, expires_at)
 
 
-# What to do, by what amoCRM's answer says is wrong (PROTOCOL.md §6 lists the hints seen).
+# What to do, by what amoCRM's answer says is wrong (the `hint` texts amoCRM sends).
 # A fix that names the wrong thing wastes an operator's 20-minute code.
 FIX_CLIENT = (
     "check AMOSYNC_AMOCRM_CLIENT_ID and AMOSYNC_AMOCRM_CLIENT_SECRET: they must be the "

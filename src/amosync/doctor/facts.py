@@ -232,7 +232,7 @@ async def _remember(
     destination = our_destination(settings)
     if destination is None:
         return
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    secret = settings.webhook_secret_text
     # Only a cache for /health: doctor reports from what it just saw either way.
     with contextlib.suppress(SQLAlchemyError):
         await save_subscription_state(engine, assess(subscriptions, destination, secret, now))

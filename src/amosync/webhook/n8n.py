@@ -69,9 +69,7 @@ def rejection(exc: WebhookRejected) -> Response:
 class N8nReceiver:
     def __init__(self, settings: Settings, writer: GroupCommitWriter) -> None:
         self._writer = writer
-        self._secret = (
-            settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-        )
+        self._secret = settings.webhook_secret_text
         self._limit = settings.webhook_max_body_bytes
 
     async def handle(self, request: Request) -> Response:
