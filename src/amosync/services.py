@@ -60,7 +60,7 @@ def build_client(
         # With no account configured the client still exists; every call reports that the
         # configuration is missing (via ReauthRequired) and events wait, pending.
         settings.api_base_url or "https://amocrm.invalid",
-        # OAuth (refreshing, tokens in the database) or the long-lived token: see oauth.py.
+        # OAuth (refreshing, tokens in the database) or the long-lived token: oauth_setup.py.
         token_provider(settings, engine, transport=transport),
         limiter,
         timeout=settings.api_timeout,
