@@ -78,9 +78,9 @@ VERIFY_REPAIRED = Counter(
 )
 
 
-# The entity and action names amoCRM sends (PROTOCOL.md 1.2, entities as normalised by
-# core/webhook.py). Anything else is counted as `other`: names come from the request body,
-# and 2,000 invented kinds once grew /metrics to 8.6 MB and 80,000 series.
+# The entity and action names amoCRM sends (the webhook events amoCRM's docs list, entities
+# as normalised by core/webhook.py). Anything else is counted as `other`: names come from the
+# request body, and 2,000 invented kinds once grew /metrics to 8.6 MB and 80,000 series.
 KNOWN_ENTITIES = frozenset(
     {
         "leads",

@@ -9,7 +9,6 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm import AmoClient
-from amosync.amocrm.oauth import token_provider
 from amosync.amocrm.shared_limit import MAX_BLOCK, ReleaseAndRecord, SharedWindowLimiter
 from amosync.catchup import CATCHUP, catchup_job
 from amosync.catchup.budget import REFERENCE, VERIFY
@@ -20,18 +19,18 @@ from amosync.db.engine import create_service_engine
 from amosync.db.turns import turns_of
 from amosync.inbox import InboxStore
 from amosync.inbox.retention import retention_job
+from amosync.oauth_setup import token_keepalive_job, token_provider
 from amosync.reference.job import reference_job
 from amosync.settings import Settings
 from amosync.worker.jobs import PeriodicJob
 from amosync.worker.loop import Worker, WorkerConfig
 from amosync.worker.subscription import subscription_job
-from amosync.worker.token_keepalive import token_keepalive_job
 
 log = logging.getLogger(__name__)
 
 
 def rentprog_field(settings: Settings) -> RentProgField:
-    return RentProgField(settings.rentprog_field_id, settings.rentprog_field_name)
+    return settings.rentprog_field
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
@@ -62,7 +61,7 @@ def build_client(
         # With no account configured the client still exists; every call reports that the
         # configuration is missing (via ReauthRequired) and events wait, pending.
         settings.api_base_url or "https://amocrm.invalid",
-        # OAuth (refreshing, tokens in the database) or the long-lived token: see oauth.py.
+        # OAuth (refreshing, tokens in the database) or the long-lived token: oauth_setup.py.
         token_provider(settings, engine, transport=transport),
         limiter,
         timeout=settings.api_timeout,

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from amosync.core.backoff import MAX_ATTEMPTS, MAX_RETRY_AFTER
+from amosync.core.mapping import RentProgField
 
 # Seconds amoCRM's timestamps may run ahead of the database clock (`max_clock_skew`).
 DEFAULT_MAX_CLOCK_SKEW = 300.0
@@ -303,6 +304,16 @@ class Settings(BaseSettings):
         if self.amocrm_subdomain:
             return f"https://{self.amocrm_subdomain}.amocrm.ru"
         return None
+
+    @property
+    def webhook_secret_text(self) -> str | None:
+        """The webhook secret itself (None: not set); the field keeps it out of reprs."""
+        return self.webhook_secret.get_secret_value() if self.webhook_secret else None
+
+    @property
+    def rentprog_field(self) -> RentProgField:
+        """Where a deal's RentProg ID is read from (field id, else field name)."""
+        return RentProgField(self.rentprog_field_id, self.rentprog_field_name)
 
     @property
     def sqlite_path(self) -> Path | None:

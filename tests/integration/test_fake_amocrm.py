@@ -1,4 +1,4 @@
-"""The fake amoCRM answers like the real API v4 (shapes from tests/data, rules from PROTOCOL.md)."""
+"""The fake amoCRM answers like the real API v4 (shapes from tests/data, rules from its docs)."""
 
 # The project writes `assert expected == actual`, which SIM300 calls a Yoda condition.
 

@@ -170,7 +170,7 @@ def test_a_deal_is_created_with_its_main_contact(fake: tuple[FakeAmoState, str])
 def test_more_than_100_failures_disable_the_destination(
     fake: tuple[FakeAmoState, str], receiver: tuple[Receiver, str]
 ) -> None:
-    """Default rule (PROTOCOL §1.5): the 100th failure keeps it, the 101st disables it."""
+    """Default rule, as amoCRM documents it: the 100th failure keeps it, the 101st disables it."""
     state, base = fake
     rec, rurl = receiver
     rec.status = 500

@@ -1,4 +1,4 @@
-"""The fake token endpoint follows amoCRM's rules (PROTOCOL.md §6): OAuth tests rely on it."""
+"""The fake token endpoint follows amoCRM's rules: OAuth tests rely on it."""
 
 from __future__ import annotations
 

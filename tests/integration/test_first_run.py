@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.amocrm.oauth import TokenEndpoint
+from amosync.amocrm.token_endpoint import TokenEndpoint
 from amosync.db import migrate
 from amosync.db.copy import CopyRefused, copy_database
 from amosync.db.liveness import WEB_KEY_PREFIX

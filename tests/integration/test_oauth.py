@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm import AmoClient, SlidingWindowLimiter
-from amosync.amocrm.oauth import GrantRefused, OAuthTokens, oauth_tokens, token_endpoint
+from amosync.amocrm.oauth import OAuthTokens
+from amosync.amocrm.token_endpoint import GrantRefused
 from amosync.amocrm.token_store import StoredTokens, TokenGrant, TokenStore
 from amosync.core.mapping import RentProgField
 from amosync.db.engine import create_service_engine
@@ -25,6 +26,7 @@ from amosync.db.tables import api_requests
 from amosync.db.tables import webhook_events as ev
 from amosync.errors import IPBlocked, RetryLater
 from amosync.inbox import InboxStore
+from amosync.oauth_setup import oauth_tokens, token_endpoint, token_keepalive_job
 from amosync.services import build_client
 from amosync.settings import Settings
 from amosync.testing import RENTPROG_FIELD_ID, FakeAmoState, Fault, run_fake_in_thread
@@ -32,7 +34,6 @@ from amosync.testing.fake_oauth import FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_
 from amosync.web.health import run_checks
 from amosync.worker.heartbeat import REAUTH_REQUIRED
 from amosync.worker.loop import Worker, WorkerConfig
-from amosync.worker.token_keepalive import token_keepalive_job
 
 MakeSettings = Callable[..., Settings]
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from amosync.amocrm.oauth import token_endpoint
 from amosync.amocrm.token_store import TokenGrant, TokenStore
 from amosync.db.engine import create_service_engine
+from amosync.oauth_setup import token_endpoint
 from amosync.settings import Settings
 from amosync.testing import FakeAmoState
 from amosync.testing.fake_oauth import FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_REDIRECT_URI

@@ -393,7 +393,7 @@ def test_rentprog_field_without_values_key_gives_none() -> None:
 
 
 def test_rentprog_webhook_value_shapes_are_accepted() -> None:
-    """Bare scalars in the list and a single value object (PROTOCOL §1.4) are understood."""
+    """Bare scalars in the list and a single value object (webhook format) are understood."""
     expected = "42"
     actual = extract_rentprog_id([cf([42])], NO_FIELD)
     assert expected == actual

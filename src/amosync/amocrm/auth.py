@@ -1,4 +1,4 @@
-"""Where the bearer token comes from. OAuth with refresh plugs in here later.
+"""Where the bearer token comes from: a long-lived token here, OAuth tokens in oauth.py.
 
 The client asks `token()` before each request and calls `token_rejected()` once after a 401:
 a provider that can refresh returns a new token (the client retries once), a provider that

@@ -18,9 +18,8 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
@@ -28,7 +27,8 @@ import orjson
 
 from amosync import __version__, metrics
 from amosync.amocrm.auth import TokenProvider
-from amosync.amocrm.ratelimit import RateLimiter, Slot
+from amosync.amocrm.calls import AfterAnswer, Call, CallRecorder, ReleaseThenRecord
+from amosync.amocrm.ratelimit import RateLimiter
 from amosync.core.answer_json import loads_answer
 from amosync.core.backoff import MAX_RETRY_AFTER, parse_retry_after, retry_delay
 from amosync.core.mapping import int_id
@@ -48,46 +48,6 @@ TRANSIENT_TRIES = 3  # 5xx and network errors, per call
 RATE_LIMITED_TRIES = 5  # 429s, per call
 MAX_ANSWER_BYTES = 32 * 1024 * 1024  # AMOSYNC_API_MAX_ANSWER_BYTES' default
 Params = list[tuple[str, str | int | float | bool | None]]
-
-
-class CallRecorder(Protocol):
-    """Remembers each call (for `status` and the hourly budget); must never raise."""
-
-    async def record(self, method: str, path: str, status: int, duration_ms: int) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One HTTP exchange with amoCRM, as the call log keeps it (`status` 0: no response)."""
-
-    method: str
-    path: str
-    status: int
-    duration_ms: int
-
-
-class AfterAnswer(Protocol):
-    """Runs once per request when its answer (or failure) is in: frees the request's rate-limit
-    slot and logs the call (`call` is None when no request was sent, e.g. no token).
-
-    One seam for both, so a database-backed limiter and call log can share one transaction
-    (see `shared_limit.ReleaseAndRecord`).
-    """
-
-    async def __call__(self, slot: Slot, call: Call | None) -> None: ...
-
-
-class ReleaseThenRecord:
-    """The plain `AfterAnswer`: `limiter.done(slot)`, then `recorder.record(…)`."""
-
-    def __init__(self, limiter: RateLimiter, recorder: CallRecorder | None) -> None:
-        self._limiter = limiter
-        self._recorder = recorder
-
-    async def __call__(self, slot: Slot, call: Call | None) -> None:
-        await self._limiter.done(slot)
-        if call is not None and self._recorder is not None:
-            await self._recorder.record(call.method, call.path, call.status, call.duration_ms)
 
 
 class AmoClient:

@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync import metrics
-from amosync.amocrm.client import Call
+from amosync.amocrm.calls import Call
 from amosync.amocrm.ratelimit import Slot, effective_time, wait_for_slot
 from amosync.core.backoff import MAX_RETRY_AFTER, clamp_pause
 from amosync.db.api_log import DbCallRecorder

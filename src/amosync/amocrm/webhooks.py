@@ -1,4 +1,4 @@
-"""amoCRM's account webhook subscriptions (`/api/v4/webhooks`, PROTOCOL §4).
+"""amoCRM's account webhook subscriptions (`/api/v4/webhooks`, at most 100).
 
 A subscription is a destination URL plus the list of events ("settings") amoCRM posts to
 it. Subscribing the same destination again updates its settings and re-enables it when
@@ -22,7 +22,7 @@ from amosync.errors import RequestRejected
 from amosync.settings import Settings
 
 WEBHOOKS_PATH = "/api/v4/webhooks"
-MAX_SUBSCRIPTIONS = 100  # per account (PROTOCOL §4)
+MAX_SUBSCRIPTIONS = 100  # per account, amoCRM's documented limit
 
 # What amosync syncs: deals, contacts and companies. Companies arrive under the `contacts`
 # key of the body, but amoCRM subscribes them by their own names.
@@ -65,9 +65,10 @@ class Subscription:
 
 def our_destination(settings: Settings) -> str | None:
     """`{public_url}/amocrm/{secret}`, or None until both settings are there."""
-    if settings.public_url is None or settings.webhook_secret is None:
+    secret = settings.webhook_secret_text
+    if settings.public_url is None or secret is None:
         return None
-    return f"{settings.public_url}{WEBHOOK_PATH_PREFIX}{settings.webhook_secret.get_secret_value()}"
+    return f"{settings.public_url}{WEBHOOK_PATH_PREFIX}{secret}"
 
 
 def parse_subscription(item: dict[str, Any]) -> Subscription:

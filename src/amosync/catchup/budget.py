@@ -12,15 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from amosync.db.api_log import count_calls, nth_call_at
+from amosync.inbox.counts import due_count
 
-from amosync.db.api_log import count_calls
-from amosync.db.reads import read_connection
-from amosync.db.tables import api_requests
-from amosync.db.tables import webhook_events as ev
-from amosync.inbox.store import PENDING
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 CATCHUP, BACKFILL = "catchup", "backfill"
 # The worker's background verification (catchup/verify_job.py): inside this budget, and
@@ -44,13 +42,7 @@ async def spent_last_hour(engine: AsyncEngine, now: datetime | None = None) -> i
 
 async def due_backlog(engine: AsyncEngine) -> int:
     """Webhook events waiting for the worker right now."""
-    async with read_connection(engine) as conn:
-        n = await conn.scalar(
-            select(func.count())
-            .select_from(ev)
-            .where(ev.c.status == PENDING, ev.c.available_at <= datetime.now(UTC))
-        )
-    return int(n or 0)
+    return await due_count(engine)
 
 
 @dataclass(frozen=True)
@@ -71,18 +63,10 @@ class ApiBudget:
             return 0.0
         if self.per_hour == 0:
             return WINDOW.total_seconds()
-        async with read_connection(self.engine) as conn:
-            # The call whose expiry brings the spend below the cap.
-            freeing: datetime | None = await conn.scalar(
-                select(api_requests.c.at)
-                .where(
-                    api_requests.c.at >= now - WINDOW,
-                    api_requests.c.purpose.in_(BUDGETED_PURPOSES),
-                )
-                .order_by(api_requests.c.at)
-                .offset(spent - self.per_hour)
-                .limit(1)
-            )
+        # The call whose expiry brings the spend below the cap.
+        freeing = await nth_call_at(
+            self.engine, now - WINDOW, BUDGETED_PURPOSES, spent - self.per_hour
+        )
         if freeing is None:
             return 1.0
         return max(1.0, (freeing + WINDOW - now).total_seconds())

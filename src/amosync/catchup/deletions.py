@@ -62,7 +62,7 @@ async def fetch_events(
     """One page of deletion/restore events in the window.
 
     The docs show the range as `filter[created_at][from]`/`[to]`; older docs as
-    `filter[created_at]=from,to` (PROTOCOL §3 cannot say which the API takes today), so a
+    `filter[created_at]=from,to` (which one the API takes today is not documented), so a
     caller whose bracket form is refused with 400 asks again with `comma_range`.
     """
     params: Params = [("filter[type][]", t) for t in (*DELETED_TYPES, *RESTORED_TYPES)]

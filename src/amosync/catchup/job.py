@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from amosync.amocrm.client import AmoClient
 from amosync.catchup.budget import ApiBudget
 from amosync.catchup.reconcile import CatchupBusy, Reconciler
-from amosync.core.mapping import RentProgField
 from amosync.errors import AmoCRMError
 from amosync.settings import Settings
 from amosync.worker.jobs import PeriodicJob
@@ -31,7 +30,7 @@ def reconciler_for(settings: Settings, engine: AsyncEngine, client: AmoClient) -
         engine,
         client,
         budget_for(settings, engine),
-        RentProgField(settings.rentprog_field_id, settings.rentprog_field_name),
+        settings.rentprog_field,
         overlap=settings.reconcile_overlap,
         max_clock_skew=settings.max_clock_skew,
     )

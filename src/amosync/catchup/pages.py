@@ -22,7 +22,8 @@ from amosync.core.answer import MappedAnswer, map_answer
 from amosync.core.mapping import RentProgField, int_id
 from amosync.core.plan import MAX_IDS_PER_CALL
 from amosync.errors import RequestRejected
-from amosync.inbox.store import PENDING, append_rows
+from amosync.inbox.rows import WORKER, event_row
+from amosync.inbox.store import append_rows
 from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 from amosync.worker.apply import Applied
 from amosync.worker.isolate import store_page_apart
@@ -125,20 +126,14 @@ async def store_page(
 
 def _queued(entity: str, entity_id: int, reason: str) -> dict[str, Any]:
     now = datetime.now(UTC)
-    return {
-        "received_at": now,
-        "source": "worker",
-        "request_id": None,
-        "entity": entity,
-        "action": "catchup",
-        "entity_id": entity_id,
-        "account_id": None,
-        "entity_updated_at": None,
-        "payload": {"reason": reason},
-        "status": PENDING,
-        "attempts": 0,
-        "available_at": now,
-    }
+    return event_row(
+        now=now,
+        source=WORKER,
+        entity=entity,
+        action="catchup",
+        entity_id=entity_id,
+        payload={"reason": reason},
+    )
 
 
 def _int(value: Any) -> int:

@@ -34,7 +34,7 @@ from amosync.db.turns import write_transaction
 from amosync.upsert import replace_deal_links
 from amosync.upsert.overwrite import flag_deleted, overwrite_row
 from amosync.upsert.rows import record_rows
-from amosync.worker.apply import _queue_unknown_contacts as queue_unknown_contacts
+from amosync.worker.apply import queue_unknown_contacts
 
 MAX_EXAMPLES = 10
 # Compared besides the record's columns: a deal's links to its contacts.

@@ -118,7 +118,7 @@ def background_verifier(
         engine,
         client,
         ApiBudget(engine, settings.api_budget_per_hour, settings.worker_batch_size),
-        RentProgField(settings.rentprog_field_id, settings.rentprog_field_name),
+        settings.rentprog_field,
         calls_per_hour=settings.verify_calls_per_hour,
     )
 

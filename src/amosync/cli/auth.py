@@ -21,7 +21,7 @@ import orjson
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from amosync.amocrm.oauth import GrantRefused, missing_oauth_settings, token_endpoint
+from amosync.amocrm.token_endpoint import GrantRefused
 from amosync.amocrm.token_info import (
     TokenExpiry,
     configured_kind,
@@ -43,6 +43,7 @@ from amosync.cli.ports import bind_or_exit
 from amosync.db.engine import create_service_engine
 from amosync.db.urls import redacted
 from amosync.errors import RetryLater
+from amosync.oauth_setup import missing_oauth_settings, token_endpoint
 from amosync.settings import Settings
 
 auth_app = typer.Typer(

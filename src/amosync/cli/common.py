@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 the command ran and found a problem, 2 bad usage or con
 
 from __future__ import annotations
 
-import sys
 from typing import NoReturn
 
 import typer
@@ -41,7 +40,3 @@ def load_settings(**overrides: object) -> Settings:
 
 def setup_logging(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format)
-
-
-def is_tty() -> bool:
-    return sys.stdout.isatty()

@@ -1,4 +1,4 @@
-"""`amosync status`: what the seed's progress script printed, and more."""
+"""`amosync status`: deals stored, events by status, backlog, API spend, token, verification."""
 
 from __future__ import annotations
 

@@ -26,7 +26,6 @@ from amosync.catchup.job import budget_for, reconciler_for
 from amosync.catchup.pages import ENTITIES
 from amosync.catchup.reconcile import CatchupBusy, ReconcileReport
 from amosync.cli.common import fail, load_settings
-from amosync.core.mapping import RentProgField
 from amosync.db.engine import create_service_engine
 from amosync.db.urls import redacted
 from amosync.errors import AmoCRMError
@@ -115,7 +114,7 @@ def backfill(
             engine,
             client,
             budget_for(settings, engine),
-            RentProgField(settings.rentprog_field_id, settings.rentprog_field_name),
+            settings.rentprog_field,
             wait=wait,
             on_progress=progress.update,
             on_wait=progress.waiting,

@@ -111,7 +111,7 @@ def _run(settings: Settings, kinds: tuple[str, ...], sample: int | None) -> Veri
     async def main() -> VerifyReport:
         engine = create_service_engine(settings.database_url)
         client = build_client(settings, engine, purpose=CLI_PURPOSE)
-        rentprog = RentProgField(settings.rentprog_field_id, settings.rentprog_field_name)
+        rentprog = settings.rentprog_field
         try:
             return await verify_rows(engine, client, rentprog, kinds, sample)
         finally:

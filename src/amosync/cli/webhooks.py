@@ -65,12 +65,12 @@ def register(
 ) -> None:
     """Subscribe the URL to deal, contact and company events (re-enables a disabled one)."""
     settings = load_settings()
-    if settings.webhook_secret is None:
+    secret = settings.webhook_secret_text
+    if secret is None:
         fail(
             "set AMOSYNC_WEBHOOK_SECRET first (for example `openssl rand -hex 16`) and restart "
             "amosync, so the webhook URL cannot be guessed"
         )
-    secret = settings.webhook_secret.get_secret_value()
     target = url.strip() if url else our_destination(settings)
     if target is None:
         fail("set AMOSYNC_PUBLIC_URL (the public HTTPS address of amosync) or pass --url")
@@ -117,7 +117,7 @@ def list_(
     settings = load_settings()
     subscriptions = _run(settings, lambda c, e: _list(settings, c, e))
     ours = our_destination(settings)
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    secret = settings.webhook_secret_text
     rows = [_row(s, ours, secret) for s in subscriptions]
     if as_json:
         typer.echo(orjson.dumps({"webhooks": rows}, option=orjson.OPT_INDENT_2).decode())
@@ -170,7 +170,7 @@ def remove(
         if target is None:
             fail("set AMOSYNC_PUBLIC_URL and AMOSYNC_WEBHOOK_SECRET, or pass --url or --id")
     removed, destination = _run(settings, lambda c, e: _remove(settings, c, e, target, webhook_id))
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    secret = settings.webhook_secret_text
     if destination is None:
         fail(f"no subscription with id {webhook_id}", 1)
     shown = mask_url(destination, secret)
@@ -203,7 +203,7 @@ async def _remember(
     """Store what we just learned about our subscription, so /health is right at once."""
     if destination != our_destination(settings):
         return
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    secret = settings.webhook_secret_text
     state = assess(subscriptions, destination, secret, datetime.now(UTC))
     await save_subscription_state(engine, state)
 

@@ -28,7 +28,7 @@ class MappedAnswer:
     links: Mapping[int, Sequence[DealContactLink]]  # each returned deal's contacts, by deal id
     people: Sequence[ContactRecord]  # for "contacts" and "companies"
     # When the request was sent: a copy fetched before a deletion flag was set cannot
-    # clear it (upsert/dialect.py).
+    # clear it (upsert/newer_wins.py).
     fetched_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     # Ids proven deleted (a single-id fetch answered 204/404): the only ones flagged.
     deleted: frozenset[int] = frozenset()

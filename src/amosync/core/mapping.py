@@ -91,8 +91,8 @@ def _scalar_to_text(value: object) -> str | None:
 def _value_items(values: object) -> list[object]:
     """The raw values of one custom field, whatever shape `values` has.
 
-    API v4 sends a list of `{value, enum_id?, enum_code?}` objects; the webhook format (PROTOCOL
-    §1.4) also uses bare scalars in the list or a single object, so those are accepted too.
+    API v4 sends a list of `{value, enum_id?, enum_code?}` objects; the webhook format
+    also uses bare scalars in the list or a single object, so those are accepted too.
     """
     if isinstance(values, dict):
         return [values.get("value")]

@@ -1,4 +1,4 @@
-"""Turn a raw amoCRM webhook body into a ParsedWebhook (PROTOCOL.md 1.2-1.6).
+"""Turn a raw amoCRM webhook body into a ParsedWebhook.
 
 The body decodes to `{entity: {action: [item, ...]}, account: {...}}`. Every item becomes one
 WebhookItem in body order. Entity names are normalised (companies arrive under `contacts` with

@@ -124,3 +124,18 @@ async def count_calls(engine: AsyncEngine, since: datetime, purposes: Collection
             .where(api_requests.c.at >= since, api_requests.c.purpose.in_(list(purposes)))
         )
     return int(n or 0)
+
+
+async def nth_call_at(
+    engine: AsyncEngine, since: datetime, purposes: Collection[str], n: int
+) -> datetime | None:
+    """When the `n`-th (from 0, oldest first) call of these purposes since `since` was made."""
+    async with read_connection(engine) as conn:
+        at: datetime | None = await conn.scalar(
+            select(api_requests.c.at)
+            .where(api_requests.c.at >= since, api_requests.c.purpose.in_(list(purposes)))
+            .order_by(api_requests.c.at)
+            .offset(n)
+            .limit(1)
+        )
+    return at

@@ -62,7 +62,3 @@ def database_revision(url: str) -> str | None:
 def current_revision(conn: Connection) -> str | None:
     """The revision the database is at (None: never migrated)."""
     return MigrationContext.configure(conn).get_current_revision()
-
-
-def schema_is_current_sync(conn: Connection) -> bool:
-    return current_revision(conn) == head_revision()

@@ -1,6 +1,6 @@
 """`amosync doctor`'s checks: pure functions from gathered facts to ✓/!/✗ with a one-line fix.
 
-The seed's manual checklist, as code: settings complete, database reachable and migrated,
+The operator's manual checklist, as code: settings complete, database reachable and migrated,
 token accepted by amoCRM and not about to expire, our webhook subscribed and enabled, the
 service answering `/health`, webhooks arriving, the RentProg ID field present. Gathering
 the facts (database, API, HTTP) lives in `facts.py`, so every verdict here is unit-tested
@@ -245,7 +245,7 @@ def check_webhook(settings: Settings, facts: Facts) -> CheckResult:
     destination = our_destination(settings)
     if destination is None:
         return CheckResult("webhook", "skip", "needs AMOSYNC_PUBLIC_URL and AMOSYNC_WEBHOOK_SECRET")
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    secret = settings.webhook_secret_text
     shown = mask_url(destination, secret)
     outcome = facts.subscriptions
     if outcome.kind == "skipped":

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,10 +28,10 @@ from amosync.amocrm.webhooks import Subscription, list_subscriptions, our_destin
 from amosync.db.engine import create_service_engine
 from amosync.db.migrate import current_revision, head_revision
 from amosync.db.reads import read_connection
-from amosync.db.tables import webhook_events
 from amosync.doctor.checks import ErrorKind, EventFacts, Facts, Outcome, ServiceAnswer
 from amosync.errors import AmoCRMError, IPBlocked, RateLimited, ReauthRequired, RetryLater
-from amosync.inbox.store import FAILED, last_webhook_at
+from amosync.inbox.counts import failed_count
+from amosync.inbox.store import last_webhook_at
 from amosync.services import build_client
 from amosync.settings import Settings
 from amosync.settings_audit import unknown_variables
@@ -117,14 +117,10 @@ async def _events(engine: AsyncEngine) -> Outcome[EventFacts]:
     try:
         async with read_connection(engine) as conn:
             last = await last_webhook_at(conn)  # from amoCRM: not rows amosync queued
-            failed = await conn.scalar(
-                select(func.count())
-                .select_from(webhook_events)
-                .where(webhook_events.c.status == FAILED)
-            )
+            failed = await failed_count(conn)
     except SQLAlchemyError as exc:
         return Outcome(error=_first_line(exc), kind="database")
-    return Outcome(EventFacts(last, int(failed or 0)))
+    return Outcome(EventFacts(last, failed))
 
 
 async def _token(settings: Settings, engine: AsyncEngine, db_ready: bool) -> Outcome[Any]:
@@ -262,7 +258,7 @@ async def _remember(
     destination = our_destination(settings)
     if destination is None:
         return
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    secret = settings.webhook_secret_text
     # Only a cache for /health: doctor reports from what it just saw either way.
     with contextlib.suppress(SQLAlchemyError):
         await save_subscription_state(engine, assess(subscriptions, destination, secret, now))

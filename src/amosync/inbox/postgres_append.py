@@ -3,7 +3,7 @@
 Through SQLAlchemy's pool a one-row commit cost about 2.8 ms of CPU per webhook at one
 connection (pool checkout and its pre-ping round trip, statement compilation, parameter
 handling, the transaction's events). Here one connection of our own runs a server-side
-prepared INSERT (psycopg `prepare=True`) with values converted once by `InboxInsert`, so
+prepared INSERT (psycopg `prepare=True`) with values converted once by `DirectInsert`, so
 rows are stored exactly as `InboxStore.append` stores them; the connection is opened with
 the engine's own connect arguments (same JSON serializer, same settings).
 
@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.inbox.insert_values import InboxInsert
+from amosync.inbox.direct_insert import DirectInsert
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class PostgresAppender:
         if engine.dialect.name != "postgresql":
             raise ValueError("PostgresAppender needs a PostgreSQL engine")
         dialect = engine.dialect
-        self._insert = InboxInsert(dialect, "%s")
+        self._insert = DirectInsert(dialect, "%s")
         args, kwargs = dialect.create_connect_args(engine.url)
         self._connect_args = (list(args), {"connect_timeout": CONNECT_TIMEOUT, **kwargs})
         self._conn: psycopg.AsyncConnection[Any] | None = None

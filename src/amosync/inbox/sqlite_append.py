@@ -2,7 +2,7 @@
 
 Through SQLAlchemy and aiosqlite a one-row commit costs about 1.2 ms of CPU (statement
 compilation and parameter handling, plus several thread hand-offs for BEGIN, INSERT and
-COMMIT). Here the statement and the value conversions are prepared once (`InboxInsert`), so
+COMMIT). Here the statement and the value conversions are prepared once (`DirectInsert`), so
 rows are stored exactly as `InboxStore.append` stores them (PRAGMAs included), and a commit
 of up to `ROWS_PER_STATEMENT` rows is a single multi-row INSERT in autocommit mode.
 
@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 # The service engine's PRAGMAs (WAL, synchronous=FULL, busy_timeout), so durability is the same.
 from amosync.db.engine import SQLITE_BUSY_TIMEOUT_MS, connect_sqlite, wal_checkpointer
 from amosync.db.turns import WriteTurns
-from amosync.inbox.insert_values import InboxInsert
+from amosync.inbox.direct_insert import DirectInsert
 
 # Commits of at most this many rows run on the loop's thread if they can (see the module doc).
 INLINE_MAX_ROWS = 2
@@ -67,7 +67,7 @@ class SqliteAppender:
         self._turns = turns or WriteTurns(enabled=False)
         # None for an engine not made by create_service_engine: SQLite checkpoints then.
         self._checkpointer = wal_checkpointer(engine)
-        self._insert = InboxInsert(engine.dialect, "?")
+        self._insert = DirectInsert(engine.dialect, "?")
         # The connection is used by one commit at a time (the group-commit writer runs one
         # commit after another), on the loop's thread or on the writer thread.
         self._conn: sqlite3.Connection | None = None

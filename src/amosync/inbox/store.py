@@ -1,4 +1,4 @@
-"""Every statement on `amocrm_webhook_events` lives here: append, claim, settle, count."""
+"""The inbox queue on `amocrm_webhook_events`: append, claim, settle, retry, release, count."""
 
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ from amosync.amocrm.client import AmoClient
 from amosync.catchup.budget import ApiBudget
 from amosync.catchup.state import load, write_state
 from amosync.db.lease import Lease
+from amosync.db.reads import read_connection
 from amosync.db.turns import write_transaction
 from amosync.errors import AmoCRMError
 from amosync.reference.fetch import fetch_reference
@@ -92,7 +93,7 @@ class ReferenceRefresher:
             return "stale"
         if now - at < timedelta(seconds=TICK):
             return None
-        async with self._engine.connect() as conn:
+        async with read_connection(self._engine) as conn:
             unknown = await unknown_reference(
                 conn, at, check_users=last.get("users") != "forbidden"
             )

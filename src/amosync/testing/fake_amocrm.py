@@ -196,7 +196,7 @@ def _single(state: FakeAmoState, kind: Kind) -> Endpoint:
         entity = state.table(kind).get(entity_id)
         wants_trash = "only_deleted" in with_
         if entity is None or entity.is_deleted != wants_trash:
-            # A missing or trashed entity is "no content", not 404 (PROTOCOL 2.2).
+            # A missing or trashed entity is "no content", not 404 (as amoCRM answers it).
             return Response(status_code=204)
         ctx = state.render_context(_origin(request), raw, with_)
         with state.lock:

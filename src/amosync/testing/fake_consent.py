@@ -1,4 +1,4 @@
-"""The fake's OAuth consent page, `/oauth` (PROTOCOL §6): where `amosync auth url` points when
+"""The fake's OAuth consent page, `/oauth`: where `amosync auth url` points when
 amoCRM is the local fake.
 
 `GET /oauth?client_id=…&state=…` shows "Allow" / "Deny" for the integration. Allowing

@@ -1,4 +1,4 @@
-"""The fake amoCRM delivering webhooks to its subscriptions, as amoCRM does (PROTOCOL §1.1, §1.5).
+"""The fake amoCRM delivering webhooks to its subscriptions, as amoCRM does.
 
 `publish(event, body)` finds every enabled subscription whose `settings` include `event`
 (`add_lead`, `status_lead`, …) and queues one POST per destination. A background task on the

@@ -1,4 +1,4 @@
-"""`GET /api/v4/events` of the fake: what happened to entities, newest first (PROTOCOL §3).
+"""`GET /api/v4/events` of the fake: what happened to entities, newest first.
 
 The fake records an event whenever a test deletes or restores an entity
 (`lead_deleted`, `contact_restored`, …); `record()` adds any other event by hand. Query
@@ -45,8 +45,9 @@ class FakeEventLog:
     """Events of the fake account, oldest first. Thread-safe."""
 
     items: list[dict[str, Any]] = field(default_factory=list)
-    # Which `filter[created_at]` forms the account accepts (PROTOCOL §3 is unsure which the
-    # real API takes): "brackets" ([from]/[to]), "comma" (from,to), "single" (one timestamp).
+    # Which `filter[created_at]` forms the account accepts (amoCRM's docs show two and do
+    # not say which the real API takes): "brackets" ([from]/[to]), "comma" (from,to),
+    # "single" (one timestamp).
     # A form left out is refused with 400, to test a client's fallback.
     created_at_forms: frozenset[str] = frozenset({"brackets", "comma", "single"})
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)

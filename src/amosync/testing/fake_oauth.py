@@ -6,7 +6,7 @@
   in `FakeAmoState.tokens` and not expired;
 - refresh tokens rotate on every refresh, and the old refresh token keeps working until the
   new access or refresh token is first used, then dies ("Invalid refresh token");
-- errors are problem+json with a `hint`, as in PROTOCOL.md §6.
+- errors are problem+json with a `hint`, as amoCRM's token endpoint answers.
 
 `refreshes` counts successful refresh grants, so tests can assert "exactly one".
 """
@@ -61,7 +61,7 @@ class FakeOAuth:
     redirect_uri: str = FAKE_REDIRECT_URI
     access_lifetime: int = 86400
     code_lifetime: float = 1200.0
-    # amoCRM answers a dead refresh token with 400, sometimes 401 (PROTOCOL §6).
+    # amoCRM answers a dead refresh token with 400, sometimes 401.
     refused_status: int = 400
     # The next `lose_answers` grants are made, then answered only after `lose_seconds`:
     # a client with a shorter timeout never sees the new pair (a lost response).

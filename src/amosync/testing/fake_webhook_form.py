@@ -1,4 +1,4 @@
-"""Webhook bodies as amoCRM sends them: API v2 field names, PHP form encoding (PROTOCOL §1.2-1.4).
+"""Webhook bodies as amoCRM sends them: API v2 field names, PHP form encoding.
 
 `lead_body("add", lead, …)` turns a lead as the fake's API renders it (v4 shape) into the
 `leads[add][0][id]=…&account[subdomain]=…` body amoCRM would post. Every value is a string,
@@ -97,7 +97,7 @@ def contact_body(action: ContactAction, contact: dict[str, Any], account: Pairs)
 
 
 def _legacy_stamps(prefix: str, entity: dict[str, Any]) -> Pairs:
-    # API v2 names that webhooks still carry (PROTOCOL §1.3).
+    # API v2 names that webhooks still carry.
     return [
         (f"{prefix}[date_create]", _text(entity.get("created_at"))),
         (f"{prefix}[last_modified]", _text(entity.get("updated_at"))),

@@ -1,4 +1,4 @@
-"""`/api/v4/webhooks` of the fake: the account's webhook subscriptions (PROTOCOL §4).
+"""`/api/v4/webhooks` of the fake: the account's webhook subscriptions.
 
 - `GET` lists them (`filter[destination]=<exact URL>` narrows to one); none → 204.
 - `POST {"destination", "settings", "sort"}` creates or updates by destination and, like
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 MAX_WEBHOOKS = 100
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-# Every event name the API accepts in `settings` (PROTOCOL §1.2, the confirmed ones).
+# Every event name the API accepts in `settings` (the ones amoCRM's docs list).
 KNOWN_SETTINGS = frozenset(
     f"{action}_{entity}"
     for entity in ("lead", "contact", "company", "customer", "task", "talk", "unsorted")

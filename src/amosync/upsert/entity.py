@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.db.dialect import dialect_insert
 from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
-from amosync.upsert.dialect import FETCHED_AT, FUTURE_LIMIT, newer_wins
+from amosync.upsert.newer_wins import FETCHED_AT, FUTURE_LIMIT, newer_wins
 
 MAX_CHUNK = 128
 
@@ -42,7 +42,7 @@ async def upsert_newer(
     """Insert or update rows by `id`; returns the ids written (not refused as older or
     unchanged). `fetched_at`: when the copies were requested (default: now); `future_limit`:
     the database clock plus the allowed skew (default: this host's clock plus the default
-    skew). upsert/dialect.py says what both decide.
+    skew). upsert/newer_wins.py says what both decide.
 
     Every row must have the same keys (all of the table's columns). The caller checked that
     no row is from beyond `future_limit` (worker/apply.py).

@@ -24,6 +24,7 @@ from amosync import metrics
 from amosync.core.events import ParsedWebhook
 from amosync.core.webhook import WebhookParseError, parse_webhook
 from amosync.errors import StorageUnavailable, WebhookRejected
+from amosync.inbox.rows import WEBHOOK
 from amosync.inbox.writer import GroupCommitWriter
 from amosync.settings import Settings
 from amosync.webhook.guard import check_content_type, check_secret, read_body
@@ -48,25 +49,26 @@ class WebhookReceiver:
 
     def __init__(self, settings: Settings, writer: GroupCommitWriter) -> None:
         self._writer = writer
-        self._secret = (
-            settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-        )
+        self._secret = settings.webhook_secret_text
         self._subdomain = settings.amocrm_subdomain
         self._account_id = settings.amocrm_account_id
         self._limit = settings.webhook_max_body_bytes
 
-    def handles(self, scope: Scope) -> bool:
-        """Whether the request's path is ours: the paths the Starlette routes in web/app.py
-        match for this receiver (`{secret}` is one non-empty path segment)."""
-        path = _route_path(scope)
+    def handles(self, path: str) -> bool:
+        """Whether `path` (see `route_path`) is ours: the paths the Starlette routes in
+        web/app.py match for this receiver (`{secret}` is one non-empty path segment)."""
         if path.startswith(_PREFIX):
             segment = path[len(_PREFIX) :]
             return bool(segment) and "/" not in segment and path != _LEGACY_N8N_PATH
         return path == PATH and self._secret is None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """As a Starlette route; the fast path (fast_path.py) calls `receive_at` directly."""
+        await self.receive_at(route_path(scope), scope, receive, send)
+
+    async def receive_at(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle the request, whose `route_path` the caller has already worked out."""
         started = time.perf_counter()
-        path = _route_path(scope)
         given = path[len(_PREFIX) :] if path.startswith(_PREFIX) else None
         content_type, length, request_id = _headers(scope)
         try:
@@ -79,7 +81,7 @@ class WebhookReceiver:
                 raise WebhookRejected(400, exc.reason) from None
             self._check_account(parsed)
             rows = inbox_rows(
-                parsed.items, now=datetime.now(UTC), source="webhook", request_id=request_id
+                parsed.items, now=datetime.now(UTC), source=WEBHOOK, request_id=request_id
             )
             await self._writer.write(rows)
             metrics.webhook_stored(parsed.items)
@@ -130,7 +132,7 @@ class WebhookReceiver:
             )
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
     """The path without the ASGI `root_path` prefix, as Starlette's router sees it."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from amosync.webhook.endpoint import WebhookReceiver
+from amosync.webhook.endpoint import WebhookReceiver, route_path
 
 
 class WebhookFastPath:
@@ -19,7 +19,9 @@ class WebhookFastPath:
         self._receiver = receiver
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and self._receiver.handles(scope):
-            await self._receiver(scope, receive, send)
-            return
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = route_path(scope)  # once per request: the receiver is handed it
+            if self._receiver.handles(path):
+                await self._receiver.receive_at(path, scope, receive, send)
+                return
         await self._app(scope, receive, send)

@@ -27,7 +27,7 @@ from amosync.core.mapping import int_id
 from amosync.core.nul import JSON_ESCAPED_NUL, without_nul
 from amosync.core.webhook import WebhookParseError, items_from_decoded
 from amosync.errors import StorageUnavailable, WebhookRejected
-from amosync.inbox.store import PENDING
+from amosync.inbox.rows import N8N, event_row
 from amosync.inbox.writer import GroupCommitWriter
 from amosync.settings import Settings
 from amosync.webhook.guard import check_content_type, check_secret, read_body
@@ -69,9 +69,7 @@ def rejection(exc: WebhookRejected) -> Response:
 class N8nReceiver:
     def __init__(self, settings: Settings, writer: GroupCommitWriter) -> None:
         self._writer = writer
-        self._secret = (
-            settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-        )
+        self._secret = settings.webhook_secret_text
         self._limit = settings.webhook_max_body_bytes
 
     async def handle(self, request: Request) -> Response:
@@ -99,7 +97,7 @@ class N8nReceiver:
                 parsed = items_from_decoded(body)
             except WebhookParseError as exc:
                 raise WebhookRejected(400, exc.reason) from None
-            rows = inbox_rows(parsed.items, now=datetime.now(UTC), source="n8n", request_id=None)
+            rows = inbox_rows(parsed.items, now=datetime.now(UTC), source=N8N, request_id=None)
             await self._writer.write(rows)
             return JSONResponse({"ok": True, "stored": len(rows), "mode": "queued"})
         except WebhookRejected as exc:
@@ -123,23 +121,16 @@ class N8nReceiver:
             if lead_id is None:
                 raise WebhookRejected(400, f"lead id is not an integer: {obj.get('id')!r:.40}")
             rows.append(
-                {
-                    "received_at": now,
-                    "source": "n8n",
-                    "request_id": None,
-                    "entity": "leads",
-                    "action": "push",
-                    "entity_id": lead_id,
-                    "account_id": int_id(obj.get("account_id")),
-                    "entity_updated_at": int_id(obj.get("updated_at")),
-                    "payload": obj,
-                    "status": PENDING,
-                    "attempts": 0,
-                    "last_error": None,
-                    "processed_at": None,
-                    "available_at": now,
-                    "locked_by": None,
-                }
+                event_row(
+                    now=now,
+                    source=N8N,
+                    entity="leads",
+                    action="push",
+                    entity_id=lead_id,
+                    account_id=int_id(obj.get("account_id")),
+                    entity_updated_at=int_id(obj.get("updated_at")),
+                    payload=obj,
+                )
             )
         await self._writer.write(rows)
         log.info("n8n_leads_queued", extra={"event": "n8n_leads_queued", "leads": len(rows)})

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from amosync.core.events import WebhookItem
-from amosync.inbox.store import IGNORED, PENDING
+from amosync.inbox.rows import event_row
 
 
 def inbox_rows(
@@ -16,22 +16,17 @@ def inbox_rows(
     """One row per item. Kinds we do not sync are stored too, as `ignored`, so nothing a
     sender gave us disappears without a trace."""
     return [
-        {
-            "received_at": now,
-            "source": source,
-            "request_id": request_id,
-            "entity": item.entity,
-            "action": item.action,
-            "entity_id": item.entity_id,
-            "account_id": item.account_id,
-            "entity_updated_at": item.updated_at,
-            "payload": item.payload,
-            "status": PENDING if item.synced else IGNORED,
-            "attempts": 0,
-            "last_error": None,
-            "processed_at": None if item.synced else now,
-            "available_at": now,
-            "locked_by": None,
-        }
+        event_row(
+            now=now,
+            source=source,
+            request_id=request_id,
+            entity=item.entity,
+            action=item.action,
+            entity_id=item.entity_id,
+            account_id=item.account_id,
+            entity_updated_at=item.updated_at,
+            payload=item.payload,
+            synced=item.synced,
+        )
         for item in items
     ]

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from amosync.core.answer import MappedAnswer, future_ids, without
 from amosync.db.clock import database_now
 from amosync.db.tables import companies, contacts
-from amosync.inbox.store import DONE, PENDING, append_rows, settle
+from amosync.inbox.rows import WORKER, event_row
+from amosync.inbox.store import DONE, append_rows, settle
 from amosync.inbox.superseded import settle_superseded
 from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 from amosync.upsert import (
@@ -68,7 +69,7 @@ async def apply_fetched(
         ]
         await replace_deal_links(conn, written, links)
         flagged = await mark_deals_deleted(conn, answer.deleted, now)
-        queued = await _queue_unknown_contacts(conn, {link.contact_id for link in links}, now)
+        queued = await queue_unknown_contacts(conn, {link.contact_id for link in links}, now)
     else:
         table = _PEOPLE[answer.entity]
         written = await upsert_people(conn, table, answer.people, now, **guard)
@@ -81,7 +82,7 @@ async def apply_fetched(
     return Applied(len(written), stored - len(written), flagged, queued, len(future), superseded)
 
 
-async def _queue_unknown_contacts(
+async def queue_unknown_contacts(
     conn: AsyncConnection, contact_ids: set[int], now: datetime
 ) -> int:
     """A deal links contacts we have never stored: queue them like webhook events.
@@ -92,20 +93,14 @@ async def _queue_unknown_contacts(
     """
     unknown = await missing_ids(conn, contacts, contact_ids)
     rows = [
-        {
-            "received_at": now,
-            "source": "worker",
-            "request_id": None,
-            "entity": "contacts",
-            "action": "linked",
-            "entity_id": cid,
-            "account_id": None,
-            "entity_updated_at": None,
-            "payload": {"reason": "linked to a stored deal"},
-            "status": PENDING,
-            "attempts": 0,
-            "available_at": now,
-        }
+        event_row(
+            now=now,
+            source=WORKER,
+            entity="contacts",
+            action="linked",
+            entity_id=cid,
+            payload={"reason": "linked to a stored deal"},
+        )
         for cid in sorted(unknown)
     ]
     await append_rows(conn, rows)

@@ -140,7 +140,7 @@ async def check_subscription(
     destination = our_destination(settings)
     if destination is None:
         return None
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    secret = settings.webhook_secret_text
     now = datetime.now(UTC)
     try:
         subscriptions = await list_subscriptions(client, destination)

@@ -11,14 +11,7 @@ from __future__ import annotations
 
 import logging
 
-import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from amosync.amocrm.oauth import OAuthTokens, oauth_tokens
-from amosync.amocrm.token_info import configured_kind
-from amosync.amocrm.token_store import TokenStore
-from amosync.db.api_log import DbCallRecorder
-from amosync.settings import Settings
+from amosync.amocrm.oauth import OAuthTokens
 from amosync.worker.jobs import PeriodicJob
 
 log = logging.getLogger(__name__)
@@ -27,23 +20,10 @@ CHECK_INTERVAL = 3600.0  # one indexed read per hour; refreshes happen every kee
 FIRST_CHECK_DELAY = 60.0  # let start-up (migrations, first batch) settle first
 
 
-def token_keepalive_job(
-    settings: Settings,
-    engine: AsyncEngine,
-    *,
-    transport: httpx.AsyncBaseTransport | None = None,
-    interval: float = CHECK_INTERVAL,
-    first_delay: float = FIRST_CHECK_DELAY,
-) -> PeriodicJob | None:
-    """The job, or None when amosync uses a long-lived token (nothing to keep alive)."""
-    if configured_kind(settings) == "long_lived" or settings.api_base_url is None:
-        return None
-    tokens: OAuthTokens = oauth_tokens(
-        settings,
-        TokenStore(engine, settings.api_base_url),
-        transport=transport,
-        recorder=DbCallRecorder(engine, "oauth"),
-    )
+def keepalive_job(
+    tokens: OAuthTokens, *, interval: float = CHECK_INTERVAL, first_delay: float = FIRST_CHECK_DELAY
+) -> PeriodicJob:
+    """The job for these tokens (oauth_setup.token_keepalive_job builds it from Settings)."""
 
     async def run() -> bool:
         refreshed = await tokens.keep_alive()

@@ -21,7 +21,7 @@ _Convert = Callable[[Any], Any] | None
 _Kind = str
 
 
-class InboxInsert:
+class DirectInsert:
     """`sql` takes one row of positional parameters; `params(rows)` builds them."""
 
     def __init__(self, dialect: Dialect, mark: str) -> None:
