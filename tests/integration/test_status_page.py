@@ -115,10 +115,20 @@ def rows_by_check(page: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("lang", "title", "fix"),
+    ("lang", "title", "why", "fix"),
     [
-        ("en", "Sync is paused.", "an IP block or a rate-limit pause ends by itself"),
-        ("ru", "Синхронизация приостановлена.", "заканчиваются сами"),
+        (
+            "en",
+            "Sync is paused.",
+            ("blocked this IP (403)", "until "),
+            "an IP block or a rate-limit pause ends by itself",
+        ),
+        (
+            "ru",
+            "Синхронизация приостановлена.",
+            ("заблокировал этот IP (403)", "до "),
+            "заканчиваются сами",
+        ),
     ],
 )
 async def test_paused_sync_shows_a_red_banner_agreeing_with_health(
@@ -126,6 +136,7 @@ async def test_paused_sync_shows_a_red_banner_agreeing_with_health(
     engine: AsyncEngine,
     lang: str,
     title: str,
+    why: tuple[str, str],
     fix: str,
 ) -> None:
     """amoCRM blocked the IP (the shared pause row): a banner says sync is paused, why (the
@@ -142,8 +153,8 @@ async def test_paused_sync_shows_a_red_banner_agreeing_with_health(
     banner = page[page.index('id="sync-banner"') :].split("</div>\n</div>")[0]
     assert 'data-reason="paused"' in banner
     assert title in banner
-    assert "blocked this IP (403)" in banner
-    assert "until " in banner
+    assert why[0] in banner  # the failing check's detail, in the page's language
+    assert why[1] in banner
     assert fix in banner
     on_page = rows_by_check(page)
     assert {name: c["state"] for name, c in health["checks"].items() if name in on_page} == {

@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from amosync.amocrm.token_info import TokenExpiry, token_expiry
-from amosync.core.humanize import age, when
+from amosync.core.humanize import age
 from amosync.core.nul import NUL
 from amosync.health import FAIL, OK, Check, run_checks
 from amosync.health.alert import sync_alert
@@ -35,6 +35,9 @@ from amosync.web.access import SESSION_COOKIE, SESSION_SECONDS, AccessPolicy
 from amosync.web.activity import CHART_HOURS, chart_svg, per_minute
 from amosync.web.csrf import CSRF_FIELD, browser_id, csrf_problem, csrf_token, remember_csrf
 from amosync.web.health import probe_of
+from amosync.l10n import gettext_for
+from amosync.l10n.phrases import translate
+from amosync.l10n.zone import local_when
 from amosync.web.i18n import LANG_COOKIE, LANGS, STRINGS, pick_language
 from amosync.web.params import MAX_ID, bounded_int
 from amosync.web.reads import deal_by_id, deals_by_rentprog_id
@@ -232,7 +235,12 @@ class StatusPage:
             "langs": LANGS,
             "t": t,
             "url": url,
-            "when": when,
+            # Ids (check names, statuses, entities) and texts composed in English (details,
+            # errors) in the page's language; times in AMOSYNC_TIMEZONE.
+            "label": gettext_for(lang),
+            "tr": lambda text: translate(text or "", lang),
+            "when": local_when,
+            "when_iso": _when_iso,
             "age": age,
             "now": datetime.now(UTC),
             "nonce": secrets.token_urlsafe(16),
@@ -299,6 +307,13 @@ def _token_check(checks: dict[str, Check]) -> Check:
     if credentials is not None and credentials.state == FAIL:
         return credentials
     return expiry or Check(OK, "")
+
+
+def _when_iso(value: str | None) -> str:
+    try:
+        return local_when(datetime.fromisoformat(value)) if value else "—"
+    except ValueError:
+        return value or "—"
 
 
 def _refresh_seconds(request: Request) -> int:
