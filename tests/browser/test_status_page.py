@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from amosync.settings import Settings
 from amosync.testing import FakeAmoState, Fault, create_fake_amocrm
 from amosync.web.app import create_app
+from tests.english_words import english_words
 from tests.live_app import FORM, demo_fake, serve_app, webhook_body
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -149,6 +150,18 @@ def test_search_finds_a_deal_by_rentprog_id(browser: Browser, live: LiveSync) ->
     page.fill("#search-form input[name=q]", "RP-0000")
     page.click("#search-form button[type=submit]")
     expect(page.locator("#search-empty")).to_contain_text("RP-0000")
+    assert [] == errors
+
+
+def test_russian_page_has_no_english_words_beyond_names_and_ids(
+    browser: Browser, live: LiveSync
+) -> None:
+    """What the reader sees of the Russian page (checks, counters, the failed event and its
+    error, the chart) is Russian but for names and ids (tests/english_words.py, issue #22)."""
+    page, errors = open_logged_in(browser, live.base_url, "/?lang=ru&q=RP-1004")
+    expect(page.locator("#events-table tr.event").first).to_be_visible()
+    text = page.evaluate("document.body.innerText")
+    assert [] == english_words(text), text
     assert [] == errors
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from amosync.worker.subscription import (
 )
 from tests.integration.test_metrics import jwt_expiring_in
 from tests.integration.test_read_api import api
+from tests.english_words import english_words
 from tests.live_app import demo_fake, seed_through_pipeline
 
 SECRET = "s3cret-path-0123456789"
@@ -200,3 +202,53 @@ async def test_healthy_page_has_no_banner(
         page = (await client.get("/?lang=en")).text
 
     assert 'id="sync-banner"' not in page
+
+
+def visible_text(page: str) -> str:
+    """The words a reader sees: no markup, style, script or attribute values."""
+    page = re.sub(r"<(style|script)\b.*?</\1>", " ", page, flags=re.DOTALL)
+    text = re.sub(r"<[^>]*>", " ", page)
+    return html.unescape(text)
+
+
+async def test_russian_page_has_no_english_words_beyond_names_and_ids(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """Token warning, disabled subscription, a 403 pause, a refused call: every check's name,
+    state and detail in Russian (issue #22)."""
+    settings = make_settings(
+        admin_token=None,
+        amocrm_long_lived_token=jwt_expiring_in(5 * 86400),
+        public_url="https://sync.example.com",
+        webhook_secret=SECRET,
+    )
+    destination = our_destination(settings)
+    assert destination is not None
+    await save_subscription_state(
+        engine,
+        SubscriptionState(
+            "disabled",
+            datetime.now(UTC),
+            mask_url(destination, SECRET),
+            destination_hash(destination),
+        ),
+    )
+    async with write_transaction(engine) as conn:
+        value = {"slots": [], "paused_until": 0.0, "blocked_until": time.time() + 900}
+        await write_state(conn, "amocrm_rate_limit", value)
+        await conn.execute(
+            insert(api_requests).values(
+                at=datetime.now(UTC),
+                method="GET",
+                path="/api/v4/leads",
+                status=401,
+                duration_ms=5,
+                purpose="webhook",
+            )
+        )
+    async with api(settings, demo_fake(0)) as client:
+        page = (await client.get("/?lang=ru")).text
+        english = (await client.get("/?lang=en")).text
+
+    assert [] == english_words(visible_text(page))
+    assert {"alive", "refused", "paused"} <= set(english_words(visible_text(english)))

@@ -121,6 +121,11 @@ TEMPLATES: tuple[str, ...] = (
         "set AMOSYNC_AMOCRM_LONG_LIVED_TOKEN, or set AMOSYNC_AMOCRM_CLIENT_ID (with the "
         "secret and redirect URI) and run `amosync auth login`"
     ),
+    # amocrm/client.py: errors kept in events' last_error ({detail} is amoCRM's own words)
+    N_("{request}: amoCRM answered {n} ({detail})"),
+    N_("amoCRM unreachable ({detail})"),
+    N_("amoCRM refused the token (401 {detail}): re-authorise"),
+    N_("amoCRM answered 403 ({detail}): requests from this IP are blocked"),
     # worker/subscription.py
     N_("not checked yet (the worker checks hourly; `amosync doctor` checks now)"),
     N_("not subscribed in amoCRM (checked {age} ago): run `amosync webhooks register`"),
@@ -162,6 +167,7 @@ LABELS: tuple[str, ...] = (
     N_("status"),
     N_("responsible"),
     N_("note"),
+    N_("linked"),
     N_("running"),
     N_("idle"),
     N_("stopped"),

@@ -1,0 +1,26 @@
+"""Latin words left in a Russian text that are not names or ids (the allow-list)."""
+
+from __future__ import annotations
+
+import re
+
+# Names and abbreviations that stay as they are in Russian (docs/GLOSSARY.md, last line).
+ALLOWED = {
+    "amocrm", "rentprog", "amosync", "kommo", "id", "api", "ip", "dns", "url", "oauth",
+    "http", "https", "utc", "json", "sqlite", "postgresql", "ru", "en", "msk", "cet", "eet",
+}  # fmt: skip
+_IGNORED = re.compile(
+    r"`[^`]*`"  # commands and options
+    r"|https?://\S+"  # URLs
+    r"|(?<!\w)/[\w/.-]+"  # paths
+    r"|\b\d{3} \([^)]*\)"  # an HTTP code with amoCRM's own words for it
+    r"|\bAMOSYNC_\w+"  # setting names
+    r"|--[\w-]+"  # options
+    r"|\b\w+_\w+\b"  # ids
+    r"|\b[A-Z]{2,}\d*\b"  # codes such as CODE, HTTP 503
+)
+
+
+def english_words(text: str) -> list[str]:
+    words = re.findall(r"[A-Za-z][A-Za-z'-]*", _IGNORED.sub(" ", text))
+    return sorted({w for w in words if w.lower() not in ALLOWED})
