@@ -188,14 +188,19 @@ def paused(make_settings: Callable[..., Settings]) -> Iterator[str]:
 
 
 @pytest.mark.parametrize(
-    ("lang", "title", "fix"),
+    ("lang", "title", "check", "fix"),
     [
-        ("en", "Sync is paused.", "re-authorise (`amosync auth login`"),
-        ("ru", "Синхронизация приостановлена.", "авторизуйтесь заново (`amosync auth login`"),
+        ("en", "Sync is paused.", "amocrm_pause", "re-authorise (`amosync auth login`"),
+        (
+            "ru",
+            "Синхронизация приостановлена.",
+            "пауза amoCRM",
+            "авторизуйтесь заново (`amosync auth login`",
+        ),
     ],
 )
 def test_paused_sync_shows_the_red_banner(
-    browser: Browser, paused: str, lang: str, title: str, fix: str
+    browser: Browser, paused: str, lang: str, title: str, check: str, fix: str
 ) -> None:
     """amoCRM refused the token: the page opens with a red banner saying sync is paused, why
     (the failing check) and what to do, in the page's language."""
@@ -204,7 +209,8 @@ def test_paused_sync_shows_the_red_banner(
     banner = page.locator("#sync-banner")
     expect(banner).to_be_visible()
     expect(banner.locator("strong")).to_have_text(title)
-    expect(banner.locator(".why")).to_contain_text("amocrm_pause")
+    expect(banner).to_have_attribute("data-check", "amocrm_pause")
+    expect(banner.locator(".why")).to_contain_text(check)  # its name in the page's language
     expect(banner.locator(".fix")).to_contain_text(fix)
     color = banner.evaluate("e => getComputedStyle(e).borderTopColor")
     assert "rgb(207, 34, 46)" == color  # --bad: red
