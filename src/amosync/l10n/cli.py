@@ -30,8 +30,13 @@ def configure_cli(lang: str | None) -> None:
     _chosen = lang if lang in LANGS else None
 
 
+def cli_language_now() -> str:
+    """AMOSYNC_LANG from the settings once loaded, else from the environment."""
+    return _chosen or cli_language()
+
+
 def cli_gettext() -> Callable[[str], str]:
-    return gettext_for(_chosen or cli_language())
+    return gettext_for(cli_language_now())
 
 
 def _(message: str) -> str:

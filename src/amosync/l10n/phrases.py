@@ -5,16 +5,17 @@ and the page and the CLI translate it here.
 Each template below is an English text with `{fields}`; a text matching one is rebuilt from
 the template's translation, each field translated in turn (a field may itself be a phrase,
 an age such as `42 s`, or a UTC time, shown in the display zone). A text matching nothing is
-shown as it is. Fields named `n…` match numbers, `time…` a `when()` UTC time.
+shown as it is. Fields `n`, `n2`… match numbers, `time…` a `when()` UTC time.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 
-from amosync.l10n.catalog import N_, gettext_for
+from amosync.l10n.catalog import N_, gettext_for, translations
 from amosync.l10n.zone import local_when
 
 TEMPLATES: tuple[str, ...] = (
@@ -39,8 +40,7 @@ TEMPLATES: tuple[str, ...] = (
         "`amosync events retry --failed`"
     ),
     N_(
-        "no worker reported in the last 30 s: "
-        "start `amosync worker` or `serve` without --no-worker"
+        "no worker reported in the last 30 s: start `amosync worker` or `serve` without --no-worker"
     ),
     N_("{n} alive"),
     N_("{n} alive but paused, {state}: {detail}"),
@@ -138,6 +138,97 @@ TEMPLATES: tuple[str, ...] = (
     N_("{detail}; not sent: {settings} (re-run register)"),
 )
 
+# doctor/checks.py and doctor/facts.py (the names of its checks are in LABELS)
+DOCTOR: tuple[str, ...] = (
+    N_("needs AMOSYNC_AMOCRM_SUBDOMAIN"),
+    N_("needs a token and, for OAuth, the migrated database"),
+    N_("{before} (or the OAuth AMOSYNC_AMOCRM_CLIENT_*){after}"),
+    N_("missing: {names}"),
+    N_("set them in the environment or .env (see .env.example and the setup guide)"),
+    N_("complete"),
+    N_("every AMOSYNC_* variable is a setting"),
+    N_("rename or remove them (the README's configuration table lists every setting)"),
+    N_("{name} (in {source}) is not an amosync setting and is ignored"),
+    N_("{name} (in {source}) is not an amosync setting and is ignored; did you mean {closest}?"),
+    N_(
+        "unset AMOSYNC_AMOCRM_CLIENT_ID to use the long-lived token, or unset AMOSYNC_AMOCRM_LONG_LIVED_TOKEN to keep OAuth"
+    ),
+    N_(
+        "both AMOSYNC_AMOCRM_CLIENT_ID (OAuth) and AMOSYNC_AMOCRM_LONG_LIVED_TOKEN are set: OAuth is used and the long-lived token is ignored; unset the one you do not want"
+    ),
+    N_("OAuth (AMOSYNC_AMOCRM_CLIENT_ID is set; tokens from `amosync auth login`)"),
+    N_("the long-lived token (AMOSYNC_AMOCRM_LONG_LIVED_TOKEN)"),
+    N_("no token configured (OAuth tokens stored by `amosync auth`, if any)"),
+    N_("uses {statement}"),
+    N_("check AMOSYNC_DATABASE_URL and that the database server runs"),
+    N_("reachable"),
+    N_("needs the database"),
+    N_("needs the migrated database"),
+    N_("OAuth tokens live in the database, which is not ready"),
+    N_("run `amosync migrate`"),
+    N_("not migrated"),
+    N_("{at}, expected {head}"),
+    N_("migrated (at {head})"),
+    N_("skipped"),
+    N_("account {name} ({subdomain}, id {n})"),
+    N_("the token belongs to {shown}, not to AMOSYNC_AMOCRM_ACCOUNT_ID={n}"),
+    N_("use a token of the right account, or correct AMOSYNC_AMOCRM_ACCOUNT_ID"),
+    N_("accepted by amoCRM: {shown}"),
+    N_("no OAuth tokens stored yet"),
+    N_("no token configured"),
+    N_("{what} (not a readable JWT)"),
+    N_("see the token's expiry in amoCRM (integration \u2192 Keys and scopes); renew it in time"),
+    N_("needs AMOSYNC_PUBLIC_URL and AMOSYNC_WEBHOOK_SECRET"),
+    N_("needs a working API connection (see token: {kind})"),
+    N_("{url} is not subscribed in amoCRM"),
+    N_("run `amosync webhooks register`"),
+    N_("{url} is subscribed but DISABLED by amoCRM (too many failed deliveries)"),
+    N_(
+        "make sure amoCRM reaches {url}/amocrm/\u2026 over HTTPS within 2 s, then run `amosync webhooks register` to re-enable it"
+    ),
+    N_("{url} is enabled but not sent: {settings}"),
+    N_("run `amosync webhooks register` to subscribe every event amosync syncs"),
+    N_("{url} subscribed and enabled"),
+    N_("start it: `amosync serve` (or pass --service-url where it runs)"),
+    N_("{url} answers {n}"),
+    N_("{url} answers 503; failing: {failing}"),
+    N_("{url} answers {n}: not amosync's /health?"),
+    N_("{url} does not answer ({error})"),
+    N_("fix the failing /health checks named here"),
+    N_("check AMOSYNC_HOST/AMOSYNC_PORT or pass --service-url"),
+    N_("no webhook has arrived yet"),
+    N_("create or edit a test deal in amoCRM, then run doctor again"),
+    N_("last webhook {age} ago"),
+    N_("{detail}; {n} failed events"),
+    N_("see `amosync events list --status failed`, then `amosync events retry --failed`"),
+    N_("{detail}: a quiet account, or webhooks stopped arriving"),
+    N_(
+        "{detail}: a quiet account, or webhooks stopped arriving (AMOSYNC_HEALTH_WEBHOOK_SILENCE is {age})"
+    ),
+    N_("edit a test deal in amoCRM and check the `webhook` item above"),
+    N_("lead field {name} (id {n})"),
+    N_("no lead custom field with id {n}"),
+    N_("no lead custom field with id {n}; a field named {name} has id {n2}"),
+    N_("set AMOSYNC_RENTPROG_FIELD_ID to the id of the lead field holding the RentProg ID"),
+    N_("found by name {name} (id {n}); a rename in amoCRM would break it"),
+    N_("set AMOSYNC_RENTPROG_FIELD_ID={n}"),
+    N_("no lead custom field named {name} among {n} fields"),
+    N_(
+        "create it in amoCRM (Settings \u2192 Fields \u2192 Leads), or set AMOSYNC_RENTPROG_FIELD_ID"
+    ),
+    N_("wait for the block to pass (about 10 min); keep AMOSYNC_API_RATE_LIMIT \u2264 7"),
+    N_("amoCRM asked for a pause (429); run `amosync doctor` again when it has passed"),
+    N_("check AMOSYNC_AMOCRM_SUBDOMAIN / AMOSYNC_AMOCRM_BASE_URL and the network"),
+    N_("fix the database first (see above)"),
+    N_("check the detail; the integration may lack admin rights or this plan's API access"),
+    N_("re-authorise: `amosync auth login` (or `amosync auth url` + `auth exchange`)"),
+    N_(
+        "generate a new long-lived token (integration \u2192 Keys and scopes) and set AMOSYNC_AMOCRM_LONG_LIVED_TOKEN"
+    ),
+    N_("no answer from amoCRM within {n} s"),
+    N_("database: {error}"),
+)
+
 # Ids shown to a person: check names, event statuses, entities, actions, worker states.
 LABELS: tuple[str, ...] = (
     N_("database"),
@@ -173,6 +264,15 @@ LABELS: tuple[str, ...] = (
     N_("stopped"),
     N_("reauth_required"),
     N_("ip_blocked"),
+    N_("settings"),
+    N_("unknown_variables"),
+    N_("token_choice"),
+    N_("token"),
+    N_("token_expiry"),
+    N_("webhook"),
+    N_("service"),
+    N_("events"),
+    N_("rentprog_field"),
 )
 
 _FIELD = re.compile(r"\{(\w+)\}")
@@ -188,42 +288,50 @@ def _pattern(template: str) -> re.Pattern[str]:
             regex.append(re.escape(piece))
         elif piece.startswith("time"):
             regex.append(f"(?P<{piece}>{_TIME})")
-        elif piece.startswith("n"):
+        elif re.fullmatch(r"n\d*", piece):
             regex.append(rf"(?P<{piece}>-?\d[\d.,]*)")
         else:
             regex.append(f"(?P<{piece}>.+?)")
     return re.compile("".join(regex), re.DOTALL)
 
 
-# The most literal text first, so "{n} pending, oldest …" wins over "{n} pending".
-_COMPILED = sorted(
-    ((_pattern(t), t) for t in TEMPLATES if _FIELD.search(t)),
-    key=lambda pair: -len(_FIELD.sub("", pair[1])),
-)
+@lru_cache(maxsize=1)
+def _compiled() -> list[tuple[re.Pattern[str], str]]:
+    """Every msgid with fields (the ones above and any marked elsewhere, such as a
+    validator's message), the most literal first: "{n} pending, oldest …" wins over
+    "{n} pending"."""
+    known: dict[object, str] = getattr(translations("ru"), "_catalog", {})
+    templates = {m for m in known if isinstance(m, str) and _FIELD.search(m)}
+    templates.update(t for t in TEMPLATES + DOCTOR if _FIELD.search(t))
+    return sorted(
+        ((_pattern(t), t) for t in templates),
+        key=lambda pair: (-len(_FIELD.sub("", pair[1])), pair[1]),
+    )
 
 
-def translate(text: str, lang: str) -> str:
-    """`text` (composed in English) in `lang`, times in the display zone."""
-    return _translate(text, gettext_for(lang), 0)
+def translate(text: str, lang: str, zone: tzinfo | None = None) -> str:
+    """`text` (composed in English) in `lang`, its UTC times in `zone` (default: the
+    display zone)."""
+    return _translate(text, gettext_for(lang), zone, 0)
 
 
-def _translate(text: str, _: Callable[[str], str], depth: int) -> str:
+def _translate(text: str, _: Callable[[str], str], zone: tzinfo | None, depth: int) -> str:
     if not text or depth > _MAX_DEPTH:
         return text
     exact = _(text)
     if exact != text:
         return exact
     if re.fullmatch(_TIME, text):
-        return _local(text)
-    for pattern, template in _COMPILED:
+        return _local(text, zone)
+    for pattern, template in _compiled():
         match = pattern.fullmatch(text)
         if match is not None:
-            fields = {k: _translate(v, _, depth + 1) for k, v in match.groupdict().items()}
+            fields = {k: _translate(v, _, zone, depth + 1) for k, v in match.groupdict().items()}
             return _(template).format(**fields)
     return text
 
 
-def _local(stamp: str) -> str:
+def _local(stamp: str, zone: tzinfo | None) -> str:
     raw = stamp.removesuffix(" UTC")
     layout = "%Y-%m-%d %H:%M:%S" if raw.count(":") == 2 else "%Y-%m-%d %H:%M"
-    return local_when(datetime.strptime(raw, layout).replace(tzinfo=UTC))
+    return local_when(datetime.strptime(raw, layout).replace(tzinfo=UTC), zone)

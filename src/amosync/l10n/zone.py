@@ -10,6 +10,8 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from amosync.l10n.catalog import N_
+
 _chosen: tzinfo | None = None
 
 
@@ -22,9 +24,8 @@ def parse_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name.strip())
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise UnknownZoneError(
-            f"unknown time zone {name!r}: use an IANA name such as Europe/Moscow or UTC"
-        ) from exc
+        message = N_("unknown time zone {name}: use an IANA name such as Europe/Moscow or UTC")
+        raise UnknownZoneError(message.format(name=repr(name))) from exc
 
 
 def machine_zone() -> tzinfo:
@@ -56,18 +57,24 @@ def display_zone() -> tzinfo:
     return _chosen or machine_zone()
 
 
-def local_when(value: datetime | None) -> str:
-    """`2026-12-07 06:30:19 MSK (UTC+03:00)` in the display zone; `—` when unknown."""
+def zone_named(name: str | None) -> tzinfo:
+    """The zone of a validated AMOSYNC_TIMEZONE, or this machine's when unset."""
+    return parse_zone(name) if name else machine_zone()
+
+
+def local_when(value: datetime | None, zone: tzinfo | None = None) -> str:
+    """`2026-12-07 06:30:19 MSK (UTC+03:00)` in `zone` (default: the display zone, which
+    the CLI configures from AMOSYNC_TIMEZONE); `—` when unknown."""
     if value is None:
         return "—"
     if value.tzinfo is None:  # the database's naive times are UTC
         value = value.replace(tzinfo=UTC)
-    local = value.astimezone(display_zone())
+    local = value.astimezone(zone or display_zone())
     offset = local.utcoffset()
     if not offset:
         return local.strftime("%Y-%m-%d %H:%M:%S UTC")
     stamp = local.strftime("%z")
     abbrev = local.tzname() or ""
-    named = abbrev if abbrev and not abbrev[0] in "+-" else ""
+    named = abbrev if abbrev and abbrev[0] not in "+-" else ""
     utc = f"UTC{stamp[:3]}:{stamp[3:]}"
     return local.strftime("%Y-%m-%d %H:%M:%S ") + (f"{named} ({utc})" if named else utc)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -37,7 +37,7 @@ from amosync.web.csrf import CSRF_FIELD, browser_id, csrf_problem, csrf_token, r
 from amosync.web.health import probe_of
 from amosync.l10n import gettext_for
 from amosync.l10n.phrases import translate
-from amosync.l10n.zone import local_when
+from amosync.l10n.zone import local_when, zone_named
 from amosync.web.i18n import LANG_COOKIE, LANGS, STRINGS, pick_language
 from amosync.web.params import MAX_ID, bounded_int
 from amosync.web.reads import deal_by_id, deals_by_rentprog_id
@@ -62,6 +62,7 @@ class StatusPage:
         self._settings = settings
         self._engine = engine
         self._access = access
+        self._zone = zone_named(settings.timezone)  # AMOSYNC_TIMEZONE: times on the page
 
     def routes(self) -> list[Route]:
         return [
@@ -238,9 +239,9 @@ class StatusPage:
             # Ids (check names, statuses, entities) and texts composed in English (details,
             # errors) in the page's language; times in AMOSYNC_TIMEZONE.
             "label": gettext_for(lang),
-            "tr": lambda text: translate(text or "", lang),
-            "when": local_when,
-            "when_iso": _when_iso,
+            "tr": lambda text: translate(text or "", lang, self._zone),
+            "when": lambda value: local_when(value, self._zone),
+            "when_iso": lambda value: _when_iso(value, self._zone),
             "age": age,
             "now": datetime.now(UTC),
             "nonce": secrets.token_urlsafe(16),
@@ -309,9 +310,9 @@ def _token_check(checks: dict[str, Check]) -> Check:
     return expiry or Check(OK, "")
 
 
-def _when_iso(value: str | None) -> str:
+def _when_iso(value: str | None, zone: tzinfo) -> str:
     try:
-        return local_when(datetime.fromisoformat(value)) if value else "—"
+        return local_when(datetime.fromisoformat(value), zone) if value else "—"
     except ValueError:
         return value or "—"
 
