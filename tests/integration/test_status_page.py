@@ -23,9 +23,9 @@ from amosync.worker.subscription import (
     destination_hash,
     save_subscription_state,
 )
+from tests.english_words import english_words
 from tests.integration.test_metrics import jwt_expiring_in
 from tests.integration.test_read_api import api
-from tests.english_words import english_words
 from tests.live_app import demo_fake, seed_through_pipeline
 
 SECRET = "s3cret-path-0123456789"
@@ -252,3 +252,20 @@ async def test_russian_page_has_no_english_words_beyond_names_and_ids(
 
     assert [] == english_words(visible_text(page))
     assert {"alive", "refused", "paused"} <= set(english_words(visible_text(english)))
+
+
+async def test_times_on_the_page_are_in_amosync_timezone(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """AMOSYNC_TIMEZONE=Europe/Moscow: the page's times carry MSK and +03:00, not UTC;
+    /health JSON keeps UTC with an offset."""
+    async with api(make_settings(admin_token=None, timezone="Europe/Moscow"), demo_fake(0)) as c:
+        page = (await c.get("/?lang=ru")).text
+        health = (await c.get("/health")).json()
+
+    refreshed = page[page.index('id="refreshed-at"') :].split("</span>")[0]
+    assert refreshed.endswith("MSK (UTC+03:00)"), refreshed
+    assert " UTC<" not in page
+    assert all(
+        c["since"] is None or c["since"].endswith("+00:00") for c in health["checks"].values()
+    ), health

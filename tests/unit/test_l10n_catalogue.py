@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gettext
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from amosync.l10n.phrases import translate
+from amosync.l10n.zone import local_when, parse_zone
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "amosync"
@@ -122,3 +124,16 @@ def test_russian_texts_use_the_glossary_terms() -> None:
 def test_composed_english_texts_are_translated_piece_by_piece(english: str, russian: str) -> None:
     assert russian == translate(english, "ru")
     assert english == translate(english, "en")
+
+
+def test_times_read_in_the_chosen_zone() -> None:
+    at = datetime(2026, 12, 7, 3, 30, 19, tzinfo=UTC)
+    assert "2026-12-07 06:30:19 MSK (UTC+03:00)" == local_when(at, parse_zone("Europe/Moscow"))
+    assert "2026-12-07 03:30:19 UTC" == local_when(at, parse_zone("UTC"))
+    assert "2026-12-07 09:00:19 IST (UTC+05:30)" == local_when(at, parse_zone("Asia/Kolkata"))
+    moscow = parse_zone("Europe/Moscow")
+    assert "пауза по лимиту запросов (429) до 2026-12-07 06:30:00 MSK (UTC+03:00)" == translate(
+        "rate-limit pause (429) until 2026-12-07 03:30:00 UTC", "ru", moscow
+    )
+    with pytest.raises(ValueError, match="Mars/Base"):
+        parse_zone("Mars/Base")

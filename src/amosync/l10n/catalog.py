@@ -12,7 +12,7 @@ DOMAIN = "amosync"
 LOCALE_DIR = Path(__file__).parent / "locale"
 
 
-def N_(message: str) -> str:  # noqa: N802 - the conventional gettext marker name
+def N_(message: str) -> str:
     """Marks `message` for extraction without translating it here (it is translated later)."""
     return message
 

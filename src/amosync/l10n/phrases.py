@@ -126,6 +126,23 @@ TEMPLATES: tuple[str, ...] = (
     N_("amoCRM unreachable ({detail})"),
     N_("amoCRM refused the token (401 {detail}): re-authorise"),
     N_("amoCRM answered 403 ({detail}): requests from this IP are blocked"),
+    # catchup/summary.py, catchup/verify_state.py (lines of `amosync status`)
+    N_("{total} ({parts})"),
+    N_("{line}; catch-up budget {spent} of {budget}"),
+    N_("never ran"),
+    N_("{n} min ago: {fetched} fetched, {deleted} deleted, {calls} calls"),
+    N_("{line}; stopped early ({stopped}), continues next run"),
+    N_("{n} min ago: {checked} checked, {diverged} diverged, {repaired} repaired"),
+    N_("{line}, {n} NOT repaired"),
+    # API requests by purpose (catchup/summary.py spend_line), a comma-separated list
+    N_("webhook {n}"),
+    N_("catchup {n}"),
+    N_("backfill {n}"),
+    N_("verify {n}"),
+    N_("check {n}"),
+    N_("cli {n}"),
+    N_("verify-cli {n}"),
+    N_("subscription {n}"),
     # worker/subscription.py
     N_("not checked yet (the worker checks hourly; `amosync doctor` checks now)"),
     N_("not subscribed in amoCRM (checked {age} ago): run `amosync webhooks register`"),
@@ -151,10 +168,12 @@ DOCTOR: tuple[str, ...] = (
     N_("{name} (in {source}) is not an amosync setting and is ignored"),
     N_("{name} (in {source}) is not an amosync setting and is ignored; did you mean {closest}?"),
     N_(
-        "unset AMOSYNC_AMOCRM_CLIENT_ID to use the long-lived token, or unset AMOSYNC_AMOCRM_LONG_LIVED_TOKEN to keep OAuth"
+        "unset AMOSYNC_AMOCRM_CLIENT_ID to use the long-lived token, or unset "
+        "AMOSYNC_AMOCRM_LONG_LIVED_TOKEN to keep OAuth"
     ),
     N_(
-        "both AMOSYNC_AMOCRM_CLIENT_ID (OAuth) and AMOSYNC_AMOCRM_LONG_LIVED_TOKEN are set: OAuth is used and the long-lived token is ignored; unset the one you do not want"
+        "both AMOSYNC_AMOCRM_CLIENT_ID (OAuth) and AMOSYNC_AMOCRM_LONG_LIVED_TOKEN are set: "
+        "OAuth is used and the long-lived token is ignored; unset the one you do not want"
     ),
     N_("OAuth (AMOSYNC_AMOCRM_CLIENT_ID is set; tokens from `amosync auth login`)"),
     N_("the long-lived token (AMOSYNC_AMOCRM_LONG_LIVED_TOKEN)"),
@@ -177,14 +196,15 @@ DOCTOR: tuple[str, ...] = (
     N_("no OAuth tokens stored yet"),
     N_("no token configured"),
     N_("{what} (not a readable JWT)"),
-    N_("see the token's expiry in amoCRM (integration \u2192 Keys and scopes); renew it in time"),
+    N_("see the token's expiry in amoCRM (integration → Keys and scopes); renew it in time"),
     N_("needs AMOSYNC_PUBLIC_URL and AMOSYNC_WEBHOOK_SECRET"),
     N_("needs a working API connection (see token: {kind})"),
     N_("{url} is not subscribed in amoCRM"),
     N_("run `amosync webhooks register`"),
     N_("{url} is subscribed but DISABLED by amoCRM (too many failed deliveries)"),
     N_(
-        "make sure amoCRM reaches {url}/amocrm/\u2026 over HTTPS within 2 s, then run `amosync webhooks register` to re-enable it"
+        "make sure amoCRM reaches {url}/amocrm/… over HTTPS within 2 s, then run `amosync "
+        "webhooks register` to re-enable it"
     ),
     N_("{url} is enabled but not sent: {settings}"),
     N_("run `amosync webhooks register` to subscribe every event amosync syncs"),
@@ -203,7 +223,8 @@ DOCTOR: tuple[str, ...] = (
     N_("see `amosync events list --status failed`, then `amosync events retry --failed`"),
     N_("{detail}: a quiet account, or webhooks stopped arriving"),
     N_(
-        "{detail}: a quiet account, or webhooks stopped arriving (AMOSYNC_HEALTH_WEBHOOK_SILENCE is {age})"
+        "{detail}: a quiet account, or webhooks stopped arriving "
+        "(AMOSYNC_HEALTH_WEBHOOK_SILENCE is {age})"
     ),
     N_("edit a test deal in amoCRM and check the `webhook` item above"),
     N_("lead field {name} (id {n})"),
@@ -213,17 +234,16 @@ DOCTOR: tuple[str, ...] = (
     N_("found by name {name} (id {n}); a rename in amoCRM would break it"),
     N_("set AMOSYNC_RENTPROG_FIELD_ID={n}"),
     N_("no lead custom field named {name} among {n} fields"),
-    N_(
-        "create it in amoCRM (Settings \u2192 Fields \u2192 Leads), or set AMOSYNC_RENTPROG_FIELD_ID"
-    ),
-    N_("wait for the block to pass (about 10 min); keep AMOSYNC_API_RATE_LIMIT \u2264 7"),
+    N_("create it in amoCRM (Settings → Fields → Leads), or set AMOSYNC_RENTPROG_FIELD_ID"),
+    N_("wait for the block to pass (about 10 min); keep AMOSYNC_API_RATE_LIMIT ≤ 7"),
     N_("amoCRM asked for a pause (429); run `amosync doctor` again when it has passed"),
     N_("check AMOSYNC_AMOCRM_SUBDOMAIN / AMOSYNC_AMOCRM_BASE_URL and the network"),
     N_("fix the database first (see above)"),
     N_("check the detail; the integration may lack admin rights or this plan's API access"),
     N_("re-authorise: `amosync auth login` (or `amosync auth url` + `auth exchange`)"),
     N_(
-        "generate a new long-lived token (integration \u2192 Keys and scopes) and set AMOSYNC_AMOCRM_LONG_LIVED_TOKEN"
+        "generate a new long-lived token (integration → Keys and scopes) and set "
+        "AMOSYNC_AMOCRM_LONG_LIVED_TOKEN"
     ),
     N_("no answer from amoCRM within {n} s"),
     N_("database: {error}"),
@@ -264,6 +284,8 @@ LABELS: tuple[str, ...] = (
     N_("stopped"),
     N_("reauth_required"),
     N_("ip_blocked"),
+    N_("long-lived"),
+    N_("oauth"),
     N_("settings"),
     N_("unknown_variables"),
     N_("token_choice"),
@@ -328,6 +350,8 @@ def _translate(text: str, _: Callable[[str], str], zone: tzinfo | None, depth: i
         if match is not None:
             fields = {k: _translate(v, _, zone, depth + 1) for k, v in match.groupdict().items()}
             return _(template).format(**fields)
+    if ", " in text:  # a list (API requests by purpose, missing settings): item by item
+        return ", ".join(_translate(item, _, zone, depth + 1) for item in text.split(", "))
     return text
 
 

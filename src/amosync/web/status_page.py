@@ -29,15 +29,15 @@ from amosync.core.nul import NUL
 from amosync.health import FAIL, OK, Check, run_checks
 from amosync.health.alert import sync_alert
 from amosync.inbox.admin import list_events, retry_events
+from amosync.l10n import gettext_for
+from amosync.l10n.phrases import translate
+from amosync.l10n.zone import local_when, zone_named
 from amosync.settings import Settings
 from amosync.stats import collect_stats
 from amosync.web.access import SESSION_COOKIE, SESSION_SECONDS, AccessPolicy
 from amosync.web.activity import CHART_HOURS, chart_svg, per_minute
 from amosync.web.csrf import CSRF_FIELD, browser_id, csrf_problem, csrf_token, remember_csrf
 from amosync.web.health import probe_of
-from amosync.l10n import gettext_for
-from amosync.l10n.phrases import translate
-from amosync.l10n.zone import local_when, zone_named
 from amosync.web.i18n import LANG_COOKIE, LANGS, STRINGS, pick_language
 from amosync.web.params import MAX_ID, bounded_int
 from amosync.web.reads import deal_by_id, deals_by_rentprog_id

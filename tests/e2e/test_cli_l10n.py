@@ -1,0 +1,78 @@
+"""The CLI in Russian (AMOSYNC_LANG or the locale) and times in AMOSYNC_TIMEZONE (issue #22).
+
+Real commands in a subprocess against the fake amoCRM, on SQLite and PostgreSQL: what a person
+reads has no English words beyond names and ids; `--json` stays English and UTC.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from amosync.testing import FakeAmoState, run_fake_in_thread
+from tests.e2e.test_cli import AMOSYNC, env_for
+from tests.english_words import english_words
+
+
+@pytest.fixture
+def fake_url() -> Iterator[str]:
+    with run_fake_in_thread(FakeAmoState()) as url:
+        yield url
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*AMOSYNC, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def env(db_url: str, fake_url: str, tmp_path: Path) -> dict[str, str]:
+    env = env_for(db_url, fake_url)
+    for name in ("LC_ALL", "LC_MESSAGES"):
+        env.pop(name, None)
+    env["LANG"] = "C.UTF-8"
+    assert 0 == run(["migrate"], env, tmp_path).returncode
+    return env
+
+
+@pytest.mark.parametrize("how", [{"AMOSYNC_LANG": "ru"}, {"LANG": "ru_RU.UTF-8"}])
+def test_doctor_and_status_speak_russian(
+    env: dict[str, str], tmp_path: Path, how: dict[str, str]
+) -> None:
+    russian = {**env, **how}
+    doctor = run(["doctor"], russian, tmp_path)
+    status = run(["status"], russian, tmp_path)
+
+    assert "не пройдено проверок" in doctor.stdout, doctor.stdout
+    assert "Сделок сохранено" in status.stdout, status.stdout
+    assert [] == english_words(doctor.stdout, "testaccount"), doctor.stdout  # the fake's
+    assert [] == english_words(status.stdout), status.stdout
+
+
+def test_english_stays_the_default_and_json_stays_english(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    assert "Deals stored" in run(["status"], env, tmp_path).stdout
+    doctor = run(["doctor", "--json"], {**env, "AMOSYNC_LANG": "ru"}, tmp_path)
+    report = json.loads(doctor.stdout)
+    assert "database" in {c["name"] for c in report["checks"]}
+    assert [] == [c for c in report["checks"] if not english_words(c["detail"] or "x")]
+
+
+def test_an_unknown_timezone_exits_2_naming_the_variable(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    done = run(["status"], {**env, "AMOSYNC_TIMEZONE": "Mars/Base"}, tmp_path)
+    assert 2 == done.returncode
+    assert "AMOSYNC_TIMEZONE" in done.stderr
+    assert "Mars/Base" in done.stderr
+
+
+def test_an_error_is_in_russian_too(env: dict[str, str], tmp_path: Path) -> None:
+    done = run(["status"], {**env, "AMOSYNC_LANG": "ru", "AMOSYNC_TIMEZONE": "Mars/Base"}, tmp_path)
+    assert "неизвестный часовой пояс" in done.stderr
