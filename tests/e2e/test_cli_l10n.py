@@ -15,6 +15,7 @@ import pytest
 
 from amosync.testing import FakeAmoState, run_fake_in_thread
 from tests.e2e.test_cli import AMOSYNC, env_for
+from tests.e2e.test_cli_events import add_failed_event
 from tests.english_words import english_words
 
 
@@ -76,3 +77,24 @@ def test_an_unknown_timezone_exits_2_naming_the_variable(
 def test_an_error_is_in_russian_too(env: dict[str, str], tmp_path: Path) -> None:
     done = run(["status"], {**env, "AMOSYNC_LANG": "ru", "AMOSYNC_TIMEZONE": "Mars/Base"}, tmp_path)
     assert "неизвестный часовой пояс" in done.stderr
+
+
+def test_events_speak_russian_with_local_times(
+    env: dict[str, str], db_url: str, tmp_path: Path
+) -> None:
+    event_id = add_failed_event(db_url, 4242)
+    russian = {**env, "AMOSYNC_LANG": "ru", "AMOSYNC_TIMEZONE": "Europe/Moscow"}
+    listed = run(["events", "list"], russian, tmp_path)
+    shown = run(["events", "show", str(event_id)], russian, tmp_path)
+    retried = run(["events", "retry", "--id", str(event_id), "--id", "999999"], russian, tmp_path)
+    table = listed.stdout + shown.stdout.split("Данные:")[0]
+
+    assert "ПОЛУЧЕНО (MSK)" in listed.stdout, listed.stdout
+    assert "MSK (UTC+03:00)" in shown.stdout, shown.stdout
+    assert "ошибка" in listed.stdout
+    assert [] == english_words(table), table
+    assert "Снова в очереди событий: 1" in retried.stdout
+    assert "Не в статусе «ошибка»" in retried.stderr
+    json_list = json.loads(run(["events", "list", "--json"], russian, tmp_path).stdout)
+    assert json_list[0]["status"] in ("pending", "processing", "done", "failed")
+    assert json_list[0]["received_at"].endswith("+00:00")
