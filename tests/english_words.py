@@ -8,6 +8,7 @@ import re
 ALLOWED = {
     "amocrm", "rentprog", "amosync", "kommo", "id", "api", "ip", "dns", "url", "oauth",
     "http", "https", "utc", "json", "sqlite", "postgresql", "ru", "en", "msk", "cet", "eet",
+    "localhost",
 }  # fmt: skip
 _IGNORED = re.compile(
     r"`[^`]*`"  # commands and options

@@ -98,3 +98,19 @@ def test_events_speak_russian_with_local_times(
     json_list = json.loads(run(["events", "list", "--json"], russian, tmp_path).stdout)
     assert json_list[0]["status"] in ("pending", "processing", "done", "failed")
     assert json_list[0]["received_at"].endswith("+00:00")
+
+
+def test_webhooks_and_verify_speak_russian(env: dict[str, str], tmp_path: Path) -> None:
+    russian = {**env, "AMOSYNC_LANG": "ru"}
+    registered = run(["webhooks", "register"], russian, tmp_path)  # no AMOSYNC_PUBLIC_URL
+    listed = run(["webhooks", "list"], russian, tmp_path)
+    verified = run(["verify"], russian, tmp_path)
+    http = run(["webhooks", "register", "--url", "http://example.com/amocrm/x"], russian, tmp_path)
+
+    assert 2 == registered.returncode
+    assert "задайте AMOSYNC_PUBLIC_URL" in registered.stderr, registered.stderr
+    assert "в этом аккаунте нет подписок на вебхуки" in listed.stdout, listed.stdout
+    assert "Сверка с amoCRM" in verified.stdout, verified.stdout
+    assert "только на адреса HTTPS" in http.stderr, http.stderr
+    for done in (registered, listed, verified, http):
+        assert [] == english_words(done.stdout + done.stderr), done
