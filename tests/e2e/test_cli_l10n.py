@@ -114,3 +114,17 @@ def test_webhooks_and_verify_speak_russian(env: dict[str, str], tmp_path: Path) 
     assert "только на адреса HTTPS" in http.stderr, http.stderr
     for done in (registered, listed, verified, http):
         assert [] == english_words(done.stdout + done.stderr), done
+
+
+def test_reconcile_and_backfill_speak_russian(env: dict[str, str], tmp_path: Path) -> None:
+    russian = {**env, "AMOSYNC_LANG": "ru"}
+    reconciled = run(["reconcile"], russian, tmp_path)
+    backfilled = run(["backfill", "--no-wait"], russian, tmp_path)
+    wrong = run(["reconcile", "--since", "soon"], russian, tmp_path)
+
+    assert "Догоняющая синхронизация от отметки прошлого запуска" in reconciled.stdout, reconciled
+    assert "Первичная загрузка завершена." in backfilled.stdout, backfilled
+    assert 2 == wrong.returncode
+    assert "неверная длительность 'soon'" in wrong.stderr, wrong.stderr
+    for done in (reconciled, backfilled, wrong):
+        assert [] == english_words(done.stdout + done.stderr), done

@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from amosync.db.dialect import upsert_insert
 from amosync.db.tables import sync_state
 from amosync.db.turns import write_transaction
+from amosync.l10n.catalog import N_
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class LeaseRefused:
     def wait_hint(self) -> str:
         """How long a refused caller waits at most, for a message: when the holder has
         died, its lease lapses by then."""
-        return f"within {max(1, math.ceil(self.seconds_left))} s"
+        return N_("within {n} s").format(n=max(1, math.ceil(self.seconds_left)))
 
 
 class Lease:
