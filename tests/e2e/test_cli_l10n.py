@@ -128,3 +128,16 @@ def test_reconcile_and_backfill_speak_russian(env: dict[str, str], tmp_path: Pat
     assert "неверная длительность 'soon'" in wrong.stderr, wrong.stderr
     for done in (reconciled, backfilled, wrong):
         assert [] == english_words(done.stdout + done.stderr), done
+
+
+def test_auth_speaks_russian(env: dict[str, str], tmp_path: Path) -> None:
+    russian = {**env, "AMOSYNC_LANG": "ru"}
+    shown = run(["auth", "status"], russian, tmp_path)
+    url = run(["auth", "url"], russian, tmp_path)  # no AMOSYNC_AMOCRM_CLIENT_ID
+    exchange = run(["auth", "exchange", "x"], russian, tmp_path)
+
+    assert "Используется" in shown.stdout, shown
+    assert "задайте AMOSYNC_AMOCRM_CLIENT_ID" in url.stderr, url
+    assert "для OAuth нужны" in exchange.stderr, exchange
+    for done in (shown, url, exchange):
+        assert [] == english_words(done.stdout + done.stderr), done
