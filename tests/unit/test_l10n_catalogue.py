@@ -19,6 +19,7 @@ from babel.messages.pofile import read_po
 
 from amosync.l10n.phrases import translate
 from amosync.l10n.zone import local_when, parse_zone
+from amosync.web.activity import Activity, chart_svg
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "amosync"
@@ -137,3 +138,11 @@ def test_times_read_in_the_chosen_zone() -> None:
     )
     with pytest.raises(ValueError, match="Mars/Base"):
         parse_zone("Mars/Base")
+
+
+def test_chart_hour_ticks_read_in_the_chosen_zone() -> None:
+    activity = Activity(datetime(2026, 12, 7, 9, 30, tzinfo=UTC), [0] * 120, [0] * 120)
+    utc = chart_svg(activity, {"chart_title": "x"})
+    moscow = chart_svg(activity, {"chart_title": "x"}, zone=parse_zone("Europe/Moscow"))
+    assert ">10:00</text>" in utc
+    assert ">13:00</text>" in moscow

@@ -266,7 +266,11 @@ class StatusPage:
             "chart_hours": CHART_HOURS,
             "activity": activity,
             "chart": Markup(  # noqa: S704 - built from numbers and our own label strings
-                chart_svg(activity, {"chart_title": t["chart_title"].format(hours=CHART_HOURS)})
+                chart_svg(
+                    activity,
+                    {"chart_title": t["chart_title"].format(hours=CHART_HOURS)},
+                    zone=self._zone,
+                )
             )
             if activity is not None
             else "",
