@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from amosync.db import migrate
 from amosync.db.engine import create_service_engine
 from amosync.db.tables import metadata
+from amosync.l10n.cli import configure_cli
+from amosync.l10n.zone import configure_zone
 from amosync.settings import Settings
 from amosync.testing import DEFAULT_SUBDOMAIN, DEFAULT_TOKEN, FakeAmoState, create_fake_amocrm
 
@@ -127,3 +129,14 @@ def fake_transport(fake: FakeAmoState) -> httpx.ASGITransport:
 async def count(engine: AsyncEngine, query: str) -> int:
     async with engine.connect() as conn:
         return int((await conn.execute(text(query))).scalar_one())
+
+
+@pytest.fixture(autouse=True)
+def _english_cli_locale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI speaks the locale's language (amosync/l10n/cli.py): tests that read English
+    output get an English locale whatever the machine's; Russian tests set AMOSYNC_LANG."""
+    for name in ("LC_ALL", "LC_MESSAGES", "AMOSYNC_LANG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    configure_cli(None)  # a command run in-process configured these from its settings
+    configure_zone(None)

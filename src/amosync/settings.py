@@ -262,6 +262,18 @@ class Settings(BaseSettings):
         default="auto",
         description="`auto`: readable on a terminal, JSON lines otherwise.",
     )
+    lang: Literal["ru", "en"] | None = Field(
+        default=None,
+        description="Language of the CLI's output for people (`ru` or `en`); unset: from "
+        "the locale (LC_ALL, LC_MESSAGES, LANG), else English. Logs and `--json` stay English; "
+        "the status page follows `?lang=` and the browser.",
+    )
+    timezone: str | None = Field(
+        default=None,
+        description="IANA time zone (e.g. `Europe/Moscow`) of every time shown to a person "
+        "(status page, CLI tables, `doctor`); unset: this machine's zone. JSON, logs and the "
+        "database stay UTC.",
+    )
 
     @field_validator("amocrm_subdomain")
     @classmethod
@@ -275,6 +287,16 @@ class Settings(BaseSettings):
                 "use AMOSYNC_AMOCRM_BASE_URL for a full URL"
             )
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_is_known(cls, value: str | None) -> str | None:
+        from amosync.l10n.zone import parse_zone  # local: see sqlite_path
+
+        if value is None or not value.strip():
+            return None
+        parse_zone(value)  # raises ValueError (UnknownZoneError) naming the problem
+        return value.strip()
 
     @field_validator("webhook_secret", "admin_token")
     @classmethod

@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from amosync.settings import Settings
 from amosync.testing import FakeAmoState, Fault, create_fake_amocrm
 from amosync.web.app import create_app
+from tests.english_words import english_words
 from tests.live_app import FORM, demo_fake, serve_app, webhook_body
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -152,6 +153,18 @@ def test_search_finds_a_deal_by_rentprog_id(browser: Browser, live: LiveSync) ->
     assert [] == errors
 
 
+def test_russian_page_has_no_english_words_beyond_names_and_ids(
+    browser: Browser, live: LiveSync
+) -> None:
+    """What the reader sees of the Russian page (checks, counters, the failed event and its
+    error, the chart) is Russian but for names and ids (tests/english_words.py, issue #22)."""
+    page, errors = open_logged_in(browser, live.base_url, "/?lang=ru&q=RP-1004")
+    expect(page.locator("#events-table tr.event").first).to_be_visible()
+    text = page.evaluate("document.body.innerText")
+    assert [] == english_words(text), text
+    assert [] == errors
+
+
 def _db(url: str) -> str:
     return "sqlite" if url.startswith("sqlite") else "postgresql"
 
@@ -175,14 +188,19 @@ def paused(make_settings: Callable[..., Settings]) -> Iterator[str]:
 
 
 @pytest.mark.parametrize(
-    ("lang", "title", "fix"),
+    ("lang", "title", "check", "fix"),
     [
-        ("en", "Sync is paused.", "re-authorise (`amosync auth login`"),
-        ("ru", "Синхронизация приостановлена.", "авторизуйтесь заново (`amosync auth login`"),
+        ("en", "Sync is paused.", "amocrm_pause", "re-authorise (`amosync auth login`"),
+        (
+            "ru",
+            "Синхронизация приостановлена.",
+            "пауза amoCRM",
+            "авторизуйтесь заново (`amosync auth login`",
+        ),
     ],
 )
 def test_paused_sync_shows_the_red_banner(
-    browser: Browser, paused: str, lang: str, title: str, fix: str
+    browser: Browser, paused: str, lang: str, title: str, check: str, fix: str
 ) -> None:
     """amoCRM refused the token: the page opens with a red banner saying sync is paused, why
     (the failing check) and what to do, in the page's language."""
@@ -191,7 +209,8 @@ def test_paused_sync_shows_the_red_banner(
     banner = page.locator("#sync-banner")
     expect(banner).to_be_visible()
     expect(banner.locator("strong")).to_have_text(title)
-    expect(banner.locator(".why")).to_contain_text("amocrm_pause")
+    expect(banner).to_have_attribute("data-check", "amocrm_pause")
+    expect(banner.locator(".why")).to_contain_text(check)  # its name in the page's language
     expect(banner.locator(".fix")).to_contain_text(fix)
     color = banner.evaluate("e => getComputedStyle(e).borderTopColor")
     assert "rgb(207, 34, 46)" == color  # --bad: red

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from amosync.worker.subscription import (
     destination_hash,
     save_subscription_state,
 )
+from tests.english_words import english_words
 from tests.integration.test_metrics import jwt_expiring_in
 from tests.integration.test_read_api import api
 from tests.live_app import demo_fake, seed_through_pipeline
@@ -115,10 +117,20 @@ def rows_by_check(page: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("lang", "title", "fix"),
+    ("lang", "title", "why", "fix"),
     [
-        ("en", "Sync is paused.", "an IP block or a rate-limit pause ends by itself"),
-        ("ru", "Синхронизация приостановлена.", "заканчиваются сами"),
+        (
+            "en",
+            "Sync is paused.",
+            ("blocked this IP (403)", "until "),
+            "an IP block or a rate-limit pause ends by itself",
+        ),
+        (
+            "ru",
+            "Синхронизация приостановлена.",
+            ("заблокировал этот IP (403)", "до "),
+            "заканчиваются сами",
+        ),
     ],
 )
 async def test_paused_sync_shows_a_red_banner_agreeing_with_health(
@@ -126,6 +138,7 @@ async def test_paused_sync_shows_a_red_banner_agreeing_with_health(
     engine: AsyncEngine,
     lang: str,
     title: str,
+    why: tuple[str, str],
     fix: str,
 ) -> None:
     """amoCRM blocked the IP (the shared pause row): a banner says sync is paused, why (the
@@ -142,8 +155,8 @@ async def test_paused_sync_shows_a_red_banner_agreeing_with_health(
     banner = page[page.index('id="sync-banner"') :].split("</div>\n</div>")[0]
     assert 'data-reason="paused"' in banner
     assert title in banner
-    assert "blocked this IP (403)" in banner
-    assert "until " in banner
+    assert why[0] in banner  # the failing check's detail, in the page's language
+    assert why[1] in banner
     assert fix in banner
     on_page = rows_by_check(page)
     assert {name: c["state"] for name, c in health["checks"].items() if name in on_page} == {
@@ -189,3 +202,70 @@ async def test_healthy_page_has_no_banner(
         page = (await client.get("/?lang=en")).text
 
     assert 'id="sync-banner"' not in page
+
+
+def visible_text(page: str) -> str:
+    """The words a reader sees: no markup, style, script or attribute values."""
+    page = re.sub(r"<(style|script)\b.*?</\1>", " ", page, flags=re.DOTALL)
+    text = re.sub(r"<[^>]*>", " ", page)
+    return html.unescape(text)
+
+
+async def test_russian_page_has_no_english_words_beyond_names_and_ids(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """Token warning, disabled subscription, a 403 pause, a refused call: every check's name,
+    state and detail in Russian (issue #22)."""
+    settings = make_settings(
+        admin_token=None,
+        amocrm_long_lived_token=jwt_expiring_in(5 * 86400),
+        public_url="https://sync.example.com",
+        webhook_secret=SECRET,
+    )
+    destination = our_destination(settings)
+    assert destination is not None
+    await save_subscription_state(
+        engine,
+        SubscriptionState(
+            "disabled",
+            datetime.now(UTC),
+            mask_url(destination, SECRET),
+            destination_hash(destination),
+        ),
+    )
+    async with write_transaction(engine) as conn:
+        value = {"slots": [], "paused_until": 0.0, "blocked_until": time.time() + 900}
+        await write_state(conn, "amocrm_rate_limit", value)
+        await conn.execute(
+            insert(api_requests).values(
+                at=datetime.now(UTC),
+                method="GET",
+                path="/api/v4/leads",
+                status=401,
+                duration_ms=5,
+                purpose="webhook",
+            )
+        )
+    async with api(settings, demo_fake(0)) as client:
+        page = (await client.get("/?lang=ru")).text
+        english = (await client.get("/?lang=en")).text
+
+    assert [] == english_words(visible_text(page))
+    assert {"alive", "refused", "paused"} <= set(english_words(visible_text(english)))
+
+
+async def test_times_on_the_page_are_in_amosync_timezone(
+    make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """AMOSYNC_TIMEZONE=Europe/Moscow: the page's times carry MSK and +03:00, not UTC;
+    /health JSON keeps UTC with an offset."""
+    async with api(make_settings(admin_token=None, timezone="Europe/Moscow"), demo_fake(0)) as c:
+        page = (await c.get("/?lang=ru")).text
+        health = (await c.get("/health")).json()
+
+    refreshed = page[page.index('id="refreshed-at"') :].split("</span>")[0]
+    assert refreshed.endswith("MSK (UTC+03:00)"), refreshed
+    assert " UTC<" not in page
+    assert all(
+        c["since"] is None or c["since"].endswith("+00:00") for c in health["checks"].values()
+    ), health

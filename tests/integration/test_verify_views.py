@@ -56,7 +56,7 @@ async def test_metrics_and_page_show_the_last_verification(
     assert "leads: 1 of 1 verified" in section
     assert "The worker verifies 10 batches an hour (up to 2500 rows)." in section
     assert "Сверка с amoCRM" in russian
-    assert "leads: сверено 1 из 1" in russian
+    assert "сделки: сверено 1 из 1" in russian
 
 
 async def test_page_says_when_no_verification_ran(

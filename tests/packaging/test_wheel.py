@@ -100,6 +100,34 @@ def test_installed_command_reports_the_source_version(installed: Installed, tmp_
     assert location.stdout.startswith(str(installed.bin.parent)), location.stdout
 
 
+def test_installed_wheel_speaks_russian_from_its_compiled_catalogue(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """The shipped .mo is found from the installed package (not this checkout), and
+    zoneinfo finds its zones (tzdata where the machine has none)."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "AMOSYNC_LANG": "ru",
+        "AMOSYNC_TIMEZONE": "Mars/Base",
+        "AMOSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}",
+    }
+    done = subprocess.run(
+        [installed.bin / "amosync", "status"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert 2 == done.returncode
+    assert "неизвестный часовой пояс 'Mars/Base'" in done.stderr, done.stderr
+    zone = _run(
+        [installed.bin / "python", "-c", "import zoneinfo; zoneinfo.ZoneInfo('Europe/Moscow')"]
+    )
+    assert 0 == zone.returncode
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

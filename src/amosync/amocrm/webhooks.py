@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from amosync.amocrm.client import AmoClient
 from amosync.errors import RequestRejected
+from amosync.l10n.catalog import N_
 from amosync.settings import Settings
 
 WEBHOOKS_PATH = "/api/v4/webhooks"
@@ -166,19 +167,24 @@ def check_destination(url: str, secret: str) -> DestinationCheck:
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("http", "https") or not host:
-        return DestinationCheck(error=f"not an absolute http(s) URL: {mask_url(url, secret)}")
+        problem = N_("not an absolute http(s) URL: {url}")
+        return DestinationCheck(error=problem.format(url=mask_url(url, secret)))
     if parts.scheme != "https" and host not in _LOCAL_HOSTS:
         return DestinationCheck(
-            error="amoCRM delivers webhooks only to HTTPS URLs: put amosync behind a reverse "
-            "proxy with a certificate and use https:// (plain http is allowed for localhost)"
+            error=N_(
+                "amoCRM delivers webhooks only to HTTPS URLs: put amosync behind a reverse "
+                "proxy with a certificate and use https:// (plain http is allowed for localhost)"
+            )
         )
     if parts.username or parts.password:
-        return DestinationCheck(error="the URL must not contain a user name or password")
+        return DestinationCheck(error=N_("the URL must not contain a user name or password"))
     given = parts.path.rpartition(WEBHOOK_PATH_PREFIX)[2]
     if WEBHOOK_PATH_PREFIX not in parts.path or given != secret:
         return DestinationCheck(
-            mismatch="the URL does not end in /amocrm/<AMOSYNC_WEBHOOK_SECRET>: amosync "
-            "would answer 403 to every delivery and amoCRM would disable the webhook"
+            mismatch=N_(
+                "the URL does not end in /amocrm/<AMOSYNC_WEBHOOK_SECRET>: amosync "
+                "would answer 403 to every delivery and amoCRM would disable the webhook"
+            )
         )
     return DestinationCheck()
 

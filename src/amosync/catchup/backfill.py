@@ -30,6 +30,7 @@ from amosync.db.api_log import count_calls
 from amosync.db.lease import Lease
 from amosync.db.tables import sync_state
 from amosync.db.turns import write_transaction
+from amosync.l10n.catalog import N_
 from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 
 LEASE_KEY = "backfill.lease"
@@ -84,10 +85,11 @@ class Backfill:
         """Load every entity kind in `entities`; raises CatchupBusy if a backfill is running."""
         refused = await self._lease.acquire()
         if refused is not None:
-            raise CatchupBusy(
-                f"a backfill is already running in {refused.holder}; if that process has "
-                f"stopped, its lease lapses {refused.wait_hint}: run it again then"
+            busy = N_(
+                "a backfill is already running in {holder}; if that process has stopped, its "
+                "lease lapses {hint}: run it again then"
             )
+            raise CatchupBusy(busy.format(holder=refused.holder, hint=refused.wait_hint))
         started = datetime.now(UTC)
         report = BackfillReport()
         try:

@@ -34,6 +34,7 @@ from amosync.db.api_log import count_calls
 from amosync.db.lease import Lease
 from amosync.db.turns import write_transaction
 from amosync.errors import AmosyncError, RequestRejected
+from amosync.l10n.catalog import N_
 from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 
 log = logging.getLogger(__name__)
@@ -108,11 +109,13 @@ class Reconciler:
         refused = await self._lease.acquire(min_gap=min_gap)
         if refused is not None:
             if refused.recently_finished:
-                raise CatchupBusy(f"{refused.holder} finished a catch-up run moments ago")
-            raise CatchupBusy(
-                f"a catch-up run is in progress in {refused.holder}; if that process has "
-                f"stopped, its lease lapses {refused.wait_hint}: try again then"
+                moments = N_("{holder} finished a catch-up run moments ago")
+                raise CatchupBusy(moments.format(holder=refused.holder))
+            busy = N_(
+                "a catch-up run is in progress in {holder}; if that process has stopped, its "
+                "lease lapses {hint}: try again then"
             )
+            raise CatchupBusy(busy.format(holder=refused.holder, hint=refused.wait_hint))
         report = ReconcileReport(started_at=datetime.now(UTC))
         finished = False
         try:

@@ -43,6 +43,10 @@ from amosync.cli.ports import bind_or_exit
 from amosync.db.engine import create_service_engine
 from amosync.db.urls import redacted
 from amosync.errors import RetryLater
+from amosync.l10n import N_
+from amosync.l10n.cli import cli_gettext, cli_language_now
+from amosync.l10n.phrases import translate
+from amosync.l10n.zone import local_when
 from amosync.oauth_setup import missing_oauth_settings, token_endpoint
 from amosync.settings import Settings
 
@@ -71,14 +75,15 @@ def url(
     """Print the consent link; after "Allow", amoCRM redirects with ?code=… (valid 20 min)."""
     settings = load_settings()
     if not settings.amocrm_client_id:
-        fail("set AMOSYNC_AMOCRM_CLIENT_ID (the integration ID of your external integration)")
+        fail(N_("set AMOSYNC_AMOCRM_CLIENT_ID (the integration ID of your external integration)"))
     typer.echo(consent_url(settings, settings.amocrm_client_id, state or secrets.token_urlsafe(16)))
-    typer.echo(
+    _ = cli_gettext()
+    redirect = settings.amocrm_redirect_uri or _("your redirect URI")
+    said = _(
         "Open the link as an account admin and allow access. amoCRM then redirects to "
-        f"{settings.amocrm_redirect_uri or 'your redirect URI'}?code=…; run "
-        "`amosync auth exchange CODE` within 20 minutes.",
-        err=True,
+        "{redirect}?code=…; run `amosync auth exchange CODE` within 20 minutes."
     )
+    typer.echo(said.format(redirect=redirect), err=True)
 
 
 @auth_app.command("exchange")
@@ -129,12 +134,14 @@ def login(
     )
     state = secrets.token_urlsafe(16)
     typer.echo(consent_url(settings, settings.amocrm_client_id, state))
-    typer.echo(
-        f"Open the link as an account admin and allow access; waiting up to {timeout:.0f} s "
-        f"for the redirect on {listen_host}:{listen_port}{redirect.path or '/'} "
-        "(plain HTTP: with an https redirect URI, your proxy must forward it here).",
-        err=True,
+    _ = cli_gettext()
+    said = _(
+        "Open the link as an account admin and allow access; waiting up to {n} s for the "
+        "redirect on {address} (plain HTTP: with an https redirect URI, your proxy must "
+        "forward it here)."
     )
+    address = f"{listen_host}:{listen_port}{redirect.path or '/'}"
+    typer.echo(said.format(n=f"{timeout:.0f}", address=address), err=True)
 
     async def handle(callback: Callback) -> Outcome:
         try:
@@ -149,12 +156,13 @@ def login(
             wait_for_callback(sock, redirect.path or "/", state, handle, within=timeout)
         )
     except TimeoutError:
-        fail(f"no redirect from amoCRM within {timeout:.0f} s; run `amosync auth login` again", 1)
+        problem = N_("no redirect from amoCRM within {n} s; run `amosync auth login` again")
+        fail(problem.format(n=f"{timeout:.0f}"), 1)
     finally:
         sock.close()
     if not outcome.ok:
         fail(outcome.message, 1)
-    typer.echo(outcome.message)
+    typer.echo(translate(outcome.message, cli_language_now()))
 
 
 @auth_app.command("status")
@@ -166,7 +174,8 @@ def status(
     try:
         expiry, row = asyncio.run(_status(settings))
     except SQLAlchemyError as exc:
-        fail(f"cannot read {redacted(settings.database_url)}: {str(exc).splitlines()[0]}", 1)
+        problem = N_("cannot read {url}: {error}")
+        fail(problem.format(url=redacted(settings.database_url), error=str(exc).splitlines()[0]), 1)
     choice = token_choice(settings)
     if as_json:
         data: dict[str, object] = {
@@ -179,27 +188,42 @@ def status(
             data["last_refresh_at"] = row.updated_at.isoformat(timespec="seconds")
             data["version"] = row.version
         typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
-    elif expiry is None:
-        typer.echo(f"Uses:         {choice.statement}")
-        if choice.warning:
-            typer.echo(f"WARNING: {choice.warning}")
-        typer.echo(missing_token_hint(settings))
     else:
-        kind = "long-lived token" if expiry.kind == "long_lived" else "OAuth"
-        lines = [f"Token:        {kind}", f"Uses:         {choice.statement}"]
-        if choice.warning:
-            lines.append(f"WARNING: {choice.warning}")
-        if expiry.access_expires_at is not None:
-            lines.append(f"Access token: expires {_when(expiry.access_expires_at)}")
-        if row is not None:
-            lines.append(f"Last refresh: {_when(row.updated_at)} (rotation {row.version})")
-        if expiry.refresh_expires_at is not None:
-            lines.append(f"Refresh token: dies {_when(expiry.refresh_expires_at)} unless used")
-        if expiry.needs_warning(settings):
-            lines.append(f"WARNING: {expiry.describe()}")
-        typer.echo("\n".join(lines))
+        typer.echo(_status_text(settings, expiry, row))
     if expiry is None or expiry.is_expired():
         raise typer.Exit(1)
+
+
+def _status_text(settings: Settings, expiry: TokenExpiry | None, row: StoredTokens | None) -> str:
+    """`auth status` for a person, in AMOSYNC_LANG, times in AMOSYNC_TIMEZONE."""
+    _, lang = cli_gettext(), cli_language_now()
+    choice = token_choice(settings)
+    uses = (_("Uses"), translate(choice.statement, lang))
+    warning = _("WARNING")
+    if expiry is None:
+        lines = [f"{uses[0]}: {uses[1]}"]
+        if choice.warning:
+            lines.append(f"{warning}: {translate(choice.warning, lang)}")
+        return "\n".join([*lines, translate(missing_token_hint(settings), lang)])
+    kind = _("long-lived token") if expiry.kind == "long_lived" else "OAuth"
+    rows = [(_("Token"), kind), uses]
+    if expiry.access_expires_at is not None:
+        rows.append(
+            (_("Access token"), _("expires {time}").format(time=_when(expiry.access_expires_at)))
+        )
+    if row is not None:
+        refreshed = _("{time} (rotation {n})").format(time=_when(row.updated_at), n=row.version)
+        rows.append((_("Last refresh"), refreshed))
+    if expiry.refresh_expires_at is not None:
+        dies = _("dies {time} unless used").format(time=_when(expiry.refresh_expires_at))
+        rows.append((_("Refresh token"), dies))
+    width = max(len(k) for k, _v in rows) + 1
+    lines = [f"{k + ':':<{width}} {v}" for k, v in rows]
+    if choice.warning:
+        lines.insert(2, f"{warning}: {translate(choice.warning, lang)}")
+    if expiry.needs_warning(settings):
+        lines.append(f"{warning}: {translate(expiry.describe(), lang)}")
+    return "\n".join(lines)
 
 
 class CommandFailed(Exception):
@@ -215,7 +239,7 @@ def _oauth_settings() -> Settings:
     settings = load_settings()
     missing = missing_oauth_settings(settings)
     if missing:
-        fail("OAuth needs " + ", ".join(missing))
+        fail(N_("OAuth needs {settings}").format(settings=", ".join(missing)))
     return settings
 
 
@@ -225,28 +249,28 @@ def _code_from(value: str) -> str:
     if "code=" in value or "error=" in value:
         query = parse_qs(urlsplit(value).query or value.lstrip("?"))
         if query.get("error"):
-            fail(f"amoCRM did not grant access ({query['error'][0]}); run `amosync auth url`", 1)
+            problem = N_("amoCRM did not grant access ({error}); run `amosync auth url`")
+            fail(problem.format(error=query["error"][0]), 1)
         if query.get("code"):
             return query["code"][0]
     if not value:
-        fail("the code is empty")
+        fail(N_("the code is empty"))
     return value
 
 
 def _accepted_code(settings: Settings, callback: Callback) -> str:
     if callback.error:
-        raise CommandFailed(
-            f"amoCRM did not grant access ({callback.error}); run `amosync auth login` again", 1
-        )
+        problem = N_("amoCRM did not grant access ({error}); run `amosync auth login` again")
+        raise CommandFailed(problem.format(error=callback.error), 1)
     expected = urlsplit(settings.api_base_url or "").hostname
     if callback.referer and expected and callback.referer != expected:
-        raise CommandFailed(
-            f"the consent was given for {callback.referer}, but amosync is configured for "
-            f"{expected} (AMOSYNC_AMOCRM_SUBDOMAIN / AMOSYNC_AMOCRM_BASE_URL)",
-            1,
+        problem = N_(
+            "the consent was given for {given}, but amosync is configured for {expected} "
+            "(AMOSYNC_AMOCRM_SUBDOMAIN / AMOSYNC_AMOCRM_BASE_URL)"
         )
+        raise CommandFailed(problem.format(given=callback.referer, expected=expected), 1)
     if not callback.code:
-        raise CommandFailed("the redirect carried no code; run `amosync auth login` again", 1)
+        raise CommandFailed(N_("the redirect carried no code; run `amosync auth login` again"), 1)
     return callback.code
 
 
@@ -265,17 +289,16 @@ async def _exchange(settings: Settings, code: str) -> StoredTokens:
         except GrantRefused as exc:
             raise CommandFailed(str(exc), 1) from None
         except RetryLater as exc:
-            raise CommandFailed(
-                f"{exc}; nothing was stored, try again with a new code", 1
-            ) from None
+            problem = N_("{error}; nothing was stored, try again with a new code")
+            raise CommandFailed(problem.format(error=exc), 1) from None
         try:
             return await store.save(grant)
         except SQLAlchemyError as exc:
-            raise CommandFailed(
-                f"tokens received but not stored in {redacted(settings.database_url)} "
-                f"({_first_line(exc)}); get a new code and try again",
-                1,
-            ) from None
+            problem = N_(
+                "tokens received but not stored in {url} ({error}); get a new code and try again"
+            )
+            url = redacted(settings.database_url)
+            raise CommandFailed(problem.format(url=url, error=_first_line(exc)), 1) from None
     finally:
         await engine.dispose()
 
@@ -284,11 +307,9 @@ async def _database_ready(settings: Settings, store: TokenStore) -> None:
     try:
         await store.load()
     except SQLAlchemyError as exc:
-        raise CommandFailed(
-            f"cannot use {redacted(settings.database_url)} ({_first_line(exc)}); "
-            "run `amosync migrate` first",
-            1,
-        ) from None
+        problem = N_("cannot use {url} ({error}); run `amosync migrate` first")
+        url = redacted(settings.database_url)
+        raise CommandFailed(problem.format(url=url, error=_first_line(exc)), 1) from None
 
 
 def _first_line(exc: Exception) -> str:
@@ -308,12 +329,17 @@ async def _status(settings: Settings) -> tuple[TokenExpiry | None, StoredTokens 
 
 
 def _stored_line(stored: StoredTokens) -> str:
-    return (
-        f"OAuth tokens stored for {stored.account}: access token expires "
-        f"{_when(stored.expires_at)}, refresh token valid until "
-        f"{_when(stored.refresh_expires_at)} (amosync refreshes both on its own)"
+    _ = cli_gettext()
+    said = _(
+        "OAuth tokens stored for {account}: access token expires {time}, refresh token valid "
+        "until {until} (amosync refreshes both on its own)"
+    )
+    return said.format(
+        account=stored.account,
+        time=_when(stored.expires_at),
+        until=_when(stored.refresh_expires_at),
     )
 
 
 def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "—"
+    return local_when(value)  # AMOSYNC_TIMEZONE; `—` when unknown

@@ -12,12 +12,16 @@ import typer
 from pydantic import ValidationError
 
 from amosync.errors import ConfigError
+from amosync.l10n.cli import _, cli_language_now, configure_cli
+from amosync.l10n.phrases import translate
+from amosync.l10n.zone import configure_zone
 from amosync.logs import configure_logging
 from amosync.settings import Settings
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"amosync: {message}", err=True)
+    """Print `message` (in AMOSYNC_LANG when the catalogue knows it) and exit `code`."""
+    typer.echo(f"amosync: {translate(message, cli_language_now())}", err=True)
     raise typer.Exit(code)
 
 
@@ -29,8 +33,11 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for err in exc.errors():
             name = "AMOSYNC_" + "_".join(str(p) for p in err["loc"]).upper()
-            lines.append(f"  {name}: {err['msg'].removeprefix('Value error, ')}")
-        fail("invalid configuration:\n" + "\n".join(lines))
+            reason = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {name}: {translate(reason, cli_language_now())}")
+        fail(_("invalid configuration:") + "\n" + "\n".join(lines))
+    configure_cli(settings.lang)
+    configure_zone(settings.timezone)
     try:
         settings.sqlite_path  # noqa: B018 - validates the database URL early
     except ConfigError as exc:

@@ -17,6 +17,7 @@ from amosync.db.copy import (
 )
 from amosync.db.urls import redacted, sync_url
 from amosync.errors import ConfigError
+from amosync.l10n import N_
 
 
 def copy_db(
@@ -62,7 +63,7 @@ def copy_db(
         except ConfigError as exc:
             fail(str(exc).replace("AMOSYNC_DATABASE_URL", "--from/--to"))
     if same_database(source, target):
-        fail("--from and --to name the same database")
+        fail(N_("--from and --to name the same database"))
 
     def progress(table: TableCopied) -> None:
         if table.not_copied is not None:
@@ -83,7 +84,12 @@ def copy_db(
     except CopyRefused as exc:
         fail(str(exc), 1)
     except SQLAlchemyError as exc:
-        fail(f"copy failed, nothing was committed: {str(exc).splitlines()[0]}", 1)
+        fail(
+            N_("copy failed, nothing was committed: {error}").format(
+                error=str(exc).splitlines()[0]
+            ),
+            1,
+        )
     if report.emptied:
         typer.echo("cleared first (--force): " + ", ".join(report.emptied))
     if report.leases_released:

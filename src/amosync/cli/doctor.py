@@ -14,6 +14,8 @@ import typer
 from amosync.cli.common import load_settings
 from amosync.doctor.checks import CheckResult, failed, run_checks
 from amosync.doctor.facts import default_service_url, gather
+from amosync.l10n.cli import cli_gettext, cli_language_now
+from amosync.l10n.phrases import translate
 
 MARKS = {"ok": "✓", "warn": "!", "fail": "✗", "skip": "–"}
 
@@ -48,19 +50,28 @@ def doctor(
 
 
 def render(results: list[CheckResult]) -> str:
-    width = max(len(r.name) for r in results)
+    """The checklist for a person, in AMOSYNC_LANG (`--json` stays English)."""
+    _, lang = cli_gettext(), cli_language_now()
+    names = {r.name: _(r.name) for r in results}
+    width = max(len(n) for n in names.values())
     lines: list[str] = []
     for r in results:
-        lines.append(f"{MARKS[r.status]} {r.name:<{width}}  {r.detail}")
+        lines.append(f"{MARKS[r.status]} {names[r.name]:<{width}}  {translate(r.detail, lang)}")
         if r.fix and r.status in ("fail", "warn"):
-            lines.append(f"  {'':<{width}}  → {r.fix}")
+            lines.append(f"  {'':<{width}}  → {translate(r.fix, lang)}")
     bad = failed(results)
     lines.append("")
-    lines.append(
-        f"{len(bad)} of {len(results)} checks failed: {', '.join(r.name for r in bad)}"
-        if bad
-        else "all checks passed" + (" (with warnings)" if _warned(results) else "")
-    )
+    if bad:
+        summary = _("{n} of {total} checks failed: {names}")
+        lines.append(
+            summary.format(
+                n=len(bad), total=len(results), names=", ".join(names[r.name] for r in bad)
+            )
+        )
+    elif _warned(results):
+        lines.append(_("all checks passed (with warnings)"))
+    else:
+        lines.append(_("all checks passed"))
     return "\n".join(lines)
 
 

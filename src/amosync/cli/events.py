@@ -30,6 +30,10 @@ from amosync.inbox.admin import (
 )
 from amosync.inbox.retention import Pruned, prune
 from amosync.inbox.store import STATUSES
+from amosync.l10n import N_
+from amosync.l10n.cli import cli_gettext, cli_language_now
+from amosync.l10n.phrases import translate
+from amosync.l10n.zone import display_zone, local_when
 
 T = TypeVar("T")
 
@@ -46,25 +50,33 @@ def list_command(
 ) -> None:
     """List events, newest first."""
     if status is not None and status not in STATUSES:
-        fail(f"--status: unknown status {status!r}; use one of: {', '.join(STATUSES)}")
+        problem = N_("--status: unknown status {status}; use one of: {known}")
+        fail(problem.format(status=repr(status), known=", ".join(STATUSES)))
     if not 1 <= limit <= MAX_LIST_LIMIT:
-        fail(f"--limit: must be between 1 and {MAX_LIST_LIMIT}")
+        fail(N_("--limit: must be between 1 and {n}").format(n=MAX_LIST_LIMIT))
     events = _run(lambda engine: list_events(engine, status=status, limit=limit))
     if as_json:
         typer.echo(orjson.dumps([e.as_json() for e in events]).decode())
         return
+    _, lang, zone = cli_gettext(), cli_language_now(), display_zone()
     if not events:
-        typer.echo("No events" + (f" with status {status}." if status else "."))
+        if status:
+            typer.echo(_("No events with status {status}.").format(status=_(status)))
+        else:
+            typer.echo(_("No events."))
         return
-    header = f"{'ID':>8}  {'RECEIVED':<19}  {'ENTITY':<10} {'ACTION':<11} {'ENTITY ID':>10}  "
-    typer.echo(header + f"{'STATUS':<8} {'TRIES':>5}  ERROR")
+    received_at, entity, action = _("RECEIVED"), _("ENTITY"), _("ACTION")
+    entity_id_at, status_at, tries, error_at = _("ENTITY ID"), _("STATUS"), _("TRIES"), _("ERROR")
+    received_at += f" ({events[0].received_at.astimezone(zone).tzname()})"
+    header = f"{'ID':>8}  {received_at:<19}  {entity:<10} {action:<11} {entity_id_at:>10}  "
+    typer.echo(header + f"{status_at:<8} {tries:>5}  {error_at}")
     for e in events:
-        received = e.received_at.strftime("%Y-%m-%d %H:%M:%S")
+        received = e.received_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
         entity_id = "" if e.entity_id is None else str(e.entity_id)
-        error = (e.last_error or "").replace("\n", " ")[:60]
+        error = translate((e.last_error or "").replace("\n", " "), lang)[:60]
         typer.echo(
-            f"{e.id:>8}  {received:<19}  {e.entity:<10} {e.action:<11} {entity_id:>10}  "
-            f"{e.status:<8} {e.attempts:>5}  {error}"
+            f"{e.id:>8}  {received:<19}  {_(e.entity):<10} {_(e.action):<11} {entity_id:>10}  "
+            f"{_(e.status):<8} {e.attempts:>5}  {error}"
         )
 
 
@@ -76,7 +88,7 @@ def show_command(
     """One event with its payload, attempts and last error."""
     event = _run(lambda engine: get_event(engine, event_id))
     if event is None:
-        fail(f"no event with id {event_id}", 1)
+        fail(N_("no event with id {n}").format(n=event_id), 1)
     if as_json:
         typer.echo(orjson.dumps(event.as_json(), option=orjson.OPT_INDENT_2).decode())
         return
@@ -92,7 +104,7 @@ def retry_command(
 ) -> None:
     """Put failed events back in the queue (attempts reset); the worker processes them."""
     if bool(ids) == failed:
-        fail("say which events: --id N (repeatable) or --failed")
+        fail(N_("say which events: --id N (repeatable) or --failed"))
     wanted = sorted(set(ids or []))
 
     async def requeue(engine: AsyncEngine) -> list[int]:
@@ -101,19 +113,21 @@ def retry_command(
         return await retry_events(engine, wanted)
 
     queued = _run(requeue)
+    _ = cli_gettext()
     skipped = [i for i in wanted if i not in queued]
     if queued:
         shown = ", ".join(str(i) for i in queued[:20]) + (" …" if len(queued) > 20 else "")
-        typer.echo(f"Queued again: {len(queued)} event(s) ({shown}).")
+        typer.echo(_("Queued again: {n} event(s) ({ids}).").format(n=len(queued), ids=shown))
     if skipped:
         typer.echo(
-            f"Not failed, left alone: {', '.join(str(i) for i in skipped)} "
-            "(unknown ids, or not in the failed state).",
+            _("Not failed, left alone: {ids} (unknown ids, or not in the failed state).").format(
+                ids=", ".join(str(i) for i in skipped)
+            ),
             err=True,
         )
     if not queued:
         if failed:
-            typer.echo("No failed events.")
+            typer.echo(_("No failed events."))
             return
         raise typer.Exit(1)
 
@@ -129,35 +143,49 @@ def prune_command(
     settings = load_settings()
     retention = timedelta(days=settings.event_retention_days)
     result: Pruned = _run(lambda engine: prune(engine, retention, dry_run=dry_run))
-    verb = "Would delete" if dry_run else "Deleted"
+    _ = cli_gettext()
+    said = (
+        _(
+            "Would delete {n} done/ignored event(s) older than {days} days (before {time}) "
+            "and {calls} API call log row(s) older than 2 days. Failed and pending events "
+            "are kept."
+        )
+        if dry_run
+        else _(
+            "Deleted {n} done/ignored event(s) older than {days} days (before {time}) "
+            "and {calls} API call log row(s) older than 2 days. Failed and pending events "
+            "are kept."
+        )
+    )
     typer.echo(
-        f"{verb} {result.events} done/ignored event(s) older than "
-        f"{settings.event_retention_days:g} days (before "
-        f"{result.cutoff.isoformat(timespec='seconds')}) and {result.api_requests} API call "
-        "log row(s) older than 2 days. Failed and pending events are kept."
+        said.format(
+            n=result.events,
+            days=f"{settings.event_retention_days:g}",
+            time=local_when(result.cutoff),
+            calls=result.api_requests,
+        )
     )
 
 
 def _render(e: EventView) -> str:
+    _, lang = cli_gettext(), cli_language_now()
     rows = [
         ("ID", str(e.id)),
-        ("Received", e.received_at.isoformat(timespec="seconds")),
-        ("Source", e.source),
-        ("Entity", f"{e.entity} {e.entity_id if e.entity_id is not None else '—'}"),
-        ("Action", e.action),
-        ("Status", e.status),
-        ("Attempts", str(e.attempts)),
-        (
-            "Next try",
-            e.available_at.isoformat(timespec="seconds") if e.status == "pending" else "—",
-        ),
-        ("Processed", e.processed_at.isoformat(timespec="seconds") if e.processed_at else "—"),
-        ("Last error", e.last_error or "—"),
+        (_("Received"), local_when(e.received_at)),
+        (_("Source"), _(e.source)),
+        (_("Entity"), f"{_(e.entity)} {e.entity_id if e.entity_id is not None else '—'}"),
+        (_("Action"), _(e.action)),
+        (_("Status"), _(e.status)),
+        (_("Attempts"), str(e.attempts)),
+        (_("Next try"), local_when(e.available_at) if e.status == "pending" else "—"),
+        (_("Processed"), local_when(e.processed_at) if e.processed_at else "—"),
+        (_("Last error"), translate(e.last_error, lang) if e.last_error else "—"),
     ]
-    width = max(len(k) for k, _ in rows)
+    width = max(len(k) for k, _v in rows)
     text = "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
     payload = orjson.dumps(e.payload, option=orjson.OPT_INDENT_2).decode()
-    return f"{text}\nPayload:\n{payload}"
+    payload_at = _("Payload")
+    return f"{text}\n{payload_at}:\n{payload}"
 
 
 def _run(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
@@ -173,8 +201,5 @@ def _run(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except SQLAlchemyError as exc:
-        fail(
-            f"cannot read {redacted(settings.database_url)}: {str(exc).splitlines()[0]} "
-            "(is it migrated? run `amosync migrate`)",
-            1,
-        )
+        problem = N_("cannot read {url}: {error} (is it migrated? run `amosync migrate`)")
+        fail(problem.format(url=redacted(settings.database_url), error=str(exc).splitlines()[0]), 1)

@@ -12,13 +12,15 @@ import socket
 from typing import NoReturn
 
 from amosync.cli.common import fail
+from amosync.l10n.catalog import N_
 
 # Exit code for "bad configuration": the operator changes a setting and runs it again.
 PORT_BUSY_EXIT = 2
 
 
-def port_busy_message(host: str, port: int, setting: str, reason: str = "in use") -> str:
-    return f"cannot listen on {host}:{port}: the port is {reason}; change {setting}"
+def port_busy_message(host: str, port: int, setting: str, reason: str = N_("in use")) -> str:
+    said = N_("cannot listen on {address}: the port is {reason}; change {setting}")
+    return said.format(address=f"{host}:{port}", reason=reason, setting=setting)
 
 
 def bind_or_exit(host: str, port: int, setting: str) -> socket.socket:
@@ -31,13 +33,13 @@ def bind_or_exit(host: str, port: int, setting: str) -> socket.socket:
 
 def port_unavailable(host: str, port: int, setting: str, exc: OSError) -> NoReturn:
     if exc.errno == errno.EADDRINUSE:
-        reason = "in use (another program listens on it)"
+        reason = N_("in use (another program listens on it)")
     elif exc.errno == errno.EACCES:
-        reason = "not allowed for this user (ports below 1024 need root)"
+        reason = N_("not allowed for this user (ports below 1024 need root)")
     elif exc.errno == errno.EADDRNOTAVAIL:
-        reason = "on an address this machine does not have"
+        reason = N_("on an address this machine does not have")
     else:
-        reason = f"unavailable ({exc.strerror or exc})"
+        reason = N_("unavailable ({error})").format(error=exc.strerror or exc)
     fail(port_busy_message(host, port, setting, reason), PORT_BUSY_EXIT)
 
 

@@ -21,6 +21,8 @@ from amosync.db.file_mode import check_database_file
 from amosync.db.urls import is_sqlite, redacted
 from amosync.errors import ConfigError
 from amosync.heap import freeze_startup_objects
+from amosync.l10n import N_
+from amosync.l10n.cli import cli_gettext
 from amosync.services import build_services
 from amosync.settings import Settings
 from amosync.worker.paused import PAUSED_EXIT_CODE, WorkerPaused
@@ -51,13 +53,11 @@ def _prepare_database(settings: Settings, *, auto_migrate: bool, create: bool = 
     except ConfigError as exc:
         fail(str(exc))
     except SQLAlchemyError as exc:
-        fail(f"cannot open database {redacted(url)}: {str(exc).splitlines()[0]}", 1)
+        problem = N_("cannot open database {url}: {error}")
+        fail(problem.format(url=redacted(url), error=str(exc).splitlines()[0]), 1)
     if current != migrations.head_revision():
-        fail(
-            f"database {redacted(url)} is at schema {current or 'none'}; "
-            "run `amosync migrate` first",
-            1,
-        )
+        problem = N_("database {url} is at schema {revision}; run `amosync migrate` first")
+        fail(problem.format(url=redacted(url), revision=current or "—"), 1)
 
 
 def _private_database_file(settings: Settings) -> None:
@@ -106,7 +106,7 @@ def serve(
         sock.close()
     if not server.started:
         # uvicorn returns without serving when the app's start-up failed (it logged why).
-        fail("the service did not start (see the log above)", 1)
+        fail(N_("the service did not start (see the log above)"), 1)
 
 
 def worker(
@@ -164,5 +164,8 @@ def migrate(
         if db_file is not None:
             write_marker(db_file)
     except SQLAlchemyError as exc:
-        fail(f"cannot migrate {redacted(url)}: {str(exc).splitlines()[0]}", 1)
-    typer.echo(f"database {redacted(url)} is at schema {migrations.head_revision()}")
+        problem = N_("cannot migrate {url}: {error}")
+        fail(problem.format(url=redacted(url), error=str(exc).splitlines()[0]), 1)
+    _ = cli_gettext()
+    done = _("database {url} is at schema {revision}")
+    typer.echo(done.format(url=redacted(url), revision=migrations.head_revision()))

@@ -23,6 +23,10 @@ from amosync.cli.common import fail, load_settings
 from amosync.core.humanize import age
 from amosync.db.engine import create_service_engine
 from amosync.db.urls import redacted
+from amosync.l10n import N_
+from amosync.l10n.cli import cli_gettext, cli_language_now
+from amosync.l10n.phrases import translate
+from amosync.l10n.zone import local_when
 from amosync.settings import Settings
 from amosync.stats import SyncStats, collect_stats
 
@@ -35,7 +39,8 @@ def status(
     try:
         stats, expiry, covered, pause = asyncio.run(_collect(settings))
     except SQLAlchemyError as exc:
-        fail(f"cannot read {redacted(settings.database_url)}: {str(exc).splitlines()[0]}", 1)
+        problem = N_("cannot read {url}: {error}")
+        fail(problem.format(url=redacted(settings.database_url), error=str(exc).splitlines()[0]), 1)
     if as_json:
         data = stats.as_json()
         data["token"] = expiry.as_json(settings) if expiry else None
@@ -70,19 +75,26 @@ async def _collect(
 
 def pause_line(pause: SharedPause | None) -> str:
     """The `amoCRM calls` row: whether every process is holding its calls, and until when."""
+    _ = cli_gettext()
     if pause is None:
-        return "not paused"
-    why = "paused after a 429" if pause.kind == "rate_limited" else "blocked after a 403"
-    until = pause.until.isoformat(timespec="seconds")
-    return f"{why} until {until} ({age(pause.seconds_left())} left)"
+        return _("not paused")
+    why = (
+        _("paused after a 429 until {time} ({age} left)")
+        if pause.kind == "rate_limited"
+        else _("blocked after a 403 until {time} ({age} left)")
+    )
+    return why.format(time=local_when(pause.until), age=_tr(age(pause.seconds_left())))
 
 
 def token_line(settings: Settings, expiry: TokenExpiry | None) -> str:
     """The `amoCRM token` row: expiry, with a warning or the fix when it matters."""
     if expiry is None:
-        return missing_token_hint(settings)
+        return _tr(missing_token_hint(settings))
     check = expiry_check(settings, expiry)
-    return check[1] if check else f"{expiry.kind.replace('_', '-')}, expiry unknown"
+    if check:
+        return _tr(check[1])
+    _ = cli_gettext()
+    return _("{kind}, expiry unknown").format(kind=_(expiry.kind.replace("_", "-")))
 
 
 def render(
@@ -91,43 +103,102 @@ def render(
     budget: int | None = None,
     pause: str | None = None,
 ) -> str:
+    _ = cli_gettext()
     e = s.events_by_status
-    workers = ", ".join(f"{w.id} ({w.state})" for w in s.workers) or "none in the last 5 min"
+    workers = ", ".join(f"{w.id} ({_(w.state)})" for w in s.workers) or _("none in the last 5 min")
     rows = [
-        ("Deals stored", f"{s.deals} ({s.deals_deleted} deleted)"),
-        ("Deals with a RentProg ID", str(s.deals_with_rentprog_id)),
-        ("Contacts / companies", f"{s.contacts} / {s.companies}"),
         (
-            "Webhook events",
-            f"{sum(e.values())}: {e['done']} done, {e['pending']} pending, "
-            f"{e['failed']} failed, {e['ignored']} ignored",
+            _("Deals stored"),
+            _("{n} ({deleted} deleted)").format(n=s.deals, deleted=s.deals_deleted),
         ),
-        ("Backlog", f"{s.backlog} pending, oldest {age(s.oldest_pending_age_seconds)}"),
+        (_("Deals with a RentProg ID"), str(s.deals_with_rentprog_id)),
+        (_("Contacts / companies"), f"{s.contacts} / {s.companies}"),
         (
-            "Last webhook from amoCRM",
-            s.last_webhook_at.isoformat(timespec="seconds") if s.last_webhook_at else "never",
+            _("Webhook events"),
+            _("{total}: {done} done, {pending} pending, {failed} failed, {ignored} ignored").format(
+                total=sum(e.values()),
+                done=e["done"],
+                pending=e["pending"],
+                failed=e["failed"],
+                ignored=e["ignored"],
+            ),
         ),
-        ("API requests, last hour", spend_line(s.api_requests_by_purpose_last_hour, budget)),
-        *([("amoCRM calls", pause)] if pause is not None else []),
-        ("Last catch-up", catchup_line(s.last_catchup)),
-        ("Workers", workers),
+        (
+            _("Backlog"),
+            _("{n} pending, oldest {age}").format(
+                n=s.backlog, age=_tr(age(s.oldest_pending_age_seconds))
+            ),
+        ),
+        (
+            _("Last webhook from amoCRM"),
+            local_when(s.last_webhook_at) if s.last_webhook_at else _("never"),
+        ),
+        (
+            _("API requests, last hour"),
+            _tr(spend_line(s.api_requests_by_purpose_last_hour, budget)),
+        ),
+        *([(_("amoCRM calls"), pause)] if pause is not None else []),
+        (_("Last catch-up"), _tr(catchup_line(s.last_catchup))),
+        (_("Workers"), workers),
     ]
     if token is not None:
-        rows.append(("amoCRM token", token))
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+        rows.append((_("amoCRM token"), token))
+    return "\n".join(f"{k:<{_width()}}  {v}" for k, v in rows)
 
 
 def verification_rows(s: SyncStats, covered: dict[str, Coverage], per_hour: int) -> str:
     """The verification rows, aligned like `render`'s (appended after them)."""
+    _ = cli_gettext()
     parts = []
     for entity, c in covered.items():
         oldest = c.oldest_verified_at
-        since = f", oldest {oldest.isoformat(timespec='seconds')}" if oldest else ""
-        parts.append(f"{entity} {c.verified} of {c.stored}{since}")
-    background = f"{per_hour} calls/h" if per_hour else "off (AMOSYNC_VERIFY_CALLS_PER_HOUR=0)"
+        since = _(", oldest {time}").format(time=local_when(oldest)) if oldest else ""
+        parts.append(
+            _("{entity} {verified} of {stored}").format(
+                entity=_(entity), verified=c.verified, stored=c.stored
+            )
+            + since
+        )
+    background = (
+        _("{n} calls/h").format(n=per_hour)
+        if per_hour
+        else _("off (AMOSYNC_VERIFY_CALLS_PER_HOUR=0)")
+    )
     rows = [
-        ("Last verification", verify_line(s.last_verify)),
-        ("Verified", f"{'; '.join(parts)}; background {background}"),
+        (_("Last verification"), _tr(verify_line(s.last_verify))),
+        (
+            _("Verified"),
+            _("{parts}; background {background}").format(
+                parts="; ".join(parts), background=background
+            ),
+        ),
     ]
-    return "\n".join(f"{k:<24}  {v}" for k, v in rows)
+    return "\n".join(f"{k:<{_width()}}  {v}" for k, v in rows)
+
+
+LABELS = (
+    N_("Deals stored"),
+    N_("Deals with a RentProg ID"),
+    N_("Contacts / companies"),
+    N_("Webhook events"),
+    N_("Backlog"),
+    N_("Last webhook from amoCRM"),
+    N_("API requests, last hour"),
+    N_("amoCRM calls"),
+    N_("Last catch-up"),
+    N_("Workers"),
+    N_("amoCRM token"),
+    N_("Last verification"),
+    N_("Verified"),
+)
+
+
+def _width() -> int:
+    """One column for `render`'s rows and the verification rows, in any language."""
+    _ = cli_gettext()
+    return max(len(_(label)) for label in LABELS)
+
+
+def _tr(text: str) -> str:
+    """A line composed in English elsewhere, in AMOSYNC_LANG (amosync/l10n/phrases.py)."""
+    return translate(text, cli_language_now())

@@ -29,6 +29,8 @@ from amosync.cli.common import fail, load_settings
 from amosync.db.engine import create_service_engine
 from amosync.db.urls import redacted
 from amosync.errors import AmoCRMError
+from amosync.l10n import N_
+from amosync.l10n.cli import cli_gettext
 from amosync.services import build_client
 from amosync.settings import Settings
 
@@ -37,8 +39,8 @@ T = TypeVar("T")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _STOPPED = {
-    STOP_BUDGET: "the hourly API budget (AMOSYNC_API_BUDGET_PER_HOUR) is spent",
-    STOP_BACKLOG: "the worker has a large webhook backlog, which comes first",
+    STOP_BUDGET: N_("the hourly API budget (AMOSYNC_API_BUDGET_PER_HOUR) is spent"),
+    STOP_BACKLOG: N_("the worker has a large webhook backlog, which comes first"),
 }
 
 
@@ -46,7 +48,8 @@ def parse_duration(text: str) -> float:
     """`30m`, `2h`, `1d`, `90s` → seconds; ValueError otherwise."""
     match = _DURATION.match(text)
     if match is None or float(match[1]) <= 0:
-        raise ValueError(f"invalid duration {text!r}: use a number with s, m, h or d (30m, 2h, 1d)")
+        problem = N_("invalid duration {text}: use a number with s, m, h or d (30m, 2h, 1d)")
+        raise ValueError(problem.format(text=repr(text)))
     return float(match[1]) * _UNIT_SECONDS[match[2]]
 
 
@@ -62,7 +65,7 @@ def reconcile(
     try:
         seconds = parse_duration(since) if since is not None else None
     except ValueError as exc:
-        fail(f"--since: {exc}")
+        fail(N_("--since: {error}").format(error=exc))
     _require_account(settings)
 
     async def work(engine: AsyncEngine, client: AmoClient) -> tuple[ReconcileReport, int]:
@@ -76,11 +79,8 @@ def reconcile(
     else:
         typer.echo(_render_reconcile(report, spent, settings.api_budget_per_hour, since))
     if report.stopped is not None:
-        fail(
-            f"stopped early: {_STOPPED.get(report.stopped, report.stopped)}; "
-            "the next run continues from here",
-            1,
-        )
+        problem = N_("stopped early: {why}; the next run continues from here")
+        fail(problem.format(why=_STOPPED.get(report.stopped, report.stopped)), 1)
 
 
 def backfill(
@@ -103,9 +103,8 @@ def backfill(
     kinds = tuple(k.strip() for k in entities.split(",") if k.strip())
     unknown = sorted(set(kinds) - set(ENTITIES))
     if unknown or not kinds:
-        fail(
-            f"--entities: unknown kind {', '.join(unknown) or '(none)'}; use {', '.join(ENTITIES)}"
-        )
+        problem = N_("--entities: unknown kind {kinds}; use {known}")
+        fail(problem.format(kinds=", ".join(unknown) or "—", known=", ".join(ENTITIES)))
     _require_account(settings)
     progress = _ProgressDisplay(kinds)
 
@@ -124,20 +123,19 @@ def backfill(
 
     with progress:
         report = _run(settings, BACKFILL, work)
-    stored = ", ".join(f"{k} {report.total.get(k, 0)}" for k in kinds)
-    typer.echo(f"Stored so far: {stored}. API calls this run: {report.calls}.")
+    _ = cli_gettext()
+    stored = ", ".join(f"{_(k)} {report.total.get(k, 0)}" for k in kinds)
+    so_far = _("Stored so far: {stored}. API calls this run: {calls}.")
+    typer.echo(so_far.format(stored=stored, calls=report.calls))
     if report.stopped is not None:
-        fail(
-            f"backfill not finished: {_STOPPED.get(report.stopped, report.stopped)}; "
-            "run `amosync backfill` again to continue",
-            1,
-        )
-    typer.echo("Backfill complete.")
+        problem = N_("backfill not finished: {why}; run `amosync backfill` again to continue")
+        fail(problem.format(why=_STOPPED.get(report.stopped, report.stopped)), 1)
+    typer.echo(_("Backfill complete."))
 
 
 def _require_account(settings: Settings) -> None:
     if settings.api_base_url is None:
-        fail("no amoCRM account configured: set AMOSYNC_AMOCRM_SUBDOMAIN (or _BASE_URL)")
+        fail(N_("no amoCRM account configured: set AMOSYNC_AMOCRM_SUBDOMAIN (or _BASE_URL)"))
 
 
 def _run(
@@ -157,22 +155,28 @@ def _run(
     except CatchupBusy as exc:
         fail(str(exc), 1)
     except AmoCRMError as exc:
-        fail(f"amoCRM: {exc}", 1)
+        fail(N_("amoCRM: {error}").format(error=exc), 1)
     except SQLAlchemyError as exc:
-        fail(
-            f"database {redacted(settings.database_url)}: {str(exc).splitlines()[0]} "
-            "(is it migrated? run `amosync migrate`)",
-            1,
-        )
+        problem = N_("database {url}: {error} (is it migrated? run `amosync migrate`)")
+        fail(problem.format(url=redacted(settings.database_url), error=str(exc).splitlines()[0]), 1)
 
 
 def _render_reconcile(report: ReconcileReport, spent: int, budget: int, since: str | None) -> str:
-    origin = f"the last {since}" if since else "the watermark"
-    lines = [f"Catch-up from {origin}:"]
+    _ = cli_gettext()
+    head = (
+        _("Catch-up from the last {since}:").format(since=since)
+        if since
+        else _("Catch-up from the watermark:")
+    )
+    lines = [head]
     for entity, fetched in report.fetched.items():
-        lines.append(f"  {entity:<10} {fetched} fetched, {report.written.get(entity, 0)} written")
-    lines.append(f"  {'deleted':<10} {report.deleted} flagged from events")
-    lines.append(f"API calls: {report.calls} (budget: {spent} of {budget} used in the last hour)")
+        counts = _("{fetched} fetched, {written} written")
+        written = report.written.get(entity, 0)
+        lines.append(f"  {_(entity):<10} " + counts.format(fetched=fetched, written=written))
+    deleted = _("deleted")
+    lines.append(f"  {deleted:<10} " + _("{n} flagged from events").format(n=report.deleted))
+    calls = _("API calls: {calls} (budget: {spent} of {budget} used in the last hour)")
+    lines.append(calls.format(calls=report.calls, spent=spent, budget=budget))
     return "\n".join(lines)
 
 
@@ -219,10 +223,13 @@ class _ProgressDisplay:
             total = stored if finished else None
             self._progress.update(self._tasks[kind], completed=stored, total=total, note="")
         elif finished:
-            typer.echo(f"{kind}: {stored} stored, done")
+            _ = cli_gettext()
+            typer.echo(_("{kind}: {n} stored, done").format(kind=_(kind), n=stored))
 
     def waiting(self, reason: str, seconds: float) -> None:
-        note = f"waiting {seconds:.0f} s: {_STOPPED.get(reason, reason)}"
+        _ = cli_gettext()
+        why = _(_STOPPED.get(reason, reason))
+        note = _("waiting {n} s: {why}").format(n=f"{seconds:.0f}", why=why)
         if self._progress is not None:
             for task in self._tasks.values():
                 self._progress.update(task, note=note)

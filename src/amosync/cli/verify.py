@@ -27,6 +27,8 @@ from amosync.db.reads import read_connection
 from amosync.db.turns import write_transaction
 from amosync.db.urls import redacted
 from amosync.errors import AmoCRMError
+from amosync.l10n import N_
+from amosync.l10n.cli import cli_gettext
 from amosync.services import build_client
 from amosync.settings import Settings
 
@@ -55,16 +57,17 @@ def verify(
 ) -> None:
     """Compare stored deals and contacts with amoCRM, repair every divergence, report it."""
     if sample is not None and all_rows:
-        fail("give --sample N or --all, not both")
+        fail(N_("give --sample N or --all, not both"))
     if sample is not None and not 1 <= sample <= MAX_SAMPLE:
-        fail(f"--sample: give a number from 1 to {MAX_SAMPLE}")
+        fail(N_("--sample: give a number from 1 to {n}").format(n=MAX_SAMPLE))
     kinds = tuple(k.strip() for k in entities.split(",") if k.strip())
     unknown = sorted(set(kinds) - set(TABLES))
     if unknown or not kinds:
-        fail(f"--entities: unknown kind {', '.join(unknown) or '(none)'}; use {', '.join(TABLES)}")
+        problem = N_("--entities: unknown kind {kinds}; use {known}")
+        fail(problem.format(kinds=", ".join(unknown) or "—", known=", ".join(TABLES)))
     settings = load_settings()
     if settings.api_base_url is None:
-        fail("no amoCRM account configured: set AMOSYNC_AMOCRM_SUBDOMAIN (or _BASE_URL)")
+        fail(N_("no amoCRM account configured: set AMOSYNC_AMOCRM_SUBDOMAIN (or _BASE_URL)"))
     size = None if all_rows else (sample or DEFAULT_SAMPLE)
     report = _run(settings, kinds, size)
     if as_json:
@@ -74,7 +77,7 @@ def verify(
     else:
         typer.echo(render(report, kinds, size))
     if report.unrepaired:
-        fail(f"{report.unrepaired} divergence(s) could not be repaired", 1)
+        fail(N_("{n} divergence(s) could not be repaired").format(n=report.unrepaired), 1)
 
 
 async def verify_rows(
@@ -121,28 +124,37 @@ def _run(settings: Settings, kinds: tuple[str, ...], sample: int | None) -> Veri
     try:
         return asyncio.run(main())
     except AmoCRMError as exc:
-        fail(f"amoCRM: {exc}", 1)
+        fail(N_("amoCRM: {error}").format(error=exc), 1)
     except MappingError as exc:
-        fail(f"amoCRM answered an object amosync cannot map: {exc}", 1)
+        fail(N_("amoCRM answered an object amosync cannot map: {error}").format(error=exc), 1)
     except SQLAlchemyError as exc:
-        fail(
-            f"database {redacted(settings.database_url)}: {str(exc).splitlines()[0]} "
-            "(is it migrated? run `amosync migrate`)",
-            1,
-        )
+        problem = N_("database {url}: {error} (is it migrated? run `amosync migrate`)")
+        fail(problem.format(url=redacted(settings.database_url), error=str(exc).splitlines()[0]), 1)
 
 
 def render(report: VerifyReport, kinds: tuple[str, ...], sample: int | None) -> str:
-    scope = "every stored row" if sample is None else f"a sample of up to {sample} per kind"
+    """The report for a person, in AMOSYNC_LANG (`--json` stays English)."""
+    _ = cli_gettext()
+    scope = (
+        _("every stored row")
+        if sample is None
+        else _("a sample of up to {n} per kind").format(n=sample)
+    )
+    head = _("Verified {scope} of {kinds} against amoCRM ({calls} API calls):")
+    counts = _("checked {checked}, diverged {diverged}, repaired {repaired}, not repaired {left}")
     lines = [
-        f"Verified {scope} of {', '.join(kinds)} against amoCRM ({report.calls} API calls):",
-        f"  checked {report.checked}, diverged {report.diverged}, "
-        f"repaired {report.repaired}, not repaired {report.unrepaired}",
+        head.format(scope=scope, kinds=", ".join(_(k) for k in kinds), calls=report.calls),
+        "  "
+        + counts.format(
+            checked=report.checked,
+            diverged=report.diverged,
+            repaired=report.repaired,
+            left=report.unrepaired,
+        ),
     ]
     if report.changed_meanwhile:
-        lines.append(
-            f"  {report.changed_meanwhile} changed by the worker meanwhile (checked again later)"
-        )
+        meanwhile = _("{n} changed by the worker meanwhile (checked again later)")
+        lines.append("  " + meanwhile.format(n=report.changed_meanwhile))
     for example in report.examples:
-        lines.append(f"  {example.entity} {example.id}: {', '.join(example.fields)}")
+        lines.append(f"  {_(example.entity)} {example.id}: {', '.join(example.fields)}")
     return "\n".join(lines)

@@ -33,6 +33,9 @@ from amosync.cli.common import fail, load_settings
 from amosync.db.engine import create_service_engine
 from amosync.db.urls import redacted
 from amosync.errors import AmoCRMError
+from amosync.l10n import N_
+from amosync.l10n.cli import cli_gettext, cli_language_now
+from amosync.l10n.phrases import translate
 from amosync.services import build_client
 from amosync.settings import Settings
 from amosync.worker.subscription import assess, save_subscription_state
@@ -68,36 +71,43 @@ def register(
     secret = settings.webhook_secret_text
     if secret is None:
         fail(
-            "set AMOSYNC_WEBHOOK_SECRET first (for example `openssl rand -hex 16`) and restart "
-            "amosync, so the webhook URL cannot be guessed"
+            N_(
+                "set AMOSYNC_WEBHOOK_SECRET first (for example `openssl rand -hex 16`) and "
+                "restart amosync, so the webhook URL cannot be guessed"
+            )
         )
     target = url.strip() if url else our_destination(settings)
     if target is None:
-        fail("set AMOSYNC_PUBLIC_URL (the public HTTPS address of amosync) or pass --url")
+        fail(N_("set AMOSYNC_PUBLIC_URL (the public HTTPS address of amosync) or pass --url"))
     verdict = check_destination(target, secret)
     if verdict.error:
         fail(verdict.error)
+    _, lang = cli_gettext(), cli_language_now()
     if verdict.mismatch:
         if not force:
-            fail(f"{verdict.mismatch}. Pass --force to register it anyway.")
-        typer.echo(f"warning: {verdict.mismatch}", err=True)
+            fail(
+                N_("{problem}. Pass --force to register it anyway.").format(
+                    problem=verdict.mismatch
+                )
+            )
+        typer.echo(_("warning: {what}").format(what=translate(verdict.mismatch, lang)), err=True)
     ours = our_destination(settings)
     if ours is not None and target != ours and not verdict.mismatch:
-        typer.echo(
-            "note: this is not AMOSYNC_PUBLIC_URL; `doctor` and /health watch only "
-            f"{mask_url(ours, secret)}",
-            err=True,
-        )
+        note = _("note: this is not AMOSYNC_PUBLIC_URL; `doctor` and /health watch only {url}")
+        typer.echo(note.format(url=mask_url(ours, secret)), err=True)
     before, after = _run(settings, lambda c, e: _register(settings, c, e, target))
     shown = mask_url(target, secret)
     if not before:
-        typer.echo(f"✓ subscribed {shown} to {len(after.settings)} events (id {after.id})")
+        said = _("✓ subscribed {url} to {n} events (id {id})")
+        typer.echo(said.format(url=shown, n=len(after.settings), id=after.id))
     elif before[0].disabled:
-        typer.echo(f"✓ re-enabled {shown} (amoCRM had disabled it after failed deliveries)")
+        said = _("✓ re-enabled {url} (amoCRM had disabled it after failed deliveries)")
+        typer.echo(said.format(url=shown))
     else:
-        typer.echo(f"✓ already subscribed {shown}; events updated ({len(after.settings)})")
+        said = _("✓ already subscribed {url}; events updated ({n})")
+        typer.echo(said.format(url=shown, n=len(after.settings)))
     if after.disabled:
-        fail("amoCRM still reports the subscription as disabled", 1)
+        fail(N_("amoCRM still reports the subscription as disabled"), 1)
 
 
 async def _register(
@@ -122,15 +132,17 @@ def list_(
     if as_json:
         typer.echo(orjson.dumps({"webhooks": rows}, option=orjson.OPT_INDENT_2).decode())
         return
+    _ = cli_gettext()
     if not rows:
-        typer.echo("no webhook subscriptions in this account")
+        typer.echo(_("no webhook subscriptions in this account"))
         return
     for row in rows:
-        state = "DISABLED" if row["disabled"] else "enabled"
+        state = _("DISABLED") if row["disabled"] else _("enabled")
         mark = "  ← amosync" if row["ours"] else ""
         typer.echo(f"{row['id']!s:>10}  {state:<8}  {row['destination']}{mark}")
         if row["ours"] and row["missing_settings"]:
-            typer.echo(f"{'':>10}  missing events: {', '.join(row['missing_settings'])}")
+            missing = _("missing events: {settings}")
+            typer.echo(f"{'':>10}  " + missing.format(settings=", ".join(row["missing_settings"])))
 
 
 async def _list(settings: Settings, client: AmoClient, engine: AsyncEngine) -> list[Subscription]:
@@ -163,20 +175,21 @@ def remove(
     """Unsubscribe a URL (default: ours); amoCRM stops sending to it at once."""
     settings = load_settings()
     if url and webhook_id is not None:
-        fail("give --url or --id, not both")
+        fail(N_("give --url or --id, not both"))
     target = url.strip() if url else None
     if target is None and webhook_id is None:
         target = our_destination(settings)
         if target is None:
-            fail("set AMOSYNC_PUBLIC_URL and AMOSYNC_WEBHOOK_SECRET, or pass --url or --id")
+            fail(N_("set AMOSYNC_PUBLIC_URL and AMOSYNC_WEBHOOK_SECRET, or pass --url or --id"))
     removed, destination = _run(settings, lambda c, e: _remove(settings, c, e, target, webhook_id))
     secret = settings.webhook_secret_text
     if destination is None:
-        fail(f"no subscription with id {webhook_id}", 1)
+        fail(N_("no subscription with id {n}").format(n=webhook_id), 1)
     shown = mask_url(destination, secret)
     if not removed:
-        fail(f"{shown} is not subscribed: nothing removed", 1)
-    typer.echo(f"✓ removed {shown}")
+        fail(N_("{url} is not subscribed: nothing removed").format(url=shown), 1)
+    _ = cli_gettext()
+    typer.echo(_("✓ removed {url}").format(url=shown))
 
 
 async def _remove(
@@ -211,7 +224,7 @@ async def _remember(
 def _run(settings: Settings, work: Callable[[AmoClient, AsyncEngine], Awaitable[T]]) -> T:
     """Run `work` with a client and the database, turning failures into exit code 1."""
     if settings.api_base_url is None:
-        fail("set AMOSYNC_AMOCRM_SUBDOMAIN (or AMOSYNC_AMOCRM_BASE_URL) first")
+        fail(N_("set AMOSYNC_AMOCRM_SUBDOMAIN (or AMOSYNC_AMOCRM_BASE_URL) first"))
 
     async def main() -> T:
         async with _connected(settings) as (client, engine):
@@ -222,11 +235,12 @@ def _run(settings: Settings, work: Callable[[AmoClient, AsyncEngine], Awaitable[
     except AmoCRMError as exc:
         fail(str(exc), 1)
     except SQLAlchemyError as exc:
-        fail(
-            f"database {redacted(settings.database_url)} is needed (shared rate limit, "
-            f"subscription state): {str(exc).splitlines()[0][:200]}; run `amosync migrate`",
-            1,
+        problem = N_(
+            "database {url} is needed (shared rate limit, subscription state): {error}; "
+            "run `amosync migrate`"
         )
+        error = str(exc).splitlines()[0][:200]
+        fail(problem.format(url=redacted(settings.database_url), error=error), 1)
 
 
 @asynccontextmanager

@@ -44,6 +44,7 @@ from amosync.db.dialect import upsert_insert
 from amosync.db.reads import read_connection
 from amosync.db.tables import sync_state
 from amosync.db.turns import write_transaction
+from amosync.l10n.catalog import N_
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class LeaseRefused:
     def wait_hint(self) -> str:
         """How long a refused caller waits at most, for a message: when the holder has
         died, its lease lapses by then."""
-        return f"within {max(1, math.ceil(self.seconds_left))} s"
+        return N_("within {n} s").format(n=max(1, math.ceil(self.seconds_left)))
 
 
 class Lease:

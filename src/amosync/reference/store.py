@@ -19,8 +19,8 @@ from amosync.db.dialect import dialect_insert
 from amosync.db.tables import custom_fields, loss_reasons, pipelines, statuses, users
 from amosync.reference.fetch import Fetched
 from amosync.reference.rows import Row
-from amosync.upsert.newer_wins import changed
 from amosync.upsert.entity import power_of_two_chunks
+from amosync.upsert.newer_wins import changed
 
 
 async def replace_rows(

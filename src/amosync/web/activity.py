@@ -9,7 +9,7 @@ SVG, no script needed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from markupsafe import escape
@@ -91,7 +91,11 @@ def _by_key(rows: Any) -> dict[str, int]:
 
 
 def chart_svg(
-    activity: Activity, labels: dict[str, str], width: int = 720, height: int = 160
+    activity: Activity,
+    labels: dict[str, str],
+    width: int = 720,
+    height: int = 160,
+    zone: tzinfo = UTC,  # the hour ticks read in AMOSYNC_TIMEZONE
 ) -> str:
     """Two polylines (received, processed) with a y-axis maximum and hour ticks."""
     pad_left, pad_bottom, pad_top = 36, 18, 8
@@ -109,7 +113,7 @@ def chart_svg(
     first_hour = (60 - activity.start.minute) % 60  # ticks on whole hours
     for i in range(first_hour, activity.minutes, 60):
         x = pad_left + plot_w * i / n
-        label = (activity.start + timedelta(minutes=i)).strftime("%H:%M")
+        label = (activity.start + timedelta(minutes=i)).astimezone(zone).strftime("%H:%M")
         ticks.append(
             f'<line x1="{x:.1f}" y1="{pad_top}" x2="{x:.1f}" y2="{pad_top + plot_h}" '
             f'class="grid"/><text x="{x:.1f}" y="{height - 4}" class="tick">{label}</text>'

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -24,11 +24,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from amosync.amocrm.token_info import TokenExpiry, token_expiry
-from amosync.core.humanize import age, when
+from amosync.core.humanize import age
 from amosync.core.nul import NUL
 from amosync.health import FAIL, OK, Check, HealthProbe, run_checks
 from amosync.health.alert import sync_alert
 from amosync.inbox.admin import list_events, retry_events
+from amosync.l10n import gettext_for
+from amosync.l10n.phrases import translate
+from amosync.l10n.zone import local_when, zone_named
 from amosync.settings import Settings
 from amosync.stats import collect_stats
 from amosync.totals import PAGE_TOTALS_MAX_AGE
@@ -65,6 +68,7 @@ class StatusPage:
         # The page's database figures, read at most once a second however many browsers
         # refresh it (web/shared_result.py).
         self._shared: SharedResult[dict[str, Any]] = SharedResult(LIVE_MAX_AGE)
+        self._zone = zone_named(settings.timezone)  # AMOSYNC_TIMEZONE: times on the page
 
     def routes(self) -> list[Route]:
         return [
@@ -238,7 +242,12 @@ class StatusPage:
             "langs": LANGS,
             "t": t,
             "url": url,
-            "when": when,
+            # Ids (check names, statuses, entities) and texts composed in English (details,
+            # errors) in the page's language; times in AMOSYNC_TIMEZONE.
+            "label": gettext_for(lang),
+            "tr": lambda text: translate(text or "", lang, self._zone),
+            "when": lambda value: local_when(value, self._zone),
+            "when_iso": lambda value: _when_iso(value, self._zone),
             "age": age,
             "now": datetime.now(UTC),
             "nonce": secrets.token_urlsafe(16),
@@ -263,7 +272,11 @@ class StatusPage:
             "chart_hours": CHART_HOURS,
             "activity": activity,
             "chart": Markup(  # noqa: S704 - built from numbers and our own label strings
-                chart_svg(activity, {"chart_title": t["chart_title"].format(hours=CHART_HOURS)})
+                chart_svg(
+                    activity,
+                    {"chart_title": t["chart_title"].format(hours=CHART_HOURS)},
+                    zone=self._zone,
+                )
             )
             if activity is not None
             else "",
@@ -329,6 +342,13 @@ def _token_check(checks: dict[str, Check]) -> Check:
     if credentials is not None and credentials.state == FAIL:
         return credentials
     return expiry or Check(OK, "")
+
+
+def _when_iso(value: str | None, zone: tzinfo) -> str:
+    try:
+        return local_when(datetime.fromisoformat(value), zone) if value else "—"
+    except ValueError:
+        return value or "—"
 
 
 def _refresh_seconds(request: Request) -> int:
