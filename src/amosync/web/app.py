@@ -83,7 +83,9 @@ def create_app(
     if settings.webhook_secret is None:
         routes.append(Route("/amocrm", webhook, methods=["POST"]))
     else:
+        # `/amocrm/` too: the router would otherwise redirect it (307) to `/amocrm`.
         routes.append(Route("/amocrm", secret_required, methods=["POST"]))
+        routes.append(Route("/amocrm/", secret_required, methods=["POST"]))
     routes += admin_routes(settings, services.engine)  # status page, read API, metrics
 
     @contextlib.asynccontextmanager
