@@ -203,7 +203,7 @@ def test_compose_services_refuse_an_unmigrated_database(stack: Stack, service: s
     code = proc.popen.wait(timeout=30)
 
     assert 1 == code, proc.output()
-    assert "is at schema none; run `amosync migrate` first" in proc.output()
+    assert "has no schema yet; run `amosync migrate` first" in proc.output()
     assert "compose-db-password" not in proc.output()
     assert [(0,)] == query(
         stack.db_url,

@@ -55,9 +55,12 @@ def _prepare_database(settings: Settings, *, auto_migrate: bool, create: bool = 
     except SQLAlchemyError as exc:
         problem = N_("cannot open database {url}: {error}")
         fail(problem.format(url=redacted(url), error=str(exc).splitlines()[0]), 1)
+    if current is None:
+        problem = N_("database {url} has no schema yet; run `amosync migrate` first")
+        fail(problem.format(url=redacted(url)), 1)
     if current != migrations.head_revision():
         problem = N_("database {url} is at schema {revision}; run `amosync migrate` first")
-        fail(problem.format(url=redacted(url), revision=current or "—"), 1)
+        fail(problem.format(url=redacted(url), revision=current), 1)
 
 
 def _private_database_file(settings: Settings) -> None:
