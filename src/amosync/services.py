@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -100,35 +101,20 @@ def periodic_jobs(
 ) -> list[PeriodicJob]:
     """Jobs the worker runs beside events: catch-up, token keep-alive, subscription checks,
     retention."""
-    jobs: list[PeriodicJob] = []
-    catchup = catchup_job(
-        settings,
-        engine,
-        # Its own client: its calls are logged as "catchup" and count against the budget.
-        lambda: build_client(settings, engine, purpose=CATCHUP, transport=transport),
-    )
-    if catchup is not None:
-        jobs.append(catchup)
-    verify = verify_job(
-        settings,
-        engine,
-        lambda: build_client(settings, engine, purpose=VERIFY, transport=transport),
-    )
-    if verify is not None:
-        jobs.append(verify)
-    reference = reference_job(
-        settings,
-        engine,
-        lambda: build_client(settings, engine, purpose=REFERENCE, transport=transport),
-    )
-    if reference is not None:
-        jobs.append(reference)
-    keepalive = token_keepalive_job(settings, engine)
-    if keepalive is not None:
-        jobs.append(keepalive)
-    subscription = subscription_job(settings, engine, client)
-    if subscription is not None:
-        jobs.append(subscription)
+
+    def own_client(purpose: str) -> Callable[[], AmoClient]:
+        # Each budgeted job has its own client: its calls are logged under its purpose and
+        # count against the hourly budget.
+        return lambda: build_client(settings, engine, purpose=purpose, transport=transport)
+
+    maybe = [
+        catchup_job(settings, engine, own_client(CATCHUP)),
+        verify_job(settings, engine, own_client(VERIFY)),
+        reference_job(settings, engine, own_client(REFERENCE)),
+        token_keepalive_job(settings, engine),
+        subscription_job(settings, engine, client),
+    ]
+    jobs = [job for job in maybe if job is not None]
     jobs.append(retention_job(settings, engine))  # done/ignored events and the call log
     return jobs
 
