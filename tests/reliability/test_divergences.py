@@ -132,8 +132,18 @@ def test_every_divergence_kind_at_once_leaves_a_copy_verify_finds_right(
         strings_until = fake.clock()
 
         fake.latency_seconds = 3.0  # the next batch is still being fetched at the kill
-        wait_until(lambda: leased(db_url), 20, "a batch is claimed")
-        claimed = len(leased(db_url))
+        slow_from = time.time()
+        caught: list[tuple[int, str]] = []
+
+        def slow_batch_claimed() -> bool:
+            # A batch claimed before the latency rose may finish between two queries, so the
+            # rows that satisfy the wait are the ones counted, and only a batch leased after
+            # `slow_from` (its fetch takes 3 s) is sure to be in flight at the kill.
+            caught[:] = leased(db_url, claimed_after=slow_from)
+            return bool(caught)
+
+        wait_until(slow_batch_claimed, 20, "a batch is claimed")
+        claimed = len(caught)
         serve.kill9()
         fake.latency_seconds = 0.0
         restarted = time.monotonic()

@@ -4,12 +4,13 @@ of slow amoCRM calls. It exits promptly and no event stays leased."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from amosync.settings import Settings
 from amosync.testing import FakeAmoState
 from tests.reliability.harness import (
     FORM,
@@ -24,15 +25,23 @@ from tests.reliability.harness import (
 )
 
 
-def leased(db_url: str) -> list[tuple[int, str]]:
-    """Pending events still hidden from other workers by a lease."""
+def leased(db_url: str, claimed_after: float | None = None) -> list[tuple[int, str]]:
+    """Pending events still hidden from other workers by a lease.
+
+    `claimed_after` (a `time.time()`) keeps only leases taken after that moment: a lease
+    ends the default lease length after its claim.
+    """
     rows = query(
         db_url,
         "SELECT id, locked_by, available_at FROM amocrm_webhook_events "
         "WHERE status = 'pending' AND locked_by IS NOT NULL",
     )
     now = datetime.now(UTC)
-    return [(int(r[0]), str(r[1])) for r in rows if _aware(r[2]) > now]
+    floor = now
+    if claimed_after is not None:
+        lease = timedelta(seconds=Settings.model_fields["worker_lease_seconds"].default)
+        floor = max(now, datetime.fromtimestamp(claimed_after, UTC) + lease)
+    return [(int(r[0]), str(r[1])) for r in rows if _aware(r[2]) > floor]
 
 
 def _aware(value: object) -> datetime:
