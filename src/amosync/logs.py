@@ -123,9 +123,14 @@ def _skip_unprinted_record_fields() -> None:
         logging.logAsyncioTasks = False
 
 
+def writes_json(fmt: str) -> bool:
+    """JSON lines (for a log system), or readable lines because a person watches."""
+    return fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
+
+
 def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     """Route every logger (ours, uvicorn's) to stdout in one format."""
-    use_json = fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
+    use_json = writes_json(fmt)
     handler = _LineHandler(sys.stdout)
     handler.setFormatter(JsonFormatter() if use_json else ConsoleFormatter())
     root = logging.getLogger()

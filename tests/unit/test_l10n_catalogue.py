@@ -13,10 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import typer
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
+from amosync.cli.help_l10n import help_texts
+from amosync.cli.main import app
 from amosync.l10n.phrases import translate
 from amosync.l10n.zone import local_when, parse_zone
 from amosync.web.activity import Activity, chart_svg
@@ -29,10 +32,13 @@ FIELD = re.compile(r"\{\w*\}")
 
 
 def _extracted() -> set[str]:
+    """The marked strings, and the CLI's `--help` texts (typer's help= and docstrings, which
+    scripts/l10n adds from the built command tree)."""
     found = extract_from_dir(
         str(PACKAGE), keywords={"N_": None, "_": None}, method_map=[("**.py", "python")]
     )
-    return {msg for _, _, msg, _, _ in [(f, ln, m, c, x) for f, ln, m, c, x in found]}
+    marked = {msg for _, _, msg, _, _ in [(f, ln, m, c, x) for f, ln, m, c, x in found]}
+    return marked | set(help_texts(typer.main.get_command(app)))
 
 
 def _ru() -> Catalog:

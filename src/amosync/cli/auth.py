@@ -153,7 +153,9 @@ def login(
 
     try:
         outcome = asyncio.run(
-            wait_for_callback(sock, redirect.path or "/", state, handle, within=timeout)
+            wait_for_callback(
+                sock, redirect.path or "/", state, handle, within=timeout, lang=cli_language_now()
+            )
         )
     except TimeoutError:
         problem = N_("no redirect from amoCRM within {n} s; run `amosync auth login` again")

@@ -18,6 +18,7 @@ from amosync.db.copy import (
 from amosync.db.urls import redacted, sync_url
 from amosync.errors import ConfigError
 from amosync.l10n import N_
+from amosync.l10n.cli import _
 
 
 def copy_db(
@@ -67,11 +68,14 @@ def copy_db(
 
     def progress(table: TableCopied) -> None:
         if table.not_copied is not None:
-            typer.echo(f"  {table.name}: rows not copied ({table.not_copied})")
+            said = _("  {table}: rows not copied ({reason})")
+            typer.echo(said.format(table=table.name, reason=_(table.not_copied)))
         else:
-            typer.echo(f"  {table.name}: {table.rows} rows")
+            typer.echo(_("  {table}: {n} rows").format(table=table.name, n=table.rows))
 
-    typer.echo(f"copying {redacted(source)} → {redacted(target)}")
+    typer.echo(
+        _("copying {source} → {target}").format(source=redacted(source), target=redacted(target))
+    )
     try:
         report = copy_database(
             source,
@@ -91,13 +95,12 @@ def copy_db(
             1,
         )
     if report.emptied:
-        typer.echo("cleared first (--force): " + ", ".join(report.emptied))
+        typer.echo(_("cleared first (--force): {tables}").format(tables=", ".join(report.emptied)))
     if report.leases_released:
-        typer.echo(
-            f"{report.leases_released} events a source worker had claimed are due again "
-            "on the target"
-        )
-    typer.echo(
-        f"copied {report.rows} rows in {len(report.tables)} tables; "
-        "row counts match. Point AMOSYNC_DATABASE_URL at the target and start amosync."
+        released = _("{n} events a source worker had claimed are due again on the target")
+        typer.echo(released.format(n=report.leases_released))
+    done = _(
+        "copied {n} rows in {n2} tables; row counts match. Point AMOSYNC_DATABASE_URL at the "
+        "target and start amosync."
     )
+    typer.echo(done.format(n=report.rows, n2=len(report.tables)))

@@ -35,6 +35,8 @@ import typer
 
 from amosync.cli.common import fail
 from amosync.cli.ports import bind_or_exit, port_unavailable
+from amosync.l10n import N_
+from amosync.l10n.cli import _
 
 HOST = "127.0.0.1"
 HEALTH_TIMEOUT = 30.0  # seconds for `serve` to answer /health (migrating a new SQLite file)
@@ -43,38 +45,43 @@ REGISTER_TIMEOUT = 60.0  # seconds for `amosync webhooks register`
 STOP_TIMEOUT = 15.0  # seconds `serve` gets to stop after SIGTERM before it is killed
 
 # Every line the demo prints, in one place.
-MSG_STARTING = "starting the fake amoCRM and amosync (data in {directory})…"
-MSG_SERVE_DIED = "amosync serve exited with code {code} before it was ready; its log:\n{log}"
-MSG_NO_HEALTH = "amosync did not answer {url} within {seconds:.0f} s; log: {log}"
-MSG_NOT_REGISTERED = "`amosync webhooks register` failed (exit {code}):\n{output}"
-MSG_FAKE_REFUSED = "the fake amoCRM refused to create a demo {what}: HTTP {status} {body}"
-MSG_NOT_DELIVERED = (
-    "the fake amoCRM did not deliver the demo webhooks to amosync within {seconds:.0f} s: "
+MSG_STARTING = N_("starting the fake amoCRM and amosync (data in {directory})…")
+MSG_SERVE_DIED = N_("amosync serve exited with code {code} before it was ready; its log:\n{log}")
+MSG_NO_HEALTH = N_("amosync did not answer {url} within {seconds} s; log: {log}")
+MSG_NOT_REGISTERED = N_("`amosync webhooks register` failed (exit {code}):\n{output}")
+MSG_FAKE_REFUSED = N_("the fake amoCRM refused to create a demo {what}: HTTP {status} {body}")
+MSG_NOT_DELIVERED = N_(
+    "the fake amoCRM did not deliver the demo webhooks to amosync within {seconds} s: "
     "{stats}; log: {log}"
 )
-MSG_NOT_APPLIED = "the demo deals were not stored within {seconds:.0f} s; log: {log}"
-MSG_READY = """\
+MSG_NOT_APPLIED = N_("the demo deals were not stored within {seconds} s; log: {log}")
+MSG_READY = N_("""\
 amosync demo is running — Ctrl-C stops it.
 
-  fake amoCRM   {fake_url}  (token {token}; {count} deals created in it)
+  fake amoCRM   {fake_url}  (token {token}; {created} deals created in it)
   amosync       {url}  (log: {log})
-  webhooks      {delivered} delivered by the fake amoCRM to {url}/amocrm/<secret>
-                (subscribed with `amosync webhooks register`), {count} deals stored:
+  webhooks      {delivered} delivered by the fake amoCRM to {webhook_url}
+                (subscribed with `amosync webhooks register`), {stored} deals stored:
 {deals}
 
 Look at:
-  status page   {url}/
-  one deal      {url}/api/deals/{first_id}
-  health        {url}/health
+  status page   {page_url}
+  one deal      {deal_url}
+  health        {health_url}
   counters      {status_command}
 
 Data: {directory}{kept}
-"""
-MSG_DEAL = "                {id}  {name}  RentProg ID {rentprog_id}"
-MSG_KEPT = " (kept after exit)"
-MSG_DELETED = " (deleted on exit; pass --dir to keep it)"
-MSG_SERVE_STOPPED = "amosync serve stopped unexpectedly (exit {code}); log: {log}"
-MSG_STOPPED = "demo stopped."
+""")
+MSG_DEAL = N_("                {id}  {name}  RentProg ID {rentprog_id}")
+MSG_KEPT = N_(" (kept after exit)")
+MSG_DELETED = N_(" (deleted on exit; pass --dir to keep it)")
+MSG_SERVE_STOPPED = N_("amosync serve stopped unexpectedly (exit {code}); log: {log}")
+MSG_STOPPED = N_("demo stopped.")
+MSG_NO_DIR = N_("cannot create --dir {directory}: {error}")
+MSG_NO_ANSWER = N_("no answer in {n} s")
+# The demo's data, in the reader's language as a user would type it in amoCRM.
+DEAL_NAME = N_("Demo rental #{n}")
+CONTACT_NAME = N_("Demo client {n}")
 
 
 class _Stop(Exception):
@@ -111,7 +118,7 @@ def demo(
 
     keep = directory is not None
     workdir = _prepare_dir(directory)
-    typer.echo(MSG_STARTING.format(directory=workdir))
+    typer.echo(_(MSG_STARTING).format(directory=workdir))
     amosync_port = _pick_port(port)
     state = FakeAmoState()
     previous = signal.signal(signal.SIGTERM, _raise_stop)
@@ -132,26 +139,30 @@ def demo(
             _wait_until_stored(url, created, proc, log_path)
             delivered = _wait_until_delivered(fake_url, f"{url}/amocrm/{secret}", log_path)
             typer.echo(
-                MSG_READY.format(
+                _(MSG_READY).format(
                     fake_url=fake_url,
                     token=DEFAULT_TOKEN,
-                    count=len(created),
+                    created=len(created),
+                    stored=len(created),
                     delivered=delivered,
                     url=url,
+                    webhook_url=f"{url}/amocrm/<secret>",
                     log=log_path,
                     deals="\n".join(
-                        MSG_DEAL.format(id=d.id, name=d.name, rentprog_id=d.rentprog_id)
+                        _(MSG_DEAL).format(id=d.id, name=d.name, rentprog_id=d.rentprog_id)
                         for d in created
                     ),
-                    first_id=created[0].id,
+                    page_url=f"{url}/",
+                    deal_url=f"{url}/api/deals/{created[0].id}",
+                    health_url=f"{url}/health",
                     status_command=_status_command(env["AMOSYNC_DATABASE_URL"]),
                     directory=workdir,
-                    kept=MSG_KEPT if keep else MSG_DELETED,
+                    kept=_(MSG_KEPT if keep else MSG_DELETED),
                 )
             )
             _run_until_stopped(proc, log_path)
     except (KeyboardInterrupt, _Stop):
-        typer.echo(MSG_STOPPED)
+        typer.echo(_(MSG_STOPPED))
     finally:
         signal.signal(signal.SIGTERM, previous)
         if not keep:
@@ -168,7 +179,7 @@ def _prepare_dir(directory: Path | None) -> Path:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        fail(f"cannot create --dir {directory}: {exc.strerror or exc}")
+        fail(_(MSG_NO_DIR).format(directory=directory, error=exc.strerror or exc))
     return directory.resolve()
 
 
@@ -235,13 +246,14 @@ def _wait_for_health(url: str, proc: subprocess.Popen[bytes], log_path: Path) ->
     while time.monotonic() < deadline:
         code = proc.poll()
         if code is not None:
-            fail(MSG_SERVE_DIED.format(code=code, log=_log_tail(log_path)), 1)
+            fail(_(MSG_SERVE_DIED).format(code=code, log=_log_tail(log_path)), 1)
         try:
             httpx.get(f"{url}/health", timeout=2.0)  # 503 is fine: it answers
             return
         except httpx.TransportError:
             time.sleep(0.1)
-    fail(MSG_NO_HEALTH.format(url=f"{url}/health", seconds=HEALTH_TIMEOUT, log=log_path), 1)
+    seconds = f"{HEALTH_TIMEOUT:.0f}"
+    fail(_(MSG_NO_HEALTH).format(url=f"{url}/health", seconds=seconds, log=log_path), 1)
 
 
 def _register_webhook(env: dict[str, str], workdir: Path) -> None:
@@ -257,9 +269,12 @@ def _register_webhook(env: dict[str, str], workdir: Path) -> None:
             timeout=REGISTER_TIMEOUT,
         )
     except subprocess.TimeoutExpired:
-        fail(MSG_NOT_REGISTERED.format(code="none", output=f"no answer in {REGISTER_TIMEOUT} s"), 1)
+        silent = _(MSG_NO_ANSWER).format(n=f"{REGISTER_TIMEOUT:.0f}")
+        fail(_(MSG_NOT_REGISTERED).format(code="—", output=silent), 1)
     if done.returncode != 0:
-        fail(MSG_NOT_REGISTERED.format(code=done.returncode, output=done.stdout + done.stderr), 1)
+        fail(
+            _(MSG_NOT_REGISTERED).format(code=done.returncode, output=done.stdout + done.stderr), 1
+        )
 
 
 def _create_deals(fake_url: str, count: int) -> list[DemoDeal]:
@@ -272,7 +287,7 @@ def _create_deals(fake_url: str, count: int) -> list[DemoDeal]:
                 control,
                 "contacts",
                 "contact",
-                name=f"Demo Client {n}",
+                name=_(CONTACT_NAME).format(n=n),
                 phone=f"+7900555{n:04d}",
                 email=f"demo{n}@example.com",
             )
@@ -281,7 +296,7 @@ def _create_deals(fake_url: str, count: int) -> list[DemoDeal]:
                 control,
                 "leads",
                 "lead",
-                name=f"Demo rental #{n}",
+                name=_(DEAL_NAME).format(n=n),
                 price=1500 * n,
                 rentprog_id=rentprog_id,
                 contact_id=contact["id"],
@@ -293,7 +308,9 @@ def _create_deals(fake_url: str, count: int) -> list[DemoDeal]:
 def _control(client: httpx.Client, path: str, what: str, **fields: object) -> dict[str, Any]:
     answer = client.post(f"/{path}", json=fields)
     if answer.status_code != 200:
-        fail(MSG_FAKE_REFUSED.format(what=what, status=answer.status_code, body=answer.text[:200]))
+        fail(
+            _(MSG_FAKE_REFUSED).format(what=what, status=answer.status_code, body=answer.text[:200])
+        )
     made: dict[str, Any] = answer.json()[what]
     return made
 
@@ -312,7 +329,8 @@ def _wait_until_delivered(fake_url: str, destination: str, log_path: Path) -> in
             time.sleep(0.1)
     if not delivered:
         shown = {k: v for k, v in stats.items() if k != "destinations"}
-        fail(MSG_NOT_DELIVERED.format(seconds=APPLY_TIMEOUT, stats=shown, log=log_path), 1)
+        seconds = f"{APPLY_TIMEOUT:.0f}"
+        fail(_(MSG_NOT_DELIVERED).format(seconds=seconds, stats=shown, log=log_path), 1)
     return delivered
 
 
@@ -323,7 +341,7 @@ def _wait_until_stored(
     deadline = time.monotonic() + APPLY_TIMEOUT
     while waiting and time.monotonic() < deadline:
         if proc.poll() is not None:
-            fail(MSG_SERVE_DIED.format(code=proc.returncode, log=_log_tail(log_path)), 1)
+            fail(_(MSG_SERVE_DIED).format(code=proc.returncode, log=_log_tail(log_path)), 1)
         for deal_id in sorted(waiting):
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{url}/api/deals/{deal_id}", timeout=2.0).status_code == 200:
@@ -331,7 +349,8 @@ def _wait_until_stored(
         if waiting:
             time.sleep(0.2)
     if waiting:
-        fail(MSG_NOT_APPLIED.format(seconds=APPLY_TIMEOUT, log=log_path), 1)
+        seconds = f"{APPLY_TIMEOUT:.0f}"
+        fail(_(MSG_NOT_APPLIED).format(seconds=seconds, log=log_path), 1)
 
 
 def _status_command(database_url: str) -> str:
@@ -350,4 +369,4 @@ def _run_until_stopped(proc: subprocess.Popen[bytes], log_path: Path) -> None:
             code = proc.wait(0.5)
         except subprocess.TimeoutExpired:
             continue
-        fail(MSG_SERVE_STOPPED.format(code=code, log=log_path), 1)
+        fail(_(MSG_SERVE_STOPPED).format(code=code, log=log_path), 1)

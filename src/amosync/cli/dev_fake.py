@@ -16,6 +16,8 @@ import typer
 from pydantic import ValidationError
 
 from amosync.cli.common import fail
+from amosync.l10n import N_
+from amosync.l10n.cli import _
 from amosync.settings import Settings
 
 DEFAULT_FAKE_URL = "http://127.0.0.1:8081"
@@ -27,6 +29,18 @@ URL_OPTION = typer.Option(
 )
 JSON_OPTION = typer.Option("--json", help="Print the fake's whole answer as JSON.")
 WAIT_SECONDS = 10.0
+
+# What each action prints, by (kind, what was done): whole sentences, so that a language
+# with genders (сделка создана, контакт создан) can say them.
+DONE: dict[tuple[str, str], str] = {
+    ("lead", "created"): N_("lead {id} created; {n} webhook(s) sent"),
+    ("lead", "updated"): N_("lead {id} updated; {n} webhook(s) sent"),
+    ("lead", "moved"): N_("lead {id} moved; {n} webhook(s) sent"),
+    ("lead", "deleted"): N_("lead {id} deleted; {n} webhook(s) sent"),
+    ("contact", "created"): N_("contact {id} created; {n} webhook(s) sent"),
+    ("contact", "updated"): N_("contact {id} updated; {n} webhook(s) sent"),
+    ("contact", "deleted"): N_("contact {id} deleted; {n} webhook(s) sent"),
+}
 
 lead_app = typer.Typer(help="Create, edit, move or delete a deal.", no_args_is_help=True)
 contact_app = typer.Typer(help="Create, edit or delete a contact.", no_args_is_help=True)
@@ -41,7 +55,7 @@ Name = Annotated[str | None, typer.Option(help="The name.")]
 def lead_create(
     url: Url = None,
     name: Name = None,
-    price: Annotated[int, typer.Option(min=0)] = 0,
+    price: Annotated[int, typer.Option(min=0, help="The price.")] = 0,
     rentprog_id: Annotated[str | None, typer.Option(help="The 'RentProg ID' field.")] = None,
     status_id: Annotated[int | None, typer.Option(help="The stage.")] = None,
     as_json: Json = False,
@@ -56,7 +70,7 @@ def lead_update(
     lead_id: Annotated[int, typer.Argument(help="The deal's id.")],
     url: Url = None,
     name: Name = None,
-    price: Annotated[int | None, typer.Option(min=0)] = None,
+    price: Annotated[int | None, typer.Option(min=0, help="The price.")] = None,
     rentprog_id: Annotated[str | None, typer.Option(help="The 'RentProg ID' field.")] = None,
     as_json: Json = False,
 ) -> None:
@@ -129,7 +143,7 @@ def webhook_disable(
 ) -> None:
     """Disable a subscription, as amoCRM does after too many failed deliveries."""
     _post(url, "/_fake/webhooks/disable", {"destination": destination})
-    typer.echo("subscription disabled")
+    typer.echo(_("subscription disabled"))
 
 
 @webhook_app.command("deliveries")
@@ -156,7 +170,7 @@ def _act(
     if as_json:
         typer.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
     else:
-        typer.echo(f"{kind} {answer[kind]['id']} {verb}; {queued} webhook(s) sent")
+        typer.echo(_(DONE[kind, verb]).format(id=answer[kind]["id"], n=queued))
 
 
 def _wait_delivered(url: str | None, queued: int) -> None:
@@ -191,13 +205,15 @@ def _request(
     try:
         response = httpx.request(method, target, json=body, timeout=10.0)
     except httpx.HTTPError as exc:
-        fail(f"cannot reach the fake amoCRM at {url}: {exc}", 1)
+        fail(_("cannot reach the fake amoCRM at {url}: {error}").format(url=url, error=exc), 1)
     try:
         answer = response.json()
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
-        fail(f"{url} answered {response.status_code} without JSON: is it the fake amoCRM?", 1)
+        said = _("{url} answered {n} without JSON: is it the fake amoCRM?")
+        fail(said.format(url=url, n=response.status_code), 1)
     if response.status_code >= 400:
-        fail(f"the fake refused: {answer.get('error', response.status_code)}", 1)
+        refused = _("the fake refused: {error}")
+        fail(refused.format(error=answer.get("error", response.status_code)), 1)
     return answer

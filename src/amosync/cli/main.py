@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,11 +13,15 @@ from amosync.cli.demo import demo
 from amosync.cli.dev import dev_app
 from amosync.cli.doctor import doctor
 from amosync.cli.events import events_app
+from amosync.cli.help_l10n import help_language, localise
 from amosync.cli.run import migrate, serve, worker
 from amosync.cli.status import status
 from amosync.cli.sync import backfill, reconcile
 from amosync.cli.verify import verify
 from amosync.cli.webhooks import webhooks_app
+
+if TYPE_CHECKING:
+    from typer._click.core import Command
 
 app = typer.Typer(
     name="amosync",
@@ -25,6 +29,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help: rich's panels would take `[env: …]` for markup and drop it, and
+    # their words bypass the catalogue (cli/help_l10n.py translates click's).
+    rich_markup_mode=None,
 )
 
 
@@ -60,5 +67,10 @@ app.command()(demo)
 app.add_typer(webhooks_app, name="webhooks")
 
 
+def command() -> Command:
+    """The click command tree, its help in the CLI's language (AMOSYNC_LANG, `.env`, locale)."""
+    return localise(typer.main.get_command(app), help_language())
+
+
 def main() -> None:
-    app()
+    command()()

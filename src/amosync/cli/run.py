@@ -95,7 +95,7 @@ def serve(
 
     # Bound before anything starts: a busy port is one line and exit 2, not a traceback.
     sock = bind_or_exit(settings.host, settings.port, "AMOSYNC_PORT (or --port)")
-    startup_notes(settings)
+    startup_notes(settings, serving=f"http://{settings.host}:{settings.port}")
     app = create_app(settings, run_worker=not no_worker, freeze_heap=True)
     log.info(
         "listening", extra={"event": "listening", "url": f"http://{settings.host}:{settings.port}"}
@@ -152,13 +152,16 @@ def migrate(
     """Create or upgrade the database schema."""
     settings = load_settings()
     setup_logging(settings)
+    _ = cli_gettext()
     url = settings.database_url
     _private_database_file(settings)
     try:
         if check:
             current = migrations.database_revision(url)
             head = migrations.head_revision()
-            typer.echo(f"database {redacted(url)}: schema {current or 'none'}, newest {head}")
+            said = _("database {url}: schema {revision}, newest {head}")
+            shown = current or _("none")
+            typer.echo(said.format(url=redacted(url), revision=shown, head=head))
             if current != head:
                 raise typer.Exit(1)
             return
@@ -169,6 +172,5 @@ def migrate(
     except SQLAlchemyError as exc:
         problem = N_("cannot migrate {url}: {error}")
         fail(problem.format(url=redacted(url), error=str(exc).splitlines()[0]), 1)
-    _ = cli_gettext()
     done = _("database {url} is at schema {revision}")
     typer.echo(done.format(url=redacted(url), revision=migrations.head_revision()))

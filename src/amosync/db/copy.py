@@ -28,11 +28,12 @@ from amosync.db.engine import create_sync_engine
 from amosync.db.liveness import WEB_KEY_PREFIX, live_processes
 from amosync.db.tables import metadata, sync_state, webhook_events, workers
 from amosync.db.urls import is_sqlite, redacted, sqlite_file
+from amosync.l10n.catalog import N_
 
 DEFAULT_BATCH_SIZE = 1000
 
 # Tables whose schema the target gets but whose rows stay behind, with the reason shown.
-ROWS_NOT_COPIED = {workers.name: "heartbeats of the source's workers"}
+ROWS_NOT_COPIED = {workers.name: N_("heartbeats of the source's workers")}
 
 
 class CopyRefused(Exception):
@@ -98,14 +99,15 @@ def copy_database(
 
 def _check_source_schema(url: str) -> None:
     if is_sqlite(url) and not _sqlite_exists(url):
-        raise CopyRefused(f"source {redacted(url)} does not exist")
+        raise CopyRefused(N_("source {url} does not exist").format(url=redacted(url)))
     current = migrations.database_revision(url)
     head = migrations.head_revision()
     if current != head:
-        raise CopyRefused(
-            f"source {redacted(url)} is at schema {current or 'none'}, this amosync at {head}; "
+        said = N_(
+            "source {url} is at schema {revision}, this amosync at {head}; "
             "upgrade the source first: AMOSYNC_DATABASE_URL=<source> amosync migrate"
         )
+        raise CopyRefused(said.format(url=redacted(url), revision=current or "—", head=head))
 
 
 def _snapshot(engine: Engine) -> Connection:
@@ -132,10 +134,11 @@ def _copy_all(
     tables = copy_tables()
     non_empty = [t.name for t in tables if _count(dst, t) > 0]
     if non_empty and not force:
-        raise CopyRefused(
-            "the target already holds data in " + ", ".join(non_empty) + "; "
-            "copy into an empty database, or pass --force to delete those rows first"
+        said = N_(
+            "the target already holds data in {tables}; copy into an empty database, or pass "
+            "--force to delete those rows first"
         )
+        raise CopyRefused(said.format(tables=", ".join(non_empty)))
     # Children before parents when clearing, should foreign keys ever appear.
     for table in reversed(tables):
         if table.name in non_empty:
@@ -152,10 +155,11 @@ def _copy_all(
             expected = copied = 0
         actual = _count(dst, table)
         if not expected == copied == actual:
-            raise CopyRefused(
-                f"{table.name}: source has {expected} rows, {copied} were copied, "
-                f"target has {actual}; nothing was committed"
+            said = N_(
+                "{table}: source has {n} rows, {n2} were copied, target has {n3}; "
+                "nothing was committed"
             )
+            raise CopyRefused(said.format(table=table.name, n=expected, n2=copied, n3=actual))
         done = TableCopied(table.name, actual, reason)
         report.tables.append(done)
         if on_table is not None:
@@ -172,11 +176,11 @@ def _refuse_live_target(dst: Connection) -> None:
     now = datetime.now(UTC)
     alive = live_processes(dst, now)
     if alive:
-        raise CopyRefused(
-            "amosync is running on the target: "
-            + ", ".join(p.describe(now) for p in alive)
-            + "; stop them first (a copy replaces what they write), or pass --even-if-running"
+        said = N_(
+            "amosync is running on the target: {processes}; stop them first (a copy replaces "
+            "what they write), or pass --even-if-running"
         )
+        raise CopyRefused(said.format(processes=", ".join(p.describe(now) for p in alive)))
 
 
 def _release_leases(dst: Connection) -> int:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, select
 
 from amosync.db.tables import sync_state, workers
+from amosync.l10n.catalog import N_
 
 WEB_KEY_PREFIX = "web_process."
 # Workers beat every 5 s and web processes every 20 s: a minute of silence means gone.
@@ -29,7 +30,7 @@ class LiveProcess:
 
     def describe(self, now: datetime) -> str:
         age = max(0, int((now - self.last_seen).total_seconds()))
-        return f"{self.kind} {self.name} (seen {age} s ago)"
+        return N_("{kind} {name} (seen {n} s ago)").format(kind=self.kind, name=self.name, n=age)
 
 
 def live_processes(conn: Connection, now: datetime | None = None) -> list[LiveProcess]:
@@ -44,7 +45,7 @@ def live_processes(conn: Connection, now: datetime | None = None) -> list[LivePr
         )
     ]
     found += [
-        LiveProcess("web", row.key[len(WEB_KEY_PREFIX) :], row.updated_at)
+        LiveProcess(N_("web"), row.key[len(WEB_KEY_PREFIX) :], row.updated_at)
         for row in conn.execute(
             select(sync_state.c.key, sync_state.c.updated_at).where(
                 sync_state.c.key.startswith(WEB_KEY_PREFIX, autoescape=True),

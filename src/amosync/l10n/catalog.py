@@ -33,3 +33,23 @@ def gettext_for(lang: str) -> Callable[[str], str]:
         return catalogue.gettext(message) if message else message
 
     return _
+
+
+def from_accept_language(header: str) -> str | None:
+    """The supported language an `Accept-Language` header prefers most (ties: the one listed
+    first); None when it names neither."""
+    best, best_q = None, 0.0
+    for part in header.split(","):
+        tag, _, params = part.strip().partition(";")
+        primary = tag.strip().lower().split("-")[0]
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if primary in LANGS and q > best_q:
+            best, best_q = primary, q
+    return best

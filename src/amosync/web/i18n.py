@@ -11,6 +11,7 @@ from starlette.requests import HTTPConnection
 
 from amosync.l10n import LANGS as LANGS
 from amosync.l10n import N_, gettext_for
+from amosync.l10n.catalog import from_accept_language as preferred_language
 
 LANG_COOKIE = "amosync_lang"
 
@@ -154,18 +155,4 @@ def pick_language(conn: HTTPConnection) -> str:
 
 def from_accept_language(header: str) -> str:
     """The supported language with the highest q-value (ties: the one listed first)."""
-    best, best_q = "en", 0.0
-    for part in header.split(","):
-        tag, _, params = part.strip().partition(";")
-        primary = tag.strip().lower().split("-")[0]
-        q = 1.0
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        if primary in LANGS and q > best_q:
-            best, best_q = primary, q
-    return best
+    return preferred_language(header) or "en"
