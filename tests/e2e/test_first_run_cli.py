@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ import pytest
 
 from amosync.testing import DEFAULT_TOKEN, FakeAmoState, run_fake_in_thread
 from amosync.testing.fake_oauth import FAKE_CLIENT_ID, FAKE_CLIENT_SECRET
+from tests.english_words import english_words
 
 AMOSYNC = [sys.executable, "-m", "amosync"]
 
@@ -271,14 +273,16 @@ def test_both_tokens_configured_is_said_by_serve_doctor_and_auth_status(
     ), said
 
 
-def test_auth_login_page_says_when_the_exchange_failed(sqlite_url: str, tmp_path: Path) -> None:
-    """A wrong client secret: the browser page says connecting failed (not "received"), the
-    command exits 1 naming the secret setting, not the 20-minute code rule."""
+def _login_once(
+    db_url: str, tmp_path: Path, headers: dict[str, str], **extra: str
+) -> tuple[subprocess.CompletedProcess[str], httpx.Response, httpx.Response]:
+    """`amosync auth login` against the fake: a stray request (wrong state), then the
+    redirect with a fresh code; the pages the browser got for both and the command's end."""
     fake = FakeAmoState(rate_limit_rps=None)
     with run_fake_in_thread(fake) as base_url:
         port = _free_port()
         fake.oauth.redirect_uri = f"http://127.0.0.1:{port}/oauth/callback"
-        env = _oauth_env(sqlite_url, base_url, port, AMOSYNC_AMOCRM_CLIENT_SECRET="wrong")
+        env = _oauth_env(db_url, base_url, port, **extra)
         proc = subprocess.Popen(
             [*AMOSYNC, "auth", "login", "--timeout", "30"],
             env=env,
@@ -290,16 +294,25 @@ def test_auth_login_page_says_when_the_exchange_failed(sqlite_url: str, tmp_path
         try:
             assert proc.stdout is not None
             state = parse_qs(urlsplit(proc.stdout.readline().strip()).query)["state"][0]
+            stray = _get_when_listening(f"{fake.oauth.redirect_uri}?code=x&state=old", headers)
             code = fake.oauth.issue_code()
             page = _get_when_listening(
-                f"{fake.oauth.redirect_uri}?code={code}&state={state}&referer=127.0.0.1"
+                f"{fake.oauth.redirect_uri}?code={code}&state={state}&referer=127.0.0.1", headers
             )
-            _, err = proc.communicate(timeout=30)
+            out, err = proc.communicate(timeout=30)
         finally:
             proc.kill()
             proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), page, stray
 
-    assert 1 == proc.returncode, err
+
+def test_auth_login_page_says_when_the_exchange_failed(sqlite_url: str, tmp_path: Path) -> None:
+    """A wrong client secret: the browser page says connecting failed (not "received"), the
+    command exits 1 naming the secret setting, not the 20-minute code rule."""
+    done, page, _ = _login_once(sqlite_url, tmp_path, {}, AMOSYNC_AMOCRM_CLIENT_SECRET="wrong")
+    err = done.stderr
+
+    assert 1 == done.returncode, err
     assert page.status_code >= 400
     assert "failed" in page.text
     assert "received the authorization" not in page.text
@@ -308,16 +321,50 @@ def test_auth_login_page_says_when_the_exchange_failed(sqlite_url: str, tmp_path
     assert "20 minutes" not in err
 
 
+def test_auth_login_pages_speak_the_browsers_language(sqlite_url: str, tmp_path: Path) -> None:
+    """The browser asks for Russian (the CLI speaks English): the failure page, and the page
+    for a stray link, are Russian with no English words beyond names and ids."""
+    done, page, stray = _login_once(
+        sqlite_url,
+        tmp_path,
+        {"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.8"},
+        AMOSYNC_AMOCRM_CLIENT_SECRET="wrong",
+    )
+
+    assert 1 == done.returncode, done.stderr
+    assert '<html lang="ru">' in page.text or "<html lang=ru>" in page.text
+    assert "подключиться не удалось" in page.text, page.text
+    assert "AMOSYNC_AMOCRM_CLIENT_SECRET" in page.text
+    assert 400 == stray.status_code
+    assert "Эта ссылка не от запущенной" in stray.text, stray.text
+    for shown in (page, stray):
+        text = html.unescape(re.sub(r"<[^>]*>", " ", shown.text))
+        # the fake's 401 says "Client authentication failed", as amoCRM does: its own words
+        assert [] == english_words(text, "Client", "authentication", "failed"), text
+    assert "failed" in done.stderr  # the terminal keeps the CLI's language
+
+
+def test_auth_login_success_page_follows_amosync_lang(sqlite_url: str, tmp_path: Path) -> None:
+    """No language asked by the browser: the CLI's (AMOSYNC_LANG=ru) decides the tab's."""
+    done, page, _ = _login_once(sqlite_url, tmp_path, {}, AMOSYNC_LANG="ru")
+
+    assert 0 == done.returncode, done.stderr
+    assert 200 == page.status_code
+    assert "amosync подключён к amoCRM: токены сохранены" in page.text, page.text
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _get_when_listening(url: str, attempts: int = 100) -> httpx.Response:
+def _get_when_listening(
+    url: str, headers: dict[str, str] | None = None, attempts: int = 100
+) -> httpx.Response:
     for _ in range(attempts):
         try:
-            return httpx.get(url, timeout=30)
+            return httpx.get(url, headers=headers, timeout=30)
         except httpx.ConnectError:
             time.sleep(0.05)
     raise AssertionError(f"nothing listened on {url}")

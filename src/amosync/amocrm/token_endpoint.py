@@ -23,6 +23,7 @@ from amosync.amocrm.jwt_claims import token_expires_at
 from amosync.amocrm.token_store import REAUTH_HOWTO, TokenGrant
 from amosync.core.backoff import retry_delay
 from amosync.errors import IPBlocked, ReauthRequired, RetryLater
+from amosync.l10n.catalog import N_
 
 log = logging.getLogger(__name__)
 
@@ -164,15 +165,15 @@ def _parse_grant(response: httpx.Response, requested: datetime) -> TokenGrant:
 
 # What to do, by what amoCRM's answer says is wrong (the `hint` texts amoCRM sends).
 # A fix that names the wrong thing wastes an operator's 20-minute code.
-FIX_CLIENT = (
+FIX_CLIENT = N_(
     "check AMOSYNC_AMOCRM_CLIENT_ID and AMOSYNC_AMOCRM_CLIENT_SECRET: they must be the "
     "integration's ID and secret key (amoCRM → Settings → Integrations → Keys)"
 )
-FIX_REDIRECT = (
+FIX_REDIRECT = N_(
     "AMOSYNC_AMOCRM_REDIRECT_URI must be exactly the redirect URI in the integration's "
     "settings (scheme, host, path and trailing slash included)"
 )
-FIX_CODE = (
+FIX_CODE = N_(
     "codes are single-use and expire after 20 minutes; get a new one with `amosync auth url` "
     "(or run `amosync auth login` again)"
 )
@@ -195,7 +196,7 @@ def refusal_cause(status: int, texts: list[str]) -> str:
 def _refused(kind: str, response: httpx.Response) -> GrantRefused:
     hint = _problem_field(response, "hint")
     detail = hint or _problem_field(response, "detail") or _problem_field(response, "title")
-    reason = f"{response.status_code} {detail or response.reason_phrase}"
+    detail = detail or response.reason_phrase
     texts = [
         t
         for t in (
@@ -207,20 +208,24 @@ def _refused(kind: str, response: httpx.Response) -> GrantRefused:
         if t
     ]
     cause = refusal_cause(response.status_code, texts)
-    what = "refresh token" if kind == "refresh_token" else "authorization code"
+    # Templates of the catalogue: the CLI and the `auth login` tab translate them (l10n/phrases).
     if cause == "client":
-        message = f"amoCRM refused the integration's credentials ({reason}): {FIX_CLIENT}"
+        said = N_("amoCRM refused the integration's credentials ({n} {detail}): {fix}")
+        fix = FIX_CLIENT
     elif cause == "redirect_uri":
-        message = f"amoCRM refused the redirect URI ({reason}): {FIX_REDIRECT}"
+        said, fix = N_("amoCRM refused the redirect URI ({n} {detail}): {fix}"), FIX_REDIRECT
     elif kind == "refresh_token":
-        message = f"amoCRM refused the OAuth refresh token ({reason}): {REAUTH_HOWTO}"
+        said, fix = N_("amoCRM refused the OAuth refresh token ({n} {detail}): {fix}"), REAUTH_HOWTO
     elif cause == "code":
-        message = f"amoCRM refused the authorization code ({reason}): {FIX_CODE}"
+        said, fix = N_("amoCRM refused the authorization code ({n} {detail}): {fix}"), FIX_CODE
     else:
-        message = (
-            f"amoCRM refused the {what} ({reason}): check the client ID, secret and redirect "
+        said = N_(
+            "amoCRM refused the {what} ({n} {detail}): check the client ID, secret and redirect "
             "URI settings, then get a new code with `amosync auth url`"
         )
+        fix = ""
+    what = N_("refresh token") if kind == "refresh_token" else N_("authorization code")
+    message = said.format(n=response.status_code, detail=detail, fix=fix, what=what)
     return GrantRefused(message, status=response.status_code, hint=hint)
 
 

@@ -49,6 +49,7 @@ from amosync.db.reads import read_connection
 from amosync.db.tables import oauth_tokens
 from amosync.db.turns import write_transaction
 from amosync.errors import ReauthRequired, RetryLater
+from amosync.l10n.catalog import N_
 
 # amoCRM: a refresh token unused for 3 months dies. 90 days is the safe reading of "3 months".
 REFRESH_TOKEN_LIFETIME = timedelta(days=90)
@@ -250,7 +251,7 @@ class TokenStore:
         return _new_row(self.account, grant, now, version)
 
 
-REAUTH_HOWTO = (
+REAUTH_HOWTO = N_(
     "re-authorise: run `amosync auth url`, open the link as an account admin and allow "
     "access, then run `amosync auth exchange CODE` with the code from the redirect "
     "(or do both with `amosync auth login`)"
