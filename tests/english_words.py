@@ -8,7 +8,7 @@ import re
 ALLOWED = {
     "amocrm", "rentprog", "amosync", "kommo", "id", "api", "ip", "dns", "url", "oauth",
     "http", "https", "utc", "json", "sqlite", "postgresql", "ru", "en", "msk", "cet", "eet",
-    "localhost",
+    "localhost", "ctrl-c",
 }  # fmt: skip
 _IGNORED = re.compile(
     r"`[^`]*`"  # commands and options

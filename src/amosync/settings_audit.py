@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from amosync.l10n.catalog import N_
 from amosync.settings import Settings
 
 PREFIX = "AMOSYNC_"
@@ -50,7 +51,8 @@ def unknown_variables(
     known = known_variables()
     found: list[UnknownVariable] = []
     seen: set[str] = set()
-    sources: list[tuple[str, Iterable[str]]] = [("environment", environ)]
+    # N_: shown as "(in environment)", translated where a person reads it (l10n/phrases)
+    sources: list[tuple[str, Iterable[str]]] = [(N_("environment"), environ)]
     if env_file is not None and env_file.is_file():
         sources.append((str(env_file), _env_file_names(env_file)))
     for source, names in sources:

@@ -243,6 +243,32 @@ def test_unknown_variables_are_logged_at_start_and_shown_by_doctor(
     assert "TEST_PG_URL" not in unknown["detail"]
 
 
+def test_a_person_reading_the_start_is_told_in_russian_and_the_log_stays_english(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Readable log lines (a person watches): the start-up's facts are also said on stderr in
+    AMOSYNC_LANG; the log lines themselves stay English. JSON logs get no such lines."""
+    env = clean_env(
+        AMOSYNC_DATABASE_URL=sqlite_url,
+        AMOSYNC_LANG="ru",
+        AMOSYNC_LOG_FORMAT="console",
+        AMOSYNC_AMOCRM_LONG_LIVED_TOKEN=DEFAULT_TOKEN,
+        AMOSYNC_AMOCRM_CLIENT_ID="some-client-id",
+        AMOSYNC_WEBHOK_SECRET="x",
+    )
+    started = run("worker", "--once", env=env, cwd=tmp_path)
+    machine = run("worker", "--once", env={**env, "AMOSYNC_LOG_FORMAT": "json"}, cwd=tmp_path)
+
+    said = started.stderr
+    assert "воркер обрабатывает сохранённые события" in said, said
+    assert "токен amoCRM: OAuth" in said, said
+    assert "AMOSYNC_WEBHOK_SECRET (в окружении) — не настройка amosync" in said, said
+    assert "используется OAuth, долгосрочный токен не учитывается" in said, said
+    assert [] == english_words(said, "amosync"), said
+    assert "unknown_setting" in started.stdout  # the log: English, for log readers
+    assert all(line.startswith("{") for line in machine.stderr.splitlines()), machine.stderr
+
+
 def test_both_tokens_configured_is_said_by_serve_doctor_and_auth_status(
     sqlite_url: str, tmp_path: Path
 ) -> None:
