@@ -356,7 +356,7 @@ def _wait_until_stored(
 def _status_command(database_url: str) -> str:
     program = sys.argv[0]
     command = (
-        shlex.quote(program)
+        shlex.quote(os.path.abspath(program))  # copied into another directory's shell too
         if Path(program).name == "amosync"
         else f"{shlex.quote(sys.executable)} -m amosync"
     )
