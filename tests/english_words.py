@@ -15,6 +15,7 @@ _IGNORED = re.compile(
     r"|https?://\S+"  # URLs
     r"|(?<!\w)/[\w/.-]+"  # paths
     r"|\b\d{3} \([^)]*\)"  # an HTTP code with amoCRM's own words for it
+    r"|\(\d{3} [^)]*\)"  # the same inside parentheses: (401 Invalid user name or password)
     r"|\bAMOSYNC_\w+"  # setting names
     r"|--[\w-]+"  # options
     r"|\b\w+_\w+\b"  # ids

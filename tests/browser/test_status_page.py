@@ -216,4 +216,7 @@ def test_paused_sync_shows_the_red_banner(
     assert "rgb(207, 34, 46)" == color  # --bad: red
     expect(page.locator("tr[data-check=token] td.bad")).to_have_count(1)
     page.screenshot(path=str(ARTIFACTS / f"status-page-paused-{lang}.png"), full_page=True)
+    if lang == "ru":  # the paused page's details (refusals, pauses, hints) too (issue #22)
+        text = page.evaluate("document.title + '\\n' + document.body.innerText")
+        assert [] == english_words(text), text
     assert [] == errors

@@ -11,14 +11,15 @@ shown as it is. Fields `n`, `n2`… match numbers, `time…` a `when()` UTC time
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 
 from amosync.l10n.catalog import N_, gettext_for, translations
-from amosync.l10n.zone import local_when
+from amosync.l10n.zone import display_zone, local_when
 
 TEMPLATES: tuple[str, ...] = (
+    # two texts said one after the other (a token's expiry; its refusal)
+    N_("{first}; {then}"),
     # ages (core/humanize.age) and small words
     N_("{n} s"),
     N_("{n} min"),
@@ -313,7 +314,7 @@ _TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d)? UTC"
 _MAX_DEPTH = 4
 
 
-def _pattern(template: str) -> re.Pattern[str]:
+def _pattern(template: str, greedy: bool = False) -> re.Pattern[str]:
     pieces = _FIELD.split(template)
     regex = []
     for i, piece in enumerate(pieces):
@@ -324,46 +325,78 @@ def _pattern(template: str) -> re.Pattern[str]:
         elif re.fullmatch(r"n\d*", piece):
             regex.append(rf"(?P<{piece}>-?\d[\d.,]*)")
         else:
-            regex.append(f"(?P<{piece}>.+?)")
+            regex.append(f"(?P<{piece}>.+)" if greedy else f"(?P<{piece}>.+?)")
     return re.compile("".join(regex), re.DOTALL)
 
 
 @lru_cache(maxsize=1)
-def _compiled() -> list[tuple[re.Pattern[str], str]]:
+def _compiled() -> list[tuple[tuple[str, str], tuple[re.Pattern[str], re.Pattern[str]], str]]:
     """Every msgid with fields (the ones above and any marked elsewhere, such as a
     validator's message), the most literal first: "{n} pending, oldest …" wins over
-    "{n} pending"."""
+    "{n} pending". Each with its fields matched shortest-first and longest-first: a field
+    may hold a text with the template's own separators, as in "refused (amoCRM refused the
+    token (401 …): re-authorise): …", where only the longest first field splits it right."""
     known: dict[object, str] = getattr(translations("ru"), "_catalog", {})
     templates = {m for m in known if isinstance(m, str) and _FIELD.search(m)}
     templates.update(t for t in TEMPLATES + DOCTOR if _FIELD.search(t))
     return sorted(
-        ((_pattern(t), t) for t in templates),
-        key=lambda pair: (-len(_FIELD.sub("", pair[1])), pair[1]),
+        ((_ends(t), (_pattern(t), _pattern(t, greedy=True)), t) for t in templates),
+        key=lambda known: (-len(_FIELD.sub("", known[2])), known[2]),
     )
+
+
+def _ends(template: str) -> tuple[str, str]:
+    """The literal text before the first field and after the last: a cheap test first."""
+    pieces = _FIELD.split(template)
+    return pieces[0], pieces[-1] if len(pieces) > 1 else ""
 
 
 def translate(text: str, lang: str, zone: tzinfo | None = None) -> str:
     """`text` (composed in English) in `lang`, its UTC times in `zone` (default: the
     display zone)."""
-    return _translate(text, gettext_for(lang), zone, 0)
+    # the zone resolved here: a cached reading must not keep an earlier display zone
+    return _translate(text, lang, zone or display_zone(), 0)[0]
 
 
-def _translate(text: str, _: Callable[[str], str], zone: tzinfo | None, depth: int) -> str:
+_LATIN = re.compile(r"[A-Za-z]+")
+
+
+# The page asks for the same texts at every refresh, and one text's readings share pieces.
+@lru_cache(maxsize=4096)
+def _translate(text: str, lang: str, zone: tzinfo | None, depth: int) -> tuple[str, int]:
+    """The translation and how many Latin words of its pieces stayed as they were (0: all
+    translated). The first reading that translates every piece wins, else the one leaving
+    the fewest (a field may hold amoCRM's own words, which no catalogue translates)."""
+    untranslated = (text, len(_LATIN.findall(text)))
     if not text or depth > _MAX_DEPTH:
-        return text
+        return untranslated
+    _ = gettext_for(lang)
     exact = _(text)
     if exact != text:
-        return exact
+        return exact, 0
     if re.fullmatch(_TIME, text):
-        return _local(text, zone)
-    for pattern, template in _compiled():
-        match = pattern.fullmatch(text)
-        if match is not None:
-            fields = {k: _translate(v, _, zone, depth + 1) for k, v in match.groupdict().items()}
-            return _(template).format(**fields)
+        return _local(text, zone), 0
+    best = untranslated
+    for (head, tail), patterns, template in _compiled():
+        if not (text.startswith(head) and text.endswith(tail)):
+            continue
+        for pattern in patterns:
+            match = pattern.fullmatch(text)
+            if match is None:
+                continue
+            fields = {k: _translate(v, lang, zone, depth + 1) for k, v in match.groupdict().items()}
+            said = _(template).format(**{k: shown for k, (shown, _left) in fields.items()})
+            left = sum(n for _shown, n in fields.values())
+            if left == 0:
+                return said, 0
+            if left < best[1]:
+                best = (said, left)
     if ", " in text:  # a list (API requests by purpose, missing settings): item by item
-        return ", ".join(_translate(item, _, zone, depth + 1) for item in text.split(", "))
-    return text
+        items = [_translate(item, lang, zone, depth + 1) for item in text.split(", ")]
+        left = sum(n for _shown, n in items)
+        if left < best[1]:
+            best = (", ".join(shown for shown, _n in items), left)
+    return best
 
 
 def _local(stamp: str, zone: tzinfo | None) -> str:
