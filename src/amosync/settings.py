@@ -264,9 +264,10 @@ class Settings(BaseSettings):
     )
     lang: Literal["ru", "en"] | None = Field(
         default=None,
-        description="Language of the CLI's output for people (`ru` or `en`); unset: from "
-        "the locale (LC_ALL, LC_MESSAGES, LANG), else English. Logs and `--json` stay English; "
-        "the status page follows `?lang=` and the browser.",
+        description="Language of the CLI's output for people (`ru` or `en`), `--help` and the "
+        "`auth login` browser tab included; unset: from the locale (LC_ALL, LC_MESSAGES, "
+        "LANG), else English. Logs and `--json` stay English; the status page follows "
+        "`?lang=` and the browser.",
     )
     timezone: str | None = Field(
         default=None,
