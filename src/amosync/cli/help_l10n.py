@@ -110,7 +110,8 @@ def _context_class(command: Command, usage: str) -> Any:
 def _speak_typer(command: Command, translate: Callable[[str], str]) -> None:
     """typer's modules (and click's, where typer uses click itself) call the stdlib's
     `gettext` through their own `_`: that alias is pointed at the catalogue."""
-    modules = {typer.core, *(sys.modules[c.__module__] for c in type(command).__mro__)}
+    engine = {sys.modules[c.__module__] for c in type(command).__mro__}
+    modules = {typer.core} | {m for m in engine if m.__name__.startswith(("typer", "click"))}
     for module in modules:
         if getattr(module, "_", None) is gettext.gettext:
             setattr(module, "_", translate)  # noqa: B010 - the module's own gettext alias
