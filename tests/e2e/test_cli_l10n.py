@@ -7,6 +7,7 @@ reads has no English words beyond names and ids; `--json` stays English and UTC.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -141,3 +142,13 @@ def test_auth_speaks_russian(env: dict[str, str], tmp_path: Path) -> None:
     assert "для OAuth нужны" in exchange.stderr, exchange
     for done in (shown, url, exchange):
         assert [] == english_words(done.stdout + done.stderr), done
+
+
+def test_a_bad_database_url_is_said_in_russian(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMOSYNC_")}
+    russian = {**env, "AMOSYNC_LANG": "ru", "AMOSYNC_DATABASE_URL": "mysql://db/amosync"}
+    done = run(["status"], russian, tmp_path)
+
+    assert 2 == done.returncode
+    assert "база данных 'mysql' не поддерживается" in done.stderr, done.stderr
+    assert [] == english_words(done.stderr), done.stderr

@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from amosync.db.reads import read_engine
 from amosync.db.thread_transactions import thread_transactions
 from amosync.db.urls import sqlite_file
+from amosync.l10n.catalog import N_
 
 log = logging.getLogger(__name__)
 
@@ -115,24 +116,25 @@ def check_before_open(db_file: Path, *, create: bool) -> None:
             return
         # The marker says amosync's database lived here, but this file has no schema: SQLite
         # created it empty when something opened the path after the real file was deleted.
-        raise MissingDatabase(
-            f"database file {db_file} is empty, but {marker_path(db_file).name} says amosync's "
-            "database was here: the old file was deleted or moved and an empty one took its "
-            "place. Restore it from a backup, or begin with an empty database (the old one's "
-            "webhook events and OAuth tokens are lost) with `amosync serve --create` or "
-            "`amosync migrate`."
+        said = N_(
+            "database file {path} is empty, but {marker} says amosync's database was here: "
+            "the old file was deleted or moved and an empty one took its place. Restore it "
+            "from a backup, or begin with an empty database (the old one's webhook events and "
+            "OAuth tokens are lost) with `amosync serve --create` or `amosync migrate`."
         )
+        raise MissingDatabase(said.format(path=db_file, marker=marker_path(db_file).name))
     traces = traces_of(db_file)
     if not traces:
         return  # a first start: SQLite creates the file
     if not create:
-        raise MissingDatabase(
-            f"database file {db_file} is missing, but it existed before "
-            f"({', '.join(p.name for p in traces)} found next to it): it was deleted or moved. "
-            "Restore it from a backup, or begin with an empty database (the old one's webhook "
-            "events and OAuth tokens are lost) with `amosync serve --create` or "
-            "`amosync migrate`."
+        said = N_(
+            "database file {path} is missing, but it existed before ({traces} found next to "
+            "it): it was deleted or moved. Restore it from a backup, or begin with an empty "
+            "database (the old one's webhook events and OAuth tokens are lost) with `amosync "
+            "serve --create` or `amosync migrate`."
         )
+        traces_found = ", ".join(p.name for p in traces)
+        raise MissingDatabase(said.format(path=db_file, traces=traces_found))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for trace in traces:
         if trace.name.endswith(MARKER_SUFFIX):

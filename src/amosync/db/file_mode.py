@@ -16,6 +16,7 @@ import stat
 from pathlib import Path
 
 from amosync.errors import ConfigError
+from amosync.l10n.catalog import N_
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,14 @@ def check_database_file(path: Path, *, allow_shared: bool) -> None:
         if not mode & _OTHERS or allow_shared:
             continue
         if info.st_uid != os.geteuid():
+            said = N_(
+                "database file {path} (mode {mode}) can be read by other users and belongs "
+                "to uid {n}, not this user ({n2}); it holds the amoCRM tokens. Run `chmod 600 "
+                "{file}` as its owner (or `chown` it to the user amosync runs as), or set "
+                "AMOSYNC_ALLOW_SHARED_DB_FILE=1 to keep it shared on purpose"
+            )
             raise ConfigError(
-                f"database file {name} (mode {mode:o}) can be read by other users and "
-                f"belongs to uid {info.st_uid}, not this user ({os.geteuid()}); it holds the "
-                f"amoCRM tokens. Run `chmod 600 {name}` as its owner (or `chown` it to the "
-                "user amosync runs as), or set AMOSYNC_ALLOW_SHARED_DB_FILE=1 to keep it "
-                "shared on purpose"
+                said.format(path=name, mode=f"{mode:o}", n=info.st_uid, n2=os.geteuid(), file=name)
             )
         os.chmod(name, PRIVATE_MODE)
         log.warning(

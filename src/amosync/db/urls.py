@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from amosync.errors import ConfigError
+from amosync.l10n.catalog import N_
 
 _SQLITE = {"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"}
 _POSTGRES = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg_async"}
@@ -21,16 +22,20 @@ def _parse(url: str) -> URL:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise ConfigError(f"AMOSYNC_DATABASE_URL is not a database URL: {exc}") from None
+        said = N_("AMOSYNC_DATABASE_URL is not a database URL: {error}")
+        raise ConfigError(said.format(error=exc)) from None
     if parsed.drivername not in _SQLITE | _POSTGRES:
-        raise ConfigError(
-            f"AMOSYNC_DATABASE_URL: unsupported database {parsed.drivername!r}; "
+        said = N_(
+            "AMOSYNC_DATABASE_URL: unsupported database {driver}; "
             "use sqlite:///path.db or postgresql://user@host/db"
         )
+        raise ConfigError(said.format(driver=repr(parsed.drivername)))
     if parsed.drivername in _SQLITE and parsed.database in (None, "", ":memory:"):
         raise ConfigError(
-            "AMOSYNC_DATABASE_URL: an in-memory SQLite database would lose every event; "
-            "give a file, e.g. sqlite:///./amosync.db"
+            N_(
+                "AMOSYNC_DATABASE_URL: an in-memory SQLite database would lose every event; "
+                "give a file, e.g. sqlite:///./amosync.db"
+            )
         )
     return parsed
 
