@@ -31,7 +31,7 @@ from amosync.l10n.catalog import N_, gettext_for
 from amosync.l10n.cli import cli_language
 
 if TYPE_CHECKING:
-    # what typer.main.get_command builds (typer >= 0.20 carries its own click)
+    # what typer.main.get_command builds (the locked typer carries its own copy of click)
     from typer._click.core import Command
 
 # typer's and click's words a person reads in `--help`.
