@@ -12,6 +12,7 @@ from amosync.core.records import DealContactLink, DealRecord
 from amosync.db.tables import deal_contacts, deals
 from amosync.upsert.entity import mark_deleted, upsert_newer
 from amosync.upsert.rows import record_rows
+from amosync.upsert.stage_history import record_stage_changes, stages_before
 
 
 async def upsert_deals(
@@ -25,7 +26,13 @@ async def upsert_deals(
     """Insert or update deals; returns the ids whose row was written (not refused as older
     or unchanged)."""
     rows = record_rows(records, now)
-    return await upsert_newer(conn, deals, rows, fetched_at=fetched_at, future_limit=future_limit)
+    before = await stages_before(conn, records)
+    written = await upsert_newer(
+        conn, deals, rows, fetched_at=fetched_at, future_limit=future_limit
+    )
+    # In the same transaction, so a stage change is in the history exactly when it is stored.
+    await record_stage_changes(conn, before, records, written, now)
+    return written
 
 
 async def mark_deals_deleted(conn: AsyncConnection, ids: Iterable[int], now: datetime) -> int:
