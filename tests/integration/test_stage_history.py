@@ -46,7 +46,7 @@ from amosync.upsert.stage_history import (
     record_events,
 )
 from amosync.worker.apply import apply_fetched
-from tests.integration.test_verify import RENTPROG, store
+from tests.integration.test_verify import RENTPROG, store, verify
 
 BASE = "https://testaccount.amocrm.ru"
 DAY = 86400
@@ -509,3 +509,21 @@ async def test_history_backfill_waits_for_the_budget_by_default(
 
     assert [("budget", 3600.0)] == waits[:1]
     assert [] == await history(engine)
+
+
+async def test_verification_repairing_a_stage_records_the_move(
+    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+) -> None:
+    """A stage the copy had wrong (amoCRM changed it without a newer updated_at) and
+    verification overwrote is a move like any other: `observed`."""
+    lead = fake.add_lead(status_id=DEFAULT_STATUS_ID)
+    await store(engine, client, "leads", [lead["id"]])
+    fake.leads[lead["id"]].fields["status_id"] = STATUS_WON  # no updated_at bump
+
+    report = await verify(engine, client)
+
+    assert 1 == report.repaired
+    assert [
+        (lead["id"], None, DEFAULT_STATUS_ID, FIRST_SEEN, None),
+        (lead["id"], DEFAULT_STATUS_ID, STATUS_WON, OBSERVED, None),
+    ] == await history(engine)

@@ -20,9 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncEngine
+from typing import TYPE_CHECKING, Any
 
 from amosync.amocrm.client import AmoClient
 from amosync.catchup.budget import BACKFILL, STOP_BUDGET, ApiBudget
@@ -37,6 +35,9 @@ from amosync.db.turns import write_transaction
 from amosync.errors import RequestRejected
 from amosync.l10n.catalog import N_
 from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
+
+if TYPE_CHECKING:  # a type only: SQL is the storage packages' (pyproject.toml)
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 STATE_KEY = "backfill.history"
 LEASE_KEY = "backfill.history.lease"

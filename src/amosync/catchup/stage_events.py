@@ -10,14 +10,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING, Any
 
 from amosync.core.stage_events import STAGE_CHANGED, stage_changes
 from amosync.db.clock import database_now
 from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 from amosync.upsert.stage_history import record_events
+
+if TYPE_CHECKING:  # a type only: SQL is the storage packages' (pyproject.toml)
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = logging.getLogger(__name__)
 

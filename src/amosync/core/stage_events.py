@@ -60,6 +60,7 @@ def stage_change(event: object, future_limit: datetime) -> StageChange | None:
         or _EVENT_ID.fullmatch(event_id) is None
         or kind != "lead"
         or deal_id is None
+        or deal_id <= 0
         or changed_at is None
         or changed_at > future_limit
         or after is None
