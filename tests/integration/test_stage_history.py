@@ -55,19 +55,24 @@ Factory = Callable[..., Settings]
 
 def test_upgrade_gives_stored_deals_a_first_seen_row(db_url: str) -> None:
     """Deals stored before the table existed start their history at the stage we hold, at
-    their updated_at (synced_at when amoCRM gave none), like a deal stored for the first time."""
+    their updated_at (synced_at when amoCRM gave none), like a deal stored for the first time;
+    a row without a stage starts none."""
     command.downgrade(migrate.alembic_config(db_url), "-1")
     engine = create_sync_engine(db_url)
     updated = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
     synced = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
     try:
         with engine.begin() as conn:
-            for deal_id, updated_at in ((1, updated), (2, None)):
+            for deal_id, updated_at, status in (
+                (1, updated, 47000001),
+                (2, None, 47000001),
+                (3, updated, None),
+            ):
                 conn.execute(
                     insert(deals).values(
                         id=deal_id,
                         pipeline_id=7000001,
-                        status_id=47000001,
+                        status_id=status,
                         updated_at=updated_at,
                         custom_fields=[],
                         raw={},

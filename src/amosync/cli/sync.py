@@ -265,9 +265,10 @@ class _ProgressDisplay:
                 TimeElapsedColumn(),
             )
             self._progress.__enter__()
+            _ = cli_gettext()
             for kind in self._kinds:
                 # amoCRM does not say how many there are: the bar pulses until a kind is done.
-                self._tasks[kind] = self._progress.add_task(kind, total=None, note="")
+                self._tasks[kind] = self._progress.add_task(_(kind), total=None, note="")
         return self
 
     def __exit__(self, *exc: object) -> None:
