@@ -21,7 +21,7 @@ from amosync.catchup.reconcile import Reconciler
 from amosync.catchup.state import load
 from amosync.core.answer import map_answer
 from amosync.core.mapping import RentProgField
-from amosync.core.stage_events import StageChange
+from amosync.core.stage_events import StageChange, stage_change
 from amosync.db import migrate
 from amosync.db.engine import create_sync_engine
 from amosync.db.tables import deal_stage_history, deals
@@ -531,4 +531,37 @@ async def test_verification_repairing_a_stage_records_the_move(
     assert [
         (lead["id"], None, DEFAULT_STATUS_ID, FIRST_SEEN, None),
         (lead["id"], DEFAULT_STATUS_ID, STATUS_WON, OBSERVED, None),
+    ] == await history(engine)
+
+
+async def test_an_event_stored_while_the_move_is_being_stored_waits_for_it(
+    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+) -> None:
+    """The worker stores a move while catch-up stores its event: the second to reach the deal
+    waits for the first (the deal row's lock on PostgreSQL, write turns on SQLite), then
+    sees its row, so the move is in the history once."""
+    lead = fake.add_lead(status_id=DEFAULT_STATUS_ID)
+    await store(engine, client, "leads", [lead["id"]])
+    fake.update_lead(lead["id"], status_id=STATUS_WON)
+    objects = await client.fetch_by_ids("leads", [lead["id"]])
+    moved = stage_change(fake.events.items[-1], datetime.now(UTC) + timedelta(hours=1))
+    assert moved is not None
+    holding = asyncio.Event()
+
+    async def worker() -> None:
+        async with write_transaction(engine) as conn:
+            await apply_fetched(conn, map_answer("leads", [lead["id"]], objects, RENTPROG), [])
+            holding.set()
+            await asyncio.sleep(0.5)  # still uncommitted while catch-up starts
+
+    async def catchup() -> None:
+        await holding.wait()
+        async with write_transaction(engine) as conn:
+            await record_events(conn, [moved])
+
+    await asyncio.gather(worker(), catchup())
+
+    assert [
+        (lead["id"], None, DEFAULT_STATUS_ID, FIRST_SEEN, None),
+        (lead["id"], DEFAULT_STATUS_ID, STATUS_WON, EVENTS_API, DEFAULT_USER_ID),
     ] == await history(engine)

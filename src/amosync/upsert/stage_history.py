@@ -109,7 +109,14 @@ async def record_events(conn: AsyncConnection, changes: Sequence[StageChange]) -
     fresh = sorted(by_id.values(), key=lambda c: c.changed_at)
     if not fresh:
         return 0
-    pool = await _rows_of(conn, {c.deal_id for c in fresh}, OBSERVED)
+    deal_ids = sorted({c.deal_id for c in fresh})
+    # The stored deals' rows are locked as the upsert locks them (stages_before): on
+    # PostgreSQL a worker writing an observed row for one of these deals either committed
+    # before this look or waits until this transaction is done and then finds the event.
+    await conn.execute(
+        select(deals.c.id).where(deals.c.id.in_(deal_ids)).order_by(deals.c.id).with_for_update()
+    )
+    pool = await _rows_of(conn, deal_ids, OBSERVED)
     replaced: list[int] = []
     for change in fresh:
         match = _nearest_observed(pool, change)
