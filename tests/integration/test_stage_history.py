@@ -540,3 +540,21 @@ async def test_an_event_stored_while_the_move_is_being_stored_waits_for_it(
         (lead["id"], None, DEFAULT_STATUS_ID, FIRST_SEEN, None),
         (lead["id"], DEFAULT_STATUS_ID, STATUS_WON, EVENTS_API, DEFAULT_USER_ID),
     ] == await history(engine)
+
+
+async def test_history_backfill_falls_back_to_the_comma_range(
+    engine: AsyncEngine, backfill_client: AmoClient, fake: FakeAmoState
+) -> None:
+    """An account refusing `filter[created_at][from]`/`[to]` (the docs show both forms) is
+    asked `from,to`, and the state remembers it for the next run."""
+    fake.events.created_at_forms = frozenset({"comma", "single"})
+    old_move(fake, 5, 2)
+
+    report = await HistoryBackfill(engine, backfill_client, ApiBudget(engine, 1000, 500)).run(
+        14 * DAY
+    )
+
+    statuses = [r.status for r in fake.calls("/api/v4/events")]
+    assert (None, 1) == (report.stopped, report.total)
+    assert [400, 200, 204] == statuses
+    assert True is (await load(engine, STATE_KEY) or {}).get("comma_range")

@@ -140,8 +140,9 @@ class HistoryBackfill:
         state = None if restart else HistoryState.from_json(await load(self._engine, STATE_KEY))
         if state is None:
             state = HistoryState(to=now, reached=now + 1)
-        # The oldest second wanted; a window in progress is finished whatever `since` says.
-        oldest = min(now - int(since), state.reached)
+        # The oldest second wanted: the last `since` seconds are (now − since, now]. A window
+        # in progress is finished whatever `since` says.
+        oldest = min(now - int(since) + 1, state.reached)
         report.total = state.loaded
         wanted_days = max(1, math.ceil((state.to - oldest) / DAY))
         while True:
