@@ -23,6 +23,7 @@ _IGNORED = re.compile(
     r"|(?<![\w.])\.\w[\w.]*"  # file names such as .env and .env.example
     r"|\b[A-Z][a-z]+(?:[A-Z][a-z]+)+\b"  # class names, such as the exception ConnectError
     r"|\b[A-Z]{2,}\d*\b"  # codes such as CODE, HTTP 503
+    r"|\b\d+[smhd]\b"  # durations typed as options take them: 90d, 12h
 )
 
 
