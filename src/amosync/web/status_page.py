@@ -25,7 +25,6 @@ from starlette.routing import Route
 
 from amosync.amocrm.token_info import TokenExpiry, token_expiry
 from amosync.core.humanize import age
-from amosync.core.nul import NUL
 from amosync.health import FAIL, OK, Check, HealthProbe, run_checks
 from amosync.health.alert import sync_alert
 from amosync.inbox.admin import list_events, retry_events
@@ -41,7 +40,7 @@ from amosync.web.csrf import CSRF_FIELD, browser_id, csrf_problem, csrf_token, r
 from amosync.web.health import probe_of
 from amosync.web.i18n import LANG_COOKIE, LANGS, STRINGS, pick_language
 from amosync.web.params import MAX_ID, bounded_int
-from amosync.web.reads import deal_by_id, deals_by_rentprog_id
+from amosync.web.reads import search_deals
 from amosync.web.shared_result import SharedResult
 from amosync.web.verify_view import verify_context
 
@@ -50,6 +49,7 @@ log = logging.getLogger(__name__)
 REFRESH_SECONDS = 10
 LIVE_MAX_AGE = 1.0  # seconds the page's database figures are shared between requests
 EVENTS_SHOWN = 30
+SEARCH_SHOWN = 20
 MAX_FORM_BYTES = 16_384
 FAILED_LOGIN_DELAY = 0.5  # slows guessing a little; the token itself must be long
 
@@ -321,18 +321,9 @@ class StatusPage:
             return None, f"unreadable: {str(exc).splitlines()[0][:120]}"
 
     async def _search(self, q: str) -> list[dict[str, Any]]:
-        """A deal by amoCRM id, and every deal whose RentProg ID is exactly `q`."""
-        found: list[dict[str, Any]] = []
-        if NUL in q:  # matches nothing stored (core/nul.py), and PostgreSQL refuses it
-            return found
-        deal_id = bounded_int(q, 1, MAX_ID)
-        if deal_id is not None:
-            deal = await deal_by_id(self._engine, deal_id)
-            if deal is not None:
-                found.append(deal)
-        seen = {d["id"] for d in found}
-        found += [d for d in await deals_by_rentprog_id(self._engine, q, 20) if d["id"] not in seen]
-        return found
+        """Deals by id, name, RentProg ID, or a contact's name, e-mail or phone
+        (web/search.py), the most recently changed first."""
+        return await search_deals(self._engine, q, SEARCH_SHOWN)
 
 
 def _token_check(checks: dict[str, Check]) -> Check:

@@ -1,0 +1,117 @@
+"""`q`: one search box over a deal's name, RentProg ID and id, and its contacts' names,
+e-mails and phones; case-insensitive in every alphabet, phones compared by digits.
+
+Case: SQLite's lower(), LIKE and NOCASE fold ASCII only, and PostgreSQL's lower() and ILIKE
+fold Cyrillic only when the database's LC_CTYPE knows it (not under "C"). So no folding
+function is used at all: the query is turned into a pattern whose every letter is a class
+of its cases, "ирина" → `*[Ии][Рр][Ии][Нн][Аа]*`, matched with GLOB on SQLite and `~` on
+PostgreSQL. Both are built in (the SQLite CLI and BI tools see nothing amosync registered),
+run in C per row, and need no extra column the upsert would have to maintain.
+
+Phones: amoCRM keeps them as typed ("+7 (900) 000-00-01", "8 900 0000001"). The query's
+digits are compared with the phone list stripped of the usual separators; an 11-digit
+Russian number is compared by its last 10 digits, so +7… and 8… find each other.
+
+Cost: a substring cannot use a B-tree index, so a search reads the deals' and contacts'
+text columns once (the deal half and the contact half are two scans; the contact half is
+joined back through amocrm_deal_contacts' index). Filters and `limit` still apply, and the
+status page asks for at most 20 rows. See docs/READING_DATA.md for measured figures.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, cast, false, func, or_, select
+
+from amosync.db.tables import contacts, deal_contacts, deals
+from amosync.web.params import MAX_ID, bounded_int
+
+MAX_Q = 255
+MIN_PHONE_DIGITS = 5  # fewer would match most phone numbers
+# What people put between a phone's digits, plus the JSON list's quotes; commas stay, so
+# digits never run on from one phone of the list into the next.
+_PHONE_NOISE = (" ", "-", "(", ")", "+", ".", '"', "\u00a0")
+_PHONE_QUERY = re.compile(r"[0-9 ()+.\-\u00a0]+")
+_GLOB_SPECIAL = frozenset("*?[]")
+
+
+def _cases(ch: str) -> list[str]:
+    """The one-character case forms of `ch` (ß upper-cases to "SS": not one character)."""
+    return sorted({v for v in (ch, ch.lower(), ch.upper()) if len(v) == 1})
+
+
+def glob_pattern(q: str) -> str:
+    """SQLite GLOB matching `q` anywhere, any letter case."""
+    out = []
+    for ch in q:
+        forms = _cases(ch)
+        if len(forms) > 1 or ch in _GLOB_SPECIAL:
+            out.append("[" + "".join(forms) + "]")  # "[[]", "[*]": a class is literal
+        else:
+            out.append(ch)
+    return "*" + "".join(out) + "*"
+
+
+def regex_pattern(q: str) -> str:
+    """PostgreSQL regular expression matching `q` anywhere, any letter case."""
+    out = []
+    for ch in q:
+        forms = _cases(ch)
+        if len(forms) > 1:
+            out.append("[" + "".join(forms) + "]")
+        elif ch.isalnum():
+            out.append(ch)
+        else:
+            out.append("\\" + ch)  # backslash + non-alphanumeric is that character (ARE)
+    return "".join(out)
+
+
+def phone_digits(q: str) -> str | None:
+    """The digits to look for in phones, when `q` is written like (part of) a phone."""
+    if not _PHONE_QUERY.fullmatch(q):
+        return None
+    digits = "".join(ch for ch in q if ch.isdigit())
+    if len(digits) < MIN_PHONE_DIGITS:
+        return None
+    if len(digits) == 11 and digits[0] in "78":
+        return digits[1:]  # +7 900… and 8 900… are the same Russian number
+    return digits
+
+
+def _matches(column: Any, q: str, dialect: str) -> ColumnElement[bool]:
+    if dialect == "sqlite":
+        result: ColumnElement[bool] = column.op("GLOB")(glob_pattern(q))
+    else:
+        result = column.op("~")(regex_pattern(q))
+    return result
+
+
+def _stripped(column: Any) -> Any:
+    for ch in _PHONE_NOISE:
+        column = func.replace(column, ch, "")
+    return column
+
+
+def search_condition(q: str, dialect: str) -> ColumnElement[bool]:
+    """A WHERE clause on amocrm_deals for the search text `q` (already trimmed, non-empty)."""
+    if "\x00" in q:
+        return false()  # nothing stored holds NUL (core/nul.py); PostgreSQL refuses it
+    person = [
+        _matches(contacts.c.name, q, dialect),
+        _matches(cast(contacts.c.emails, String), q, dialect),
+    ]
+    digits = phone_digits(q)
+    if digits is not None:
+        person.append(_stripped(cast(contacts.c.phones, String)).contains(digits))
+    own = [_matches(deals.c.name, q, dialect), _matches(deals.c.rentprog_id, q, dialect)]
+    deal_id = bounded_int(q, 1, MAX_ID)
+    if deal_id is not None:
+        own.append(deals.c.id == deal_id)
+    linked = (
+        select(deal_contacts.c.deal_id)
+        .join(contacts, contacts.c.id == deal_contacts.c.contact_id)
+        .where(or_(*person))
+    )
+    return or_(*own, deals.c.id.in_(linked))
