@@ -333,4 +333,29 @@ deal_companies = Table(
     Column("deal_id", BigInteger, primary_key=True, autoincrement=False),
     Column("company_id", BigInteger, primary_key=True, autoincrement=False),
     Index(None, "company_id"),
+
+# Stage history (0011): one row per stage a deal entered, from three sources of different
+# trust. `events_api` rows are amoCRM's own record (exact time and author); `observed` rows
+# are what the upsert saw change (at the deal's updated_at, author unknown) and are replaced
+# by the matching event when it arrives (upsert/stage_history.py); `first_seen` is the stage
+# a deal had when amosync first stored it. No foreign key to amocrm_deals: events name
+# deals we have not fetched yet, and a deleted deal keeps its history.
+deal_stage_history = Table(
+    "amocrm_deal_stage_history",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("deal_id", BigInteger, nullable=False),
+    # Null only when an amoCRM event omitted them: such a row is still a dated transition.
+    Column("pipeline_id", BigInteger),
+    Column("status_id", BigInteger),
+    Column("from_pipeline_id", BigInteger),  # null for first_seen and unknown origins
+    Column("from_status_id", BigInteger),
+    Column("changed_at", UTCDateTime, nullable=False),
+    Column("changed_by", BigInteger),  # amoCRM user id; 0 = robot/system; null = unknown
+    Column("source", String(16), nullable=False),  # observed | first_seen | events_api
+    # The event's string id (ULID-like); NULL for the other sources. Unique when set: both
+    # databases let a unique index hold many NULLs, so a re-read event is a no-op.
+    Column("amocrm_event_id", outside_text(64)),
+    Index(None, "amocrm_event_id", unique=True),
+    Index(None, "deal_id", "changed_at"),
 )

@@ -1,7 +1,7 @@
 """deals: indexes for reading by pipeline, stage and manager
 
 Revision ID: 0012_read_indexes
-Revises: 0009_reference
+Revises: 0010_deal_details, 0011_stage_history
 Create Date: 2026-12-07 06:20:00.000000
 """
 
@@ -10,7 +10,9 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0012_read_indexes"
-down_revision = "0009_reference"
+# Joins the two parallel branches of #21 into one head until the coordinator chains
+# 0010 -> 0011 -> 0012; then this becomes the plain previous revision.
+down_revision = ("0010_deal_details", "0011_stage_history")
 branch_labels = None
 depends_on = None
 
