@@ -333,6 +333,7 @@ deal_companies = Table(
     Column("deal_id", BigInteger, primary_key=True, autoincrement=False),
     Column("company_id", BigInteger, primary_key=True, autoincrement=False),
     Index(None, "company_id"),
+)
 
 # Stage history (0011): one row per stage a deal entered, from three sources of different
 # trust. `events_api` rows are amoCRM's own record (exact time and author); `observed` rows

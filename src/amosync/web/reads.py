@@ -1,4 +1,5 @@
-"""Reading deals and contacts as other services see them: each deal with its contacts.
+"""Reading deals and contacts as other services see them: each deal with the names of its
+pipeline, stage, manager and loss reason, its contacts, fields, tags and companies.
 
 Shared by the read API and the status page's search. A deal's contacts come from the link
 table; a linked contact amosync has not fetched yet still appears, with `stored: false`.
@@ -28,6 +29,7 @@ from amosync.db.tables import (
     statuses,
     users,
 )
+from amosync.web.deal_extras import attach_extras
 from amosync.web.params import MAX_ID, bounded_int, utc_datetime
 from amosync.web.search import search_condition
 
@@ -177,7 +179,9 @@ async def _with_contacts(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> lis
             else:
                 entry.update(_contact_json(m), stored=True)
             linked[int(m["deal_id"])].append(entry)
-    return [_deal_json(r, linked[int(r._mapping["id"])]) for r in rows]
+    page = [_deal_json(r, linked[int(r._mapping["id"])]) for r in rows]
+    await attach_extras(conn, page)
+    return page
 
 
 async def deal_by_id(engine: AsyncEngine, deal_id: int) -> dict[str, Any] | None:
