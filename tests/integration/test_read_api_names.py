@@ -7,15 +7,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.tables import deal_stage_history
 from amosync.settings import Settings
 from amosync.testing import FakeAmoState
-from amosync.testing.fake_fields import DEFAULT_PIPELINE_ID, DEFAULT_STATUS_ID, DEFAULT_USER_ID
+from amosync.testing.fake_fields import (
+    DEFAULT_PIPELINE_ID,
+    DEFAULT_STATUS_ID,
+    DEFAULT_USER_ID,
+    RENTPROG_FIELD_ID,
+    field_value,
+)
 from amosync.testing.fake_reference import (
     LOSS_REASON_ID,
     SECOND_PIPELINE_ID,
@@ -46,9 +55,7 @@ def rental_fake() -> tuple[FakeAmoState, list[int]]:
     )
     fake.update_lead(ids[4], status_id=143, loss_reason_id=LOSS_REASON_ID)
     contact_id = fake.table("leads")[ids[3]].contacts[0][0]
-    fake.update_contact(
-        contact_id, name="ИРИНА Петрова", phones=[("8 (912) 345-67-89", "MOB")]
-    )
+    fake.update_contact(contact_id, name="ИРИНА Петрова", phones=[("8 (912) 345-67-89", "MOB")])
     return fake, ids
 
 
@@ -119,12 +126,11 @@ async def test_filters_narrow_the_feed(settings: Settings, engine: AsyncEngine) 
         ("79000000002", [1]),  # stored +79000000002
         ("Клиент", [0, 1, 2, 4]),  # contact names "Клиент N"
         ("нет такого", []),
-        ("?", []),
-        ("_", []),  # GLOB and regex characters are plain text
-        ("?", []),
-        ("_", []),
+        ("*", []),  # GLOB, regex and LIKE characters are plain text
+        ("[", []),
         ("?", []),
         ("_", []),
+        ("%", []),
     ],
 )
 async def test_q_searches_names_ids_contacts_and_phones(
@@ -151,7 +157,8 @@ async def test_q_finds_by_deal_id_and_combines_with_filters(
 
     assert [ids[2]] == by_id
     assert [ids[4]] == combined
-    assert 2 == len(paged.json()["deals"]) and paged.json()["next"]
+    assert 2 == len(paged.json()["deals"])
+    assert paged.json()["next"]
     assert 400 == bad.status_code
 
 
@@ -172,7 +179,7 @@ async def test_pipelines_list_stages_with_current_deal_counts(
     assert (DEFAULT_STATUS_ID, "open", 2) == stages["Первичный контакт"]
     assert (143, "lost", 1) == stages["Закрыто и не реализовано"]
     assert (142, "won", 0) == stages["Успешно реализовано"]
-    assert [s["name"] for s in main["statuses"]][0] == "Неразобранное"  # amoCRM's order
+    assert next(s["name"] for s in main["statuses"]) == "Неразобранное"  # amoCRM's order
     assert 1 == by_name["Аренда"]["deals"]
 
 
@@ -186,4 +193,125 @@ async def test_users_are_listed_by_name(settings: Settings, engine: AsyncEngine)
     assert [(DEFAULT_USER_ID, "Анна Админова"), (SECOND_USER_ID, "Борис Менеджеров")] == [
         (u["id"], u["name"]) for u in shown
     ]
-    assert shown[0]["is_admin"] and not shown[1]["is_admin"]
+    assert shown[0]["is_admin"]
+    assert not shown[1]["is_admin"]
+
+
+def _definition(fake: FakeAmoState, name: str) -> dict[str, Any]:
+    return next(f for f in fake.lead_custom_fields if f["name"] == name)
+
+
+async def test_a_deal_has_fields_by_name_tags_and_companies(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    fake, ids = rental_fake()
+    values = [
+        field_value(_definition(fake, name), *given)
+        for name, given in (
+            ("RentProg ID", ["RP-1003"]),
+            ("Дата выдачи", [1781222400]),  # 2026-06-12 00:00 UTC
+            ("Стоимость аренды", [4500]),
+            ("Оплачено", [True]),
+            ("Класс авто", ["Комфорт"]),
+            ("Опции", ["GPS", "Детское кресло"]),
+        )
+    ]
+    fake.update_lead(ids[2], custom_fields_values=values, tags=["VIP", "fake"])
+    async with api(settings, fake) as client:
+        await wait_for_names(client)  # the field definitions first: they name the fields
+        await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        deal = (await client.get(f"/api/deals/{ids[2]}", headers=AUTH)).json()
+        plain = (await client.get(f"/api/deals/{ids[0]}", headers=AUTH)).json()
+
+    fields = deal["fields"]
+    assert {"id": RENTPROG_FIELD_ID, "code": None, "type": "text", "value": "RP-1003"} == fields[
+        "RentProg ID"
+    ]
+    assert "2026-06-12T00:00:00+00:00" == fields["Дата выдачи"]["value"]
+    assert 4500 == fields["Стоимость аренды"]["value"]
+    assert True is fields["Оплачено"]["value"]
+    assert ("select", "Комфорт") == (fields["Класс авто"]["type"], fields["Класс авто"]["value"])
+    assert ["GPS", "Детское кресло"] == fields["Опции"]["values"]
+    assert ["VIP", "fake"] == sorted(t["name"] for t in deal["tags"])
+    (company,) = deal["companies"]
+    assert (True, "ООО Прокат", ["+74950000000"]) == (
+        company["stored"],
+        company["name"],
+        company["phones"],
+    )
+    assert [] == plain["companies"]
+    assert ["fake"] == [t["name"] for t in plain["tags"]]
+
+
+async def test_history_gives_each_stage_its_time(settings: Settings, engine: AsyncEngine) -> None:
+    """Rows as the upsert and catch-up write them; names joined; the last stage counts on."""
+    fake, ids = rental_fake()
+    start = datetime.now(UTC) - timedelta(hours=5)
+    rows = [
+        (DEFAULT_PIPELINE_ID, DEFAULT_STATUS_ID, None, None, start, None, "first_seen", None),
+        (
+            SECOND_PIPELINE_ID,
+            SECOND_STATUS_ID,
+            DEFAULT_PIPELINE_ID,
+            DEFAULT_STATUS_ID,
+            start + timedelta(hours=2),
+            SECOND_USER_ID,
+            "events_api",
+            "01JEVENT0000000000000001",
+        ),
+        (
+            SECOND_PIPELINE_ID,
+            142,
+            SECOND_PIPELINE_ID,
+            SECOND_STATUS_ID,
+            start + timedelta(hours=4),
+            None,
+            "observed",
+            None,
+        ),
+    ]
+    unstored = 424242
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(deal_stage_history),
+            [
+                {
+                    "deal_id": unstored,
+                    "pipeline_id": p,
+                    "status_id": s,
+                    "from_pipeline_id": fp,
+                    "from_status_id": fs,
+                    "changed_at": at,
+                    "changed_by": by,
+                    "source": source,
+                    "amocrm_event_id": event,
+                }
+                for p, s, fp, fs, at, by, source, event in rows
+            ],
+        )
+    async with api(settings, fake) as client:
+        await wait_for_names(client)
+        await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        history = (await client.get(f"/api/deals/{unstored}/history", headers=AUTH)).json()
+        stored = await client.get(f"/api/deals/{ids[0]}/history", headers=AUTH)
+        missing = await client.get("/api/deals/434343/history", headers=AUTH)
+
+    first, moved, won = history["transitions"]
+    assert ("first_seen", "Первичный контакт", None, 7200.0) == (
+        first["source"],
+        first["status"]["name"],
+        first["from_status"],
+        first["seconds_in_stage"],
+    )
+    assert {"id": SECOND_STATUS_ID, "name": "Бронь", "kind": "open"} == moved["status"]
+    assert {"id": DEFAULT_STATUS_ID, "name": "Первичный контакт", "kind": "open"} == moved[
+        "from_status"
+    ]
+    assert {"id": SECOND_USER_ID, "name": "Борис Менеджеров"} == moved["changed_by"]
+    assert 7200.0 == moved["seconds_in_stage"]
+    assert ("won", None) == (won["status"]["kind"], won["left_at"])
+    assert 3600 <= won["seconds_in_stage"] < 3700  # still there: counted up to now
+    assert [7200.0, 7200.0] == [t["seconds"] for t in history["time_in_stages"][:2]]
+    assert [False, False, True] == [t["current"] for t in history["time_in_stages"]]
+    assert 200 == stored.status_code
+    assert 404 == missing.status_code

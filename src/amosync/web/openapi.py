@@ -123,7 +123,20 @@ SCHEMAS: dict[str, Any] = {
     },
     "Deal": {
         "type": "object",
-        "required": ["id", "is_deleted", "rentprog_id", "contacts", "synced_at"],
+        "required": [
+            "id",
+            "is_deleted",
+            "rentprog_id",
+            "pipeline",
+            "status",
+            "responsible_user",
+            "loss_reason",
+            "fields",
+            "tags",
+            "companies",
+            "contacts",
+            "synced_at",
+        ],
         "properties": {
             "id": _ID,
             "name": _nullable("string"),
@@ -145,6 +158,14 @@ SCHEMAS: dict[str, Any] = {
             "status": _named("The stage (`status_id`), its name and kind.", kind=_KIND),
             "responsible_user": _named("The manager (`responsible_user_id`) and name."),
             "loss_reason": _named("Why a lost deal was lost (`loss_reason_id`)."),
+            "fields": {
+                "type": "object",
+                "description": "Custom fields by their name in amoCRM (by code or id while "
+                "amosync has no definition; a repeated name gets ` (id)`).",
+                "additionalProperties": _ref("FieldValue"),
+            },
+            "tags": {"type": "array", "items": _ref("Tag")},
+            "companies": {"type": "array", "items": _ref("LinkedCompany")},
             "contacts": {"type": "array", "items": {"$ref": "#/components/schemas/LinkedContact"}},
         },
     },
@@ -190,6 +211,84 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
             "next": {**_nullable("integer"), "description": "Pass as `before_id` for older."},
+        },
+    },
+    "FieldValue": {
+        "type": "object",
+        "description": "A custom field: `values` for types holding several (multiselect, "
+        "multitext, …), else `value`. Numbers are numbers, dates ISO 8601, checkboxes "
+        "booleans, list options their label.",
+        "required": ["id", "code", "type"],
+        "properties": {
+            "id": {"type": "integer"},
+            "code": _nullable("string"),
+            "type": _nullable("string"),
+            "value": {},
+            "values": {"type": "array"},
+        },
+    },
+    "Tag": {
+        "type": "object",
+        "required": ["id", "name"],
+        "properties": {"id": {"type": "integer"}, "name": _nullable("string")},
+    },
+    "LinkedCompany": {
+        "type": "object",
+        "description": "`stored: false`: linked, not fetched yet (only `id` is then present).",
+        "required": ["id", "stored"],
+        "properties": {
+            "id": {"type": "integer"},
+            "stored": {"type": "boolean"},
+            "name": _nullable("string"),
+            "phones": {"type": "array", "items": {"type": "string"}},
+            "emails": {"type": "array", "items": {"type": "string"}},
+            "is_deleted": {"type": "boolean"},
+        },
+    },
+    "Transition": {
+        "type": "object",
+        "required": ["changed_at", "pipeline", "status", "source", "left_at", "seconds_in_stage"],
+        "properties": {
+            "changed_at": {"type": "string", "format": "date-time"},
+            "pipeline": _named("The pipeline the deal entered."),
+            "status": _named("The stage the deal entered.", kind=_KIND),
+            "from_pipeline": _named("The pipeline it left (null: not known)."),
+            "from_status": _named("The stage it left (null: not known).", kind=_KIND),
+            "changed_by": _named("Who moved it (0: amoCRM itself; null: not known)."),
+            "source": {
+                "enum": ["events_api", "observed", "first_seen"],
+                "description": "events_api: amoCRM's event (exact time and author); "
+                "observed: seen changed by amosync (at the deal's updated_at); first_seen: "
+                "the stage when amosync first stored the deal.",
+            },
+            "left_at": {**_TIMESTAMP, "description": "Next transition; null: still there."},
+            "seconds_in_stage": {
+                "type": "number",
+                "minimum": 0,
+                "description": "Until `left_at`, or until now while still there.",
+            },
+        },
+    },
+    "History": {
+        "type": "object",
+        "required": ["deal_id", "transitions", "time_in_stages"],
+        "properties": {
+            "deal_id": _ID,
+            "transitions": {"type": "array", "items": _ref("Transition")},
+            "time_in_stages": {
+                "type": "array",
+                "description": "Total time per stage (a deal may come back to one).",
+                "items": {
+                    "type": "object",
+                    "required": ["pipeline", "status", "seconds", "current"],
+                    "properties": {
+                        "pipeline": _named("Pipeline."),
+                        "status": _named("Stage.", kind=_KIND),
+                        "seconds": {"type": "number", "minimum": 0},
+                        "current": {"type": "boolean"},
+                    },
+                },
+            },
         },
     },
     "Stage": {
@@ -322,6 +421,19 @@ def document() -> dict[str, Any]:
                         **_BAD,
                         **_AUTH_ERRORS,
                         "404": _error("No such deal stored."),
+                    },
+                }
+            },
+            "/api/deals/{deal_id}/history": {
+                "get": {
+                    "operationId": "getDealHistory",
+                    "summary": "A deal's stage transitions with the time spent in each stage",
+                    "parameters": [_id_param("deal_id", "amoCRM deal (lead) id")],
+                    "responses": {
+                        "200": _ok("The history, oldest first.", "History"),
+                        **_BAD,
+                        **_AUTH_ERRORS,
+                        "404": _error("Neither the deal nor any history of it is stored."),
                     },
                 }
             },

@@ -8,7 +8,7 @@ describes them all (web/openapi.py, kept in step by a test that exercises it).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
@@ -19,6 +19,7 @@ from amosync.core.nul import NUL
 from amosync.inbox.admin import MAX_LIST_LIMIT, check_status, get_event, list_events, retry_events
 from amosync.web.access import AccessPolicy
 from amosync.web.csrf import cross_site
+from amosync.web.history_reads import deal_history
 from amosync.web.params import MAX_ID, bounded_int, utc_datetime
 from amosync.web.reads import (
     MAX_PAGE,
@@ -108,6 +109,7 @@ class ReadApi:
         return [
             Route("/api/deals", self._guard(self.list_deals, deal_params), methods=["GET"]),
             Route("/api/deals/{deal_id}", self._guard(self.get_deal), methods=["GET"]),
+            Route("/api/deals/{deal_id}/history", self._guard(self.get_history), methods=["GET"]),
             Route("/api/pipelines", self._guard(self.list_pipelines), methods=["GET"]),
             Route("/api/users", self._guard(self.list_users), methods=["GET"]),
             Route("/api/contacts/{contact_id}", self._guard(self.get_contact), methods=["GET"]),
@@ -145,6 +147,13 @@ class ReadApi:
         if deal is None:
             return _error(404, f"deal {deal_id} is not stored")
         return JSONResponse(deal)
+
+    async def get_history(self, request: Request) -> Response:
+        deal_id = positive_id(request.path_params["deal_id"], "deal id")
+        history = await deal_history(self._engine, deal_id, datetime.now(UTC))
+        if history is None:
+            return _error(404, f"deal {deal_id} is not stored")
+        return JSONResponse(history)
 
     async def list_deals(self, request: Request) -> Response:
         params = request.query_params

@@ -35,6 +35,7 @@ MIN_PHONE_DIGITS = 5  # fewer would match most phone numbers
 _PHONE_NOISE = (" ", "-", "(", ")", "+", ".", '"', "\u00a0")
 _PHONE_QUERY = re.compile(r"[0-9 ()+.\-\u00a0]+")
 _GLOB_SPECIAL = frozenset("*?[]")
+_JSON_SYNTAX = frozenset('[]{}",:\\')
 
 
 def _cases(ch: str) -> list[str]:
@@ -98,10 +99,11 @@ def search_condition(q: str, dialect: str) -> ColumnElement[bool]:
     """A WHERE clause on amocrm_deals for the search text `q` (already trimmed, non-empty)."""
     if "\x00" in q:
         return false()  # nothing stored holds NUL (core/nul.py); PostgreSQL refuses it
-    person = [
-        _matches(contacts.c.name, q, dialect),
-        _matches(cast(contacts.c.emails, String), q, dialect),
-    ]
+    person = [_matches(contacts.c.name, q, dialect)]
+    if not _JSON_SYNTAX.intersection(q):
+        # Searched in the list's JSON text: only a query that cannot match its brackets,
+        # quotes and commas instead of an address.
+        person.append(_matches(cast(contacts.c.emails, String), q, dialect))
     digits = phone_digits(q)
     if digits is not None:
         person.append(_stripped(cast(contacts.c.phones, String)).contains(digits))
