@@ -37,10 +37,13 @@ from amosync.totals import PAGE_TOTALS_MAX_AGE
 from amosync.web.access import SESSION_COOKIE, SESSION_SECONDS, AccessPolicy
 from amosync.web.activity import CHART_HOURS, chart_svg, per_minute
 from amosync.web.csrf import CSRF_FIELD, browser_id, csrf_problem, csrf_token, remember_csrf
+from amosync.web.deal_view import deal_context, field_text
 from amosync.web.health import probe_of
 from amosync.web.i18n import LANG_COOKIE, LANGS, STRINGS, pick_language
 from amosync.web.params import MAX_ID, bounded_int
 from amosync.web.reads import search_deals
+from amosync.web.reference_reads import pipelines_with_counts
+from amosync.web.search import MAX_Q
 from amosync.web.shared_result import SharedResult
 from amosync.web.verify_view import verify_context
 
@@ -89,8 +92,19 @@ class StatusPage:
         if not verdict.allowed:
             return verdict.refusal()
         context = await self._context(request)
-        q = request.query_params.get("q", "").strip()[:255]
+        q = request.query_params.get("q", "").strip()[:MAX_Q]
         context.update(q=q, found=await self._search(q) if q else [], flash=_flash(request))
+        deal_id = bounded_int(request.query_params.get("deal", ""), 1, MAX_ID)
+        if deal_id is not None and context["stats"] is not None:  # else the banner says why
+            context.update(await deal_context(self._engine, deal_id))
+        t = context["t"]
+        context.update(
+            field_text=field_text(self._zone, (t["yes"], t["no"])),
+            # Read on page load only, not by the live refresh: a GROUP BY over an index.
+            pipelines=await pipelines_with_counts(self._engine)
+            if context["stats"] is not None
+            else [],
+        )
         html = _templates.get_template("status.html").render(context)
         response = self._render(request, html, context["nonce"])
         remember_csrf(request, response, context["csrf_browser"])
@@ -228,7 +242,9 @@ class StatusPage:
         browser = browser_id(request)
         csrf = await csrf_token(self._access, request, browser)
         params = {
-            k: v for k, v in request.query_params.items() if k in ("lang", "events", "q", "refresh")
+            k: v
+            for k, v in request.query_params.items()
+            if k in ("lang", "events", "q", "deal", "refresh")
         }
 
         def url(**changes: str | None) -> str:
