@@ -5,7 +5,8 @@ after ~95 minutes), so every `reconcile_interval` the worker asks amoCRM what ch
 
     GET /api/v4/{leads,contacts,companies}?filter[updated_at][from]=<watermark − overlap>
         &order[updated_at]=asc&limit=250            (leads with=contacts)
-    GET /api/v4/events?filter[type][]=lead_deleted…&filter[created_at][from]=…&[to]=…
+    GET /api/v4/events?filter[type][]=lead_deleted…&filter[type][]=lead_status_changed
+        &filter[created_at][from]=…&[to]=…
 
 An idle account costs one call per query (amoCRM answers 204). Pages are upserted through
 the worker's own path (newer `updated_at` wins, so re-reading the overlap is harmless),
@@ -28,6 +29,7 @@ from amosync.amocrm.client import AmoClient
 from amosync.catchup.budget import CATCHUP, ApiBudget
 from amosync.catchup.deletions import Window, apply_deletions, fetch_events
 from amosync.catchup.pages import ENTITIES, Cursor, fetch_page, store_page
+from amosync.catchup.stage_events import store_stage_events
 from amosync.catchup.state import load, write_state
 from amosync.core.mapping import RentProgField
 from amosync.db.api_log import count_calls
@@ -62,6 +64,7 @@ class ReconcileReport:
     fetched: dict[str, int] = field(default_factory=dict)  # objects amoCRM returned
     written: dict[str, int] = field(default_factory=dict)  # rows inserted or updated
     deleted: int = 0  # entities flagged deleted from events
+    stage_changes: int = 0  # new stage-history rows from lead_status_changed events
     calls: int = 0  # API requests this run made (retries included)
     stopped: str | None = None  # budget | backlog: resumes next run; None = complete
 
@@ -205,6 +208,9 @@ class Reconciler:
             async with write_transaction(self._engine) as conn:
                 if page is not None:
                     report.deleted += await apply_deletions(conn, page.events)
+                    report.stage_changes += await store_stage_events(
+                        conn, page.events, self._max_skew
+                    )
                 if persist:
                     value: dict[str, Any] = {"watermark": window.end, "resume": None}
                     if not done:

@@ -34,6 +34,7 @@ from amosync.db.turns import write_transaction
 from amosync.upsert import replace_deal_embedded, replace_deal_links, replace_field_values
 from amosync.upsert.overwrite import flag_deleted, overwrite_row
 from amosync.upsert.rows import record_rows
+from amosync.upsert.stage_history import StoredStage, record_stage_changes
 from amosync.worker.apply import (
     linked_companies,
     queue_unknown_companies,
@@ -286,6 +287,15 @@ class Verifier:
                 await replace_deal_embedded(conn, answer.deals, written)
                 companies = linked_companies(answer.deals, written)
                 await queue_unknown_companies(conn, companies, now)
+                # A repaired stage is a move the copy had missed: history as the upsert
+                # writes it. The rows were as read (compare-and-set above), so `stored` is
+                # what each one held before.
+                before = {
+                    i: StoredStage((r["pipeline_id"], r["status_id"]), r["updated_at"])
+                    for i, r in stored.items()
+                    if i in written
+                }
+                await record_stage_changes(conn, before, answer.deals, written, now)
         return written
 
 

@@ -1,4 +1,5 @@
-"""`amosync reconcile` and `amosync backfill`: catch-up on demand and the first full load."""
+"""`amosync reconcile` and `amosync backfill`: catch-up on demand and the first full load
+(`backfill --history`: the older stage changes, catchup/history.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from amosync.catchup.budget import (
     STOP_BUDGET,
     spent_last_hour,
 )
+from amosync.catchup.history import DEFAULT_SINCE, HistoryBackfill, HistoryReport
 from amosync.catchup.job import budget_for, reconciler_for
 from amosync.catchup.pages import ENTITIES
 from amosync.catchup.reconcile import CatchupBusy, ReconcileReport
@@ -36,6 +38,7 @@ from amosync.settings import Settings
 
 T = TypeVar("T")
 
+HISTORY = N_("history")  # the progress bar's label
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _STOPPED = {
@@ -97,9 +100,25 @@ def backfill(
     restart: Annotated[
         bool, typer.Option("--restart", help="Forget earlier progress and start over.")
     ] = False,
+    history: Annotated[
+        bool,
+        typer.Option(
+            "--history",
+            help="Load older stage changes (lead_status_changed events) instead of entities.",
+        ),
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(help="With --history: how far back (30d, 12h; default 90d)."),
+    ] = None,
 ) -> None:
     """Load every lead, contact and company once (resumable; spends from the API budget)."""
     settings = load_settings()
+    if history:
+        _backfill_history(settings, since, wait=wait, restart=restart)
+        return
+    if since is not None:
+        fail(N_("--since goes with --history"))
     kinds = tuple(k.strip() for k in entities.split(",") if k.strip())
     unknown = sorted(set(kinds) - set(ENTITIES))
     if unknown or not kinds:
@@ -131,6 +150,40 @@ def backfill(
         problem = N_("backfill not finished: {why}; run `amosync backfill` again to continue")
         fail(problem.format(why=_STOPPED.get(report.stopped, report.stopped)), 1)
     typer.echo(_("Backfill complete."))
+
+
+def _backfill_history(settings: Settings, since: str | None, *, wait: bool, restart: bool) -> None:
+    try:
+        seconds = parse_duration(since) if since is not None else DEFAULT_SINCE
+    except ValueError as exc:
+        fail(N_("--since: {error}").format(error=exc))
+    _require_account(settings)
+    progress = _ProgressDisplay((HISTORY,))
+
+    async def work(engine: AsyncEngine, client: AmoClient) -> HistoryReport:
+        job = HistoryBackfill(
+            engine,
+            client,
+            budget_for(settings, engine),
+            wait=wait,
+            on_progress=progress.days,
+            on_wait=progress.waiting,
+            max_clock_skew=settings.max_clock_skew,
+        )
+        return await job.run(seconds, restart=restart)
+
+    with progress:
+        report = _run(settings, BACKFILL, work)
+    _ = cli_gettext()
+    done = _("Stage changes stored so far: {n} ({days} days back). API calls this run: {calls}.")
+    typer.echo(done.format(n=report.total, days=report.days, calls=report.calls))
+    if report.stopped is not None:
+        problem = N_(
+            "history backfill not finished: {why}; run `amosync backfill --history` again "
+            "to continue"
+        )
+        fail(problem.format(why=_STOPPED.get(report.stopped, report.stopped)), 1)
+    typer.echo(_("History backfill complete."))
 
 
 def _require_account(settings: Settings) -> None:
@@ -175,6 +228,9 @@ def _render_reconcile(report: ReconcileReport, spent: int, budget: int, since: s
         lines.append(f"  {_(entity):<10} " + counts.format(fetched=fetched, written=written))
     deleted = _("deleted")
     lines.append(f"  {deleted:<10} " + _("{n} flagged from events").format(n=report.deleted))
+    stages = _("stages")
+    moved = _("{n} stage changes from events").format(n=report.stage_changes)
+    lines.append(f"  {stages:<10} " + moved)
     calls = _("API calls: {calls} (budget: {spent} of {budget} used in the last hour)")
     lines.append(calls.format(calls=report.calls, spent=spent, budget=budget))
     return "\n".join(lines)
@@ -209,9 +265,10 @@ class _ProgressDisplay:
                 TimeElapsedColumn(),
             )
             self._progress.__enter__()
+            _ = cli_gettext()
             for kind in self._kinds:
                 # amoCRM does not say how many there are: the bar pulses until a kind is done.
-                self._tasks[kind] = self._progress.add_task(kind, total=None, note="")
+                self._tasks[kind] = self._progress.add_task(_(kind), total=None, note="")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -225,6 +282,18 @@ class _ProgressDisplay:
         elif finished:
             _ = cli_gettext()
             typer.echo(_("{kind}: {n} stored, done").format(kind=_(kind), n=stored))
+
+    def days(self, stored: int, days: int, wanted: int, finished: bool) -> None:
+        """The history backfill: a bar of days walked back, with the changes stored."""
+        _ = cli_gettext()
+        if self._progress is not None:
+            task = self._tasks[HISTORY]
+            note = _("{n} stage changes").format(n=stored)
+            self._progress.update(task, completed=days, total=wanted, note=note)
+        elif finished:
+            typer.echo(
+                _("{kind}: {n} stage changes stored, done").format(kind=_(HISTORY), n=stored)
+            )
 
     def waiting(self, reason: str, seconds: float) -> None:
         _ = cli_gettext()

@@ -57,7 +57,8 @@ class FakeEntities:
     leads: dict[int, StoredEntity] = field(default_factory=dict)
     contacts: dict[int, StoredEntity] = field(default_factory=dict)
     companies: dict[int, StoredEntity] = field(default_factory=dict)
-    # `/api/v4/events`: deleting or restoring an entity records `<kind>_deleted|restored`.
+    # `/api/v4/events`: deleting or restoring an entity records `<kind>_deleted|restored`,
+    # moving a lead to another stage or pipeline `lead_status_changed`.
     events: FakeEventLog = field(default_factory=FakeEventLog)
     # The real-port server reads from its own thread while a test edits from another.
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
@@ -122,12 +123,15 @@ class FakeEntities:
         with self.lock:
             entity = self._live("leads", id)
             old_status = entity.fields["status_id"]
+            old_pipeline = entity.fields["pipeline_id"]
             self._apply(entity, changes)
             new_status = entity.fields["status_id"]
             if new_status != old_status and "closed_at" not in changes:
                 # Closing stamps the moment; reopening clears it.
                 closed = new_status in CLOSED_STATUSES
                 entity.fields["closed_at"] = entity.updated_at if closed else None
+            if (new_status, entity.fields["pipeline_id"]) != (old_status, old_pipeline):
+                self.events.stage_changed(entity.fields, old_status, old_pipeline, self.account_id)
             return self._view(entity)
 
     def delete_lead(self, id: int, updated_by: int = DEFAULT_USER_ID) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """`GET /api/v4/events` of the fake: what happened to entities, newest first.
 
 The fake records an event whenever a test deletes or restores an entity
-(`lead_deleted`, `contact_restored`, …); `record()` adds any other event by hand. Query
+(`lead_deleted`, `contact_restored`, …) or moves a lead to another stage or pipeline
+(`lead_status_changed`, through `update_lead` and so through every control path that
+edits a lead); `record()` adds any other event by hand. Query
 forms accepted, as amoCRM documents them (old and new):
 
     filter[type][]=lead_deleted  filter[type][0]=…  filter[type]=lead_deleted,contact_deleted
@@ -91,11 +93,32 @@ class FakeEventLog:
         action = "deleted" if deleted else "restored"
         self.record(f"{name}_{action}", name, entity_id, at, account_id=account_id, created_by=by)
 
+    def stage_changed(
+        self, lead: dict[str, Any], old_status: int, old_pipeline: int, account_id: int
+    ) -> None:
+        """A lead moved: amoCRM writes `lead_status_changed` at the edit's time, by its
+        author, with the stage before and after as `[{"lead_status": {id, pipeline_id}}]`."""
+
+        def stage(status_id: int, pipeline_id: int) -> list[dict[str, Any]]:
+            return [{"lead_status": {"id": status_id, "pipeline_id": pipeline_id}}]
+
+        self.record(
+            "lead_status_changed",
+            "lead",
+            lead["id"],
+            lead["updated_at"],
+            account_id=account_id,
+            created_by=lead["updated_by"],
+            value_after=stage(lead["status_id"], lead["pipeline_id"]),
+            value_before=stage(old_status, old_pipeline),
+        )
+
     def select(self, query: EventsQuery) -> list[dict[str, Any]]:
         with self.lock:
             rows = [dict(e) for e in self.items if query.matches(e)]
-        # Newest first, as the account's event feed shows them.
-        rows.sort(key=lambda e: (e["created_at"], e["id"]), reverse=True)
+        # Newest first, as the account's event feed shows them (ids as text: a test may
+        # plant events with odd ids).
+        rows.sort(key=lambda e: (e["created_at"], str(e["id"])), reverse=True)
         return rows
 
 

@@ -14,6 +14,7 @@ from amosync.upsert.deal_links import replace_deal_embedded
 from amosync.upsert.entity import mark_deleted, upsert_newer
 from amosync.upsert.field_values import replace_field_values
 from amosync.upsert.rows import record_rows
+from amosync.upsert.stage_history import record_stage_changes, stages_before
 
 
 async def upsert_deals(
@@ -27,9 +28,12 @@ async def upsert_deals(
     """Insert or update deals; returns the ids whose row was written (not refused as older
     or unchanged)."""
     rows = record_rows(records, now)
+    before = await stages_before(conn, records)
     written = await upsert_newer(
         conn, deals, rows, fetched_at=fetched_at, future_limit=future_limit
     )
+    # In the same transaction, so a stage change is in the history exactly when it is stored.
+    await record_stage_changes(conn, before, records, written, now)
     # What hangs off a deal follows the copy just stored, never one refused as older.
     await replace_field_values(conn, "leads", records, written)
     await replace_deal_embedded(conn, records, written)

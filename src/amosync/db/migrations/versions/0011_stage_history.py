@@ -23,12 +23,14 @@ TABLE = "amocrm_deal_stage_history"
 
 # Deals stored before this revision get the row the upsert gives a deal it stores for the
 # first time (upsert/stage_history.py): their stage as of the copy we hold, at its
-# updated_at (synced_at when amoCRM gave none). One INSERT ... SELECT, the same SQL on both
+# updated_at (synced_at when amoCRM gave none); a row without a stage (a deletion stub of
+# older versions) starts none, as in the upsert. One INSERT ... SELECT, the same SQL on both
 # databases, so a million-deal upgrade is one statement and no Python loop.
 SEED_SQL = """
 INSERT INTO amocrm_deal_stage_history (deal_id, pipeline_id, status_id, changed_at, source)
 SELECT id, pipeline_id, status_id, COALESCE(updated_at, synced_at), 'first_seen'
 FROM amocrm_deals
+WHERE status_id IS NOT NULL
 """
 
 
