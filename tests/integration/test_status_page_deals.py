@@ -32,7 +32,12 @@ async def test_search_by_phone_then_the_deal_view_in_russian(
 ) -> None:
     fake, ids = rental_fake()
     definition = next(f for f in fake.lead_custom_fields if f["name"] == "Класс авто")
-    fake.update_lead(ids[3], custom_fields_values=[field_value(definition, "Комфорт")])
+    fake.update_lead(
+        ids[3],
+        pipeline_id=SECOND_PIPELINE_ID,
+        status_id=SECOND_STATUS_ID,
+        custom_fields_values=[field_value(definition, "Комфорт")],
+    )
     moved_at = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
     async with engine.begin() as conn:
         await conn.execute(
@@ -72,7 +77,7 @@ async def test_search_by_phone_then_the_deal_view_in_russian(
     assert f'data-deal-id="{ids[3]}"' in found
     assert f'data-deal-id="{ids[0]}"' not in found
     assert f"deal={ids[3]}" in found  # each result opens its deal view
-    assert "Воронка / Первичный контакт" in found
+    assert "Аренда / Бронь" in found
     deal = view[view.index('<section id="deal"') : view.index('<section id="pipelines"')]
     assert "ИРИНА Петрова" in deal
     assert "8 (912) 345-67-89" in deal
