@@ -21,9 +21,10 @@ status page asks for at most 20 rows. See docs/READING_DATA.md for measured figu
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, false, func, or_, select
+from sqlalchemy import ColumnElement, String, Text, cast, false, func, or_, select, union
 
 from amosync.db.tables import contacts, deal_contacts, deals
 from amosync.web.params import MAX_ID, bounded_int
@@ -82,11 +83,29 @@ def phone_digits(q: str) -> str | None:
 
 
 def _matches(column: Any, q: str, dialect: str) -> ColumnElement[bool]:
-    if dialect == "sqlite":
-        result: ColumnElement[bool] = column.op("GLOB")(glob_pattern(q))
+    if q.isascii():
+        # Both fold ASCII in any locale, and a LIKE costs half a GLOB of classes per row:
+        # phones, e-mails and RentProg IDs, the usual searches, take this path.
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        result: ColumnElement[bool] = (
+            column.like(like, escape="\\")
+            if dialect == "sqlite"
+            else column.ilike(like, escape="\\")
+        )
+    elif dialect == "sqlite":
+        result = column.op("GLOB")(glob_pattern(q))
     else:
         result = column.op("~")(regex_pattern(q))
     return result
+
+
+def _joined(columns: Sequence[Any]) -> Any:
+    """The columns as one text, so each row costs one pattern match, not one per column
+    (the match is most of a search's time). A newline keeps a match from spanning two."""
+    joined: Any = func.coalesce(columns[0], "", type_=Text)
+    for column in columns[1:]:
+        joined = joined.concat("\n").concat(func.coalesce(column, "", type_=Text))
+    return joined
 
 
 def _stripped(column: Any) -> Any:
@@ -99,21 +118,25 @@ def search_condition(q: str, dialect: str) -> ColumnElement[bool]:
     """A WHERE clause on amocrm_deals for the search text `q` (already trimmed, non-empty)."""
     if "\x00" in q:
         return false()  # nothing stored holds NUL (core/nul.py); PostgreSQL refuses it
-    person = [_matches(contacts.c.name, q, dialect)]
+    person_text: list[Any] = [contacts.c.name]
     if not _JSON_SYNTAX.intersection(q):
         # Searched in the list's JSON text: only a query that cannot match its brackets,
         # quotes and commas instead of an address.
-        person.append(_matches(cast(contacts.c.emails, String), q, dialect))
+        person_text.append(cast(contacts.c.emails, String))
+    person = [_matches(_joined(person_text), q, dialect)]
     digits = phone_digits(q)
     if digits is not None:
         person.append(_stripped(cast(contacts.c.phones, String)).contains(digits))
-    own = [_matches(deals.c.name, q, dialect), _matches(deals.c.rentprog_id, q, dialect)]
+    own = [_matches(_joined([deals.c.name, deals.c.rentprog_id]), q, dialect)]
     deal_id = bounded_int(q, 1, MAX_ID)
     if deal_id is not None:
         own.append(deals.c.id == deal_id)
-    linked = (
-        select(deal_contacts.c.deal_id)
-        .join(contacts, contacts.c.id == deal_contacts.c.contact_id)
-        .where(or_(*person))
+    # Ids first, each table read once in storage order: walking amocrm_deals in the order
+    # a page wants (synced_at) reads its wide rows at random, 10 times slower at 1M rows.
+    # Contacts first, then their deals through the link table's index.
+    matching = select(contacts.c.id).where(or_(*person))
+    found = union(
+        select(deals.c.id).where(or_(*own)),
+        select(deal_contacts.c.deal_id).where(deal_contacts.c.contact_id.in_(matching)),
     )
-    return or_(*own, deals.c.id.in_(linked))
+    return deals.c.id.in_(found)
