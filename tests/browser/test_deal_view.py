@@ -46,7 +46,6 @@ def rental(
     app = create_app(settings, amocrm_transport=httpx.ASGITransport(app=create_fake_amocrm(fake)))
     with serve_app(app) as base_url:
         sync = LiveSync(base_url, fake)
-        sync.deliver(ids)
         history = [
             (DEFAULT_PIPELINE_ID, DEFAULT_STATUS_ID, None, None, MOVED_AT - timedelta(hours=3)),
             (
@@ -77,6 +76,8 @@ def rental(
                 ],
             )
         engine.dispose()
+        # Stored after its history (as after `backfill --history`): no first_seen row then.
+        sync.deliver(ids)
         yield sync, ids
         sync.http.close()
 
