@@ -315,3 +315,26 @@ async def test_history_gives_each_stage_its_time(settings: Settings, engine: Asy
     assert [False, False, True] == [t["current"] for t in history["time_in_stages"]]
     assert 200 == stored.status_code
     assert 404 == missing.status_code
+
+
+async def test_history_of_a_move_seen_through_the_pipeline(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    """No row written by hand: a deal stored, then moved in amoCRM and its webhook processed,
+    has its first stage and the move, the first stage with the time it lasted."""
+    fake, ids = rental_fake()
+    async with api(settings, fake) as client:
+        await wait_for_names(client)
+        await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        fake.update_lead(ids[0], pipeline_id=SECOND_PIPELINE_ID, status_id=SECOND_STATUS_ID)
+        await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        history = (await client.get(f"/api/deals/{ids[0]}/history", headers=AUTH)).json()
+
+    first, moved = history["transitions"]
+    assert ("first_seen", "Первичный контакт") == (first["source"], first["status"]["name"])
+    assert moved["source"] in ("observed", "events_api")
+    assert ("Аренда", "Бронь") == (moved["pipeline"]["name"], moved["status"]["name"])
+    assert "Первичный контакт" == moved["from_status"]["name"]
+    assert first["left_at"] == moved["changed_at"]
+    assert first["seconds_in_stage"] >= 0
+    assert None is moved["left_at"]
