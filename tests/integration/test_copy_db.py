@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Table, insert, select
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String, Table, insert, select
 
 from amosync.db import migrate
 from amosync.db.copy import ROWS_NOT_COPIED, CopyRefused, copy_database, copy_tables
@@ -50,6 +50,8 @@ def _value(table: Table, column: Any, n: int) -> Any:
         return 9_000_000_000 + n
     if isinstance(kind, Integer):
         return n
+    if isinstance(kind, Float):  # a fraction a binary float holds exactly
+        return n + 0.25
     if isinstance(kind, String):  # Text is a String
         return f"{table.name[:8]}-{n}-ё"[: kind.length or 255]
     raise AssertionError(f"no test value for {table.name}.{column.name}: {kind!r}")

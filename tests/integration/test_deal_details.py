@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -362,3 +363,39 @@ async def test_hostile_values_are_bounded_and_do_not_fail_the_batch(engine: Asyn
     tags = await rows(engine, select(deal_tags.c.tag_id, deal_tags.c.name))
     assert [(1, "t" * 512)] == tags
     assert [(7, 3)] == await rows(engine, select(deal_companies))
+
+
+async def test_unchanged_values_are_not_rewritten(engine: AsyncEngine) -> None:
+    """A copy that changes the price only leaves the deal's value, tag and company rows
+    alone: nothing is deleted or inserted there (most edits in amoCRM are like this)."""
+    fake = FakeAmoState(rate_limit_rps=None)
+    values = {
+        f"f{RENTAL_START_FIELD_ID}": [JUNE_12_10AM],
+        f"f{RENT_PRICE_FIELD_ID}": [4500.5],
+        f"f{PAID_FIELD_ID}": [False],
+        f"f{OPTIONS_FIELD_ID}": ["GPS", "Детское кресло"],
+    }
+    lead = fake.add_lead(
+        custom_fields_values=lead_values(fake, **values),
+        tags=["VIP"],
+        companies=[fake.add_company()["id"]],
+    )
+    await store(engine, "leads", lead)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await store(engine, "leads", fake.update_lead(lead["id"], price=9000))
+    finally:
+        sa_event.remove(engine.sync_engine, "before_cursor_execute", seen)
+
+    assert [(9000,)] == await rows(engine, select(deals.c.price))
+    owned = ("amocrm_field_values", "amocrm_deal_tags", "amocrm_deal_companies")
+    writes = [
+        s for s in statements if s.startswith(("DELETE", "INSERT")) and any(t in s for t in owned)
+    ]
+    assert [] == writes
+    assert 5 == len(await values_of(engine, lead["id"]))

@@ -70,18 +70,25 @@ def field_value_rows(
             position = positions.get(field_id, 0)
             if position >= VALUES_PER_FIELD_MAX:
                 break
-            row = _typed(item, field_type)
-            if row is None:
+            typed = _typed(item, field_type)
+            if typed is None:
                 continue
             positions[field_id] = position + 1
-            row.update(
-                entity_type=entity_type,
-                entity_id=entity_id,
-                field_id=field_id,
-                field_code=code,
-                position=position,
+            text, number, moment, enum_id, enum_code = typed
+            rows.append(
+                {
+                    "entity_type": entity_type,
+                    "entity_id": entity_id,
+                    "field_id": field_id,
+                    "position": position,
+                    "field_code": code,
+                    "value_text": text,
+                    "value_number": number,
+                    "value_datetime": moment,
+                    "enum_id": enum_id,
+                    "enum_code": enum_code,
+                }
             )
-            rows.append(row)
     return rows
 
 
@@ -94,28 +101,29 @@ def _items(values: object) -> list[dict[str, Any]]:
     return [v if isinstance(v, dict) else {"value": v} for v in values[:VALUES_PER_FIELD_MAX]]
 
 
-def _typed(item: dict[str, Any], field_type: str | None) -> dict[str, Any] | None:
+_Typed = tuple[str | None, float | None, datetime | None, int | None, str | None]
+
+
+def _typed(item: dict[str, Any], field_type: str | None) -> _Typed | None:
+    """(text, number, datetime, enum_id, enum_code) of one value; None when it has none."""
     value = item.get("value")
-    enum_id = int_id(item.get("enum_id"))
-    enum_code = _text(item.get("enum_code"), CODE_MAX)
+    raw_enum = item.get("enum_id")
+    enum_id = None if raw_enum is None else int_id(raw_enum)
     if value is None and enum_id is None:
         return None  # nothing to keep
-    row: dict[str, Any] = {
-        "value_text": _as_text(value),
-        "value_number": None,
-        "value_datetime": None,
-        "enum_id": enum_id,
-        "enum_code": enum_code,
-    }
+    raw_code = item.get("enum_code")
+    enum_code = None if raw_code is None else _text(raw_code, CODE_MAX)
+    number: float | None = None
+    moment: datetime | None = None
     kind = field_type if field_type is not None else _shape(value)
     if kind in NUMBER_TYPES:
-        row["value_number"] = _number(value)
+        number = _number(value)
     elif kind in DATE_TYPES:
-        row["value_datetime"] = _datetime(value)
+        moment = _datetime(value)
     elif kind == CHECKBOX:
         flag = _flag(value)
-        row["value_number"] = None if flag is None else float(flag)
-    return row
+        number = None if flag is None else float(flag)
+    return _as_text(value), number, moment, enum_id, enum_code
 
 
 def _shape(value: object) -> str | None:

@@ -289,30 +289,10 @@ field_values = Table(
     Column("value_datetime", UTCDateTime),
     Column("enum_id", BigInteger),
     Column("enum_code", Text),
-    # Search by a field's value: "the deal whose field 123456 is X". Partial indexes for the
-    # typed columns, since most values are text and an index of NULLs costs every write.
+    # Search by a field's value: "the deal whose field 123456 is X". One index: three more
+    # on the typed columns (partial, NOT NULL) made writing the rows 1.8x slower on SQLite
+    # with 1M deals stored; a typed search filters the field's rows this index finds.
     Index(None, "field_id", "value_text"),
-    Index(
-        None,
-        "field_id",
-        "value_number",
-        sqlite_where=text("value_number IS NOT NULL"),
-        postgresql_where=text("value_number IS NOT NULL"),
-    ),
-    Index(
-        None,
-        "field_id",
-        "value_datetime",
-        sqlite_where=text("value_datetime IS NOT NULL"),
-        postgresql_where=text("value_datetime IS NOT NULL"),
-    ),
-    Index(
-        None,
-        "field_id",
-        "enum_id",
-        sqlite_where=text("enum_id IS NOT NULL"),
-        postgresql_where=text("enum_id IS NOT NULL"),
-    ),
 )
 
 # A lead's tags from its `_embedded.tags` (0010), replaced with the deal like field values.

@@ -2,7 +2,8 @@
 
 Called by the entity upserts with the ids the newer-wins rule actually wrote, in the same
 transaction: the rows always describe the stored copy, never one refused as older. An
-entity's rows are replaced as a whole (amoCRM sends every value of the entity each time).
+entity's rows are made exactly its copy's values (amoCRM sends every value each time);
+entities whose values did not change are left alone (owned_rows.py).
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.core.field_values import field_value_rows
 from amosync.core.mapping import int_id
 from amosync.db.tables import custom_fields, field_values
-from amosync.upsert.entity import power_of_two_chunks
+from amosync.upsert.owned_rows import replace_changed
 
 
 class _WithFields(Protocol):
@@ -36,18 +37,11 @@ async def replace_field_values(
     if not wanted:
         return
     types = await _known_types(conn, entity_type, wanted)
-    table = field_values.c
-    for chunk in power_of_two_chunks(sorted(r.id for r in wanted)):
-        await conn.execute(
-            delete(field_values).where(table.entity_type == entity_type, table.entity_id.in_(chunk))
-        )
-    rows = [
-        row
+    rows = {
+        record.id: field_value_rows(entity_type, record.id, record.custom_fields, types)
         for record in wanted
-        for row in field_value_rows(entity_type, record.id, record.custom_fields, types)
-    ]
-    if rows:
-        await conn.execute(insert(field_values), rows)
+    }
+    await replace_changed(conn, field_values, "entity_id", rows, {"entity_type": entity_type})
 
 
 async def _known_types(

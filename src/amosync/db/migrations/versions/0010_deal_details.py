@@ -45,15 +45,6 @@ def upgrade() -> None:
         "amocrm_field_values",
         ["field_id", "value_text"],
     )
-    for column in ("value_number", "value_datetime", "enum_id"):
-        op.create_index(
-            op.f(f"ix_amocrm_field_values_field_id_{column}"),
-            "amocrm_field_values",
-            ["field_id", column],
-            # Most values are text: an index of NULLs would cost every write for nothing.
-            sqlite_where=sa.text(f"{column} IS NOT NULL"),
-            postgresql_where=sa.text(f"{column} IS NOT NULL"),
-        )
     op.create_table(
         "amocrm_deal_tags",
         sa.Column("deal_id", sa.BigInteger(), autoincrement=False, nullable=False),
