@@ -15,12 +15,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm import AmoClient
-from amosync.catchup.budget import BACKFILL, CATCHUP, ApiBudget
+from amosync.catchup.budget import BACKFILL, ApiBudget
 from amosync.catchup.history import STATE_KEY, HistoryBackfill
-from amosync.catchup.reconcile import Reconciler
 from amosync.catchup.state import load
 from amosync.core.answer import map_answer
-from amosync.core.mapping import RentProgField
 from amosync.core.stage_events import StageChange, stage_change
 from amosync.db import migrate
 from amosync.db.engine import create_sync_engine
@@ -28,7 +26,7 @@ from amosync.db.tables import deal_stage_history, deals
 from amosync.db.turns import write_transaction
 from amosync.services import build_client
 from amosync.settings import Settings
-from amosync.testing import DEFAULT_TOKEN, RENTPROG_FIELD_ID, FakeAmoState, create_fake_amocrm
+from amosync.testing import DEFAULT_TOKEN, FakeAmoState
 from amosync.testing.fake_fields import (
     DEFAULT_PIPELINE_ID,
     DEFAULT_STATUS_ID,
@@ -46,6 +44,13 @@ from amosync.upsert.stage_history import (
     record_events,
 )
 from amosync.worker.apply import apply_fetched
+
+# The fixtures catch-up's tests use (a fake amoCRM a little behind the clock, a client
+# logging its calls as catch-up), imported under their own names so pytest finds them.
+from tests.integration.test_catchup import client as client
+from tests.integration.test_catchup import fake as fake
+from tests.integration.test_catchup import reconciler
+from tests.integration.test_catchup import transport as transport
 from tests.integration.test_verify import RENTPROG, store, verify
 
 BASE = "https://testaccount.amocrm.ru"
@@ -103,26 +108,6 @@ def test_upgrade_gives_stored_deals_a_first_seen_row(db_url: str) -> None:
 
 
 # -- the fake records stage changes ----------------------------------------------------
-
-
-@pytest.fixture
-def fake() -> FakeAmoState:
-    # Behind the real clock, as in test_catchup.py: a run's window always covers its edits.
-    return FakeAmoState(rate_limit_rps=None, wall_clock=lambda: time.time() - 5)
-
-
-@pytest.fixture
-def transport(fake: FakeAmoState) -> httpx.ASGITransport:
-    return httpx.ASGITransport(app=create_fake_amocrm(fake))
-
-
-@pytest.fixture
-async def client(
-    make_settings: Factory, engine: AsyncEngine, transport: httpx.ASGITransport
-) -> AsyncIterator[AmoClient]:
-    client = build_client(make_settings(), engine, purpose=CATCHUP, transport=transport)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
@@ -234,16 +219,6 @@ async def test_an_older_copy_that_is_not_stored_records_nothing(
 
 
 # -- events_api (catch-up) and its dedupe with observed ---------------------------------
-
-
-def reconciler(engine: AsyncEngine, client: AmoClient, budget: int = 1000) -> Reconciler:
-    return Reconciler(
-        engine,
-        client,
-        ApiBudget(engine, budget, 500),
-        RentProgField(RENTPROG_FIELD_ID),
-        overlap=300,
-    )
 
 
 async def test_catchup_events_replace_observed_rows(
@@ -565,3 +540,21 @@ async def test_an_event_stored_while_the_move_is_being_stored_waits_for_it(
         (lead["id"], None, DEFAULT_STATUS_ID, FIRST_SEEN, None),
         (lead["id"], DEFAULT_STATUS_ID, STATUS_WON, EVENTS_API, DEFAULT_USER_ID),
     ] == await history(engine)
+
+
+async def test_history_backfill_falls_back_to_the_comma_range(
+    engine: AsyncEngine, backfill_client: AmoClient, fake: FakeAmoState
+) -> None:
+    """An account refusing `filter[created_at][from]`/`[to]` (the docs show both forms) is
+    asked `from,to`, and the state remembers it for the next run."""
+    fake.events.created_at_forms = frozenset({"comma", "single"})
+    old_move(fake, 5, 2)
+
+    report = await HistoryBackfill(engine, backfill_client, ApiBudget(engine, 1000, 500)).run(
+        14 * DAY
+    )
+
+    statuses = [r.status for r in fake.calls("/api/v4/events")]
+    assert (None, 1) == (report.stopped, report.total)
+    assert [400, 200, 204] == statuses
+    assert True is (await load(engine, STATE_KEY) or {}).get("comma_range")

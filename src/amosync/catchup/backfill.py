@@ -10,7 +10,6 @@ budget instead of stopping.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,8 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.client import AmoClient
-from amosync.catchup.budget import BACKFILL, STOP_BUDGET, ApiBudget
+from amosync.catchup.budget import BACKFILL, ApiBudget
+from amosync.catchup.pacing import Pacer, Waiting
 from amosync.catchup.pages import ENTITIES, Cursor, fetch_page, store_page
 from amosync.catchup.reconcile import CatchupBusy
 from amosync.catchup.state import load, write_state
@@ -37,11 +37,8 @@ LEASE_KEY = "backfill.lease"
 # Short, and renewed in the background while the backfill works or waits (Lease.kept): a
 # backfill killed with kill -9 holds the next one back at most this long.
 LEASE_SECONDS = 20.0
-BACKLOG_POLL = 5.0  # seconds between looks at the webhook backlog while waiting
-MAX_SLEEP = 60.0  # wake at least this often while waiting for the budget, to look again
 
 Progress = Callable[[str, int, bool], None]  # entity, stored so far (all runs), finished
-Waiting = Callable[[str, float], None]  # reason, seconds
 
 
 def backfill_key(entity: str) -> str:
@@ -71,11 +68,9 @@ class Backfill:
     ) -> None:
         self._engine = engine
         self._client = client
-        self._budget = budget
+        self._pacer = Pacer(budget, wait, on_wait)
         self._rentprog = rentprog
-        self._wait = wait
         self._on_progress = on_progress
-        self._on_wait = on_wait
         self._max_skew = max_clock_skew
         self._lease = Lease(engine, LEASE_KEY, f"backfill-{uuid.uuid4().hex[:8]}", LEASE_SECONDS)
 
@@ -118,12 +113,9 @@ class Backfill:
         repeated = {int(i) for i in state.get("edge") or []}
         self._progress(entity, total, False)
         while True:
-            reason = await self._budget.stop_reason()
+            reason = await self._pacer.hold()
             if reason is not None:
-                if not self._wait:
-                    return reason
-                await self._pause(reason)
-                continue
+                return reason
             page = await fetch_page(self._client, entity, "created_at", cursor, self._rentprog)
             after = page.next if page is not None else None
             async with write_transaction(self._engine) as conn:
@@ -145,15 +137,6 @@ class Backfill:
             if after is None:
                 return None
             cursor = after
-
-    async def _pause(self, reason: str) -> None:
-        if reason == STOP_BUDGET:
-            seconds = await self._budget.seconds_until_free()
-        else:
-            seconds = BACKLOG_POLL
-        if self._on_wait is not None:
-            self._on_wait(reason, seconds)
-        await asyncio.sleep(min(seconds, MAX_SLEEP))
 
     async def _forget(self, entities: tuple[str, ...]) -> None:
         async with write_transaction(self._engine) as conn:

@@ -13,7 +13,6 @@ backlog; an empty window costs one call (amoCRM answers 204).
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 import uuid
@@ -23,8 +22,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from amosync.amocrm.client import AmoClient
-from amosync.catchup.budget import BACKFILL, STOP_BUDGET, ApiBudget
+from amosync.catchup.budget import BACKFILL, ApiBudget
 from amosync.catchup.deletions import Window, fetch_events
+from amosync.catchup.pacing import Pacer, Waiting
 from amosync.catchup.reconcile import CatchupBusy
 from amosync.catchup.stage_events import store_stage_events
 from amosync.catchup.state import load, write_state
@@ -45,13 +45,10 @@ LEASE_SECONDS = 20.0  # as backfill.py: renewed while running, lapses soon after
 DEFAULT_SINCE = 90 * 86400.0
 # A week per window: an idle 90 days costs 13 calls, and a busy week is a few pages.
 WINDOW_SECONDS = 7 * 86400
-BACKLOG_POLL = 5.0
-MAX_SLEEP = 60.0
 DAY = 86400
 
 # stored (all runs), days covered, days wanted, finished
 Progress = Callable[[int, int, int, bool], None]
-Waiting = Callable[[str, float], None]  # reason, seconds
 
 
 @dataclass
@@ -113,10 +110,8 @@ class HistoryBackfill:
     ) -> None:
         self._engine = engine
         self._client = client
-        self._budget = budget
-        self._wait = wait
+        self._pacer = Pacer(budget, wait, on_wait)
         self._on_progress = on_progress
-        self._on_wait = on_wait
         self._max_skew = max_clock_skew
         self._lease = Lease(engine, LEASE_KEY, f"history-{uuid.uuid4().hex[:8]}", LEASE_SECONDS)
 
@@ -145,8 +140,9 @@ class HistoryBackfill:
         state = None if restart else HistoryState.from_json(await load(self._engine, STATE_KEY))
         if state is None:
             state = HistoryState(to=now, reached=now + 1)
-        # The oldest second wanted; a window in progress is finished whatever `since` says.
-        oldest = min(now - int(since), state.reached)
+        # The oldest second wanted: the last `since` seconds are (now − since, now]. A window
+        # in progress is finished whatever `since` says.
+        oldest = min(now - int(since) + 1, state.reached)
         report.total = state.loaded
         wanted_days = max(1, math.ceil((state.to - oldest) / DAY))
         while True:
@@ -157,12 +153,9 @@ class HistoryBackfill:
                 self._progress(report, wanted_days, True)
                 return None
             self._progress(report, wanted_days, False)
-            reason = await self._budget.stop_reason()
+            reason = await self._pacer.hold()
             if reason is not None:
-                if not self._wait:
-                    return reason
-                await self._pause(reason)
-                continue
+                return reason
             page, state.comma_range = await self._fetch(window, state.comma_range)
             async with write_transaction(self._engine) as conn:
                 new = 0
@@ -193,15 +186,6 @@ class HistoryBackfill:
             if exc.status != 400 or comma:
                 raise
             return await fetch_events(self._client, window, comma_range=True, types=types), True
-
-    async def _pause(self, reason: str) -> None:
-        if reason == STOP_BUDGET:
-            seconds = await self._budget.seconds_until_free()
-        else:
-            seconds = BACKLOG_POLL
-        if self._on_wait is not None:
-            self._on_wait(reason, seconds)
-        await asyncio.sleep(min(seconds, MAX_SLEEP))
 
     def _progress(self, report: HistoryReport, wanted_days: int, finished: bool) -> None:
         if self._on_progress is not None:

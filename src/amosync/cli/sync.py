@@ -112,7 +112,8 @@ def backfill(
         typer.Option(help="With --history: how far back (30d, 12h; default 90d)."),
     ] = None,
 ) -> None:
-    """Load every lead, contact and company once (resumable; spends from the API budget)."""
+    """Load every lead, contact and company once, or with --history the older stage changes
+    of deals (resumable; spends from the API budget)."""
     settings = load_settings()
     if history:
         _backfill_history(settings, since, wait=wait, restart=restart)

@@ -90,7 +90,11 @@ async def record_stage_changes(
             first.append(record)
         elif stored.stage != (record.pipeline_id, record.status_id):
             moved.append((record, stored))
-    rows = await _first_seen_rows(conn, first, now) + await _observed_rows(conn, moved, now)
+    if not first and not moved:
+        return
+    # One look at the history of every deal concerned, for both kinds of row.
+    known = await _rows_of(conn, [r.id for r in first] + [r.id for r, _ in moved])
+    rows = _first_seen_rows(known, first, now) + _observed_rows(known, moved, now)
     if rows:
         await conn.execute(insert(deal_stage_history), rows)
 
@@ -129,20 +133,20 @@ async def record_events(conn: AsyncConnection, changes: Sequence[StageChange]) -
     # an error (the unique index is the arbiter).
     stmt = (
         upsert_insert(conn, deal_stage_history)
-        .on_conflict_do_nothing(index_elements=[_H.amocrm_event_id])
+        .on_conflict_do_nothing(
+            index_elements=[_H.amocrm_event_id], index_where=_H.amocrm_event_id.is_not(None)
+        )
         .returning(_H.id)
     )
     result = await conn.execute(stmt, [_event_row(c) for c in fresh])
     return len(result.scalars().all())
 
 
-async def _first_seen_rows(
-    conn: AsyncConnection, records: list[DealRecord], now: datetime
+def _first_seen_rows(
+    known: list[dict[str, Any]], records: list[DealRecord], now: datetime
 ) -> list[dict[str, Any]]:
-    if not records:
-        return []
     last: dict[int, Stage] = {}
-    for row in await _rows_of(conn, {r.id for r in records}):  # in changed_at order
+    for row in known:  # in changed_at order: the last one per deal stays
         last[row["deal_id"]] = (row["pipeline_id"], row["status_id"])
     return [
         _row(r.id, (None, None), (r.pipeline_id, r.status_id), r.updated_at or now, FIRST_SEEN)
@@ -151,12 +155,10 @@ async def _first_seen_rows(
     ]
 
 
-async def _observed_rows(
-    conn: AsyncConnection, moved: list[tuple[DealRecord, StoredStage]], now: datetime
+def _observed_rows(
+    known: list[dict[str, Any]], moved: list[tuple[DealRecord, StoredStage]], now: datetime
 ) -> list[dict[str, Any]]:
-    if not moved:
-        return []
-    events = await _rows_of(conn, {r.id for r, _ in moved}, EVENTS_API)
+    events = [row for row in known if row["source"] == EVENTS_API]
     rows = []
     for record, stored in moved:
         at = record.updated_at or now

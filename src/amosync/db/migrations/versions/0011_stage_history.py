@@ -63,6 +63,8 @@ def upgrade() -> None:
             batch_op.f("ix_amocrm_deal_stage_history_amocrm_event_id"),
             ["amocrm_event_id"],
             unique=True,
+            sqlite_where=sa.text("amocrm_event_id IS NOT NULL"),
+            postgresql_where=sa.text("amocrm_event_id IS NOT NULL"),
         )
         batch_op.create_index(
             batch_op.f("ix_amocrm_deal_stage_history_deal_id_changed_at"),
