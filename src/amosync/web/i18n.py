@@ -78,7 +78,6 @@ MESSAGES: dict[str, str] = {
     "rentprog_id": N_("RentProg ID"),
     "updated": N_("Updated in amoCRM"),
     "deleted": N_("deleted"),
-    "open_deal": N_("Open"),
     "deal_title": N_("Deal {name}"),
     "deal_missing": N_("Deal {id} is not stored."),
     "close_deal": N_("Close"),
