@@ -87,6 +87,9 @@ deals = Table(
     Index(None, "rentprog_id"),
     Index(None, "updated_at"),
     Index(None, "synced_at"),  # the read API's change feed pages by it
+    # Deals per stage and per manager, and the read API's filters (0012).
+    Index(None, "pipeline_id", "status_id", "is_deleted"),
+    Index(None, "responsible_user_id"),
 )
 
 

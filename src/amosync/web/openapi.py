@@ -16,6 +16,7 @@ from amosync import __version__
 from amosync.inbox.store import STATUSES
 from amosync.web.params import MAX_ID
 from amosync.web.reads import MAX_PAGE
+from amosync.web.search import MAX_Q
 
 
 def _nullable(kind: str, **extra: Any) -> dict[str, Any]:
@@ -86,6 +87,23 @@ _PERSON_PROPERTIES: dict[str, Any] = {
     "synced_at": _TIMESTAMP,
 }
 
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _named(description: str, **extra: Any) -> dict[str, Any]:
+    """An id with the name the reference tables give it (null when not known yet)."""
+    return {
+        "type": ["object", "null"],
+        "description": description,
+        "required": ["id", "name", *extra],
+        "properties": {"id": {"type": "integer"}, "name": _nullable("string"), **extra},
+    }
+
+
+_KIND = {"enum": ["open", "won", "lost", None], "description": "142 won, 143 lost, else open."}
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -105,7 +123,20 @@ SCHEMAS: dict[str, Any] = {
     },
     "Deal": {
         "type": "object",
-        "required": ["id", "is_deleted", "rentprog_id", "contacts", "synced_at"],
+        "required": [
+            "id",
+            "is_deleted",
+            "rentprog_id",
+            "pipeline",
+            "status",
+            "responsible_user",
+            "loss_reason",
+            "fields",
+            "tags",
+            "companies",
+            "contacts",
+            "synced_at",
+        ],
         "properties": {
             "id": _ID,
             "name": _nullable("string"),
@@ -113,6 +144,9 @@ SCHEMAS: dict[str, Any] = {
             "status_id": _nullable("integer"),
             "pipeline_id": _nullable("integer"),
             "responsible_user_id": _nullable("integer"),
+            "loss_reason_id": _nullable("integer"),
+            "created_by": _nullable("integer", description="User id; 0 is amoCRM itself."),
+            "updated_by": _nullable("integer", description="User id; 0 is amoCRM itself."),
             "created_at": _TIMESTAMP,
             "updated_at": {**_TIMESTAMP, "description": "Last change in amoCRM."},
             "closed_at": _TIMESTAMP,
@@ -120,6 +154,18 @@ SCHEMAS: dict[str, Any] = {
             "rentprog_id": _nullable("string"),
             "custom_fields": {"type": "array"},
             "synced_at": {**_TIMESTAMP, "description": "When amosync last stored a change."},
+            "pipeline": _named("The pipeline (`pipeline_id`) and its name."),
+            "status": _named("The stage (`status_id`), its name and kind.", kind=_KIND),
+            "responsible_user": _named("The manager (`responsible_user_id`) and name."),
+            "loss_reason": _named("Why a lost deal was lost (`loss_reason_id`)."),
+            "fields": {
+                "type": "object",
+                "description": "Custom fields by their name in amoCRM (by code or id while "
+                "amosync has no definition; a repeated name gets ` (id)`).",
+                "additionalProperties": _ref("FieldValue"),
+            },
+            "tags": {"type": "array", "items": _ref("Tag")},
+            "companies": {"type": "array", "items": _ref("LinkedCompany")},
             "contacts": {"type": "array", "items": {"$ref": "#/components/schemas/LinkedContact"}},
         },
     },
@@ -167,6 +213,134 @@ SCHEMAS: dict[str, Any] = {
             "next": {**_nullable("integer"), "description": "Pass as `before_id` for older."},
         },
     },
+    "FieldValue": {
+        "type": "object",
+        "description": "A custom field: `values` for types holding several (multiselect, "
+        "multitext, …), else `value`. Numbers are numbers, dates ISO 8601, checkboxes "
+        "booleans, list options their label.",
+        "required": ["id", "code", "type"],
+        "properties": {
+            "id": {"type": "integer"},
+            "code": _nullable("string"),
+            "type": _nullable("string"),
+            "value": {},
+            "values": {"type": "array"},
+        },
+    },
+    "Tag": {
+        "type": "object",
+        "required": ["id", "name"],
+        "properties": {"id": {"type": "integer"}, "name": _nullable("string")},
+    },
+    "LinkedCompany": {
+        "type": "object",
+        "description": "`stored: false`: linked, not fetched yet (only `id` is then present).",
+        "required": ["id", "stored"],
+        "properties": {
+            "id": {"type": "integer"},
+            "stored": {"type": "boolean"},
+            "name": _nullable("string"),
+            "phones": {"type": "array", "items": {"type": "string"}},
+            "emails": {"type": "array", "items": {"type": "string"}},
+            "is_deleted": {"type": "boolean"},
+        },
+    },
+    "Transition": {
+        "type": "object",
+        "required": ["changed_at", "pipeline", "status", "source", "left_at", "seconds_in_stage"],
+        "properties": {
+            "changed_at": {"type": "string", "format": "date-time"},
+            "pipeline": _named("The pipeline the deal entered."),
+            "status": _named("The stage the deal entered.", kind=_KIND),
+            "from_pipeline": _named("The pipeline it left (null: not known)."),
+            "from_status": _named("The stage it left (null: not known).", kind=_KIND),
+            "changed_by": _named("Who moved it (0: amoCRM itself; null: not known)."),
+            "source": {
+                "enum": ["events_api", "observed", "first_seen"],
+                "description": "events_api: amoCRM's event (exact time and author); "
+                "observed: seen changed by amosync (at the deal's updated_at); first_seen: "
+                "the stage when amosync first stored the deal.",
+            },
+            "left_at": {**_TIMESTAMP, "description": "Next transition; null: still there."},
+            "seconds_in_stage": {
+                "type": "number",
+                "minimum": 0,
+                "description": "Until `left_at`, or until now while still there.",
+            },
+        },
+    },
+    "History": {
+        "type": "object",
+        "required": ["deal_id", "transitions", "time_in_stages"],
+        "properties": {
+            "deal_id": _ID,
+            "transitions": {"type": "array", "items": _ref("Transition")},
+            "time_in_stages": {
+                "type": "array",
+                "description": "Total time per stage (a deal may come back to one).",
+                "items": {
+                    "type": "object",
+                    "required": ["pipeline", "status", "seconds", "current"],
+                    "properties": {
+                        "pipeline": _named("Pipeline."),
+                        "status": _named("Stage.", kind=_KIND),
+                        "seconds": {"type": "number", "minimum": 0},
+                        "current": {"type": "boolean"},
+                    },
+                },
+            },
+        },
+    },
+    "Stage": {
+        "type": "object",
+        "required": ["id", "name", "kind", "deals"],
+        "properties": {
+            "id": _nullable("integer"),
+            "name": _nullable("string"),
+            "sort": _nullable("integer"),
+            "color": _nullable("string"),
+            "type": _nullable("integer", description="1: incoming (unsorted), 0: regular."),
+            "kind": _KIND,
+            "is_deleted": {"type": "boolean", "description": "No longer listed by amoCRM."},
+            "deals": {"type": "integer", "minimum": 0, "description": "Deals in it now."},
+        },
+    },
+    "Pipeline": {
+        "type": "object",
+        "required": ["id", "name", "deals", "statuses"],
+        "properties": {
+            "id": _nullable("integer"),
+            "name": _nullable("string"),
+            "sort": _nullable("integer"),
+            "is_main": {"type": "boolean"},
+            "is_archive": {"type": "boolean"},
+            "is_deleted": {"type": "boolean"},
+            "deals": {"type": "integer", "minimum": 0},
+            "statuses": {"type": "array", "items": _ref("Stage")},
+        },
+    },
+    "PipelineList": {
+        "type": "object",
+        "required": ["pipelines"],
+        "properties": {"pipelines": {"type": "array", "items": _ref("Pipeline")}},
+    },
+    "User": {
+        "type": "object",
+        "required": ["id", "name", "is_deleted"],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": _nullable("string"),
+            "email": _nullable("string"),
+            "is_active": _nullable("boolean"),
+            "is_admin": _nullable("boolean"),
+            "is_deleted": {"type": "boolean"},
+        },
+    },
+    "UserList": {
+        "type": "object",
+        "required": ["users"],
+        "properties": {"users": {"type": "array", "items": _ref("User")}},
+    },
     "Retried": {
         "type": "object",
         "required": ["ok", "retried"],
@@ -189,11 +363,13 @@ def document() -> dict[str, Any]:
             "/api/deals": {
                 "get": {
                     "operationId": "listDeals",
-                    "summary": "Deals changed since a time, or carrying a RentProg ID",
+                    "summary": "Deals: a change feed, filtered or searched",
                     "description": "A change feed ordered by `synced_at`, then id: follow "
                     "`next` with `cursor` until it is null. `rentprog_id` narrows it to the "
                     "deals carrying that RentProg ID (normally one); `updated_since` to those "
-                    "amosync stored or changed at or after that time.",
+                    "amosync stored or changed at or after that time; `pipeline_id`, "
+                    "`status_id` and `responsible_user_id` to a pipeline, stage or manager; "
+                    "`q` to the deals a search finds. Filters combine (AND).",
                     "parameters": [
                         _query(
                             "rentprog_id",
@@ -205,6 +381,21 @@ def document() -> dict[str, Any]:
                             "ISO 8601 date-time (no offset: UTC); deals amosync stored or "
                             "changed at or after it.",
                             {"type": "string", "format": "date-time"},
+                        ),
+                        _query("pipeline_id", "Only deals in this pipeline.", _ID),
+                        _query("status_id", "Only deals in this stage.", _ID),
+                        _query("responsible_user_id", "Only this manager's deals.", _ID),
+                        _query(
+                            "q",
+                            "Search, any letter case: deal name, RentProg ID or id; a "
+                            "contact's name or e-mail; a phone by its digits (5 or more; "
+                            "+7… and 8… are the same number).",
+                            {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": MAX_Q,
+                                "pattern": r"\S",
+                            },
                         ),
                         _query(
                             "limit",
@@ -231,6 +422,40 @@ def document() -> dict[str, Any]:
                         **_AUTH_ERRORS,
                         "404": _error("No such deal stored."),
                     },
+                }
+            },
+            "/api/deals/{deal_id}/history": {
+                "get": {
+                    "operationId": "getDealHistory",
+                    "summary": "A deal's stage transitions with the time spent in each stage",
+                    "parameters": [_id_param("deal_id", "amoCRM deal (lead) id")],
+                    "responses": {
+                        "200": _ok("The history, oldest first.", "History"),
+                        **_BAD,
+                        **_AUTH_ERRORS,
+                        "404": _error("Neither the deal nor any history of it is stored."),
+                    },
+                }
+            },
+            "/api/pipelines": {
+                "get": {
+                    "operationId": "listPipelines",
+                    "summary": "Pipelines with their stages and how many deals are in each",
+                    "description": "Deals flagged deleted are not counted. A stage deals are "
+                    "in that amosync has no name for is listed with a null name.",
+                    "responses": {
+                        "200": _ok("Every pipeline.", "PipelineList"),
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
+            "/api/users": {
+                "get": {
+                    "operationId": "listUsers",
+                    "summary": "amoCRM users (managers)",
+                    "description": "Empty when amoCRM refuses the user list to amosync's "
+                    "token (it is admin-only): `amosync doctor` says so.",
+                    "responses": {"200": _ok("Every user.", "UserList"), **_AUTH_ERRORS},
                 }
             },
             "/api/contacts/{contact_id}": {

@@ -8,7 +8,7 @@ describes them all (web/openapi.py, kept in step by a test that exercises it).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
@@ -19,13 +19,17 @@ from amosync.core.nul import NUL
 from amosync.inbox.admin import MAX_LIST_LIMIT, check_status, get_event, list_events, retry_events
 from amosync.web.access import AccessPolicy
 from amosync.web.csrf import cross_site
+from amosync.web.history_reads import deal_history
 from amosync.web.params import MAX_ID, bounded_int, utc_datetime
 from amosync.web.reads import (
     MAX_PAGE,
+    DealFilter,
     contact_by_id,
     deal_by_id,
     deals_changed_since,
 )
+from amosync.web.reference_reads import all_users, pipelines_with_counts
+from amosync.web.search import MAX_Q
 
 DEFAULT_PAGE = 100
 Handler = Callable[[Request], Awaitable[Response]]
@@ -56,6 +60,23 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
     return value
 
 
+def id_param(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    return None if raw is None else positive_id(raw, name)
+
+
+def text_param(request: Request, name: str) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    if not 1 <= len(raw) <= MAX_Q:
+        raise BadRequest(f"{name} must be 1 to {MAX_Q} characters")
+    if NUL in raw:
+        # PostgreSQL refuses it in a comparison; nothing stored holds one (core/nul.py).
+        raise BadRequest(f"{name} must not contain NUL (%00)")
+    return raw
+
+
 def parse_since(raw: str) -> datetime:
     """ISO 8601; a time without offset is UTC. A `+` sent unencoded arrives as a space."""
     for candidate in (raw, raw[::-1].replace(" ", "+", 1)[::-1]):
@@ -74,11 +95,23 @@ class ReadApi:
         self._access = access
 
     def routes(self) -> list[Route]:
-        deal_params = ("rentprog_id", "updated_since", "limit", "cursor")
+        deal_params = (
+            "rentprog_id",
+            "updated_since",
+            "pipeline_id",
+            "status_id",
+            "responsible_user_id",
+            "q",
+            "limit",
+            "cursor",
+        )
         event_params = ("status", "limit", "before_id")
         return [
             Route("/api/deals", self._guard(self.list_deals, deal_params), methods=["GET"]),
             Route("/api/deals/{deal_id}", self._guard(self.get_deal), methods=["GET"]),
+            Route("/api/deals/{deal_id}/history", self._guard(self.get_history), methods=["GET"]),
+            Route("/api/pipelines", self._guard(self.list_pipelines), methods=["GET"]),
+            Route("/api/users", self._guard(self.list_users), methods=["GET"]),
             Route("/api/contacts/{contact_id}", self._guard(self.get_contact), methods=["GET"]),
             Route("/api/events", self._guard(self.list_events, event_params), methods=["GET"]),
             Route("/api/events/{event_id}/retry", self._guard(self.retry_event), methods=["POST"]),
@@ -115,24 +148,39 @@ class ReadApi:
             return _error(404, f"deal {deal_id} is not stored")
         return JSONResponse(deal)
 
+    async def get_history(self, request: Request) -> Response:
+        deal_id = positive_id(request.path_params["deal_id"], "deal id")
+        history = await deal_history(self._engine, deal_id, datetime.now(UTC))
+        if history is None:
+            return _error(404, f"deal {deal_id} is not stored")
+        return JSONResponse(history)
+
     async def list_deals(self, request: Request) -> Response:
         params = request.query_params
         limit = int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
-        rentprog_id = params.get("rentprog_id")
-        if rentprog_id is not None and not 1 <= len(rentprog_id) <= 255:
-            raise BadRequest("rentprog_id must be 1 to 255 characters")
-        if rentprog_id is not None and NUL in rentprog_id:
-            # PostgreSQL refuses the comparison; no stored RentProg ID holds one (core/nul.py).
-            raise BadRequest("rentprog_id must not contain NUL (%00)")
         since_raw = params.get("updated_since")
-        since = parse_since(since_raw) if since_raw is not None else None
+        q = text_param(request, "q")
+        if q is not None and not q.strip():
+            raise BadRequest("q must contain a character other than spaces")
+        which = DealFilter(
+            since=parse_since(since_raw) if since_raw is not None else None,
+            rentprog_id=text_param(request, "rentprog_id"),
+            pipeline_id=id_param(request, "pipeline_id"),
+            status_id=id_param(request, "status_id"),
+            responsible_user_id=id_param(request, "responsible_user_id"),
+            q=q.strip() if q is not None else None,
+        )
         try:
-            page = await deals_changed_since(
-                self._engine, since, limit, params.get("cursor"), rentprog_id
-            )
+            page = await deals_changed_since(self._engine, which, limit, params.get("cursor"))
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         return JSONResponse({"deals": page.deals, "next": page.next_cursor})
+
+    async def list_pipelines(self, request: Request) -> Response:
+        return JSONResponse({"pipelines": await pipelines_with_counts(self._engine)})
+
+    async def list_users(self, request: Request) -> Response:
+        return JSONResponse({"users": await all_users(self._engine)})
 
     async def get_contact(self, request: Request) -> Response:
         contact_id = positive_id(request.path_params["contact_id"], "contact id")

@@ -25,7 +25,6 @@ from starlette.routing import Route
 
 from amosync.amocrm.token_info import TokenExpiry, token_expiry
 from amosync.core.humanize import age
-from amosync.core.nul import NUL
 from amosync.health import FAIL, OK, Check, HealthProbe, run_checks
 from amosync.health.alert import sync_alert
 from amosync.inbox.admin import list_events, retry_events
@@ -38,10 +37,13 @@ from amosync.totals import PAGE_TOTALS_MAX_AGE
 from amosync.web.access import SESSION_COOKIE, SESSION_SECONDS, AccessPolicy
 from amosync.web.activity import CHART_HOURS, chart_svg, per_minute
 from amosync.web.csrf import CSRF_FIELD, browser_id, csrf_problem, csrf_token, remember_csrf
+from amosync.web.deal_view import deal_context, field_text
 from amosync.web.health import probe_of
 from amosync.web.i18n import LANG_COOKIE, LANGS, STRINGS, pick_language
 from amosync.web.params import MAX_ID, bounded_int
-from amosync.web.reads import deal_by_id, deals_by_rentprog_id
+from amosync.web.reads import search_deals
+from amosync.web.reference_reads import pipelines_with_counts
+from amosync.web.search import MAX_Q
 from amosync.web.shared_result import SharedResult
 from amosync.web.verify_view import verify_context
 
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 REFRESH_SECONDS = 10
 LIVE_MAX_AGE = 1.0  # seconds the page's database figures are shared between requests
 EVENTS_SHOWN = 30
+SEARCH_SHOWN = 20
 MAX_FORM_BYTES = 16_384
 FAILED_LOGIN_DELAY = 0.5  # slows guessing a little; the token itself must be long
 
@@ -89,8 +92,19 @@ class StatusPage:
         if not verdict.allowed:
             return verdict.refusal()
         context = await self._context(request)
-        q = request.query_params.get("q", "").strip()[:255]
+        q = request.query_params.get("q", "").strip()[:MAX_Q]
         context.update(q=q, found=await self._search(q) if q else [], flash=_flash(request))
+        deal_id = bounded_int(request.query_params.get("deal", ""), 1, MAX_ID)
+        if deal_id is not None and context["stats"] is not None:  # else the banner says why
+            context.update(await deal_context(self._engine, deal_id))
+        t = context["t"]
+        context.update(
+            field_text=field_text(self._zone, (t["yes"], t["no"])),
+            # Read on page load only, not by the live refresh: a GROUP BY over an index.
+            pipelines=await pipelines_with_counts(self._engine)
+            if context["stats"] is not None
+            else [],
+        )
         html = _templates.get_template("status.html").render(context)
         response = self._render(request, html, context["nonce"])
         remember_csrf(request, response, context["csrf_browser"])
@@ -228,7 +242,9 @@ class StatusPage:
         browser = browser_id(request)
         csrf = await csrf_token(self._access, request, browser)
         params = {
-            k: v for k, v in request.query_params.items() if k in ("lang", "events", "q", "refresh")
+            k: v
+            for k, v in request.query_params.items()
+            if k in ("lang", "events", "q", "deal", "refresh")
         }
 
         def url(**changes: str | None) -> str:
@@ -321,18 +337,9 @@ class StatusPage:
             return None, f"unreadable: {str(exc).splitlines()[0][:120]}"
 
     async def _search(self, q: str) -> list[dict[str, Any]]:
-        """A deal by amoCRM id, and every deal whose RentProg ID is exactly `q`."""
-        found: list[dict[str, Any]] = []
-        if NUL in q:  # matches nothing stored (core/nul.py), and PostgreSQL refuses it
-            return found
-        deal_id = bounded_int(q, 1, MAX_ID)
-        if deal_id is not None:
-            deal = await deal_by_id(self._engine, deal_id)
-            if deal is not None:
-                found.append(deal)
-        seen = {d["id"] for d in found}
-        found += [d for d in await deals_by_rentprog_id(self._engine, q, 20) if d["id"] not in seen]
-        return found
+        """Deals by id, name, RentProg ID, or a contact's name, e-mail or phone
+        (web/search.py), the most recently changed first."""
+        return await search_deals(self._engine, q, SEARCH_SHOWN)
 
 
 def _token_check(checks: dict[str, Check]) -> Check:
