@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -262,4 +263,71 @@ loss_reasons = Table(
     Column("is_deleted", Boolean, nullable=False, server_default=false()),
     Column("raw", Json, nullable=False),
     Column("synced_at", UTCDateTime, nullable=False),
+)
+
+
+# Custom-field values as rows (0010), so readers query fields with plain SQL instead of the
+# `custom_fields` JSON, whose functions differ between SQLite and PostgreSQL. One row per
+# value (a multiselect gives several, numbered by `position`); the upsert replaces an
+# entity's rows in the transaction that stores the entity (upsert/field_values.py). Every
+# value keeps `value_text`, so a text search finds numbers, dates and enum labels alike;
+# `value_text` is bounded (upsert/field_values.py) because it is indexed, and a PostgreSQL
+# btree entry must stay under ~2.7 kB: the whole value stays in the entity's `custom_fields`.
+field_values = Table(
+    "amocrm_field_values",
+    metadata,
+    Column("entity_type", String(16), primary_key=True),  # leads | contacts
+    Column("entity_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("field_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("field_code", Text),
+    Column("value_text", Text),
+    Column("value_number", Float),
+    Column("value_datetime", UTCDateTime),
+    Column("enum_id", BigInteger),
+    Column("enum_code", Text),
+    # Search by a field's value: "the deal whose field 123456 is X". Partial indexes for the
+    # typed columns, since most values are text and an index of NULLs costs every write.
+    Index(None, "field_id", "value_text"),
+    Index(
+        None,
+        "field_id",
+        "value_number",
+        sqlite_where=text("value_number IS NOT NULL"),
+        postgresql_where=text("value_number IS NOT NULL"),
+    ),
+    Index(
+        None,
+        "field_id",
+        "value_datetime",
+        sqlite_where=text("value_datetime IS NOT NULL"),
+        postgresql_where=text("value_datetime IS NOT NULL"),
+    ),
+    Index(
+        None,
+        "field_id",
+        "enum_id",
+        sqlite_where=text("enum_id IS NOT NULL"),
+        postgresql_where=text("enum_id IS NOT NULL"),
+    ),
+)
+
+# A lead's tags from its `_embedded.tags` (0010), replaced with the deal like field values.
+deal_tags = Table(
+    "amocrm_deal_tags",
+    metadata,
+    Column("deal_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("tag_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", Text),
+    Index(None, "name"),  # "deals tagged X": readers know tags by name (bounded like values)
+)
+
+# A lead's companies from its `_embedded.companies` (0010). No foreign key, as for contacts:
+# a link may name a company the worker has queued but not fetched yet.
+deal_companies = Table(
+    "amocrm_deal_companies",
+    metadata,
+    Column("deal_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("company_id", BigInteger, primary_key=True, autoincrement=False),
+    Index(None, "company_id"),
 )
