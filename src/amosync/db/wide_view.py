@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, inspect, insert, select, text
+from sqlalchemy import Connection, delete, insert, inspect, select, text
 
 from amosync.core.field_columns import SETTING, FieldColumn
 from amosync.db.schema_lock import lock_schema
@@ -56,11 +56,19 @@ class Plan:
 
 
 def _values(column: str, field_id: int) -> str:
-    """The deal's values of one field, as a subquery body (amoCRM's order by `position`)."""
+    """The deal's values of one field, as a subquery body. Only our own names and an int
+    are formatted in: aliases are checked identifiers (core/field_columns.py)."""
     return (
-        f"SELECT {column} FROM amocrm_field_values v WHERE v.entity_type = 'leads' "
-        f"AND v.entity_id = n.id AND v.field_id = {field_id}"
+        f"SELECT {column} FROM amocrm_field_values v WHERE v.entity_type = 'leads' "  # noqa: S608
+        f"AND v.entity_id = n.id AND v.field_id = {int(field_id)}"
     )
+
+
+# A checkbox's value as the upsert stores it: a number 1/0, else the text "1"/"true".
+_CHECKBOX = (
+    "CASE WHEN v.value_number IS NOT NULL THEN v.value_number <> 0 "
+    "WHEN v.value_text IS NOT NULL THEN lower(v.value_text) IN ('1', 'true') END"
+)
 
 
 def column_sql(field_id: int, field_type: str | None, dialect: str) -> str:
@@ -76,13 +84,14 @@ def column_sql(field_id: int, field_type: str | None, dialect: str) -> str:
             inner = f"string_agg(v.value_text, '{MULTI_SEPARATOR}' ORDER BY v.position)"
             return f"({_values(inner, field_id)})"
         ordered = f"{_values('v.value_text', field_id)} ORDER BY v.position"
-        return f"(SELECT group_concat(value_text, '{MULTI_SEPARATOR}') FROM ({ordered}))"
+        joined = f"group_concat(value_text, '{MULTI_SEPARATOR}')"
+        return f"(SELECT {joined} FROM ({ordered}))"  # noqa: S608 - see _values
     if field_type in NUMBER_TYPES:
         value = "v.value_number"
     elif field_type in TIME_TYPES:
         value = "v.value_datetime"
     elif field_type == "checkbox":
-        value = "v.value_number <> 0"
+        value = _CHECKBOX
     else:
         value = "v.value_text"
     return f"({_values(value, field_id)} ORDER BY v.position LIMIT 1)"
