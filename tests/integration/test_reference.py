@@ -125,7 +125,7 @@ async def test_refresh_fills_every_table(
     by_kind = {
         k: [f for f in fields if f["entity_type"] == k] for k in ("leads", "contacts", "companies")
     }
-    assert (3, 2, 2) == tuple(len(v) for v in by_kind.values())
+    assert (10, 3, 2) == tuple(len(v) for v in by_kind.values())
     phone = next(f for f in by_kind["contacts"] if f["code"] == "PHONE")
     assert ("multitext", 6) == (phone["type"], len(phone["enums"]))
     assert {"id", "value", "sort"} == set(phone["enums"][0])
@@ -160,7 +160,7 @@ async def test_renamed_in_place_vanished_flagged_and_back(
     assert people[DEFAULT_USER_ID]["is_deleted"] is False
     fields = await rows(engine, custom_fields, "entity_type", "id")
     assert 1 == sum(1 for f in fields if f["is_deleted"])
-    assert 7 == len(fields)
+    assert 15 == len(fields)
 
     ref.users.append(gone_user)
     await refresher.run(force=True)

@@ -31,10 +31,14 @@ from amosync.core.plan import MAX_IDS_PER_CALL
 from amosync.db.reads import read_connection
 from amosync.db.tables import deal_contacts
 from amosync.db.turns import write_transaction
-from amosync.upsert import replace_deal_links
+from amosync.upsert import replace_deal_embedded, replace_deal_links, replace_field_values
 from amosync.upsert.overwrite import flag_deleted, overwrite_row
 from amosync.upsert.rows import record_rows
-from amosync.worker.apply import queue_unknown_contacts
+from amosync.worker.apply import (
+    linked_companies,
+    queue_unknown_companies,
+    queue_unknown_contacts,
+)
 
 MAX_EXAMPLES = 10
 # Compared besides the record's columns: a deal's links to its contacts.
@@ -273,8 +277,15 @@ class Verifier:
                         linked.update(link.contact_id for link in links)
                 if ok:
                     written.add(entity_id)
+            # As the upsert does: what hangs off an entity follows the copy written.
+            records = answer.deals if entity == "leads" else answer.people
+            await replace_field_values(conn, entity, records, written)
             # As the worker's apply path does: a contact never stored is queued for a fetch.
             await queue_unknown_contacts(conn, linked, now)
+            if entity == "leads":
+                await replace_deal_embedded(conn, answer.deals, written)
+                companies = linked_companies(answer.deals, written)
+                await queue_unknown_companies(conn, companies, now)
         return written
 
 

@@ -23,6 +23,8 @@ __all__ = [
     "epoch_to_datetime",
     "extract_rentprog_id",
     "int_id",
+    "lead_company_ids",
+    "lead_tags",
     "map_contact",
     "map_lead",
     "map_lead_links",
@@ -235,6 +237,27 @@ def map_lead_links(obj: dict[str, Any]) -> list[DealContactLink]:
         DealContactLink(deal_id=deal_id, contact_id=contact_id, is_main=is_main)
         for contact_id, is_main in links.items()
     ]
+
+
+# A tag name is indexed (amocrm_deal_tags): bounded like a field value's text.
+TAG_NAME_MAX = 512
+
+
+def lead_tags(obj: dict[str, Any]) -> dict[int, str | None]:
+    """Tag id → name from a lead's `_embedded.tags` (`{id, name, color}`); a repeated id
+    keeps its first name, an entry without an integer id is skipped."""
+    tags: dict[int, str | None] = {}
+    for item in _embedded_list(obj, "tags"):
+        if isinstance(item, dict) and (tag_id := int_id(item.get("id"))) is not None:
+            name = item.get("name")
+            tags.setdefault(tag_id, name[:TAG_NAME_MAX] if isinstance(name, str) else None)
+    return tags
+
+
+def lead_company_ids(obj: dict[str, Any]) -> list[int]:
+    """The company ids in a lead's `_embedded.companies` (`{id, _links}`), each once."""
+    ids = (int_id(i.get("id")) for i in _embedded_list(obj, "companies") if isinstance(i, dict))
+    return list(dict.fromkeys(i for i in ids if i is not None))
 
 
 def _multitext(custom_fields: list[dict[str, Any]], code: str) -> list[str]:

@@ -1,7 +1,8 @@
 """`GET /api/v4/leads/custom_fields` of the fake: the account's lead field definitions.
 
 `state.lead_custom_fields` holds them as the API returns them; by default the RentProg ID
-text field (`RENTPROG_FIELD_ID`) and two ordinary ones. A test removes or renames the
+text field (`RENTPROG_FIELD_ID`) and one field of every other type whose values the fake
+renders (`fake_fields.field_value`). A test removes or renames the
 RentProg field there to see `doctor` notice. Paged like the real endpoint (limit ≤ 50).
 """
 
@@ -15,7 +16,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from amosync.testing.fake_errors import json_response, validation_error
-from amosync.testing.fake_fields import RENTPROG_FIELD_ID
+from amosync.testing.fake_fields import (
+    CAR_CLASS_FIELD_ID,
+    ISSUE_DATE_FIELD_ID,
+    LINK_FIELD_ID,
+    NOTE_FIELD_ID,
+    OPTIONS_FIELD_ID,
+    PAID_FIELD_ID,
+    RENT_PRICE_FIELD_ID,
+    RENTAL_START_FIELD_ID,
+    RENTPROG_FIELD_ID,
+    SOURCE_FIELD_ID,
+)
 
 if TYPE_CHECKING:
     from amosync.testing.fake_state import FakeAmoState
@@ -23,8 +35,15 @@ if TYPE_CHECKING:
 MAX_LIMIT = 50
 
 
-def lead_field(field_id: int, name: str, type_: str = "text", sort: int = 500) -> dict[str, Any]:
-    """One lead custom field definition, shaped like the real API's."""
+def lead_field(
+    field_id: int,
+    name: str,
+    type_: str = "text",
+    sort: int = 500,
+    enums: list[str] | None = None,
+) -> dict[str, Any]:
+    """One lead custom field definition, shaped like the real API's (`enums`: the option
+    labels of a list field, given ids `field_id * 10 + n`)."""
     return {
         "id": field_id,
         "name": name,
@@ -32,7 +51,11 @@ def lead_field(field_id: int, name: str, type_: str = "text", sort: int = 500) -
         "code": None,
         "sort": sort,
         "is_api_only": False,
-        "enums": None,
+        "enums": [
+            {"id": field_id * 10 + n, "value": value, "sort": 500 + n}
+            for n, value in enumerate(enums or [])
+        ]
+        or None,
         "group_id": None,
         "required_statuses": [],
         "is_deletable": True,
@@ -44,10 +67,26 @@ def lead_field(field_id: int, name: str, type_: str = "text", sort: int = 500) -
 
 
 def default_lead_fields() -> list[dict[str, Any]]:
+    """A car-rental account's lead fields: one of every type the fake renders values of."""
     return [
-        lead_field(700003, "Источник", sort=502),
+        lead_field(SOURCE_FIELD_ID, "Источник", sort=502),
         lead_field(RENTPROG_FIELD_ID, "RentProg ID", sort=504),
-        lead_field(700005, "Дата выдачи", "date", sort=506),
+        lead_field(ISSUE_DATE_FIELD_ID, "Дата выдачи", "date", sort=506),
+        lead_field(RENT_PRICE_FIELD_ID, "Стоимость аренды", "numeric", sort=508),
+        lead_field(PAID_FIELD_ID, "Оплачено", "checkbox", sort=510),
+        lead_field(
+            CAR_CLASS_FIELD_ID, "Класс авто", "select", 512, ["Эконом", "Комфорт", "Бизнес"]
+        ),
+        lead_field(
+            OPTIONS_FIELD_ID,
+            "Опции",
+            "multiselect",
+            514,
+            ["Детское кресло", "GPS", "Второй водитель"],
+        ),
+        lead_field(RENTAL_START_FIELD_ID, "Начало аренды", "date_time", sort=516),
+        lead_field(LINK_FIELD_ID, "Ссылка на договор", "url", sort=518),
+        lead_field(NOTE_FIELD_ID, "Комментарий", "textarea", sort=520),
     ]
 
 

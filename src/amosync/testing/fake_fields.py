@@ -23,6 +23,18 @@ CLOSED_STATUSES = frozenset({STATUS_WON, STATUS_LOST})
 RENTPROG_FIELD_ID = 700001
 PHONE_FIELD_ID = 600001
 EMAIL_FIELD_ID = 600003
+BIRTHDAY_FIELD_ID = 600005
+# One lead field of every other type the fake renders (fake_custom_fields.py defines them).
+SOURCE_FIELD_ID = 700003  # text
+ISSUE_DATE_FIELD_ID = 700005  # date
+RENT_PRICE_FIELD_ID = 700007  # numeric
+PAID_FIELD_ID = 700009  # checkbox
+CAR_CLASS_FIELD_ID = 700011  # select
+OPTIONS_FIELD_ID = 700013  # multiselect
+RENTAL_START_FIELD_ID = 700015  # date_time
+LINK_FIELD_ID = 700017  # url
+NOTE_FIELD_ID = 700019  # textarea
+ENUM_TYPES = frozenset({"select", "multiselect", "radiobutton"})
 
 # Enum ids differ per account in reality; clients must key on `enum_code`, never on these.
 _PHONE_ENUMS = {
@@ -49,6 +61,39 @@ def rentprog_field(
         "field_code": None,
         "field_type": "text",
         "values": [{"value": str(value)}],
+    }
+
+
+def field_value(definition: dict[str, Any], *values: object) -> dict[str, Any] | None:
+    """The `custom_fields_values` item of the field `definition` (as `GET .../custom_fields`
+    returns it) holding `values`, shaped like the real API's; None for no values (the API
+    leaves the field out).
+
+    Lists (select, multiselect, radiobutton) take option labels: each value carries the
+    option's `enum_id` and `enum_code` null, as in a captured lead. Checkboxes take booleans;
+    date, date_time and birthday take unix seconds (ints). Numbers go out as text: the v4
+    reads seen write a numeric value as a string; amosync accepts a JSON number as well.
+    """
+    type_ = definition["type"]
+    items: list[dict[str, Any]] = []
+    for value in values:
+        if type_ in ENUM_TYPES:
+            enum = next((e for e in definition["enums"] or [] if e["value"] == value), None)
+            if enum is None:
+                raise ValueError(f"field {definition['id']} has no option {value!r}")
+            items.append({"value": value, "enum_id": enum["id"], "enum_code": None})
+        elif type_ in ("numeric", "price", "monetary"):
+            items.append({"value": str(value)})
+        else:
+            items.append({"value": value})
+    if not items:
+        return None
+    return {
+        "field_id": definition["id"],
+        "field_name": definition["name"],
+        "field_code": definition["code"],
+        "field_type": type_,
+        "values": items,
     }
 
 

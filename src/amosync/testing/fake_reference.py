@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from amosync.testing.fake_errors import json_response, problem, validation_error
 from amosync.testing.fake_fields import (
+    BIRTHDAY_FIELD_ID,
     DEFAULT_ACCOUNT_ID,
     DEFAULT_PIPELINE_ID,
     DEFAULT_STATUS_ID,
@@ -176,7 +177,10 @@ class FakeReference:
     # A non-admin token: `GET /api/v4/users` answers 403.
     users_forbidden: bool = False
     contact_custom_fields: list[dict[str, Any]] = field(
-        default_factory=lambda: _person_fields("contacts")
+        default_factory=lambda: [
+            *_person_fields("contacts"),
+            field_definition("contacts", BIRTHDAY_FIELD_ID, "День рождения", "birthday", sort=8),
+        ]
     )
     company_custom_fields: list[dict[str, Any]] = field(
         default_factory=lambda: _person_fields("companies")

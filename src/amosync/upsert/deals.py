@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.core.records import DealContactLink, DealRecord
 from amosync.db.tables import deal_contacts, deals
+from amosync.upsert.deal_links import replace_deal_embedded
 from amosync.upsert.entity import mark_deleted, upsert_newer
+from amosync.upsert.field_values import replace_field_values
 from amosync.upsert.rows import record_rows
 
 
@@ -25,7 +27,13 @@ async def upsert_deals(
     """Insert or update deals; returns the ids whose row was written (not refused as older
     or unchanged)."""
     rows = record_rows(records, now)
-    return await upsert_newer(conn, deals, rows, fetched_at=fetched_at, future_limit=future_limit)
+    written = await upsert_newer(
+        conn, deals, rows, fetched_at=fetched_at, future_limit=future_limit
+    )
+    # What hangs off a deal follows the copy just stored, never one refused as older.
+    await replace_field_values(conn, "leads", records, written)
+    await replace_deal_embedded(conn, records, written)
+    return written
 
 
 async def mark_deals_deleted(conn: AsyncConnection, ids: Iterable[int], now: datetime) -> int:

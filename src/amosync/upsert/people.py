@@ -10,7 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.core.records import ContactRecord
 from amosync.upsert.entity import mark_deleted, upsert_newer
+from amosync.upsert.field_values import replace_field_values
 from amosync.upsert.rows import record_rows
+
+# amocrm_field_values.entity_type: amoCRM's entity names, as in amocrm_custom_fields.
+_ENTITY_TYPES = {"amocrm_contacts": "contacts", "amocrm_companies": "companies"}
 
 
 async def upsert_people(
@@ -24,7 +28,12 @@ async def upsert_people(
 ) -> set[int]:
     """Insert or update contacts (or companies); returns the ids whose row was written."""
     rows = record_rows(records, now)
-    return await upsert_newer(conn, table, rows, fetched_at=fetched_at, future_limit=future_limit)
+    written = await upsert_newer(
+        conn, table, rows, fetched_at=fetched_at, future_limit=future_limit
+    )
+    # The values follow the copy just stored, never one refused as older.
+    await replace_field_values(conn, _ENTITY_TYPES[table.name], records, written)
+    return written
 
 
 async def mark_people_deleted(

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.core.answer import MappedAnswer, future_ids, without
+from amosync.core.mapping import lead_company_ids
+from amosync.core.records import DealRecord
 from amosync.db.clock import database_now
 from amosync.db.tables import companies, contacts
 from amosync.inbox.rows import WORKER, event_row
@@ -37,7 +39,7 @@ class Applied:
     written: int  # rows inserted or updated
     stale: int  # copies not written: the stored row is newer, or the same
     deleted: int  # rows newly flagged deleted (proven deletions only)
-    contacts_queued: int  # linked contacts we had never stored, queued for a fetch
+    contacts_queued: int  # linked contacts and companies we had never stored, queued for a fetch
     future: int = 0  # copies refused: a timestamp beyond the database clock plus the skew
     superseded: int = 0  # failed events settled because this answer was stored
 
@@ -70,6 +72,7 @@ async def apply_fetched(
         await replace_deal_links(conn, written, links)
         flagged = await mark_deals_deleted(conn, answer.deleted, now)
         queued = await queue_unknown_contacts(conn, {link.contact_id for link in links}, now)
+        queued += await queue_unknown_companies(conn, linked_companies(answer.deals, written), now)
     else:
         table = _PEOPLE[answer.entity]
         written = await upsert_people(conn, table, answer.people, now, **guard)
@@ -91,17 +94,34 @@ async def queue_unknown_contacts(
     contact amoCRM does not have leaves no row, so it is asked for again when a deal linking
     it changes (amoCRM leaves deleted contacts out of a lead's links, so that is rare).
     """
-    unknown = await missing_ids(conn, contacts, contact_ids)
+    return await _queue_unknown(conn, "contacts", contact_ids, now)
+
+
+async def queue_unknown_companies(
+    conn: AsyncConnection, company_ids: set[int], now: datetime
+) -> int:
+    """A deal names companies (`_embedded.companies`) we have never stored: queue them, as
+    for contacts, so the worker fetches them in its next batch of companies."""
+    return await _queue_unknown(conn, "companies", company_ids, now)
+
+
+def linked_companies(deals: Sequence[DealRecord], written: set[int]) -> set[int]:
+    """The companies named by the deals just written."""
+    return {cid for deal in deals if deal.id in written for cid in lead_company_ids(deal.raw)}
+
+
+async def _queue_unknown(conn: AsyncConnection, entity: str, ids: set[int], now: datetime) -> int:
+    unknown = await missing_ids(conn, _PEOPLE[entity], ids)
     rows = [
         event_row(
             now=now,
             source=WORKER,
-            entity="contacts",
+            entity=entity,
             action="linked",
-            entity_id=cid,
+            entity_id=entity_id,
             payload={"reason": "linked to a stored deal"},
         )
-        for cid in sorted(unknown)
+        for entity_id in sorted(unknown)
     ]
     await append_rows(conn, rows)
     return len(rows)
