@@ -61,7 +61,8 @@ def test_column_per_field_type() -> None:
     assert "SELECT v.value_number " in column_sql(1, "numeric", "sqlite")
     for kind in ("date", "date_time", "birthday"):
         assert "SELECT v.value_datetime " in column_sql(1, kind, "postgresql")
-    assert "v.value_number <> 0" in column_sql(1, "checkbox", "sqlite")
+    assert "SELECT v.value_number <> 0 " in column_sql(1, "checkbox", "sqlite")
+    assert "SELECT v.value_number " in column_sql(1, "monetary", "postgresql")
     for kind in ("text", "select", "url", None):
         assert "SELECT v.value_text " in column_sql(1, kind, "sqlite")
     assert "string_agg(v.value_text, '; ' ORDER BY v.position)" in column_sql(

@@ -11,11 +11,11 @@ The view is dropped and created only when its SQL differs from the SQL recorded 
 `STATE_KEY` (or it is missing): on PostgreSQL a re-created view loses the GRANTs an operator
 gave a BI role, and recreating at every start would also take a lock readers wait on.
 
-Types come from the field's type in `amocrm_custom_fields` (leads): numeric → the number,
-date/date_time/birthday → the timestamp, checkbox → boolean, multiselect → every value's text
-joined with "; " in amoCRM's order, others → the text of the first value. A field id with no
-definition is an error once definitions are stored; before the first reference refresh
-stored any, every alias is text (see `Plan.unchecked`).
+Types come from the field's type in `amocrm_custom_fields` (leads): numeric (and price,
+monetary) → the number, date/date_time/birthday → the timestamp, checkbox → boolean,
+multiselect → every value's text joined with "; " in amoCRM's order, others → the text of
+the first value. A field id with no definition is an error once definitions are stored;
+before the first reference refresh stored any, every alias is text (see `Plan.unchecked`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, inspect, select, text
 
 from amosync.core.field_columns import SETTING, FieldColumn
+from amosync.core.field_values import CHECKBOX, DATE_TYPES, NUMBER_TYPES
 from amosync.db.schema_lock import lock_schema
 from amosync.db.tables import custom_fields, sync_state
 from amosync.errors import ConfigError
@@ -36,9 +37,6 @@ VIEW = "amocrm_deals_wide"
 BASE_VIEW = "amocrm_deals_named"
 STATE_KEY = "deal_field_columns.view"
 MULTI_SEPARATOR = "; "
-
-NUMBER_TYPES = frozenset({"numeric"})
-TIME_TYPES = frozenset({"date", "date_time", "birthday"})
 
 
 class FieldColumnsError(ConfigError):
@@ -64,13 +62,6 @@ def _values(column: str, field_id: int) -> str:
     )
 
 
-# A checkbox's value as the upsert stores it: a number 1/0, else the text "1"/"true".
-_CHECKBOX = (
-    "CASE WHEN v.value_number IS NOT NULL THEN v.value_number <> 0 "
-    "WHEN v.value_text IS NOT NULL THEN lower(v.value_text) IN ('1', 'true') END"
-)
-
-
 def column_sql(field_id: int, field_type: str | None, dialect: str) -> str:
     """The expression of one alias column. A scalar subquery over the value rows: it uses the
     values table's primary key (entity_type, entity_id, field_id, position), so a reader who
@@ -86,12 +77,13 @@ def column_sql(field_id: int, field_type: str | None, dialect: str) -> str:
         ordered = f"{_values('v.value_text', field_id)} ORDER BY v.position"
         joined = f"group_concat(value_text, '{MULTI_SEPARATOR}')"
         return f"(SELECT {joined} FROM ({ordered}))"  # noqa: S608 - see _values
+    # The types the upsert fills value_number / value_datetime for (core/field_values.py).
     if field_type in NUMBER_TYPES:
         value = "v.value_number"
-    elif field_type in TIME_TYPES:
+    elif field_type in DATE_TYPES:
         value = "v.value_datetime"
-    elif field_type == "checkbox":
-        value = _CHECKBOX
+    elif field_type == CHECKBOX:
+        value = "v.value_number <> 0"  # stored 1/0; NULL when amoCRM sent something else
     else:
         value = "v.value_text"
     return f"({_values(value, field_id)} ORDER BY v.position LIMIT 1)"
