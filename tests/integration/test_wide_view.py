@@ -242,6 +242,15 @@ async def test_text_before_the_first_refresh_then_typed_by_it(
     assert TYPES[engine.dialect.name][0] == described(db_url)[-1][1]
 
 
+async def test_a_refresh_without_the_setting_leaves_the_view_alone(
+    db_url: str, engine: AsyncEngine, make_settings: Factory, clients: tuple[AmoClient, AmoClient]
+) -> None:
+    """A worker started without AMOSYNC_DEAL_FIELD_COLUMNS must not undo `serve`'s view."""
+    sync(db_url, f"car:{CAR}")
+    await refresh(make_settings, engine, clients[1])
+    assert ("car", "TEXT" if engine.dialect.name == "sqlite" else "text") == described(db_url)[-1]
+
+
 async def test_refresh_with_an_unknown_id_keeps_the_view(
     db_url: str,
     engine: AsyncEngine,
