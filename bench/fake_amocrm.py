@@ -18,6 +18,13 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from amosync.testing import FakeAmoState, create_fake_amocrm, rentprog_field
+from amosync.testing.fake_fields import (
+    CAR_CLASS_FIELD_ID,
+    OPTIONS_FIELD_ID,
+    RENT_PRICE_FIELD_ID,
+    RENTAL_START_FIELD_ID,
+    field_value,
+)
 
 
 def _json(body: object) -> Response:
@@ -74,12 +81,21 @@ def create_bench_fake(state: FakeAmoState) -> Starlette:
 
 
 def seed(state: FakeAmoState, count: int) -> None:
-    """`count` leads with a RentProg ID, like the deals a rental business keeps."""
+    """`count` leads like the deals a rental business keeps: a RentProg ID, a few other
+    fields (a price, a start, a car class, options) and a tag."""
+    fields = {d["id"]: d for d in state.lead_custom_fields}
     for n in range(1, count + 1):
+        values = [
+            field_value(fields[RENT_PRICE_FIELD_ID], 1000 + n % 5000),
+            field_value(fields[RENTAL_START_FIELD_ID], 1_717_236_000 + n * 3600),
+            field_value(fields[CAR_CLASS_FIELD_ID], "Комфорт"),
+            field_value(fields[OPTIONS_FIELD_ID], "Детское кресло", "GPS"),
+        ]
         state.add_lead(
             name=f"Аренда #{n}",
             price=1000,
-            custom_fields_values=[rentprog_field(f"RP-{n}")],
+            custom_fields_values=[rentprog_field(f"RP-{n}"), *(v for v in values if v)],
+            tags=["Повторный"] if n % 3 == 0 else (),
         )
 
 

@@ -6,6 +6,12 @@ statements run in cycles of 250 deals, as in production: append the webhook even
 them, then one transaction that upserts the deals (half already stored, half new) and marks
 the events done (`apply_fetched`). The figure is the median cycle time per deal.
 
+Each deal carries what a car-rental lead does (issue #21): eight custom-field values of six
+types (text, numeric, date, date_time, checkbox, select, a two-option multiselect) and a
+tag, so the cost includes replacing its rows in `amocrm_field_values` and
+`amocrm_deal_tags`; the bulk-loaded deals have four field-value rows each, and the account's
+field definitions are stored, as the reference job would have done.
+
 The two sizes run their cycles in turn (10k, 1M, 1M, 10k, ...), not one size after the
 other: the host's speed drifts by tens of percent over a minute here, and a ratio of two
 figures measured a minute apart carried that drift (1.40-1.65 in four runs of one commit).
@@ -20,14 +26,27 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.core.answer import map_answer
 from amosync.core.mapping import RentProgField
 from amosync.db import migrate
 from amosync.db.engine import create_service_engine
+from amosync.db.tables import custom_fields
 from amosync.inbox.store import PENDING, InboxStore
-from amosync.testing import RENTPROG_FIELD_ID, FakeAmoState, rentprog_field
+from amosync.testing import RENTPROG_FIELD_ID, FakeAmoState
+from amosync.testing.fake_custom_fields import default_lead_fields
+from amosync.testing.fake_fields import (
+    CAR_CLASS_FIELD_ID,
+    ISSUE_DATE_FIELD_ID,
+    OPTIONS_FIELD_ID,
+    PAID_FIELD_ID,
+    RENT_PRICE_FIELD_ID,
+    RENTAL_START_FIELD_ID,
+    SOURCE_FIELD_ID,
+    field_value,
+)
 from amosync.worker.apply import apply_fetched
 from bench import dbs, report
 from bench.context import Context
@@ -63,6 +82,20 @@ SELECT '2024-06-01 00:00:00.000000', 'webhook', NULL, 'leads', 'update', :first 
 FROM s
 """
 )
+# Four values per bulk-loaded deal, one statement per field (SQLite and PostgreSQL alike:
+# only the series differs). `{series}` is the row source, `n` its column.
+_FIELD_VALUES = """
+INSERT INTO amocrm_field_values (entity_type, entity_id, field_id, position, field_code,
+    value_text, value_number, value_datetime, enum_id, enum_code)
+SELECT 'leads', :first + n, :field_id, 0, NULL, {text}, {number}, {moment}, {enum}, NULL
+FROM {series}
+"""
+_LOADED_VALUES = [
+    (RENTPROG_FIELD_ID, "'RP-' || n", "NULL", "NULL", "NULL"),
+    (RENT_PRICE_FIELD_ID, "CAST(n % 100000 AS TEXT)", "n % 100000", "NULL", "NULL"),
+    (ISSUE_DATE_FIELD_ID, "'1717200000'", "NULL", "{moment}", "NULL"),
+    (CAR_CLASS_FIELD_ID, "'Комфорт'", "NULL", "NULL", str(CAR_CLASS_FIELD_ID * 10 + 1)),
+]
 _PG_DEALS = """
 INSERT INTO amocrm_deals (id, name, price, status_id, pipeline_id, responsible_user_id,
     created_at, updated_at, closed_at, is_deleted, rentprog_id, custom_fields, raw, synced_at)
@@ -162,6 +195,7 @@ class _SizedStore:
         async with self.engine.begin() as conn:
             await conn.execute(text(_SQLITE_DEALS if sqlite else _PG_DEALS), params)
             await conn.execute(text(_SQLITE_EVENTS if sqlite else _PG_EVENTS), params)
+            await _load_field_values(conn, sqlite, params)
         async with self.engine.connect() as conn:
             await conn.execute(text("ANALYZE"))
         return time.perf_counter() - started
@@ -174,7 +208,9 @@ class _SizedStore:
         new = [90_000_001 + cycle * CHUNK + k for k in range(CHUNK - CHUNK // 2)]
         fake = FakeAmoState()  # per cycle: a deal id may come up again in a later cycle
         objects = [
-            fake.add_lead(id=i, price=i % 1000, custom_fields_values=[rentprog_field(f"RP-{i}")])
+            fake.add_lead(
+                id=i, price=i % 1000, custom_fields_values=_lead_values(i), tags=["Повторный"]
+            )
             for i in sorted(set(stored)) + new
         ]
         started = time.perf_counter()
@@ -185,6 +221,58 @@ class _SizedStore:
         async with self.engine.begin() as conn:
             await apply_fetched(conn, answer, [e.id for e in claimed])
         return (time.perf_counter() - started) / len(objects)
+
+
+_DEFINITIONS = {d["id"]: d for d in default_lead_fields()}
+
+
+def _lead_values(lead_id: int) -> list[dict[str, Any]]:
+    """Eight values of a rental lead: the RentProg ID and one of every common type."""
+    wanted: list[tuple[int, tuple[object, ...]]] = [
+        (RENTPROG_FIELD_ID, (f"RP-{lead_id}",)),
+        (SOURCE_FIELD_ID, ("Авито",)),
+        (RENT_PRICE_FIELD_ID, (lead_id % 100_000,)),
+        (ISSUE_DATE_FIELD_ID, (1_717_200_000,)),
+        (RENTAL_START_FIELD_ID, (1_717_236_000 + lead_id % 86_400,)),
+        (PAID_FIELD_ID, (lead_id % 2 == 0,)),
+        (CAR_CLASS_FIELD_ID, ("Комфорт",)),
+        (OPTIONS_FIELD_ID, ("Детское кресло", "GPS")),
+    ]
+    items = [field_value(_DEFINITIONS[field_id], *values) for field_id, values in wanted]
+    return [item for item in items if item is not None]
+
+
+async def _load_field_values(conn: AsyncConnection, sqlite: bool, params: dict[str, int]) -> None:
+    """The bulk-loaded deals' field values, and the field definitions the upsert looks up."""
+    series = "s" if sqlite else "generate_series(1, :n) AS n"
+    moment = "'2024-06-01 00:00:00.000000'" if sqlite else "'2024-06-01Z'::timestamptz"
+    for field_id, text_sql, number, when, enum in _LOADED_VALUES:
+        sql = _FIELD_VALUES.format(
+            series=series,
+            text=text_sql,
+            number=number,
+            moment=when.format(moment=moment),
+            enum=enum,
+        )
+        await conn.execute(
+            text((_SQLITE_SERIES + sql) if sqlite else sql), {**params, "field_id": field_id}
+        )
+    now = datetime.now(UTC)
+    await conn.execute(
+        insert(custom_fields),
+        [
+            {
+                "entity_type": "leads",
+                "id": d["id"],
+                "name": d["name"],
+                "type": d["type"],
+                "enums": d["enums"],
+                "raw": d,
+                "synced_at": now,
+            }
+            for d in _DEFINITIONS.values()
+        ],
+    )
 
 
 def _event(lead_id: int, now: datetime) -> dict[str, Any]:

@@ -12,7 +12,14 @@ from contextlib import contextmanager
 import uvicorn
 
 from amosync.testing.fake_amocrm import create_fake_amocrm
-from amosync.testing.fake_fields import DEFAULT_TOKEN, RENTPROG_FIELD_ID, rentprog_field
+from amosync.testing.fake_fields import (
+    CAR_CLASS_FIELD_ID,
+    DEFAULT_TOKEN,
+    RENTAL_START_FIELD_ID,
+    RENTPROG_FIELD_ID,
+    field_value,
+    rentprog_field,
+)
 from amosync.testing.fake_state import FakeAmoState
 
 logger = logging.getLogger(__name__)
@@ -81,8 +88,11 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def seed_demo_account(state: FakeAmoState, leads: int) -> None:
-    """A few leads with a RentProg ID and a main contact each; every third has a company."""
+    """A few leads with a RentProg ID, a car class, a rental start and a main contact each;
+    every third has a company."""
     company = state.add_company(name="ООО Прокат", phones=["+74950000000"])
+    fields = {d["id"]: d for d in state.lead_custom_fields}
+    classes = fields[CAR_CLASS_FIELD_ID]["enums"]
     for n in range(1, leads + 1):
         contact = state.add_contact(
             first_name="Клиент",
@@ -91,10 +101,14 @@ def seed_demo_account(state: FakeAmoState, leads: int) -> None:
             emails=[f"client{n}@example.com"],
             company_id=company["id"] if n % 3 == 0 else None,
         )
+        values = [
+            field_value(fields[CAR_CLASS_FIELD_ID], classes[n % len(classes)]["value"]),
+            field_value(fields[RENTAL_START_FIELD_ID], 1_781_258_400 + n * 86_400),
+        ]
         state.add_lead(
             name=f"Аренда #{n}",
             price=1000 * n,
-            custom_fields_values=[rentprog_field(f"RP-{1000 + n}")],
+            custom_fields_values=[rentprog_field(f"RP-{1000 + n}"), *(v for v in values if v)],
             contacts=[(contact["id"], True)],
             companies=[company["id"]] if n % 3 == 0 else [],
             tags=["fake"],
