@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from amosync.core.backoff import MAX_ATTEMPTS, MAX_RETRY_AFTER
+from amosync.core.field_columns import FieldColumn, parse_field_columns
 from amosync.core.mapping import RentProgField
 
 # Seconds amoCRM's timestamps may run ahead of the database clock (`max_clock_skew`).
@@ -90,6 +91,13 @@ class Settings(BaseSettings):
     rentprog_field_name: str = Field(
         default="RentProg ID",
         description="Name of that field, matched case-insensitively when the id is not set.",
+    )
+    deal_field_columns: str | None = Field(
+        default=None,
+        description="Deal custom fields as columns of the view `amocrm_deals_wide`: "
+        "`alias:field id,…` (`rental_start:123456,car:234567`), one typed column per alias "
+        "beside every column of `amocrm_deals_named`. Aliases are lower-case SQL names; the "
+        "view is recreated by `migrate` and `serve` when this changes, dropped when unset.",
     )
     api_rate_limit: float = Field(
         default=7.0,
@@ -309,6 +317,12 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return value
 
+    @field_validator("deal_field_columns")
+    @classmethod
+    def _field_columns_parse(cls, value: str | None) -> str | None:
+        parse_field_columns(value)  # raises ValueError naming the first bad alias or id
+        return value
+
     @field_validator("amocrm_base_url", "public_url")
     @classmethod
     def _base_url_is_http(cls, value: str | None) -> str | None:
@@ -337,6 +351,11 @@ class Settings(BaseSettings):
     def rentprog_field(self) -> RentProgField:
         """Where a deal's RentProg ID is read from (field id, else field name)."""
         return RentProgField(self.rentprog_field_id, self.rentprog_field_name)
+
+    @property
+    def deal_field_column_list(self) -> tuple[FieldColumn, ...]:
+        """The aliases of `amocrm_deals_wide`, in the order given (empty: no view)."""
+        return parse_field_columns(self.deal_field_columns)
 
     @property
     def sqlite_path(self) -> Path | None:

@@ -34,8 +34,10 @@ def load_settings(**overrides: object) -> Settings:
         for err in exc.errors():
             name = "AMOSYNC_" + "_".join(str(p) for p in err["loc"]).upper()
             reason = err["msg"].removeprefix("Value error, ")
-            lines.append(f"  {name}: {translate(reason, cli_language_now())}")
-        fail(_("invalid configuration:") + "\n" + "\n".join(lines))
+            lines.append(f"{name}: {translate(reason, cli_language_now())}")
+        # One bad value is one line (what a log line or a systemd status shows whole).
+        sep = " " if len(lines) == 1 else "\n  "
+        fail(_("invalid configuration:") + sep + sep.join(lines))
     configure_cli(settings.lang)
     configure_zone(settings.timezone)
     try:

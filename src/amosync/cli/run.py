@@ -19,6 +19,7 @@ from amosync.db import migrate as migrations
 from amosync.db.file_guard import MissingDatabase, check_before_open, database_file, write_marker
 from amosync.db.file_mode import check_database_file
 from amosync.db.urls import is_sqlite, redacted
+from amosync.db.wide_view import VIEW, Plan
 from amosync.errors import ConfigError
 from amosync.heap import freeze_startup_objects
 from amosync.l10n import N_
@@ -43,9 +44,10 @@ def _prepare_database(settings: Settings, *, auto_migrate: bool, create: bool = 
         except MissingDatabase as exc:
             fail(str(exc), 1)
     _private_database_file(settings)
+    columns = settings.deal_field_column_list
     try:
         if auto_migrate and is_sqlite(url):
-            migrations.upgrade(url)
+            _note_view(migrations.upgrade(url, columns))
             if db_file is not None:
                 write_marker(db_file)
             return
@@ -61,6 +63,32 @@ def _prepare_database(settings: Settings, *, auto_migrate: bool, create: bool = 
     if current != migrations.head_revision():
         problem = N_("database {url} is at schema {revision}; run `amosync migrate` first")
         fail(problem.format(url=redacted(url), revision=current), 1)
+    if auto_migrate:
+        # PostgreSQL is migrated on purpose, but the alias view follows this process's
+        # setting at every `serve` start (db/wide_view.py).
+        try:
+            _note_view(migrations.sync_view(url, columns))
+        except ConfigError as exc:
+            fail(str(exc))
+        except SQLAlchemyError as exc:
+            problem = N_("cannot open database {url}: {error}")
+            fail(problem.format(url=redacted(url), error=str(exc).splitlines()[0]), 1)
+
+
+def _note_view(plan: Plan) -> None:
+    """Log what happened to the alias view, and warn while its field ids are unchecked."""
+    if plan.changed:
+        event = "deal_field_columns_view" if plan.sql else "deal_field_columns_dropped"
+        log.info(event, extra={"event": event, "view": VIEW})
+    if plan.unchecked:
+        log.warning(
+            "deal_field_columns_unchecked",
+            extra={
+                "event": "deal_field_columns_unchecked",
+                "detail": f"no deal field definitions stored yet: the columns of {VIEW} are "
+                "text until the first reference refresh stores them; their ids are checked then",
+            },
+        )
 
 
 def _private_database_file(settings: Settings) -> None:
@@ -165,10 +193,12 @@ def migrate(
             if current != head:
                 raise typer.Exit(1)
             return
-        migrations.upgrade(url)
+        _note_view(migrations.upgrade(url, settings.deal_field_column_list))
         db_file = database_file(url)
         if db_file is not None:
             write_marker(db_file)
+    except ConfigError as exc:
+        fail(str(exc))
     except SQLAlchemyError as exc:
         problem = N_("cannot migrate {url}: {error}")
         fail(problem.format(url=redacted(url), error=str(exc).splitlines()[0]), 1)

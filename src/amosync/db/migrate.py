@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
 
@@ -9,12 +10,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
+from amosync.core.field_columns import FieldColumn
 from amosync.db.engine import create_sync_engine
-
-# Key of the PostgreSQL advisory lock that serialises `upgrade` ("amosync" in ASCII).
-_MIGRATE_LOCK = 0x616D6F73796E63
+from amosync.db.schema_lock import lock_schema
+from amosync.db.wide_view import Plan, drop_wide_view, sync_wide_view
 
 
 def alembic_config(url: str) -> Config:
@@ -32,19 +33,33 @@ def head_revision() -> str | None:
     return script.get_current_head()
 
 
-def upgrade(url: str) -> None:
-    """Apply every pending migration (idempotent)."""
+def upgrade(url: str, field_columns: Sequence[FieldColumn] = ()) -> Plan:
+    """Apply every pending migration (idempotent), then make the view of deal field aliases
+    match `field_columns` (db/wide_view.py), in one transaction: a bad alias rolls the
+    migration back too, and the error names the setting."""
     engine = create_sync_engine(url)
     try:
         with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # Several processes may migrate at once (ExecStartPre on every host, compose
-                # --scale): the others wait here, then find nothing left to do. SQLite's
-                # BEGIN IMMEDIATE serialises them already.
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK})
+            lock_schema(conn)
             config = alembic_config(url)
+            if current_revision(conn) != head_revision():
+                # The alias view sits on the named view: a migration that drops or rebuilds
+                # what lies under it must not find it there (PostgreSQL refuses to drop a
+                # view another view uses; SQLite to rename a table a view names).
+                drop_wide_view(conn)
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+            return sync_wide_view(conn, field_columns)
+    finally:
+        engine.dispose()
+
+
+def sync_view(url: str, field_columns: Sequence[FieldColumn]) -> Plan:
+    """Only the alias view, for a database migrated elsewhere (PostgreSQL `serve`)."""
+    engine = create_sync_engine(url)
+    try:
+        with engine.begin() as conn:
+            return sync_wide_view(conn, field_columns)
     finally:
         engine.dispose()
 

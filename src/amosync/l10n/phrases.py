@@ -248,6 +248,16 @@ DOCTOR: tuple[str, ...] = (
     ),
     N_("no answer from amoCRM within {n} s"),
     N_("database: {error}"),
+    # AMOSYNC_DEAL_FIELD_COLUMNS (core/field_columns.py, db/wide_view.py)
+    N_("“{item}” is not alias:field_id (e.g. rental_start:123456)"),
+    N_("alias “{name}” must be lower-case latin letters, digits and _, not starting with a digit"),
+    N_("alias “{name}” is longer than {n} characters"),
+    N_("alias “{name}” is a reserved SQL word"),
+    N_("alias “{name}” is given twice"),
+    N_("field {n} is given twice (as “{name}” and “{name2}”)"),
+    N_("field id “{value}” of “{name}” is not a positive whole number"),
+    N_("{setting}: alias “{name}” is already a column of {view}"),
+    N_("{setting}: field {n} (“{name}”) is not a deal custom field of this amoCRM account"),
 )
 
 # Ids shown to a person: check names, event statuses, entities, actions, worker states.

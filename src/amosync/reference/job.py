@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,9 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from amosync.amocrm.client import AmoClient
 from amosync.catchup.budget import ApiBudget
 from amosync.catchup.state import load, write_state
+from amosync.core.field_columns import FieldColumn
 from amosync.db.lease import Lease
 from amosync.db.reads import read_connection
 from amosync.db.turns import write_transaction
+from amosync.db.wide_view import FieldColumnsError, sync_wide_view
 from amosync.errors import AmoCRMError
 from amosync.reference.fetch import fetch_reference
 from amosync.reference.store import store_reference
@@ -69,9 +71,11 @@ class ReferenceRefresher:
         budget: ApiBudget,
         *,
         interval: float,
+        field_columns: Sequence[FieldColumn] = (),
         owner: str | None = None,
     ) -> None:
         self._engine = engine
+        self._field_columns = tuple(field_columns)
         self._client = client
         self._budget = budget
         self._interval = timedelta(seconds=max(interval, TICK))
@@ -125,9 +129,29 @@ class ReferenceRefresher:
                 result["counts"] = await store_reference(conn, fetched, now)
                 await write_state(conn, STATE_KEY, result)
             log.info("reference_refreshed", extra={"event": "reference_refreshed", **result})
+            await self._retype_wide_view()
             return result
         finally:
             await self._lease.release(finished=True)
+
+    async def _retype_wide_view(self) -> None:
+        """Give the alias view its column types from the definitions just stored (it was made
+        at start, all text, when none were stored yet; a field's type may also change). Only
+        with aliases set: a worker started without the setting leaves `serve`'s view alone.
+        A bad id is logged, not raised: the refresh itself succeeded, and the next start
+        refuses the setting with the same line."""
+        if not self._field_columns:
+            return
+        try:
+            async with write_transaction(self._engine) as conn:
+                plan = await conn.run_sync(sync_wide_view, self._field_columns)
+        except FieldColumnsError as exc:
+            log.error(
+                "deal_field_columns", extra={"event": "deal_field_columns", "error": str(exc)}
+            )
+            return
+        if plan.changed:
+            log.info("deal_field_columns_view", extra={"event": "deal_field_columns_view"})
 
     async def _note_failure(self, now: datetime, exc: Exception) -> None:
         last = await read_last(self._engine) or {}
@@ -144,6 +168,7 @@ def reference_refresher(
         client,
         ApiBudget(engine, settings.api_budget_per_hour, settings.worker_batch_size),
         interval=settings.reference_interval,
+        field_columns=settings.deal_field_column_list,
     )
 
 
