@@ -62,7 +62,7 @@ def test_upgrade_gives_stored_deals_a_first_seen_row(db_url: str) -> None:
     """Deals stored before the table existed start their history at the stage we hold, at
     their updated_at (synced_at when amoCRM gave none), like a deal stored for the first time;
     a row without a stage starts none."""
-    command.downgrade(migrate.alembic_config(db_url), "-1")
+    command.downgrade(migrate.alembic_config(db_url), "0010_deal_details")
     engine = create_sync_engine(db_url)
     updated = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
     synced = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
