@@ -74,7 +74,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def truncate_pg(url: str) -> None:
     tables = ", ".join(t.name for t in metadata.sorted_tables)
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {tables} RESTART IDENTITY")  # type: ignore[arg-type]
+        conn.execute(f"TRUNCATE {tables} RESTART IDENTITY")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -111,7 +111,7 @@ def make_settings(db_url: str) -> Callable[..., Settings]:
             "worker_poll_interval": 0.05,
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     return make
 

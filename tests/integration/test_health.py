@@ -73,7 +73,7 @@ def state(body: dict[str, Any], name: str) -> str:
 
 async def add_events(engine: AsyncEngine, source: str, *, ago: float = 0.0, n: int = 1) -> None:
     at = datetime.now(UTC) - timedelta(seconds=ago)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "received_at": at,
             "source": source,

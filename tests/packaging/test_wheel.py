@@ -59,7 +59,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     (wheel,) = (work / "dist").glob("amosync-*.whl")
     _run([sys.executable, "-m", "venv", work / "venv"])
     bin_dir = work / "venv" / "bin"
-    pip = [bin_dir / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    pip: list[str | Path] = [
+        bin_dir / "python",
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]
     _run([*pip, "--constraint", ROOT / "requirements.lock", wheel])
     return Installed(wheel, bin_dir, package_files)
 

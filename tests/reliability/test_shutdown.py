@@ -69,7 +69,7 @@ def test_sigterm_releases_or_finishes_claimed_events(
     lead_ids = seed_leads(fake, 45_000_001, 15)
     fake.latency_seconds = 2.0
     env = {"AMOSYNC_WORKER_BATCH_SIZE": "5", "AMOSYNC_WORKER_LINGER": "0"}
-    fleet = Fleet(db_url, fake_url, tmp_path, **env)
+    fleet = Fleet(db_url, fake_url, tmp_path, env)
     try:
         web = fleet.web(worker=command == "serve")
         busy = web if command == "serve" else fleet.worker()
