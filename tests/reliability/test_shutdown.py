@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from amosync.db.types import aware
 from amosync.settings import Settings
 from amosync.testing import FakeAmoState
 from tests.reliability.harness import (
@@ -41,14 +42,8 @@ def leased(db_url: str, claimed_after: float | None = None) -> list[tuple[int, s
     if claimed_after is not None:
         lease = timedelta(seconds=Settings.model_fields["worker_lease_seconds"].default)
         floor = max(now, datetime.fromtimestamp(claimed_after, UTC) + lease)
-    return [(int(r[0]), str(r[1])) for r in rows if _aware(r[2]) > floor]
-
-
-def _aware(value: object) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    until = [(int(r[0]), str(r[1]), aware(r[2])) for r in rows]
+    return [(id_, by) for id_, by, at in until if at is not None and at > floor]
 
 
 @pytest.mark.slow
