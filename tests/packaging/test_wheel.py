@@ -27,7 +27,8 @@ from amosync.db.urls import sync_url
 from amosync.testing import DEFAULT_TOKEN, FakeAmoState, run_fake_in_thread
 from tests.fresh_pg import fresh_pg_database
 
-pytestmark = pytest.mark.slow
+# One worker for the module under `pytest -n` (scripts/test): each would build its own wheel.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "amosync"
