@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import hypothesis
 import psycopg
 import pytest
 from psycopg import sql
@@ -28,6 +29,12 @@ from amosync.l10n.cli import configure_cli
 from amosync.l10n.zone import configure_zone
 from amosync.settings import Settings
 from amosync.testing import DEFAULT_SUBDOMAIN, DEFAULT_TOKEN, FakeAmoState, create_fake_amocrm
+
+# No per-example deadline for property tests (Hypothesis' default is 200 ms): with the suite
+# in 4 processes on 2 cores an example sometimes waited for a core that long (751 ms, then
+# 12 ms on the retry), which says nothing about the code. A test about speed asserts it.
+hypothesis.settings.register_profile("amosync", deadline=None)
+hypothesis.settings.load_profile("amosync")
 
 # Tests start from a clean environment: a developer's AMOSYNC_* variables must not leak in.
 for _name in [n for n in os.environ if n.startswith("AMOSYNC_") and n != "AMOSYNC_TEST_PG_URL"]:
