@@ -47,6 +47,16 @@ def leased(db_url: str, claimed_after: float | None = None) -> list[tuple[int, s
 
 
 @pytest.mark.slow
+def wait_leased(db_url: str, timeout: float = 30.0) -> list[tuple[int, str]]:
+    """The first leases seen (a batch claimed), as seen: asked again, a fast batch may have
+    ended meanwhile. `timeout` only bounds a hang: a loaded machine starts processes slowly."""
+    deadline = time.monotonic() + timeout
+    while not (held := leased(db_url)):
+        assert time.monotonic() < deadline, f"no batch claimed within {timeout} s"
+        time.sleep(0.05)
+    return held
+
+
 @pytest.mark.parametrize(
     ("db_url", "command"),
     [("sqlite", "worker"), ("postgresql", "serve")],
@@ -74,10 +84,7 @@ def test_sigterm_releases_or_finishes_claimed_events(
                 assert (
                     200 == client.post(f"/amocrm/{SECRET}", content=body, headers=FORM).status_code
                 )
-        deadline = time.monotonic() + 10
-        while not leased(db_url) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        claimed = len(leased(db_url))
+        claimed = len(wait_leased(db_url))
         started = time.monotonic()
         code = busy.terminate(timeout=15)
         stop_seconds = time.monotonic() - started
