@@ -28,7 +28,9 @@ from amosync.testing import DEFAULT_TOKEN, FakeAmoState, run_fake_in_thread
 from tests.fresh_pg import fresh_pg_database
 
 # One worker for the module under `pytest -n` (scripts/test): each would build its own wheel.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]
+# The first test also builds the wheel and a venv with every dependency (`installed`): more
+# than the suite's 120 s when the other workers share the cores; each step has its own bound.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel"), pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "amosync"
