@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 import weakref
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from amosync.db.reads import read_connection
 from amosync.db.tables import companies, contacts, deals
 from amosync.db.tables import webhook_events as ev
+from amosync.db.types import aware
 
 # How old the status page's totals may be.
 PAGE_TOTALS_MAX_AGE = 60.0
@@ -73,7 +74,7 @@ async def count_totals(engine: AsyncEngine) -> Totals:
         int(deleted or 0),
         int(n_contacts or 0),
         int(n_companies or 0),
-        _aware(through),
+        aware(through),
     )
 
 
@@ -94,15 +95,6 @@ async def with_recently_finished(engine: AsyncEngine, kept: Totals) -> Totals:
     for status, n, _ in recent:
         by_status[str(status)] = by_status.get(str(status), 0) + int(n)
     return replace(kept, events_by_status=by_status)
-
-
-def _aware(value: datetime | str | None) -> datetime | None:
-    # max() over a SQLite text column comes back as a plain value, not via the column type.
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 class CachedTotals:

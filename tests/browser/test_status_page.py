@@ -20,6 +20,9 @@ from amosync.web.app import create_app
 from tests.english_words import english_words
 from tests.live_app import FORM, demo_fake, serve_app, webhook_body
 
+# One worker for the module under `pytest -n` (scripts/test): each would start its own browser.
+pytestmark = pytest.mark.xdist_group("browser")
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"
 ADMIN = "browser-admin-token-5f1c2a9e"

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -70,7 +71,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) ->
     raise AssertionError(f"{url} did not answer within {timeout} s")
 
 
-def query(db_url: str, sql: str) -> list[tuple[object, ...]]:
+def query(db_url: str, sql: str) -> list[tuple[Any, ...]]:
     engine = create_engine(sync_url(db_url))
     try:
         with engine.connect() as conn:

@@ -62,7 +62,7 @@ def test_verify_repairs_and_reports(
     assert {edited["id"], deleted["id"]} == {e["id"] for e in result["examples"]}
     names = {i: (n, p) for i, n, p in query(db_url, "SELECT id, name, price FROM amocrm_deals")}
     assert ("edited, no webhook", 700) == names[edited["id"]]
-    flags = dict(query(db_url, "SELECT id, is_deleted FROM amocrm_deals"))
+    flags: dict[int, bool] = dict(query(db_url, "SELECT id, is_deleted FROM amocrm_deals"))
     assert (True, False, False) == (
         bool(flags[deleted["id"]]),
         bool(flags[edited["id"]]),
@@ -81,7 +81,9 @@ def test_verify_repairs_and_reports(
         k: data["verify_coverage"]["leads"][k] for k in ("stored", "verified")
     }
     assert 10 == data["verify_calls_per_hour"]
-    purposes = dict(query(db_url, "SELECT purpose, count(*) FROM amocrm_api_requests GROUP BY 1"))
+    purposes: dict[str, int] = dict(
+        query(db_url, "SELECT purpose, count(*) FROM amocrm_api_requests GROUP BY 1")
+    )
     assert 4 == purposes["verify-cli"]
 
 

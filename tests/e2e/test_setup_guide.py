@@ -491,6 +491,6 @@ def test_fake_cli_edits_deletes_and_reports(fake: str, tmp_path: Path) -> None:
 
 def test_consent_link_goes_to_a_fake_on_this_machine() -> None:
     """With amoCRM at a loopback address (the fake), the consent page is the fake's own."""
-    settings = Settings(_env_file=None, amocrm_base_url="http://127.0.0.1:8081")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, amocrm_base_url="http://127.0.0.1:8081")
     link = consent_url(settings, "abc", "s1")
     assert "http://127.0.0.1:8081/oauth?client_id=abc&state=s1&mode=post_message" == link

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from amosync.amocrm import AmoClient, LongLivedToken, SlidingWindowLimiter
+from amosync.amocrm.client import MAX_ANSWER_BYTES
 from amosync.errors import AnswerTooLarge
 from amosync.settings import Settings
 from amosync.testing import DEFAULT_TOKEN, FakeAmoState, create_fake_amocrm, run_fake_in_thread
@@ -15,7 +16,9 @@ from amosync.testing import DEFAULT_TOKEN, FakeAmoState, create_fake_amocrm, run
 MIB = 1024 * 1024
 
 
-def client_for(base: str, fake: FakeAmoState | None = None, **tuned: int) -> AmoClient:
+def client_for(
+    base: str, fake: FakeAmoState | None = None, *, max_answer_bytes: int = MAX_ANSWER_BYTES
+) -> AmoClient:
     transport = httpx.ASGITransport(app=create_fake_amocrm(fake)) if fake else None
     return AmoClient(
         base,
@@ -23,7 +26,7 @@ def client_for(base: str, fake: FakeAmoState | None = None, **tuned: int) -> Amo
         SlidingWindowLimiter(50),
         transport=transport,
         backoff_base=0.01,
-        **tuned,
+        max_answer_bytes=max_answer_bytes,
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from amosync.db.tables import deals, workers
 from amosync.db.tables import webhook_events as ev
 from amosync.db.turns import turns_of
+from amosync.db.types import aware
 from amosync.inbox import InboxStore
 from amosync.inbox.store import DONE, settle
 from amosync.testing import FakeAmoState
@@ -54,7 +55,9 @@ async def test_heartbeat_renews_only_the_workers_own_pending_claims(engine: Asyn
     after = await leases(engine)
     soon = datetime.now(UTC) + timedelta(seconds=250)
     for entity_id in (3, 4):
-        assert _aware(after[entity_id][1]) > soon, after[entity_id]
+        held_until = aware(after[entity_id][1])
+        assert held_until is not None
+        assert held_until > soon, after[entity_id]
     for entity_id in (1, 2, 5, 6):
         assert after[entity_id] == before[entity_id]
 
@@ -157,7 +160,3 @@ async def _until_done(engine: AsyncEngine, count: int) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(await rows(engine, select(ev.c.status, ev.c.locked_by)))
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -6,18 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,7 +30,7 @@ from amosync.stats import collect_stats
 from amosync.testing import FakeAmoState, create_fake_amocrm
 from amosync.web.app import create_app
 from amosync.web.health import run_checks
-from tests.conftest import PG_ADMIN_URL
+from tests.storage_faults import disk_full, postgres_read_only, small_disk
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 SECRET_URL = "/amocrm/s3cret-path-0123456789"
@@ -73,7 +70,7 @@ def state(body: dict[str, Any], name: str) -> str:
 
 async def add_events(engine: AsyncEngine, source: str, *, ago: float = 0.0, n: int = 1) -> None:
     at = datetime.now(UTC) - timedelta(seconds=ago)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "received_at": at,
             "source": source,
@@ -296,50 +293,6 @@ async def test_shared_pause_and_block_are_reported_with_until(
 # -- storage: a real write, and the webhook commits -----------------------------------------
 
 
-@contextmanager
-def postgres_read_only(db_url: str) -> Iterator[None]:
-    name = make_url(db_url).database
-    assert name is not None
-    database = sql.Identifier(name)
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(database)
-        )
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
-        try:
-            yield
-        finally:
-            admin.execute(
-                sql.SQL("ALTER DATABASE {} RESET default_transaction_read_only").format(database)
-            )
-
-
-@contextmanager
-def tmpfs(size_kb: int, where: Path) -> Iterator[Path]:
-    """A small filesystem of its own (root only: skipped elsewhere), to fill up for real."""
-    where.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(where)],
-        capture_output=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root): the disk cannot be filled safely")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def fill_up(directory: Path) -> None:
-    with contextlib.suppress(OSError), (directory / "filler").open("wb", buffering=0) as f:
-        while True:
-            f.write(b"\0" * 4096)
-
-
 def big_body(first_id: int, n: int = 400) -> bytes:
     return "&".join(f"leads[update][{i}][id]={first_id + i}" for i in range(n)).encode()
 
@@ -353,7 +306,7 @@ async def test_storage_refusing_writes_fails_health_at_once(
     /health/live (a read) still answers."""
     with contextlib.ExitStack() as stack:
         if db_url.startswith("sqlite"):
-            disk = stack.enter_context(tmpfs(2048, tmp_path / "disk"))
+            disk = stack.enter_context(small_disk(tmp_path / "disk", 2048))
             source = make_url(db_url).database
             assert source is not None
             shutil.copy(source, disk / "amosync.db")
@@ -362,7 +315,7 @@ async def test_storage_refusing_writes_fails_health_at_once(
         async with running(settings, worker=False) as client:
             before = await client.post(SECRET_URL, content=b"leads[update][0][id]=5", headers=FORM)
             if db_url.startswith("sqlite"):
-                fill_up(disk)
+                stack.enter_context(disk_full(disk))
                 refused = await client.post(SECRET_URL, content=big_body(100), headers=FORM)
             else:
                 stack.enter_context(postgres_read_only(db_url))

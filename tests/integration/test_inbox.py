@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Executable, select, text, update
+from sqlalchemy import ClauseElement, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from amosync.db.engine import create_service_engine
 from amosync.db.tables import webhook_events as ev
@@ -46,7 +47,7 @@ async def statuses(engine: AsyncEngine) -> list[tuple[int, str, int]]:
         rows = await conn.execute(
             select(ev.c.entity_id, ev.c.status, ev.c.attempts).order_by(ev.c.id)
         )
-        return [tuple(r) for r in rows.all()]  # type: ignore[misc]
+        return [tuple(r) for r in rows.all()]
 
 
 async def test_claim_leases_rows_once(engine: AsyncEngine) -> None:
@@ -168,14 +169,15 @@ async def _many_events(conn: AsyncConnection, *, done: int, pending: int) -> Non
         await conn.exec_driver_sql("ANALYZE amocrm_webhook_events")
 
 
-async def _plan(conn: AsyncConnection, statement: Executable, **params: Any) -> str:
+async def _plan(conn: AsyncConnection, statement: ClauseElement, **params: Any) -> str:
     compiled = statement.compile(dialect=conn.dialect)
+    assert isinstance(compiled, SQLCompiler)  # a statement's compiler (positiontup)
     values = compiled.construct_params(params)
     if conn.dialect.name == "postgresql":
         rows = await conn.exec_driver_sql("EXPLAIN " + compiled.string, values)
     else:  # qmark parameters, in order; for a plan their values do not matter
-        params = tuple(str(values[name]) for name in compiled.positiontup or ())
-        rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled.string, params)
+        positional = tuple(str(values[name]) for name in compiled.positiontup or ())
+        rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled.string, positional)
     return "\n".join(str(r[-1]) for r in rows.all())
 
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import CheckFunction
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from starlette.routing import Route
@@ -63,11 +65,11 @@ schema = schemathesis.openapi.from_dict(document())
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-def test_every_operation_answers_as_documented(case: schemathesis.Case, live_api: str) -> None:
+def test_every_operation_answers_as_documented(case: schemathesis.Case[Any], live_api: str) -> None:
     """Generated requests (valid and not) get documented statuses and schema-valid bodies."""
     # A cursor is opaque: one this API did not hand out is valid by type yet rightly 400.
     made_up_cursor = bool(case.query and "cursor" in case.query)
-    excluded = [positive_data_acceptance] if made_up_cursor else []
+    excluded: list[CheckFunction] = [positive_data_acceptance] if made_up_cursor else []
     # A case made invalid through its headers (say, no Authorization) is made valid again
     # by the token every request carries; the other tests cover missing and wrong tokens.
     if case.meta is not None and case.meta.is_negative_at(ParameterLocation.HEADER):
@@ -90,7 +92,7 @@ def test_document_covers_exactly_the_api_routes(make_settings: Callable[..., Set
         (r.path, m.lower())
         for r in app.routes
         if isinstance(r, Route) and r.path.startswith("/api/")
-        for m in (r.methods or ()) - {"HEAD"}
+        for m in (r.methods or set()) - {"HEAD"}
     }
     documented = {(path, method) for path, ops in document()["paths"].items() for method in ops}
 

@@ -118,9 +118,21 @@ async def test_checkpoints_are_left_to_the_engines_checkpointer(
             threads.transaction,
             lambda conn: conn.execute(text("INSERT INTO t VALUES (:v)"), [{"v": BIG_ROW}] * 1500),
         )
-        # 1,500 pages committed: SQLite would have checkpointed inside that commit.
-        assert await asyncio.to_thread(wait_until, lambda: checkpointer.checkpoints > done)
-        assert 1500 == rows_in_main_file(Path(str(engine.url.database)), tmp_path)
+        # 1,500 pages committed: SQLite would have checkpointed inside that commit. Waiting
+        # for the rows rather than for a checkpoint: the one that ran first may be the
+        # CREATE TABLE's (done was read before it ran), ahead of this commit. And the
+        # checkpointer is woken before a commit lands (SQLAlchemy's commit event), so one
+        # woken by this commit may run before the commit ends when it takes longer than the
+        # interval; the empty transaction wakes it again once the rows are committed.
+        await turns_of(engine).run(threads.transaction, lambda conn: None)
+        # Both together: the checkpointer counts a checkpoint just after its copy ends.
+        main_file = Path(str(engine.url.database))
+        assert await asyncio.to_thread(
+            wait_until,
+            lambda: (
+                rows_in_main_file(main_file, tmp_path) == 1500 and checkpointer.checkpoints > done
+            ),
+        )
     finally:
         await engine.dispose()
 

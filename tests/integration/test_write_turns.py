@@ -51,16 +51,32 @@ async def test_turns_run_one_at_a_time_on_sqlite_only() -> None:
             assert order[:2] == ["a in", "b in"]  # PostgreSQL locks rows: both at once
 
 
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Yield to the loop until `condition` holds. The tests below wait for a state (a commit
+    queued for its turn, or retried at SQLite's lock), not for a time: a fixed sleep was too
+    short for the commit to get there when the machine was loaded."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "the condition never held"
+        await asyncio.sleep(0.005)
+
+
 async def _append_during_transaction(
-    engine: AsyncEngine, inbox: InboxStore, appender: SqliteAppender
+    engine: AsyncEngine, inbox: InboxStore, appender: SqliteAppender, shared: bool
 ) -> None:
-    """The worker's side holds a write transaction for 0.2 s while a webhook commit comes."""
+    """The worker's side holds a write transaction while a webhook commit comes; the
+    transaction ends only once the commit waits: queued for its turn when the appender shares
+    the inbox's turns, else after it met SQLite's lock at least once."""
     async with inbox.transaction() as conn:
         await conn.execute(insert(webhook_events), [full_row(1)])
+        taken = inbox.turns.taken
         append = asyncio.create_task(appender.append([full_row(2)]))
-        await asyncio.sleep(0.2)
+        if shared:
+            await until(lambda: inbox.turns.taken > taken)
+        else:
+            await until(lambda: appender.lock_retries > 0)
         assert not append.done()
-    await asyncio.wait_for(append, 2)
+    await asyncio.wait_for(append, 10)
 
 
 @pytest.mark.parametrize("shared", [True, False], ids=["shared-turns", "own-turns"])
@@ -73,7 +89,7 @@ async def test_webhook_commit_waits_for_its_turn_not_for_sqlite(
     inbox = InboxStore(sqlite_engine, WriteTurns.for_dialect("sqlite"))
     appender = SqliteAppender(sqlite_engine, turns=inbox.turns if shared else None)
     try:
-        await _append_during_transaction(sqlite_engine, inbox, appender)
+        await _append_during_transaction(sqlite_engine, inbox, appender, shared)
     finally:
         await appender.aclose()
     rows = await stored(sqlite_engine)
@@ -96,15 +112,22 @@ async def test_every_writer_of_the_service_shares_the_engines_turns(
     try:
         sqlite = engine.dialect.name == "sqlite"
         assert services.inbox.turns is turns_of(engine)
+        turns = turns_of(engine)
         async with write_transaction(engine) as conn:
             await conn.execute(insert(webhook_events), [full_row(1)])
+            taken = turns.taken
             append = asyncio.create_task(appender.append([full_row(2)]))
             acquire = asyncio.create_task(lease.acquire())
-            await asyncio.sleep(0.2)
-            # PostgreSQL takes no turns: neither touches a row this transaction holds.
-            assert [not sqlite] * 2 == [append.done(), acquire.done()]
-        await asyncio.wait_for(append, 2)
-        assert await asyncio.wait_for(acquire, 2) is None  # the lease was free: taken
+            if sqlite:
+                # Both queue behind the turn this transaction holds (counted, not timed).
+                await until(lambda: turns.taken - taken == 2)
+                assert [False, False] == [append.done(), acquire.done()]
+            else:
+                # PostgreSQL takes no turns: neither touches a row this transaction holds,
+                # so both finish while it is still open.
+                await asyncio.wait_for(asyncio.gather(append, acquire), 10)
+        await asyncio.wait_for(append, 10)
+        assert await asyncio.wait_for(acquire, 10) is None  # the lease was free: taken
         assert 0 == getattr(appender, "lock_retries", 0)
         assert [1, 2] == [r["entity_id"] for r in await stored(engine)]
     finally:

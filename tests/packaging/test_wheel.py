@@ -27,7 +27,10 @@ from amosync.db.urls import sync_url
 from amosync.testing import DEFAULT_TOKEN, FakeAmoState, run_fake_in_thread
 from tests.fresh_pg import fresh_pg_database
 
-pytestmark = pytest.mark.slow
+# One worker for the module under `pytest -n` (scripts/test): each would build its own wheel.
+# The first test also builds the wheel and a venv with every dependency (`installed`): more
+# than the suite's 120 s when the other workers share the cores; each step has its own bound.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel"), pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "amosync"
@@ -59,7 +62,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     (wheel,) = (work / "dist").glob("amosync-*.whl")
     _run([sys.executable, "-m", "venv", work / "venv"])
     bin_dir = work / "venv" / "bin"
-    pip = [bin_dir / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    pip: list[str | Path] = [
+        bin_dir / "python",
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]
     _run([*pip, "--constraint", ROOT / "requirements.lock", wheel])
     return Installed(wheel, bin_dir, package_files)
 

@@ -24,5 +24,5 @@ def pg_db_url(pg_url: str) -> str:
     """The run's PostgreSQL database, emptied: for scenarios that only make sense there."""
     tables = ", ".join(t.name for t in metadata.sorted_tables)
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {tables} RESTART IDENTITY")  # type: ignore[arg-type]
+        conn.execute(f"TRUNCATE {tables} RESTART IDENTITY")
     return pg_url

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,10 +160,16 @@ class Fleet:
     """The amosync processes of one scenario, all on one database and one fake amoCRM."""
 
     def __init__(
-        self, db_url: str, fake_url: str, tmp_path: Path, *, tuned: bool = True, **env: str
+        self,
+        db_url: str,
+        fake_url: str,
+        tmp_path: Path,
+        env: Mapping[str, str] | None = None,
+        *,
+        tuned: bool = True,
     ) -> None:
-        """`tuned=False`: only what amosync cannot run without (database, account, token,
-        secret), every other setting its default."""
+        """`env`: settings of the scenario on top. `tuned=False`: only what amosync cannot
+        run without (database, account, token, secret), every other setting its default."""
         base = {k: v for k, v in os.environ.items() if not k.startswith("AMOSYNC_")}
         base.update(
             AMOSYNC_DATABASE_URL=db_url,
@@ -179,7 +186,7 @@ class Fleet:
                 AMOSYNC_RETRY_BASE_DELAY="0.2",
                 AMOSYNC_RETRY_MAX_DELAY="2",
             )
-        base.update(env)
+        base.update(env or {})
         self.env = base
         self.tmp_path = tmp_path
         # Untuned runs start in the test's folder, so no `.env` of the checkout is read.

@@ -34,7 +34,7 @@ def test_kill_9_worker_and_web_under_load_loses_nothing(
     fake, fake_url = fake_on_port
     lead_ids = seed_leads(fake, 40_000_001, 60)
     # A tuned setting: the shortest lease allowed (the default is test_crash_resume.py's).
-    fleet = Fleet(db_url, fake_url, tmp_path, AMOSYNC_WORKER_LEASE_SECONDS="10")
+    fleet = Fleet(db_url, fake_url, tmp_path, {"AMOSYNC_WORKER_LEASE_SECONDS": "10"})
     chaos = random.Random()
     kills: list[str] = []
     try:

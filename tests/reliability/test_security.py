@@ -89,9 +89,11 @@ def test_no_command_prints_a_secret_or_a_stored_token(db_url: str, tmp_path: Pat
         db_url,
         "http://127.0.0.1:9",
         tmp_path,
-        **SECRETS,
-        AMOSYNC_AMOCRM_CLIENT_ID="00000000-0000-4000-8000-00000000c11d",
-        AMOSYNC_AMOCRM_REDIRECT_URI="https://sync.example.com/oauth/callback",
+        {
+            **SECRETS,
+            "AMOSYNC_AMOCRM_CLIENT_ID": "00000000-0000-4000-8000-00000000c11d",
+            "AMOSYNC_AMOCRM_REDIRECT_URI": "https://sync.example.com/oauth/callback",
+        },
     )
     asyncio.run(store_tokens(db_url, "http://127.0.0.1:9"))
     body = (DATA / "webhook_leads_add_2016_zapier.form").read_bytes()

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from amosync.db.types import aware
 from amosync.settings import Settings
 from amosync.testing import FakeAmoState
 from tests.reliability.harness import (
@@ -41,17 +42,21 @@ def leased(db_url: str, claimed_after: float | None = None) -> list[tuple[int, s
     if claimed_after is not None:
         lease = timedelta(seconds=Settings.model_fields["worker_lease_seconds"].default)
         floor = max(now, datetime.fromtimestamp(claimed_after, UTC) + lease)
-    return [(int(r[0]), str(r[1])) for r in rows if _aware(r[2]) > floor]
-
-
-def _aware(value: object) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    until = [(int(r[0]), str(r[1]), aware(r[2])) for r in rows]
+    return [(id_, by) for id_, by, at in until if at is not None and at > floor]
 
 
 @pytest.mark.slow
+def wait_leased(db_url: str, timeout: float = 30.0) -> list[tuple[int, str]]:
+    """The first leases seen (a batch claimed), as seen: asked again, a fast batch may have
+    ended meanwhile. `timeout` only bounds a hang: a loaded machine starts processes slowly."""
+    deadline = time.monotonic() + timeout
+    while not (held := leased(db_url)):
+        assert time.monotonic() < deadline, f"no batch claimed within {timeout} s"
+        time.sleep(0.05)
+    return held
+
+
 @pytest.mark.parametrize(
     ("db_url", "command"),
     [("sqlite", "worker"), ("postgresql", "serve")],
@@ -69,7 +74,7 @@ def test_sigterm_releases_or_finishes_claimed_events(
     lead_ids = seed_leads(fake, 45_000_001, 15)
     fake.latency_seconds = 2.0
     env = {"AMOSYNC_WORKER_BATCH_SIZE": "5", "AMOSYNC_WORKER_LINGER": "0"}
-    fleet = Fleet(db_url, fake_url, tmp_path, **env)
+    fleet = Fleet(db_url, fake_url, tmp_path, env)
     try:
         web = fleet.web(worker=command == "serve")
         busy = web if command == "serve" else fleet.worker()
@@ -79,10 +84,7 @@ def test_sigterm_releases_or_finishes_claimed_events(
                 assert (
                     200 == client.post(f"/amocrm/{SECRET}", content=body, headers=FORM).status_code
                 )
-        deadline = time.monotonic() + 10
-        while not leased(db_url) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        claimed = len(leased(db_url))
+        claimed = len(wait_leased(db_url))
         started = time.monotonic()
         code = busy.terminate(timeout=15)
         stop_seconds = time.monotonic() - started

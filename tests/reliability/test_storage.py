@@ -4,17 +4,14 @@ process stores them again without a restart."""
 
 from __future__ import annotations
 
-import errno
 import shutil
 import sqlite3
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import httpx
 import psycopg
@@ -24,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import PG_ADMIN_URL
 from tests.reliability.harness import FORM, SECRET, Fleet, lead_body, query, report
+from tests.storage_faults import cut_sessions, disk_full, postgres_read_only, small_disk
 
 
 @contextmanager
@@ -35,11 +33,7 @@ def postgres_refusing(db_url: str) -> Iterator[None]:
         admin.execute(
             sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(name))
         )
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
+        cut_sessions(admin, name)
         try:
             yield
         finally:
@@ -122,35 +116,6 @@ def test_webhooks_get_503_while_the_database_is_gone_and_200_after(
     assert 1 == web.starts  # no restart was needed
 
 
-@contextmanager
-def postgres_read_only(db_url: str) -> Iterator[None]:
-    """The database turns read-only (a replica promoted the wrong way round, a full disk
-    guard): new sessions may read but not write, and open sessions are cut."""
-    name = make_url(db_url).database
-    assert name is not None
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        database = sql.Identifier(name)
-        admin.execute(
-            sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(database)
-        )
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
-        try:
-            yield
-        finally:
-            admin.execute(
-                sql.SQL("ALTER DATABASE {} RESET default_transaction_read_only").format(database)
-            )
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-
-
 @dataclass(frozen=True)
 class OutageRun:
     before: tuple[int, str]
@@ -207,52 +172,13 @@ def test_webhooks_get_503_while_the_database_is_read_only_and_200_after(
     assert_refused_then_recovered(run)
 
 
-@contextmanager
-def small_disk(where: Path, size: str = "4m") -> Iterator[Path]:
-    """A tmpfs of `size` mounted at `where` (needs root; skipped with the reason otherwise)."""
-    where.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill up: {mounted.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-@contextmanager
-def disk_full(disk: Path) -> Iterator[None]:
-    """Write a file until the disk is full; removing it on exit frees the space again."""
-    filler = disk / "filler"
-    with open(filler, "wb") as out:
-        assert errno.ENOSPC == _write_until_error(out)
-    try:
-        yield
-    finally:
-        filler.unlink()
-
-
-def _write_until_error(out: BinaryIO) -> int | None:
-    try:
-        while True:
-            out.write(b"\0" * 65536)
-            out.flush()
-    except OSError as exc:
-        return exc.errno
-
-
 @pytest.mark.slow
 def test_webhooks_get_503_while_the_sqlite_disk_is_full_and_200_after(
     tmp_path: Path, sqlite_template: Path
 ) -> None:
     """SQLite on a full disk: 503 (amoCRM retries), nothing half-stored; once space is
     freed the same process stores again."""
-    with small_disk(tmp_path / "disk") as disk:
+    with small_disk(tmp_path / "disk", 4096) as disk:
         database = disk / "amosync.db"
         shutil.copy(sqlite_template, database)
         # Freed space is usable at once: the first webhook after it must be stored.

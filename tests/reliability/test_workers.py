@@ -47,7 +47,7 @@ def run_fleet(
 ) -> None:
     fake.latency_seconds = 0.05
     lead_ids = seed_leads(fake, 43_000_001, 150)
-    fleet = Fleet(db_url, fake_url, tmp_path, **BUSY)
+    fleet = Fleet(db_url, fake_url, tmp_path, BUSY)
     try:
         web_procs = [fleet.web(f"web{n}") for n in range(webs)]
         for n in range(workers):
@@ -122,7 +122,7 @@ def test_three_workers_refresh_an_expiring_oauth_token_exactly_once(
     fake, fake_url = fake_on_port
     lead_ids = seed_leads(fake, 44_000_001, 40)
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         database_url=pg_db_url,
         amocrm_base_url=fake_url,
         amocrm_client_id=FAKE_CLIENT_ID,
@@ -136,10 +136,12 @@ def test_three_workers_refresh_an_expiring_oauth_token_exactly_once(
         pg_db_url,
         fake_url,
         tmp_path,
-        AMOSYNC_AMOCRM_CLIENT_ID=FAKE_CLIENT_ID,
-        AMOSYNC_AMOCRM_CLIENT_SECRET=FAKE_CLIENT_SECRET,
-        AMOSYNC_AMOCRM_REDIRECT_URI=FAKE_REDIRECT_URI,
-        **BUSY,
+        {
+            "AMOSYNC_AMOCRM_CLIENT_ID": FAKE_CLIENT_ID,
+            "AMOSYNC_AMOCRM_CLIENT_SECRET": FAKE_CLIENT_SECRET,
+            "AMOSYNC_AMOCRM_REDIRECT_URI": FAKE_REDIRECT_URI,
+            **BUSY,
+        },
     )
     del fleet.env["AMOSYNC_AMOCRM_LONG_LIVED_TOKEN"]
     try:

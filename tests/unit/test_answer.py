@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -13,8 +14,8 @@ from amosync.core.records import DealContactLink
 FIELD = RentProgField(field_id=501)
 
 
-def lead(lead_id: int, *contacts: tuple[int, bool], rentprog: str | None = None) -> dict:
-    obj: dict = {
+def lead(lead_id: int, *contacts: tuple[int, bool], rentprog: str | None = None) -> dict[str, Any]:
+    obj: dict[str, Any] = {
         "id": lead_id,
         "name": f"Deal {lead_id}",
         "updated_at": 1_764_000_000,

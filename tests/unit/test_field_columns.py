@@ -13,7 +13,7 @@ from amosync.settings import Settings
 
 
 def test_default_is_no_aliases() -> None:
-    assert () == Settings(_env_file=None).deal_field_column_list  # type: ignore[call-arg]
+    assert () == Settings(_env_file=None).deal_field_column_list
 
 
 def test_aliases_in_order_spaces_and_a_trailing_comma_ignored() -> None:
@@ -45,7 +45,7 @@ def test_aliases_in_order_spaces_and_a_trailing_comma_ignored() -> None:
 )
 def test_bad_values_are_refused_naming_the_setting(value: str, problem: str) -> None:
     with pytest.raises(ValidationError) as caught:
-        Settings(_env_file=None, deal_field_columns=value)  # type: ignore[call-arg]
+        Settings(_env_file=None, deal_field_columns=value)
     (error,) = caught.value.errors()
     assert ("deal_field_columns",) == error["loc"]
     assert problem in error["msg"]
@@ -63,8 +63,8 @@ def test_column_per_field_type() -> None:
         assert "SELECT v.value_datetime " in column_sql(1, kind, "postgresql")
     assert "SELECT v.value_number <> 0 " in column_sql(1, "checkbox", "sqlite")
     assert "SELECT v.value_number " in column_sql(1, "monetary", "postgresql")
-    for kind in ("text", "select", "url", None):
-        assert "SELECT v.value_text " in column_sql(1, kind, "sqlite")
+    for text_kind in ("text", "select", "url", None):
+        assert "SELECT v.value_text " in column_sql(1, text_kind, "sqlite")
     assert "string_agg(v.value_text, '; ' ORDER BY v.position)" in column_sql(
         1, "multiselect", "postgresql"
     )

@@ -16,7 +16,9 @@ from amosync.worker.isolate import REFUSED, UNAVAILABLE, UNKNOWN, database_reaso
 
 def wrapped(orig: Exception) -> sa.DBAPIError:
     """As SQLAlchemy wraps a driver error raised by a statement."""
-    return sa.DBAPIError.instance("INSERT INTO amocrm_deals …", {"name": "x"}, orig, psycopg.Error)
+    error = sa.DBAPIError.instance("INSERT INTO amocrm_deals …", {"name": "x"}, orig, psycopg.Error)
+    assert isinstance(error, sa.DBAPIError)  # a driver error (not a StatementError of ours)
+    return error
 
 
 @pytest.mark.parametrize(

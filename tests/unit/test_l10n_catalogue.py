@@ -37,7 +37,8 @@ def _extracted() -> set[str]:
     found = extract_from_dir(
         str(PACKAGE), keywords={"N_": None, "_": None}, method_map=[("**.py", "python")]
     )
-    marked = {msg for _, _, msg, _, _ in [(f, ln, m, c, x) for f, ln, m, c, x in found]}
+    # Without a plural keyword (ngettext) every message is one string, never a tuple.
+    marked = {msg for _, _, msg, _, _ in found if isinstance(msg, str)}
     return marked | set(help_texts(typer.main.get_command(app)))
 
 

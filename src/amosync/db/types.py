@@ -27,6 +27,19 @@ def outside_text(sqlite_length: int) -> TypeEngine[str]:
     return String(sqlite_length).with_variant(Text(), "postgresql")
 
 
+def aware(value: datetime | str | None) -> datetime | None:
+    """A timestamp read around `UTCDateTime`, made aware as it would have made it.
+
+    min()/max() and other aggregates over a SQLite text column come back as plain text or a
+    naive datetime, not through the column type; PostgreSQL's are already aware.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, on every database.
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from amosync.amocrm.shared_limit import DEFAULT_KEY as RATE_LIMIT_KEY
 from amosync.catchup.verify_state import LAST_KEY
 from amosync.db.tables import api_requests, sync_state, webhook_events
+from amosync.db.types import aware
 from amosync.inbox.store import FAILED
 
 VERIFY_KEY = LAST_KEY  # the verification run's result: catchup/verify_state.py
@@ -51,7 +52,7 @@ async def api_observations(conn: AsyncConnection) -> ApiObservations:
         first_bad = select(func.min(api_requests.c.at))
         if healthy is not None:
             first_bad = first_bad.where(api_requests.c.at > healthy.at)
-        since = _aware(await conn.scalar(first_bad))
+        since = aware(await conn.scalar(first_bad))
     return ApiObservations(last, answered, healthy, since)
 
 
@@ -66,7 +67,7 @@ async def _newest(conn: AsyncConnection, *where: Any) -> Call | None:
     ).first()
     if row is None:
         return None
-    at = _aware(row[0])
+    at = aware(row[0])
     assert at is not None
     return Call(at, str(row[1]), int(row[2]))
 
@@ -111,18 +112,9 @@ async def recent_failures(conn: AsyncConnection, since: datetime) -> RecentFailu
             )
         )
     ).one()
-    return RecentFailures(int(count), _aware(newest))
+    return RecentFailures(int(count), aware(newest))
 
 
 async def _state(conn: AsyncConnection, key: str) -> dict[str, Any] | None:
     value = await conn.scalar(select(sync_state.c.value).where(sync_state.c.key == key))
     return value if isinstance(value, dict) else None
-
-
-def _aware(value: datetime | str | None) -> datetime | None:
-    # Aggregates over a SQLite text column come back as plain text, not through the type.
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from amosync.db.reads import read_connection
 from amosync.db.tables import webhook_events as ev
 from amosync.db.turns import write_transaction
-from amosync.inbox.store import FAILED, PENDING, STATUSES, _aware, utcnow
+from amosync.db.types import aware
+from amosync.inbox.store import FAILED, PENDING, STATUSES, utcnow
 
 MAX_LIST_LIMIT = 500
 
@@ -145,7 +146,7 @@ async def _requeue(engine: AsyncEngine, extra: Any) -> list[int]:
 def _view(m: RowMapping, *, with_payload: bool = False) -> EventView:
     return EventView(
         id=int(m["id"]),
-        received_at=_required(_aware(m["received_at"])),
+        received_at=_required(aware(m["received_at"])),
         source=m["source"],
         entity=m["entity"],
         action=m["action"],
@@ -153,8 +154,8 @@ def _view(m: RowMapping, *, with_payload: bool = False) -> EventView:
         status=m["status"],
         attempts=int(m["attempts"]),
         last_error=m["last_error"],
-        processed_at=_aware(m["processed_at"]),
-        available_at=_required(_aware(m["available_at"])),
+        processed_at=aware(m["processed_at"]),
+        available_at=_required(aware(m["available_at"])),
         payload=m["payload"] if with_payload else None,
     )
 

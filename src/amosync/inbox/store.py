@@ -17,6 +17,7 @@ from amosync.db.reads import read_connection
 from amosync.db.tables import webhook_events as ev
 from amosync.db.thread_transactions import run_transaction
 from amosync.db.turns import WriteTurns
+from amosync.db.types import aware
 
 PENDING, DONE, FAILED, IGNORED = "pending", "done", "failed", "ignored"
 STATUSES = (PENDING, DONE, FAILED, IGNORED)
@@ -238,7 +239,7 @@ class InboxStore:
         seconds. 0.3 ms on either with 2,000 pending among 1M."""
         async with read_connection(self._engine) as conn:
             pending, oldest = (await conn.execute(_BACKLOG)).one()
-        return int(pending), _aware(oldest)
+        return int(pending), aware(oldest)
 
     async def live(self) -> LiveCounts:
         """What the status page counts on every request, each from its own index range:
@@ -249,7 +250,7 @@ class InboxStore:
             pending, oldest = (await conn.execute(_BACKLOG)).one()
             failed = await conn.scalar(select(func.count()).where(ev.c.status == FAILED))
             last = await conn.scalar(select(LAST_WEBHOOK))
-        return LiveCounts(int(pending), int(failed or 0), _aware(oldest), _aware(last))
+        return LiveCounts(int(pending), int(failed or 0), aware(oldest), aware(last))
 
     async def stats(self) -> InboxStats:
         async with read_connection(self._engine) as conn:
@@ -258,7 +259,7 @@ class InboxStore:
             oldest = (await conn.execute(_BACKLOG)).one()[1]
             last = await conn.scalar(select(LAST_WEBHOOK))
         by_status = {s: int(counts.get(s, 0)) for s in STATUSES}
-        return InboxStats(by_status, _aware(oldest), _aware(last))
+        return InboxStats(by_status, aware(oldest), aware(last))
 
 
 async def append_rows(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -360,14 +361,14 @@ async def last_webhook_at(conn: AsyncConnection, after: datetime | None = None) 
     """When the newest webhook from amoCRM was received (None if none ever was, or none
     after `after`: then only the index range after it is read)."""
     if after is None:
-        return _aware(await conn.scalar(select(LAST_WEBHOOK)))
+        return aware(await conn.scalar(select(LAST_WEBHOOK)))
     newer = (
         select(ev.c.received_at)
         .where(ev.c.source == "webhook", ev.c.received_at > after)
         .order_by(ev.c.received_at.desc())
         .limit(1)
     )
-    return _aware(await conn.scalar(newer))
+    return aware(await conn.scalar(newer))
 
 
 @cache
@@ -410,12 +411,3 @@ def _renew_statement(size: int) -> Update:
         .scalar_subquery()
     )
     return update(ev).where(ev.c.id.in_(held)).values(available_at=bindparam("renew_until"))
-
-
-def _aware(value: datetime | str | None) -> datetime | None:
-    # min()/max() over a SQLite text column comes back as a plain value, not via the type.
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -6,6 +6,8 @@ usable id is skipped (it cannot be stored), never an error that stops the refres
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from amosync.core.mapping import int_id
@@ -35,98 +37,89 @@ def _embedded(obj: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
 
 
+def _rows(objects: list[dict[str, Any]], row: Callable[[int, dict[str, Any]], Row]) -> list[Row]:
+    """`row(id, obj)` of each object with a usable id; the others are skipped."""
+    return [row(key, obj) for obj in objects if (key := int_id(obj.get("id"))) is not None]
+
+
 def pipeline_rows(pipelines: list[dict[str, Any]]) -> tuple[list[Row], list[Row]]:
     """(pipelines, stages) from `GET /api/v4/leads/pipelines`'s `_embedded.pipelines`."""
-    pipes: list[Row] = []
-    stages: list[Row] = []
-    for obj in pipelines:
-        pipeline_id = int_id(obj.get("id"))
-        if pipeline_id is None:
-            continue
-        pipes.append(
-            {
-                "id": pipeline_id,
-                "name": _str_or_none(obj.get("name")),
-                "sort": _int_or_none(obj.get("sort")),
-                "is_main": obj.get("is_main") is True,
-                "is_archive": obj.get("is_archive") is True,
-                "raw": obj,
-            }
-        )
-        for status in _embedded(obj, "statuses"):
-            status_id = int_id(status.get("id"))
-            if status_id is None:
-                continue
-            stages.append(
-                {
-                    # The pipeline that lists it: 142/143 repeat in every pipeline.
-                    "pipeline_id": pipeline_id,
-                    "id": status_id,
-                    "name": _str_or_none(status.get("name")),
-                    "sort": _int_or_none(status.get("sort")),
-                    "color": _str_or_none(status.get("color")),
-                    "type": _int_or_none(status.get("type")),
-                    "raw": status,
-                }
-            )
+    pipes = _rows(pipelines, _pipeline_row)
+    stages = [
+        stage
+        for pipe in pipes
+        for stage in _rows(_embedded(pipe["raw"], "statuses"), partial(_stage_row, pipe["id"]))
+    ]
     return pipes, stages
 
 
+def _pipeline_row(pipeline_id: int, obj: dict[str, Any]) -> Row:
+    return {
+        "id": pipeline_id,
+        "name": _str_or_none(obj.get("name")),
+        "sort": _int_or_none(obj.get("sort")),
+        "is_main": obj.get("is_main") is True,
+        "is_archive": obj.get("is_archive") is True,
+        "raw": obj,
+    }
+
+
+def _stage_row(pipeline_id: int, status_id: int, status: dict[str, Any]) -> Row:
+    return {
+        # The pipeline that lists it: 142/143 repeat in every pipeline.
+        "pipeline_id": pipeline_id,
+        "id": status_id,
+        "name": _str_or_none(status.get("name")),
+        "sort": _int_or_none(status.get("sort")),
+        "color": _str_or_none(status.get("color")),
+        "type": _int_or_none(status.get("type")),
+        "raw": status,
+    }
+
+
 def user_rows(users: list[dict[str, Any]]) -> list[Row]:
-    rows: list[Row] = []
-    for obj in users:
-        user_id = int_id(obj.get("id"))
-        if user_id is None:
-            continue
-        rights = obj.get("rights")
-        rights = rights if isinstance(rights, dict) else {}
-        rows.append(
-            {
-                "id": user_id,
-                "name": _str_or_none(obj.get("name")),
-                "email": _str_or_none(obj.get("email")),
-                "is_active": _bool(rights.get("is_active")),
-                "is_admin": _bool(rights.get("is_admin")),
-                "raw": obj,
-            }
-        )
-    return rows
+    return _rows(users, _user_row)
+
+
+def _user_row(user_id: int, obj: dict[str, Any]) -> Row:
+    rights = obj.get("rights")
+    rights = rights if isinstance(rights, dict) else {}
+    return {
+        "id": user_id,
+        "name": _str_or_none(obj.get("name")),
+        "email": _str_or_none(obj.get("email")),
+        "is_active": _bool(rights.get("is_active")),
+        "is_admin": _bool(rights.get("is_admin")),
+        "raw": obj,
+    }
 
 
 def field_rows(entity_type: str, fields: list[dict[str, Any]]) -> list[Row]:
-    rows: list[Row] = []
-    for obj in fields:
-        field_id = int_id(obj.get("id"))
-        if field_id is None:
-            continue
-        enums = obj.get("enums")
-        rows.append(
-            {
-                "entity_type": entity_type,
-                "id": field_id,
-                "name": _str_or_none(obj.get("name")),
-                "code": _str_or_none(obj.get("code")),
-                "type": _str_or_none(obj.get("type")),
-                "sort": _int_or_none(obj.get("sort")),
-                "enums": enums if isinstance(enums, list) else None,
-                "raw": obj,
-            }
-        )
-    return rows
+    return _rows(fields, partial(_field_row, entity_type))
+
+
+def _field_row(entity_type: str, field_id: int, obj: dict[str, Any]) -> Row:
+    enums = obj.get("enums")
+    return {
+        "entity_type": entity_type,
+        "id": field_id,
+        "name": _str_or_none(obj.get("name")),
+        "code": _str_or_none(obj.get("code")),
+        "type": _str_or_none(obj.get("type")),
+        "sort": _int_or_none(obj.get("sort")),
+        "enums": enums if isinstance(enums, list) else None,
+        "raw": obj,
+    }
 
 
 def loss_reason_rows(reasons: list[dict[str, Any]]) -> list[Row]:
-    rows: list[Row] = []
-    for obj in reasons:
-        reason_id = int_id(obj.get("id"))
-        if reason_id is None:
-            continue
-        rows.append(
-            {
-                "id": reason_id,
-                "name": _str_or_none(obj.get("name")),
-                "sort": _int_or_none(obj.get("sort")),
-                "raw": obj,
-            }
-        )
-    return rows
+    return _rows(reasons, _loss_reason_row)
+
+
+def _loss_reason_row(reason_id: int, obj: dict[str, Any]) -> Row:
+    return {
+        "id": reason_id,
+        "name": _str_or_none(obj.get("name")),
+        "sort": _int_or_none(obj.get("sort")),
+        "raw": obj,
+    }
