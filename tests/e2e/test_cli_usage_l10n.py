@@ -10,7 +10,6 @@ group called without its command). Two real `amosync` processes check the entry 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli_help_l10n import ENTRY_POINT
+from tests.e2e.test_cli_help_l10n import ENTRY_POINT, _env
 from tests.english_words import english_words
 
 # amosync's own commands: args -> what they get wrong
@@ -106,13 +105,6 @@ CASES = [["amosync", a] for a in AMOSYNC_KINDS.values()] + [
     ["demo", a] for a in DEMO_KINDS.values()
 ]
 KINDS = [*AMOSYNC_KINDS, *DEMO_KINDS]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AMOSYNC_", "LC_", "DEMO_"))}
-    env["LANG"] = "C.UTF-8"
-    env["COLUMNS"] = "100"
-    return {**env, **extra}
 
 
 def _shown(mode: str, env: dict[str, str], cwd: Path) -> dict[str, tuple[int, str, str]]:
