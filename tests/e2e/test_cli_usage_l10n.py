@@ -47,8 +47,11 @@ DEMO_KINDS: dict[str, list[str]] = {
     "aborted": ["stop"],
 }
 SHORT_OPTION = re.compile(r"(?<![\w-])-\w\b")  # -x: an option, as --foo is
-NAMES = ("serve", "auth", "login", "events", "show", "need", "pick", "pair", "stop", "red", "green")
-NAMES += ("demo", "color")  # the small app's name and its argument's
+# command names, and the small app's name, argument and choices
+NAMES = (
+    *("serve", "auth", "login", "events", "show"),
+    *("demo", "need", "pick", "pair", "stop", "color", "red", "green"),
+)
 
 CHILD = """
 import contextlib, io, json, sys

@@ -5,9 +5,11 @@ fails here first."""
 from __future__ import annotations
 
 import re
+from typing import cast
 
 import pydantic_core
 import pytest
+from pydantic_core.core_schema import ErrorType
 
 from amosync.cli.usage_l10n import VALUES, translated
 from amosync.l10n.catalog import gettext_for
@@ -19,7 +21,10 @@ CONTEXT = {"ge": 1, "le": 1, "gt": 1, "lt": 1}
 @pytest.mark.parametrize("kind", sorted(VALUES))
 def test_value_templates_are_pydantics(kind: str) -> None:
     fields = {k: v for k, v in CONTEXT.items() if f"{{{k}}}" in VALUES[kind]}
-    assert VALUES[kind] == pydantic_core.PydanticKnownError(kind, fields).message_template
+    assert (
+        VALUES[kind]
+        == pydantic_core.PydanticKnownError(cast(ErrorType, kind), fields).message_template
+    )
 
 
 @pytest.mark.parametrize(
