@@ -156,7 +156,7 @@ def message(error: ClickException, _: Translate) -> str:
 
 def translated(text: str, _: Translate) -> str:
     """`text` rebuilt from the translation of the MESSAGES template it matches (its fields
-    as they are: option names, typed values); unchanged when none matches."""
+    as they are: option names, typed values); else the whole text's translation, if any."""
     for template in MESSAGES:
         match = template_pattern(template).fullmatch(text)
         if match is not None:
