@@ -11,7 +11,7 @@ gettext, whose language follows LANGUAGE/LANG and never AMOSYNC_LANG: `localise`
 modules' `_` at the catalogue instead (LIBRARY lists the msgids used). Its click has the rest
 (`Usage:`, the help option's text) in plain strings: the usage line gets a context class whose
 formatter takes a translated prefix, and the help option its translated text. Usage errors
-stay English (typer's click has no hook for them).
+(`Error: No such option…`) are said by cli/usage_l10n.py, which shows them itself.
 """
 
 from __future__ import annotations

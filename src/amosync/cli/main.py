@@ -17,6 +17,7 @@ from amosync.cli.help_l10n import help_language, localise
 from amosync.cli.run import migrate, serve, worker
 from amosync.cli.status import status
 from amosync.cli.sync import backfill, reconcile
+from amosync.cli.usage_l10n import run
 from amosync.cli.verify import verify
 from amosync.cli.webhooks import webhooks_app
 
@@ -67,10 +68,13 @@ app.command()(demo)
 app.add_typer(webhooks_app, name="webhooks")
 
 
-def command() -> Command:
-    """The click command tree, its help in the CLI's language (AMOSYNC_LANG, `.env`, locale)."""
-    return localise(typer.main.get_command(app), help_language())
+def command(lang: str | None = None) -> Command:
+    """The click command tree, its help in `lang` (default: the CLI's language: AMOSYNC_LANG,
+    `.env`, the locale)."""
+    return localise(typer.main.get_command(app), lang or help_language())
 
 
 def main() -> None:
-    command()()
+    """`amosync`: the command tree, its usage errors too in the CLI's language."""
+    lang = help_language()
+    run(command(lang), lang)

@@ -324,7 +324,8 @@ _TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d)? UTC"
 _MAX_DEPTH = 4
 
 
-def _pattern(template: str, greedy: bool = False) -> re.Pattern[str]:
+def template_pattern(template: str, greedy: bool = False) -> re.Pattern[str]:
+    """`template` as a regex: literal text as it is, each `{field}` a named group."""
     pieces = _FIELD.split(template)
     regex = []
     for i, piece in enumerate(pieces):
@@ -350,7 +351,7 @@ def _compiled() -> list[tuple[tuple[str, str], tuple[re.Pattern[str], re.Pattern
     templates = {m for m in known if isinstance(m, str) and _FIELD.search(m)}
     templates.update(t for t in TEMPLATES + DOCTOR if _FIELD.search(t))
     return sorted(
-        ((_ends(t), (_pattern(t), _pattern(t, greedy=True)), t) for t in templates),
+        ((_ends(t), (template_pattern(t), template_pattern(t, greedy=True)), t) for t in templates),
         key=lambda known: (-len(_FIELD.sub("", known[2])), known[2]),
     )
 
