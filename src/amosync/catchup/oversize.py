@@ -23,21 +23,18 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, select
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from amosync.db.tables import webhook_events as ev
 from amosync.errors import AnswerTooLarge
 from amosync.inbox.rows import WORKER, event_row
-from amosync.inbox.store import FAILED, append_rows
+from amosync.inbox.store import FAILED
 
 log = logging.getLogger(__name__)
 
+_DATES = ("created_at", "updated_at")  # kept in the failed event's payload
 # A scalar `"key": value` of an object's flat head (stops at its first object or list).
 _SCALAR = re.compile(rb'\s*"(\w+)"\s*:\s*(-?\d+|null|true|false|"(?:[^"\\]|\\.)*")\s*,?')
 
@@ -121,39 +118,28 @@ def read_head(head: bytes, entity: str) -> tuple[dict[str, int], bool]:
     return found, b'"next"' in head[: start.start()]
 
 
-async def record_oversize(conn: AsyncConnection, found: Iterable[Oversize]) -> None:
-    """A failed event per entity (once per entity and reason, whichever run meets it)."""
-    now = datetime.now(UTC)
-    for item in found:
-        log.warning(
-            "entity_too_large",
-            extra={
-                "event": "entity_too_large",
-                "entity": item.entity,
-                "entity_id": item.entity_id,
-                "error": item.reason,
-            },
-        )
-        same = and_(
-            ev.c.entity == item.entity,
-            ev.c.entity_id == item.entity_id
-            if item.entity_id is not None
-            else ev.c.entity_id.is_(None),
-            ev.c.status == FAILED,
-            ev.c.last_error == item.reason,
-        )
-        if await conn.scalar(select(exists().where(same))):
-            continue
-        row = event_row(
-            now=now,
-            source=WORKER,
-            entity=item.entity,
-            action="catchup",
-            entity_id=item.entity_id,
-            payload={"reason": "too_large", **item.scalars},
-        )
-        row.update(status=FAILED, last_error=item.reason, processed_at=now)
-        await append_rows(conn, [row])
+def failed_row(item: Oversize, now: datetime) -> dict[str, Any]:
+    """The failed event that shows the entity where failed events show, with the reason."""
+    log.warning(
+        "entity_too_large",
+        extra={
+            "event": "entity_too_large",
+            "entity": item.entity,
+            "entity_id": item.entity_id,
+            "error": item.reason,
+        },
+    )
+    dates = {k: v for k, v in item.scalars.items() if k in _DATES}
+    row = event_row(
+        now=now,
+        source=WORKER,
+        entity=item.entity,
+        action="catchup",
+        entity_id=item.entity_id,
+        payload={"reason": "too_large", **dates},
+    )
+    row.update(status=FAILED, last_error=item.reason, processed_at=now)
+    return row
 
 
 def _smallest_factor(n: int) -> int:

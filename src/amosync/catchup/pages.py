@@ -10,7 +10,7 @@ would not make progress, so the page number advances within that second instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -19,12 +19,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.amocrm.client import AmoClient, Params
-from amosync.catchup.oversize import Listed, Oversize, list_apart, record_oversize
+from amosync.catchup.oversize import Listed, Oversize, failed_row, list_apart
 from amosync.core.answer import MappedAnswer, map_answer
 from amosync.core.mapping import RentProgField, int_id
 from amosync.core.plan import MAX_IDS_PER_CALL
 from amosync.errors import AnswerTooLarge, RequestRejected
-from amosync.inbox.rows import WORKER, event_row
+from amosync.inbox.rows import WORKER, append_failed_once, event_row
 from amosync.inbox.store import append_rows
 from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 from amosync.worker.apply import Applied
@@ -165,6 +165,14 @@ async def store_page(
     await append_rows(conn, [_queued(page.answer.entity, i, r) for i, r in left_out.items()])
     await record_oversize(conn, page.oversize)
     return applied
+
+
+async def record_oversize(conn: AsyncConnection, found: Iterable[Oversize]) -> None:
+    """Log each entity skipped as too large and record it failed (once per entity and
+    reason, whichever run meets it)."""
+    now = datetime.now(UTC)
+    for item in found:
+        await append_failed_once(conn, failed_row(item, now))
 
 
 def _queued(entity: str, entity_id: int, reason: str) -> dict[str, Any]:

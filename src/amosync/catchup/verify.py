@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync import metrics
 from amosync.amocrm.client import AmoClient
-from amosync.catchup.oversize import Oversize, record_oversize
+from amosync.catchup.oversize import Oversize
+from amosync.catchup.pages import record_oversize
 from amosync.catchup.verify_select import TABLES, forget_verified, mark_verified
 from amosync.core.answer import MappedAnswer, map_answer
 from amosync.core.mapping import RentProgField, int_id
