@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -165,3 +166,32 @@ async def test_verify_checks_the_rest_when_one_lead_is_oversize(
     assert 0 == report.diverged  # the big lead is not taken for deleted
     assert [("leads", big)] == [r[:2] for r in await _failed(engine)]
     await client.aclose()
+
+
+@pytest.mark.parametrize("position", [100, 260])
+@pytest.mark.parametrize("named", [True, False], ids=["dated", "undated"])
+async def test_an_oversize_lead_inside_one_busy_second_skips_nothing_else(
+    engine: AsyncEngine, make_settings: Factory, position: int, named: bool
+) -> None:
+    """300 leads share one updated_at second (a bulk import), so the walk pages within that
+    second. `undated`: the lead's huge name pushes its dates out of the refused answer's
+    head; the walk must then re-read the second rather than jump it."""
+    second = int(time.time()) - 5
+    fake = FakeAmoState(rate_limit_rps=None, wall_clock=lambda: second)
+    client = _client(make_settings, engine, fake, api_max_answer_bytes=MIB)
+    await reconciler(engine, client).run()
+    huge: dict[str, Any] = (
+        {"custom_fields_values": _huge(2 * MIB)} if named else {"name": "b" * (2 * MIB)}
+    )
+    ids = [
+        fake.add_lead(**(huge if n == position else {"name": f"lead {n}"}))["id"]
+        for n in range(300)
+    ]
+
+    report = await reconciler(engine, client).run()
+
+    assert report.complete
+    big = ids[position]
+    assert set(ids) - {big} == {r[0] for r in await rows(engine, select(deals.c.id))}
+    assert [("leads", big)] == [r[:2] for r in await _failed(engine)]
+    assert len(fake.calls("/api/v4/leads")) <= 1 + 2 * (1 + 18) + 1
