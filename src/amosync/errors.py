@@ -82,6 +82,9 @@ class RequestRejected(AmoCRMError):
 class AnswerTooLarge(AmoCRMError):
     """amoCRM's answer is larger than AMOSYNC_API_MAX_ANSWER_BYTES."""
 
-    def __init__(self, message: str | None = None, *, limit: int = 0) -> None:
+    def __init__(self, message: str | None = None, *, limit: int = 0, head: bytes = b"") -> None:
         super().__init__(message)
         self.limit = limit
+        # The answer's first bytes (amocrm/client.HEAD_BYTES): where a list answer names the
+        # one entity that made it too large (catchup/oversize.py).
+        self.head = head

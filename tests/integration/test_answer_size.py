@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from amosync.amocrm import AmoClient, LongLivedToken, SlidingWindowLimiter
-from amosync.amocrm.client import MAX_ANSWER_BYTES
+from amosync.amocrm.client import HEAD_BYTES, MAX_ANSWER_BYTES
 from amosync.errors import AnswerTooLarge
 from amosync.settings import Settings
 from amosync.testing import DEFAULT_TOKEN, FakeAmoState, create_fake_amocrm, run_fake_in_thread
@@ -30,15 +30,18 @@ def client_for(
     )
 
 
-async def test_a_declared_length_over_the_cap_is_refused_unread_and_not_retried() -> None:
+async def test_a_declared_length_over_the_cap_is_refused_after_its_head_and_not_retried() -> None:
     fake = FakeAmoState(rate_limit_rps=None)
-    lead = fake.add_lead(name="b" * 50_000)
+    lead = fake.add_lead(name="b" * 100_000)
     client = client_for("https://testaccount.amocrm.ru", fake, max_answer_bytes=20_000)
 
     with pytest.raises(AnswerTooLarge, match="larger than 20000 bytes") as refused:
         await client.fetch_by_ids("leads", [lead["id"]])
 
     assert refused.value.limit == 20_000
+    # Only the head is read, and kept: it names the lead (catchup/oversize.py reads it).
+    assert len(refused.value.head) == HEAD_BYTES
+    assert f'"id":{lead["id"]},'.encode() in refused.value.head
     assert 1 == len(fake.calls("/api/v4/leads"))  # a size is not a transient fault
     await client.aclose()
 

@@ -22,7 +22,6 @@ from amosync.catchup.budget import CATCHUP
 from amosync.core.mapping import RentProgField
 from amosync.db.tables import deals
 from amosync.db.tables import webhook_events as ev
-from amosync.errors import AnswerTooLarge
 from amosync.inbox import InboxStore
 from amosync.services import build_client
 from amosync.settings import Settings
@@ -293,20 +292,26 @@ async def test_catchup_stores_a_page_with_a_lone_surrogate(engine: AsyncEngine) 
     await client.aclose()
 
 
-async def test_catchup_page_over_the_cap_stops_the_run_with_a_clear_reason(
+async def test_catchup_page_over_the_cap_skips_the_lead_with_a_clear_reason(
     engine: AsyncEngine, make_settings: Callable[..., Settings]
 ) -> None:
-    """A tuned AMOSYNC_API_MAX_ANSWER_BYTES reaches the service's client; catch-up stops
-    with the reason (its watermark stays, the worker still isolates the lead's events)."""
+    """A tuned AMOSYNC_API_MAX_ANSWER_BYTES reaches the service's client; catch-up skips the
+    lead over it and records it failed with the reason (tests/integration/
+    test_catchup_oversize.py has the rest)."""
     fake = FakeAmoState(rate_limit_rps=None, wall_clock=lambda: time.time() - 5)
     transport = httpx.ASGITransport(app=create_fake_amocrm(fake))
     settings = make_settings(api_max_answer_bytes=65_536)
     client = build_client(settings, engine, purpose=CATCHUP, transport=transport)
     await reconciler(engine, client).run()
-    fake.add_lead(name="b" * 100_000)
+    big = fake.add_lead(name="b" * 100_000)["id"]
 
-    with pytest.raises(AnswerTooLarge, match="larger than 65536 bytes"):
-        await reconciler(engine, client).run()
+    report = await reconciler(engine, client).run()
+
+    assert report.complete
+    [(status, error)] = (await _events_by_entity(engine))[big]
+    assert status == "failed"
+    assert error is not None
+    assert "larger than 65536 bytes" in error
     await client.aclose()
 
 

@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 TRANSIENT_TRIES = 3  # 5xx and network errors, per call
 RATE_LIMITED_TRIES = 5  # 429s, per call
 MAX_ANSWER_BYTES = 32 * 1024 * 1024  # AMOSYNC_API_MAX_ANSWER_BYTES' default
+# What an answer over the cap still yields: a list answer's `_links` and its first object's
+# scalar keys (id, dates) come before its custom fields, well inside this.
+HEAD_BYTES = 64 * 1024
 Params = list[tuple[str, str | int | float | bool | None]]
 
 
@@ -271,26 +274,31 @@ async def _read_capped(response: httpx.Response, limit: int, what: str) -> None:
     """Read the body into `response.content`, refusing it once it grows past `limit` bytes
     (decoded): a huge answer (one lead with megabytes of custom fields, or a misbehaving
     proxy) is never held in memory whole. A declared Content-Length over it is refused
-    before reading."""
+    after reading only its first `HEAD_BYTES`, kept on the error either way."""
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(what, limit)
+    refused = declared.isdigit() and int(declared) > limit
     chunks: list[bytes] = []
+    head = b""
     size = 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)
-        if size > limit:
-            raise _too_large(what, limit)
+        if len(head) < HEAD_BYTES:
+            head += chunk[: HEAD_BYTES - len(head)]
+        if size > limit or (refused and size >= HEAD_BYTES):
+            raise _too_large(what, limit, head)
         chunks.append(chunk)
+    if refused:  # shorter than it said: the head is all there was
+        raise _too_large(what, limit, head)
     # What `response.aread()` would have stored; httpx has no public setter for a body that
     # was read by the caller.
     response._content = b"".join(chunks)
 
 
-def _too_large(what: str, limit: int) -> AnswerTooLarge:
+def _too_large(what: str, limit: int, head: bytes) -> AnswerTooLarge:
     return AnswerTooLarge(
         f"{what}: amoCRM's answer is larger than {limit} bytes (AMOSYNC_API_MAX_ANSWER_BYTES)",
         limit=limit,
+        head=head,
     )
 
 

@@ -10,19 +10,21 @@ would not make progress, so the page number advances within that second instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.amocrm.client import AmoClient, Params
+from amosync.catchup.oversize import Listed, Oversize, failed_row, list_apart
 from amosync.core.answer import MappedAnswer, map_answer
 from amosync.core.mapping import RentProgField, int_id
 from amosync.core.plan import MAX_IDS_PER_CALL
-from amosync.errors import RequestRejected
-from amosync.inbox.rows import WORKER, event_row
+from amosync.errors import AnswerTooLarge, RequestRejected
+from amosync.inbox.rows import WORKER, append_failed_once, event_row
 from amosync.inbox.store import append_rows
 from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 from amosync.worker.apply import Applied
@@ -59,6 +61,8 @@ class EntityPage:
     next: Cursor | None  # None: this was the last page
     # Ids at `newest`: a next page starting at that second returns them again.
     edge_ids: frozenset[int] = frozenset()
+    # Entities skipped because their answer alone is over the size cap (catchup/oversize.py).
+    oversize: tuple[Oversize, ...] = ()
 
 
 def following(cursor: Cursor, values: Sequence[int]) -> Cursor:
@@ -77,18 +81,63 @@ async def fetch_page(
 ) -> EntityPage | None:
     """One page of `entity` ordered by `field`; None when amoCRM has nothing (204).
 
+    A page over the answer size cap is read in smaller pieces, the entity too large alone
+    left out (catchup/oversize.py).
+
     Raises MappingError for an object that is not a usable entity."""
+    fetched_at = datetime.now(UTC)
+    get = partial(_list, client, entity, field, cursor.start)
+    oversize: list[Oversize] = []
+    try:
+        listed = await get(cursor.page, MAX_IDS_PER_CALL)
+    except AnswerTooLarge:
+        listed, oversize = await list_apart(get, entity, cursor.page, MAX_IDS_PER_CALL)
+    if listed is None:
+        return None
+    objects = listed.objects
+    values = [_int(obj.get(field)) for obj in objects]
+    ids = [_int(int_id(obj.get("id"))) for obj in objects]
+    answer = map_answer(entity, ids, objects, rentprog, fetched_at=fetched_at)
+    named = [o for o in oversize if o.entity_id is not None and field in o.scalars]
+    # A skipped entity whose head named it counts as read: the keyset moves as if it were.
+    values += [o.scalars[field] for o in named]
+    ids += [o.entity_id for o in named if o.entity_id is not None]
+    after = None
+    if listed.more:
+        after = _after_unnamed(cursor, values) if len(named) < len(oversize) else None
+        after = after or following(cursor, values)
+    newest = max(values, default=cursor.start)
+    edge = frozenset(i for i, value in zip(ids, values, strict=True) if value == newest)
+    return EntityPage(objects, answer, newest, after, edge, tuple(oversize))
+
+
+def _after_unnamed(cursor: Cursor, values: Sequence[int]) -> Cursor | None:
+    """Where to go on when a skipped entity's `field` value is unknown (its head did not
+    name it), or None to go on as usual. Only a uniform page at a later second assumes all
+    of its page: the skipped one may lie before that second, so that second is read again
+    from its start (never skipping an unread entity; the start still moves forward)."""
+    if not values:
+        return Cursor(cursor.start, cursor.page + 1)
+    after = following(cursor, values)
+    if after.page == 2 and after.start != cursor.start:
+        return Cursor(after.start, 1)
+    return None
+
+
+async def _list(
+    client: AmoClient, entity: str, field: str, start: int, page: int, limit: int
+) -> Listed | None:
+    """`GET /api/v4/{entity}` from `start` ordered by `field`, at this page and limit."""
     params: Params = [
-        (f"filter[{field}][from]", cursor.start),
+        (f"filter[{field}][from]", start),
         (f"order[{field}]", "asc"),
-        ("limit", MAX_IDS_PER_CALL),
-        ("page", cursor.page),
+        ("limit", limit),
+        ("page", page),
     ]
     if entity == "leads":
         # Deal↔contact links come in the same call, exactly as the worker fetches leads.
         params.append(("with", "contacts"))
     path = f"/api/v4/{entity}"
-    fetched_at = datetime.now(UTC)
     body = await client.get_json(path, params)
     if body is None:
         return None
@@ -98,16 +147,9 @@ async def fetch_page(
         raise RequestRejected(f"GET {path}: response has no _embedded.{entity} list", status=200)
     # An id may come as a string ("123"): it is the same entity (core/mapping.int_id).
     objects = [item for item in items if isinstance(item, dict) and int_id(item.get("id"))]
-    if not objects:
-        return None
-    values = [_int(obj.get(field)) for obj in objects]
     links = body.get("_links")
     more = isinstance(links, dict) and bool(links.get("next"))
-    newest = max(values)
-    ids = [_int(int_id(obj.get("id"))) for obj in objects]
-    edge = frozenset(i for i, value in zip(ids, values, strict=True) if value == newest)
-    answer = map_answer(entity, ids, objects, rentprog, fetched_at=fetched_at)
-    return EntityPage(objects, answer, newest, following(cursor, values) if more else None, edge)
+    return Listed(objects, len(items), more) if objects else None
 
 
 async def store_page(
@@ -121,7 +163,16 @@ async def store_page(
     reason (or stores it, if it was edited meanwhile)."""
     applied, left_out = await store_page_apart(conn, page.answer, max_skew)
     await append_rows(conn, [_queued(page.answer.entity, i, r) for i, r in left_out.items()])
+    await record_oversize(conn, page.oversize)
     return applied
+
+
+async def record_oversize(conn: AsyncConnection, found: Iterable[Oversize]) -> None:
+    """Log each entity skipped as too large and record it failed (once per entity and
+    reason, whichever run meets it)."""
+    now = datetime.now(UTC)
+    for item in found:
+        await append_failed_once(conn, failed_row(item, now))
 
 
 def _queued(entity: str, entity_id: int, reason: str) -> dict[str, Any]:

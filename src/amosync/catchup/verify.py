@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync import metrics
 from amosync.amocrm.client import AmoClient
+from amosync.catchup.oversize import Oversize
+from amosync.catchup.pages import record_oversize
 from amosync.catchup.verify_select import TABLES, forget_verified, mark_verified
 from amosync.core.answer import MappedAnswer, map_answer
 from amosync.core.mapping import RentProgField, int_id
@@ -40,6 +42,7 @@ from amosync.worker.apply import (
     queue_unknown_companies,
     queue_unknown_contacts,
 )
+from amosync.worker.isolate import fetch_ids_apart
 
 MAX_EXAMPLES = 10
 # Compared besides the record's columns: a deal's links to its contacts.
@@ -73,7 +76,9 @@ class VerifyReport:
     repaired: int = 0  # diverged rows that match amoCRM when read back after the write
     unrepaired: int = 0  # diverged rows that still differ after the write
     changed_meanwhile: int = 0  # diverged rows another writer changed first: checked again
-    unconfirmed: int = 0  # ids a batch left out, not asked alone (budget): checked again
+    # Ids a batch left out, not asked alone (budget), or too large alone (recorded
+    # failed, catchup/oversize.py): checked again next time.
+    unconfirmed: int = 0
     calls: int = 0  # API requests sent (retries not counted)
     examples: list[Divergence] = field(default_factory=list)
 
@@ -136,10 +141,18 @@ class Verifier:
         # Read before asking: the repair's compare-and-set then also catches a write made
         # while amoCRM was answering.
         stored = await self._read(entity, ids)
-        objects = await self._client.fetch_by_ids(entity, ids)
+        # An entity whose answer alone is over the size cap is left out (not checked, not
+        # taken for deleted) and recorded failed, instead of failing every verify run.
+        objects, too_large = await fetch_ids_apart(self._client, entity, ids)
         report.calls += 1
+        if too_large:
+            ids = [i for i in ids if i not in too_large]
+            async with write_transaction(self._engine) as conn:
+                await record_oversize(
+                    conn, [Oversize(entity, i, {}, r) for i, r in too_large.items()]
+                )
         unconfirmed = await self._ask_missing_alone(entity, ids, stored, objects, report)
-        report.unconfirmed = len(unconfirmed)
+        report.unconfirmed = len(unconfirmed) + len(too_large)
         resolved = [i for i in ids if i not in unconfirmed]
         answer = map_answer(entity, resolved, objects, self._rentprog)
         wanted = _wanted_rows(answer)

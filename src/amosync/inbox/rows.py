@@ -11,7 +11,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from amosync.inbox.store import IGNORED, PENDING
+from sqlalchemy import and_, exists, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from amosync.db.tables import webhook_events as ev
+from amosync.inbox.store import FAILED, IGNORED, PENDING, append_rows
 
 # Who queued the event (the `source` column).
 WEBHOOK, N8N, WORKER = "webhook", "n8n", "worker"
@@ -49,3 +53,18 @@ def event_row(
         "available_at": now,
         "locked_by": None,
     }
+
+
+async def append_failed_once(conn: AsyncConnection, row: Mapping[str, Any]) -> None:
+    """Insert a failed event unless one for the same entity fails with the same reason
+    already: a cause met on every run (an answer over the size cap) is recorded once."""
+    same = and_(
+        ev.c.entity == row["entity"],
+        ev.c.entity_id == row["entity_id"]
+        if row["entity_id"] is not None
+        else ev.c.entity_id.is_(None),
+        ev.c.status == FAILED,
+        ev.c.last_error == row["last_error"],
+    )
+    if not await conn.scalar(select(exists().where(same))):
+        await append_rows(conn, [row])

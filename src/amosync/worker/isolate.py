@@ -127,25 +127,33 @@ class Fetched:
 async def fetch_apart(
     client: AmoClient, chunk: FetchChunk, events: Mapping[int, ClaimedEvent]
 ) -> Fetched:
-    """`client.fetch_by_ids` for the chunk; an answer over the size cap is asked for again
-    in halves, down to the one entity that alone makes it too large."""
-    too_large: dict[int, str] = {}
-
-    async def fetch(ids: Sequence[int]) -> list[dict[str, Any]]:
-        try:
-            return await client.fetch_by_ids(chunk.entity, ids)
-        except AnswerTooLarge as exc:
-            if len(ids) == 1:
-                too_large[ids[0]] = str(exc)
-                return []
-            half = len(ids) // 2
-            return [*await fetch(ids[:half]), *await fetch(ids[half:])]
-
-    objects = await fetch(chunk.ids)
+    """`client.fetch_by_ids` for the chunk, the entities too large alone left out."""
+    objects, too_large = await fetch_ids_apart(client, chunk.entity, chunk.ids)
     if not too_large:
         return Fetched(objects, chunk, too_large)
     kept = tuple(i for i in chunk.ids if i not in too_large)
     return Fetched(objects, _subchunk(chunk, kept, events), too_large)
+
+
+async def fetch_ids_apart(
+    client: AmoClient, entity: str, ids: Sequence[int]
+) -> tuple[list[dict[str, Any]], dict[int, str]]:
+    """`client.fetch_by_ids`; an answer over the size cap is asked for again in halves, down
+    to the one entity that alone makes it too large. Returns the objects and the ids left
+    out with the reason (verify asks by ids the same way: catchup/verify.py)."""
+    too_large: dict[int, str] = {}
+
+    async def fetch(part: Sequence[int]) -> list[dict[str, Any]]:
+        try:
+            return await client.fetch_by_ids(entity, part)
+        except AnswerTooLarge as exc:
+            if len(part) == 1:
+                too_large[part[0]] = str(exc)
+                return []
+            half = len(part) // 2
+            return [*await fetch(part[:half]), *await fetch(part[half:])]
+
+    return await fetch(ids), too_large
 
 
 @dataclass(slots=True)
