@@ -25,6 +25,9 @@ def _nullable(kind: str, **extra: Any) -> dict[str, Any]:
 
 _TIMESTAMP = _nullable("string", format="date-time")
 _ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+# Text filters refuse NUL with 400 (web/read_api.py text_param): PostgreSQL cannot compare it.
+_NO_NUL = r"^[^\x00]*$"
+_SOMETHING_BUT_NUL = r"^[^\x00]*[^\s\x00][^\x00]*$"  # and not only spaces
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 
@@ -374,7 +377,12 @@ def document() -> dict[str, Any]:
                         _query(
                             "rentprog_id",
                             "Exact RentProg ID.",
-                            {"type": "string", "minLength": 1, "maxLength": 255},
+                            {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": 255,
+                                "pattern": _NO_NUL,
+                            },
                         ),
                         _query(
                             "updated_since",
@@ -394,7 +402,7 @@ def document() -> dict[str, Any]:
                                 "type": "string",
                                 "minLength": 1,
                                 "maxLength": MAX_Q,
-                                "pattern": r"\S",
+                                "pattern": _SOMETHING_BUT_NUL,
                             },
                         ),
                         _query(
