@@ -3,7 +3,7 @@
 Event bodies are whatever the API (or something pretending to be it) sent: every field is
 checked here, and an event that is not a usable transition becomes None, never an
 exception, so one odd event cannot stop the catch-up run or the history backfill that read
-it. What is usable, as the docs show the event (PROTOCOL.md §7):
+it. What is usable, as amoCRM's API v4 documentation (events and notes) shows the event:
 
     {"id": "01h…", "type": "lead_status_changed", "entity_type": "lead", "entity_id": 123,
      "created_at": 1700000000, "created_by": 0,
