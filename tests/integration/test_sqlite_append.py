@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.db.engine import create_service_engine, wal_checkpointer
+from amosync.db.database import Database
 from amosync.errors import StorageUnavailable
 from amosync.inbox import GroupCommitWriter, InboxStore
 from amosync.inbox.sqlite_append import ROWS_PER_STATEMENT, SqliteAppender
@@ -38,23 +37,23 @@ def full_row(entity_id: int) -> dict[str, Any]:
     }
 
 
-async def stored(engine: AsyncEngine) -> list[dict[str, Any]]:
+async def stored(database: Database) -> list[dict[str, Any]]:
     """Rows as SQLite holds them (raw text, not parsed by the column types), without `id`:
     SQL compares the text, so the text itself must match."""
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         result = await conn.exec_driver_sql("SELECT * FROM amocrm_webhook_events ORDER BY id")
         rows = result.mappings().all()
     return [{k: v for k, v in r.items() if k != "id"} for r in rows]
 
 
 @pytest.fixture
-async def sqlite_engine(tmp_path: Path, sqlite_template: Path) -> AsyncEngine:
+async def sqlite_engine(tmp_path: Path, sqlite_template: Path) -> Database:
     path = tmp_path / "amosync.db"
     path.write_bytes(sqlite_template.read_bytes())
-    return create_service_engine(f"sqlite:///{path}")
+    return Database.open(f"sqlite:///{path}")
 
 
-async def test_fast_path_rows_equal_inbox_store_rows(sqlite_engine: AsyncEngine) -> None:
+async def test_fast_path_rows_equal_inbox_store_rows(sqlite_engine: Database) -> None:
     """A row written by SqliteAppender reads back identical to one written by InboxStore."""
     appender = SqliteAppender(sqlite_engine)
     try:
@@ -74,7 +73,7 @@ async def test_fast_path_rows_equal_inbox_store_rows(sqlite_engine: AsyncEngine)
 
 
 async def test_a_group_larger_than_one_statement_is_stored_whole(
-    sqlite_engine: AsyncEngine,
+    sqlite_engine: Database,
 ) -> None:
     """150 rows (three INSERT statements in one transaction) read back as InboxStore's, in
     order; the same rows one by one give the same text."""
@@ -96,7 +95,7 @@ async def test_a_group_larger_than_one_statement_is_stored_whole(
     ("size", "bad_at"), [(10, 5), (ROWS_PER_STATEMENT + 10, 5), (ROWS_PER_STATEMENT + 10, 69)]
 )
 async def test_a_failed_group_stores_none_of_its_rows(
-    sqlite_engine: AsyncEngine, size: int, bad_at: int
+    sqlite_engine: Database, size: int, bad_at: int
 ) -> None:
     """A row SQLite refuses (NOT NULL) fails its whole commit, whether the commit is one
     statement or several and wherever the row is, and the next commit works."""
@@ -116,7 +115,7 @@ async def test_a_failed_group_stores_none_of_its_rows(
 
 
 async def test_writer_with_fast_path_commits_concurrent_writes(
-    sqlite_engine: AsyncEngine,
+    sqlite_engine: Database,
 ) -> None:
     """200 concurrent writes through the fast path are all stored."""
     writer = GroupCommitWriter(InboxStore(sqlite_engine), appender=SqliteAppender(sqlite_engine))
@@ -132,7 +131,7 @@ async def test_writer_with_fast_path_commits_concurrent_writes(
 
 async def test_fast_path_failure_is_storage_unavailable(tmp_path: Path) -> None:
     """A database the fast path cannot write answers StorageUnavailable, and the writer lives on."""
-    broken = create_service_engine(f"sqlite:///{tmp_path}/never-migrated.db")  # no tables
+    broken = Database.open(f"sqlite:///{tmp_path}/never-migrated.db")  # no tables
     writer = GroupCommitWriter(InboxStore(broken), appender=SqliteAppender(broken))
     writer.start()
     try:
@@ -145,15 +144,15 @@ async def test_fast_path_failure_is_storage_unavailable(tmp_path: Path) -> None:
         await broken.dispose()
 
 
-def hold_write_lock(engine: AsyncEngine) -> sqlite3.Connection:
+def hold_write_lock(database: Database) -> sqlite3.Connection:
     """Another process's writer, as far as SQLite can tell: a connection in BEGIN IMMEDIATE."""
-    conn = sqlite3.connect(str(engine.url.database), isolation_level=None)
+    conn = sqlite3.connect(str(database.url.database), isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
     return conn
 
 
 async def test_waiting_for_another_writer_does_not_block_the_loop(
-    sqlite_engine: AsyncEngine,
+    sqlite_engine: Database,
 ) -> None:
     """While another connection holds the write lock, the commit waits with asyncio sleeps
     (the loop keeps serving), then lands as soon as the lock is free."""
@@ -185,7 +184,7 @@ async def test_waiting_for_another_writer_does_not_block_the_loop(
 
 
 async def test_lock_held_past_the_timeout_is_storage_unavailable(
-    sqlite_engine: AsyncEngine,
+    sqlite_engine: Database,
 ) -> None:
     """A lock nobody releases ends in StorageUnavailable (503) after the lock timeout, for a
     lone request and for a large batch alike, and nothing is half-written."""
@@ -208,11 +207,11 @@ async def test_lock_held_past_the_timeout_is_storage_unavailable(
 
 
 async def test_appends_leave_checkpoints_to_the_engines_checkpointer(
-    sqlite_engine: AsyncEngine,
+    sqlite_engine: Database,
 ) -> None:
     """The appender's connection never checkpoints inside a commit (db/wal_checkpoint.py);
     its commits wake the engine's checkpointer, which copies the WAL into the database file."""
-    checkpointer = wal_checkpointer(sqlite_engine)
+    checkpointer = sqlite_engine.checkpointer
     assert checkpointer is not None
     appender = SqliteAppender(sqlite_engine)
     try:
