@@ -184,22 +184,22 @@ async def test_source_workers_do_not_look_alive_on_the_target(
     the table's schema is there (the target's own workers beat into it) and the report says why."""
     source = f"sqlite:///{tmp_path / 'old.db'}"
     migrate.upgrade(source)
-    source_engine = Database.open(source)
-    target_engine = Database.open(fresh_pg_url)
+    source_database = Database.open(source)
+    target_database = Database.open(fresh_pg_url)
     try:
-        await beat(source_engine, WorkerState())
-        assert 1 == len(await recent_workers(source_engine, timedelta(seconds=30)))
+        await beat(source_database, WorkerState())
+        assert 1 == len(await recent_workers(source_database, timedelta(seconds=30)))
 
         report = copy_database(source, fresh_pg_url)
 
-        assert [] == await recent_workers(target_engine, timedelta(days=2))
+        assert [] == await recent_workers(target_database, timedelta(days=2))
         (row,) = [t for t in report.tables if t.name == workers.name]
         assert (0, ROWS_NOT_COPIED[workers.name]) == (row.rows, row.not_copied)
-        await beat(target_engine, WorkerState())
-        assert 1 == len(await recent_workers(target_engine, timedelta(seconds=30)))
+        await beat(target_database, WorkerState())
+        assert 1 == len(await recent_workers(target_database, timedelta(seconds=30)))
     finally:
-        await source_engine.dispose()
-        await target_engine.dispose()
+        await source_database.dispose()
+        await target_database.dispose()
 
 
 def test_non_empty_target_is_refused_and_left_untouched(source_url: str, tmp_path: Path) -> None:

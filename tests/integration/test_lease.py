@@ -26,7 +26,7 @@ class RolledBack(Exception):
 
 
 @pytest.fixture
-async def other_engine(db_url: str) -> AsyncIterator[Database]:
+async def other_database(db_url: str) -> AsyncIterator[Database]:
     """A second engine on the same database: another process's connection pool."""
     database = Database.open(db_url)
     yield database
@@ -48,11 +48,11 @@ async def release_then_roll_back(database: Database, lease: Lease) -> None:
 
 
 async def test_second_holder_is_refused_while_the_first_holds_it(
-    database: Database, other_engine: Database
+    database: Database, other_database: Database
 ) -> None:
     """While A holds the lease, B is refused with A's name and expiry, and sees A as holder."""
     first = Lease(database, KEY, "host-a/1", seconds=60)
-    second = Lease(other_engine, KEY, "host-b/2", seconds=60)
+    second = Lease(other_database, KEY, "host-b/2", seconds=60)
     before = time.time()
 
     taken = await first.acquire()
@@ -77,12 +77,12 @@ async def test_same_holder_may_acquire_again(database: Database) -> None:
 
 
 async def test_expired_lease_is_taken_over_and_the_old_holder_cannot_touch_it(
-    database: Database, other_engine: Database
+    database: Database, other_database: Database
 ) -> None:
     """After A's lease lapses, B takes it; A's late renew fails and A's release leaves B's
     lease in place."""
     first = Lease(database, KEY, "host-a/1", seconds=0.2)
-    second = Lease(other_engine, KEY, "host-b/2", seconds=60)
+    second = Lease(other_database, KEY, "host-b/2", seconds=60)
     assert None is await first.acquire()
     await asyncio.sleep(0.3)
 
@@ -115,11 +115,11 @@ async def test_renew_pushes_the_expiry_ahead(database: Database) -> None:
 
 
 async def test_release_in_a_rolled_back_transaction_keeps_the_lease(
-    database: Database, other_engine: Database
+    database: Database, other_database: Database
 ) -> None:
     """`release_in` frees the lease only when the caller's transaction commits."""
     first = Lease(database, KEY, "host-a/1", seconds=60)
-    second = Lease(other_engine, KEY, "host-b/2", seconds=60)
+    second = Lease(other_database, KEY, "host-b/2", seconds=60)
     assert None is await first.acquire()
 
     with pytest.raises(RolledBack):
@@ -134,12 +134,12 @@ async def test_release_in_a_rolled_back_transaction_keeps_the_lease(
 
 
 async def test_min_gap_skips_a_turn_after_a_finished_run(
-    database: Database, other_engine: Database
+    database: Database, other_database: Database
 ) -> None:
     """After A finishes a complete run, B with `min_gap` is refused (naming A); B without it,
     or after an unfinished run, is not."""
     first = Lease(database, KEY, "host-a/1", seconds=60)
-    second = Lease(other_engine, KEY, "host-b/2", seconds=60)
+    second = Lease(other_database, KEY, "host-b/2", seconds=60)
     assert None is await first.acquire()
     await first.release(finished=True)
 
@@ -181,13 +181,13 @@ async def test_row_in_an_unknown_shape_reads_as_free(database: Database) -> None
 
 
 async def test_kept_lease_outlives_its_length_while_the_holder_lives(
-    database: Database, other_engine: Database
+    database: Database, other_database: Database
 ) -> None:
     """Inside `kept()` a background task renews the lease: a holder working for several
     lease lengths (a page held up behind 429s) keeps it; once it stops renewing (a crash),
     the lease lapses after one length and another process takes it."""
     holder = Lease(database, KEY, "host-a/1", seconds=0.6)
-    other = Lease(other_engine, KEY, "host-b/2", seconds=0.6)
+    other = Lease(other_database, KEY, "host-b/2", seconds=0.6)
     assert None is await holder.acquire()
 
     async with holder.kept(every=0.1):
@@ -214,7 +214,7 @@ class _Hiccup(Lease):
 
 
 async def test_a_failed_renewal_is_retried_and_never_ends_the_holders_work(
-    database: Database, other_engine: Database
+    database: Database, other_database: Database
 ) -> None:
     """A renewal that fails is logged and tried again at the next tick; the holder's work
     goes on and the lease is still held afterwards."""
@@ -225,6 +225,6 @@ async def test_a_failed_renewal_is_retried_and_never_ends_the_holders_work(
         await asyncio.sleep(1.5)
 
     assert 0 == holder.failures
-    refused = await Lease(other_engine, KEY, "host-b/2", seconds=1.0).acquire()
+    refused = await Lease(other_database, KEY, "host-b/2", seconds=1.0).acquire()
     assert refused is not None
     assert refused.holder == "host-a/1"

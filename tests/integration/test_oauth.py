@@ -194,14 +194,14 @@ async def test_two_processes_race_to_one_refresh(
     fake.latency_seconds = 0.2  # the winner holds the refresh lease while amoCRM answers
     settings = oauth_settings(make_settings)
     await consent(settings, database, fake, fake_transport, expires_in=timedelta(seconds=-1))
-    other_engine = Database.open(db_url)
+    other_database = Database.open(db_url)
     try:
         a = provider(settings, database, fake_transport)
-        b = provider(settings, other_engine, fake_transport)
+        b = provider(settings, other_database, fake_transport)
 
         tokens = await asyncio.gather(*(p.token() for p in (a, b) for _ in range(5)))
     finally:
-        await other_engine.dispose()
+        await other_database.dispose()
 
     row = await stored(settings, database)
     assert (1, 1, 2, {row.access_token}) == (

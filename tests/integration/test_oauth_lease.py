@@ -61,17 +61,17 @@ async def test_webhook_commits_while_a_slow_refresh_runs(
     settings = oauth_settings(make_settings, api_timeout=10.0)
     await consent(settings, database, fake, fake_transport, expires_in=timedelta(seconds=-1))
     fake.oauth.answer_delay = 3.0
-    web_engine = Database.open(db_url)
+    web_database = Database.open(db_url)
     try:
         refreshing = asyncio.create_task(provider(settings, database, fake_transport).token())
         await wait_for_refresh_request(fake)
         started = time.monotonic()
-        await InboxStore(web_engine).append([pending_row(1)])
+        await InboxStore(web_database).append([pending_row(1)])
         insert_seconds = time.monotonic() - started
         still_refreshing = not refreshing.done()
         token = await refreshing
     finally:
-        await web_engine.dispose()
+        await web_database.dispose()
 
     row = await stored(settings, database)
     assert (True, True) == (insert_seconds < 1.0, still_refreshing), insert_seconds

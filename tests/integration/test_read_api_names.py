@@ -1,6 +1,6 @@
 """Reading without amoCRM: names on deals, filters, search, pipelines with counts, users.
 
-Real app, real worker, the fake amoCRM; both databases (the `engine` fixture)."""
+Real app, real worker, the fake amoCRM; both databases (the `database` fixture)."""
 
 from __future__ import annotations
 

@@ -221,7 +221,7 @@ async def test_retry_after_fault_clears_succeeds(database: Database) -> None:
 
 
 def count_claims(database: Database) -> list[str]:
-    """Every claim statement the engine runs from now on (the inbox's only UPDATE … RETURNING)."""
+    """Every claim statement the database runs from now on (the inbox's only UPDATE … RETURNING)."""
     claims: list[str] = []
 
     def _seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
