@@ -3,7 +3,7 @@
 Built once per process in the composition root (`Database.open(url)`), it owns the service
 engine and, on a SQLite file, the read engine, the write turns (db/turns.py), the thread
 transactions (db/thread_transactions.py) and the WAL checkpointer (db/wal_checkpoint.py).
-Why SQLite needs all that: docs/ARCHITECTURE.md, "Storage".
+Why SQLite needs all that: docs/ARCHITECTURE.md, "Writing to SQLite".
 """
 
 from __future__ import annotations
