@@ -20,10 +20,9 @@ import psycopg
 import pytest
 from psycopg import sql
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.db import migrate
-from amosync.db.engine import create_service_engine
+from amosync.db.database import Database
 from amosync.db.tables import metadata
 from amosync.l10n.cli import configure_cli
 from amosync.l10n.zone import configure_zone
@@ -97,10 +96,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
 
 
 @pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_service_engine(db_url)
-    yield engine
-    await engine.dispose()
+async def database(db_url: str) -> AsyncIterator[Database]:
+    database = Database.open(db_url)
+    yield database
+    await database.dispose()
 
 
 @pytest.fixture
@@ -133,8 +132,8 @@ def fake_transport(fake: FakeAmoState) -> httpx.ASGITransport:
     return httpx.ASGITransport(app=create_fake_amocrm(fake))
 
 
-async def count(engine: AsyncEngine, query: str) -> int:
-    async with engine.connect() as conn:
+async def count(database: Database, query: str) -> int:
+    async with database.read() as conn:
         return int((await conn.execute(text(query))).scalar_one())
 
 

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import uvicorn
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.database import Database
 from amosync.db.tables import webhook_events as ev
 from amosync.testing import FakeAmoState, Fault, seed_demo_account
 
@@ -61,10 +61,10 @@ def webhook_body(lead_ids: list[int], action: str = "update") -> bytes:
     return "&".join(f"leads[{action}][{n}][id]={i}" for n, i in enumerate(lead_ids)).encode()
 
 
-async def wait_until_no_pending(engine: AsyncEngine, timeout: float = 20.0) -> None:
+async def wait_until_no_pending(database: Database, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        async with engine.connect() as conn:
+        async with database.read() as conn:
             pending = await conn.scalar(
                 select(func.count()).select_from(ev).where(ev.c.status == "pending")
             )
@@ -75,21 +75,21 @@ async def wait_until_no_pending(engine: AsyncEngine, timeout: float = 20.0) -> N
 
 
 async def seed_through_pipeline(
-    client: httpx.AsyncClient, engine: AsyncEngine, fake: FakeAmoState, secret_path: str
+    client: httpx.AsyncClient, database: Database, fake: FakeAmoState, secret_path: str
 ) -> list[int]:
     """Send a webhook naming every fake lead and wait until the worker stored them all."""
     lead_ids = sorted(fake.table("leads"))
     response = await client.post(secret_path, content=webhook_body(lead_ids), headers=FORM)
     assert 200 == response.status_code
-    await wait_until_no_pending(engine)
+    await wait_until_no_pending(database)
     return lead_ids
 
 
 async def fail_one_event(
-    client: httpx.AsyncClient, engine: AsyncEngine, fake: FakeAmoState, secret_path: str, lead: int
+    client: httpx.AsyncClient, database: Database, fake: FakeAmoState, secret_path: str, lead: int
 ) -> None:
     """One webhook about `lead` whose fetch amoCRM refuses (400): the event ends `failed`."""
     fake.script_faults(Fault(status=400), path_prefix="/api/v4/leads")
     response = await client.post(secret_path, content=webhook_body([lead]), headers=FORM)
     assert 200 == response.status_code
-    await wait_until_no_pending(engine)
+    await wait_until_no_pending(database)

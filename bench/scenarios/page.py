@@ -5,7 +5,7 @@ With 1,000,000 events stored (bulk-loaded with SQL, `done`, received over the la
 (the page's live block: health checks, counts, the 3-hour chart, the latest events) once a
 second each. The figure is the ACK p99 with the page clients against the ACK p99 without
 them, rounds alternating (quiet, page, quiet, page, ...) so that the host's drift falls on
-both. Before reads had their own deferred, query-only transactions (db/reads.py) every read
+both. Before reads had their own deferred, query-only transactions (`Database.read()`) every read
 began IMMEDIATE on SQLite and held the write lock for the whole page: with 400,000 events,
 five browsers pushed the ACK to p50 3.1 s, max 11.6 s (amoCRM gives up after 2 s).
 """

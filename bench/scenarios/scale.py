@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from amosync.core.answer import map_answer
 from amosync.core.mapping import RentProgField
 from amosync.db import migrate
-from amosync.db.engine import create_service_engine
+from amosync.db.database import Database
 from amosync.db.tables import custom_fields
 from amosync.inbox.store import PENDING, InboxStore
 from amosync.testing import RENTPROG_FIELD_ID, FakeAmoState
@@ -184,7 +184,7 @@ async def _measure(urls: dict[int, str], cycles: int) -> dict[int, dict[str, flo
         }
     finally:
         for store in stores:
-            await store.engine.dispose()
+            await store.database.dispose()
 
 
 class _SizedStore:
@@ -192,20 +192,20 @@ class _SizedStore:
 
     def __init__(self, url: str, size: int) -> None:
         self.size = size
-        self.engine = create_service_engine(url)
-        self._inbox = InboxStore(self.engine)
+        self.database = Database.open(url)
+        self._inbox = InboxStore(self.database)
         self._rentprog = RentProgField(RENTPROG_FIELD_ID, "RentProg ID")
 
     async def load(self) -> float:
         started = time.perf_counter()
-        sqlite = self.engine.dialect.name == "sqlite"
+        sqlite = self.database.dialect == "sqlite"
         params = {"n": self.size, "first": FIRST_LOADED_ID - 1}
-        async with self.engine.begin() as conn:
+        async with self.database.write() as conn:
             await conn.execute(text(_SQLITE_DEALS if sqlite else _PG_DEALS), params)
             await conn.execute(text(_SQLITE_EVENTS if sqlite else _PG_EVENTS), params)
             await _load_field_values(conn, sqlite, params)
             await conn.execute(text(_HISTORY))
-        async with self.engine.connect() as conn:
+        async with self.database.write() as conn:  # ANALYZE writes the statistics
             await conn.execute(text("ANALYZE"))
         return time.perf_counter() - started
 
@@ -227,7 +227,7 @@ class _SizedStore:
         await self._inbox.append([_event(obj["id"], now) for obj in objects])
         claimed = await self._inbox.claim("bench", CHUNK, 300)
         answer = map_answer("leads", [o["id"] for o in objects], objects, self._rentprog)
-        async with self.engine.begin() as conn:
+        async with self.database.write() as conn:
             await apply_fetched(conn, answer, [e.id for e in claimed])
         return (time.perf_counter() - started) / len(objects)
 

@@ -7,7 +7,6 @@ settings are there, and choosing OAuth or the long-lived token, happens here.
 from __future__ import annotations
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.auth import LongLivedToken, TokenProvider
 from amosync.amocrm.calls import CallRecorder
@@ -16,6 +15,7 @@ from amosync.amocrm.token_endpoint import GRANT_TIMEOUT, TokenEndpoint
 from amosync.amocrm.token_info import configured_kind, missing_token_hint
 from amosync.amocrm.token_store import TokenStore
 from amosync.db.api_log import DbCallRecorder
+from amosync.db.database import Database
 from amosync.settings import Settings
 from amosync.worker.jobs import PeriodicJob
 from amosync.worker.token_keepalive import (
@@ -84,7 +84,7 @@ def oauth_tokens(
 
 def token_provider(
     settings: Settings,
-    engine: AsyncEngine,
+    db: Database,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> TokenProvider:
@@ -93,15 +93,13 @@ def token_provider(
     long_lived = settings.amocrm_long_lived_token
     if configured_kind(settings) == "long_lived" or settings.api_base_url is None:
         return LongLivedToken(long_lived.get_secret_value() if long_lived else None)
-    store = TokenStore(engine, settings.api_base_url)
-    return oauth_tokens(
-        settings, store, transport=transport, recorder=DbCallRecorder(engine, "oauth")
-    )
+    store = TokenStore(db, settings.api_base_url)
+    return oauth_tokens(settings, store, transport=transport, recorder=DbCallRecorder(db, "oauth"))
 
 
 def token_keepalive_job(
     settings: Settings,
-    engine: AsyncEngine,
+    db: Database,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     interval: float = CHECK_INTERVAL,
@@ -112,8 +110,8 @@ def token_keepalive_job(
         return None
     tokens = oauth_tokens(
         settings,
-        TokenStore(engine, settings.api_base_url),
+        TokenStore(db, settings.api_base_url),
         transport=transport,
-        recorder=DbCallRecorder(engine, "oauth"),
+        recorder=DbCallRecorder(db, "oauth"),
     )
     return keepalive_job(tokens, interval=interval, first_delay=first_delay)

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm import AmoClient
 from amosync.amocrm.shared_limit import MAX_BLOCK, ReleaseAndRecord, SharedWindowLimiter
@@ -16,8 +15,7 @@ from amosync.catchup.budget import REFERENCE, VERIFY
 from amosync.catchup.verify_job import verify_job
 from amosync.core.mapping import RentProgField
 from amosync.db.api_log import DbCallRecorder
-from amosync.db.engine import create_service_engine
-from amosync.db.turns import turns_of
+from amosync.db.database import Database
 from amosync.inbox import InboxStore
 from amosync.inbox.retention import retention_job
 from amosync.oauth_setup import token_keepalive_job, token_provider
@@ -50,25 +48,25 @@ def worker_config(settings: Settings) -> WorkerConfig:
 
 def build_client(
     settings: Settings,
-    engine: AsyncEngine,
+    db: Database,
     *,
     purpose: str = "webhook",
     transport: httpx.AsyncBaseTransport | None = None,
     max_wait: float | None = None,
 ) -> AmoClient:
     """`max_wait`: fail with RetryLater rather than wait longer for the rate limit (doctor)."""
-    limiter = rate_limiter(settings, engine, max_wait=max_wait)
+    limiter = rate_limiter(settings, db, max_wait=max_wait)
     return AmoClient(
         # With no account configured the client still exists; every call reports that the
         # configuration is missing (via ReauthRequired) and events wait, pending.
         settings.api_base_url or "https://amocrm.invalid",
         # OAuth (refreshing, tokens in the database) or the long-lived token: oauth_setup.py.
-        token_provider(settings, engine, transport=transport),
+        token_provider(settings, db, transport=transport),
         limiter,
         timeout=settings.api_timeout,
         max_answer_bytes=settings.api_max_answer_bytes,
         # The slot's release and the call's log row in one transaction.
-        after_answer=ReleaseAndRecord(limiter, DbCallRecorder(engine, purpose)),
+        after_answer=ReleaseAndRecord(limiter, DbCallRecorder(db, purpose)),
         transport=transport,
         ip_block_cooldown=settings.ip_block_cooldown,
         max_retry_after=settings.max_retry_after,
@@ -76,7 +74,7 @@ def build_client(
 
 
 def rate_limiter(
-    settings: Settings, engine: AsyncEngine, *, max_wait: float | None = None
+    settings: Settings, db: Database, *, max_wait: float | None = None
 ) -> SharedWindowLimiter:
     """One limit for every process on the database (amoCRM counts per account, not process).
 
@@ -85,7 +83,7 @@ def rate_limiter(
     a CLI command on one SQLite file are several processes as well.
     """
     return SharedWindowLimiter(
-        engine,
+        db,
         settings.api_rate_limit,
         max_pause=settings.max_retry_after,
         max_block=max(MAX_BLOCK, settings.ip_block_cooldown),
@@ -95,7 +93,7 @@ def rate_limiter(
 
 def periodic_jobs(
     settings: Settings,
-    engine: AsyncEngine,
+    db: Database,
     client: AmoClient,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> list[PeriodicJob]:
@@ -105,39 +103,39 @@ def periodic_jobs(
     def own_client(purpose: str) -> Callable[[], AmoClient]:
         # Each budgeted job has its own client: its calls are logged under its purpose and
         # count against the hourly budget.
-        return lambda: build_client(settings, engine, purpose=purpose, transport=transport)
+        return lambda: build_client(settings, db, purpose=purpose, transport=transport)
 
     maybe = [
-        catchup_job(settings, engine, own_client(CATCHUP)),
-        verify_job(settings, engine, own_client(VERIFY)),
-        reference_job(settings, engine, own_client(REFERENCE)),
-        token_keepalive_job(settings, engine),
-        subscription_job(settings, engine, client),
+        catchup_job(settings, db, own_client(CATCHUP)),
+        verify_job(settings, db, own_client(VERIFY)),
+        reference_job(settings, db, own_client(REFERENCE)),
+        token_keepalive_job(settings, db),
+        subscription_job(settings, db, client),
     ]
     jobs = [job for job in maybe if job is not None]
-    jobs.append(retention_job(settings, engine))  # done/ignored events and the call log
+    jobs.append(retention_job(settings, db))  # done/ignored events and the call log
     return jobs
 
 
 @dataclass
 class Services:
     settings: Settings
-    engine: AsyncEngine
+    db: Database
     inbox: InboxStore
     client: AmoClient
     worker: Worker
 
     async def aclose(self) -> None:
         await self.client.aclose()
-        await self.engine.dispose()
+        await self.db.dispose()
 
 
 def build_services(
     settings: Settings, *, amocrm_transport: httpx.AsyncBaseTransport | None = None
 ) -> Services:
-    engine = create_service_engine(settings.database_url)
-    inbox = InboxStore(engine, turns_of(engine))
-    client = build_client(settings, engine, transport=amocrm_transport)
-    jobs = periodic_jobs(settings, engine, client, amocrm_transport)
-    worker = Worker(engine, inbox, client, rentprog_field(settings), worker_config(settings), jobs)
-    return Services(settings, engine, inbox, client, worker)
+    db = Database.open(settings.database_url)
+    inbox = InboxStore(db)
+    client = build_client(settings, db, transport=amocrm_transport)
+    jobs = periodic_jobs(settings, db, client, amocrm_transport)
+    worker = Worker(db, inbox, client, rentprog_field(settings), worker_config(settings), jobs)
+    return Services(settings, db, inbox, client, worker)

@@ -9,12 +9,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from amosync.catchup.reconcile import LAST_RUN_KEY
 from amosync.catchup.state import load as load_state
 from amosync.catchup.verify_state import read_last as read_last_verify
 from amosync.db.api_log import calls_by_purpose, calls_by_status
+from amosync.db.database import Database
 from amosync.inbox.store import FAILED, PENDING, STATUSES, InboxStore, age_seconds
 from amosync.totals import totals
 from amosync.worker.heartbeat import WorkerRow, recent_workers
@@ -51,16 +50,16 @@ class SyncStats:
         return data
 
 
-async def collect_stats(engine: AsyncEngine, *, totals_max_age: float | None = None) -> SyncStats:
+async def collect_stats(db: Database, *, totals_max_age: float | None = None) -> SyncStats:
     """The figures, counted now; with `totals_max_age`, the counts over every row kept may
     come from this process's cache, that old at most (amosync/totals.py), while pending,
     failed, the oldest pending and the last webhook are still counted now."""
     now = datetime.now(UTC)
-    kept = await totals(engine, totals_max_age)
-    live = await InboxStore(engine).live()
+    kept = await totals(db, totals_max_age)
+    live = await InboxStore(db).live()
     by_status = {s: kept.events_by_status.get(s, 0) for s in STATUSES}
     by_status.update({PENDING: live.pending, FAILED: live.failed})
-    calls = await calls_by_status(engine, now - timedelta(hours=1))
+    calls = await calls_by_status(db, now - timedelta(hours=1))
     return SyncStats(
         deals=kept.deals,
         deals_with_rentprog_id=kept.deals_with_rentprog_id,
@@ -73,8 +72,8 @@ async def collect_stats(engine: AsyncEngine, *, totals_max_age: float | None = N
         last_webhook_at=live.last_received_at,
         api_requests_last_hour=sum(calls.values()),
         api_requests_by_status_last_hour=calls,
-        workers=await recent_workers(engine, timedelta(minutes=5)),
-        api_requests_by_purpose_last_hour=await calls_by_purpose(engine, now - timedelta(hours=1)),
-        last_catchup=await load_state(engine, LAST_RUN_KEY),
-        last_verify=await read_last_verify(engine),
+        workers=await recent_workers(db, timedelta(minutes=5)),
+        api_requests_by_purpose_last_hour=await calls_by_purpose(db, now - timedelta(hours=1)),
+        last_catchup=await load_state(db, LAST_RUN_KEY),
+        last_verify=await read_last_verify(db),
     )

@@ -23,10 +23,9 @@ import weakref
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import func, select
 
-from amosync.db.reads import read_connection
+from amosync.db.database import Database
 from amosync.db.tables import companies, contacts, deals
 from amosync.db.tables import webhook_events as ev
 from amosync.db.types import aware
@@ -48,9 +47,9 @@ class Totals:
     processed_through: datetime | None = None
 
 
-async def count_totals(engine: AsyncEngine) -> Totals:
+async def count_totals(db: Database) -> Totals:
     """Everything counted now, in one read transaction (one snapshot)."""
-    async with read_connection(engine) as conn:
+    async with db.read() as conn:
         grouped = await conn.execute(select(ev.c.status, func.count()).group_by(ev.c.status))
         by_status = {str(status): int(n) for status, n in grouped.all()}
         through = await conn.scalar(
@@ -78,11 +77,11 @@ async def count_totals(engine: AsyncEngine) -> Totals:
     )
 
 
-async def with_recently_finished(engine: AsyncEngine, kept: Totals) -> Totals:
+async def with_recently_finished(db: Database, kept: Totals) -> Totals:
     """`kept` plus the events finished since it was counted (an index range, not a scan)."""
     if kept.processed_through is None:
         return kept
-    async with read_connection(engine) as conn:
+    async with db.read() as conn:
         rows = await conn.execute(
             select(ev.c.status, func.count(), func.max(ev.c.processed_at))
             .where(ev.c.processed_at > kept.processed_through)
@@ -105,27 +104,27 @@ class CachedTotals:
         self._counted_at = 0.0  # time.monotonic()
         self._recounting = False
 
-    async def get(self, engine: AsyncEngine, max_age: float) -> Totals:
+    async def get(self, db: Database, max_age: float) -> Totals:
         stale = time.monotonic() - self._counted_at > max_age
         if self._totals is not None and (not stale or self._recounting):
             return self._totals  # a recount is under way: the last counts meanwhile
         self._recounting = True
         try:
-            self._totals = await count_totals(engine)
+            self._totals = await count_totals(db)
             self._counted_at = time.monotonic()
         finally:
             self._recounting = False
         return self._totals
 
 
-_BY_ENGINE: weakref.WeakKeyDictionary[Engine, CachedTotals] = weakref.WeakKeyDictionary()
+_BY_DATABASE: weakref.WeakKeyDictionary[Database, CachedTotals] = weakref.WeakKeyDictionary()
 
 
-async def totals(engine: AsyncEngine, max_age: float | None = None) -> Totals:
+async def totals(db: Database, max_age: float | None = None) -> Totals:
     """The totals, counted now (`max_age` None) or from this process's cache."""
     if max_age is None:
-        return await count_totals(engine)
-    cache = _BY_ENGINE.get(engine.sync_engine)
+        return await count_totals(db)
+    cache = _BY_DATABASE.get(db)
     if cache is None:
-        cache = _BY_ENGINE[engine.sync_engine] = CachedTotals()
-    return await with_recently_finished(engine, await cache.get(engine, max_age))
+        cache = _BY_DATABASE[db] = CachedTotals()
+    return await with_recently_finished(db, await cache.get(db, max_age))

@@ -25,6 +25,7 @@ import httpx
 import orjson
 import pytest
 
+from amosync.db.database import Database
 from amosync.testing import DEFAULT_TOKEN, FakeAmoState, run_fake_in_thread
 from amosync.testing.fake_oauth import FAKE_CLIENT_ID, FAKE_CLIENT_SECRET
 from tests.english_words import english_words
@@ -406,17 +407,16 @@ def test_copy_db_force_refuses_a_target_a_worker_runs_on(
     naming the worker; `--even-if-running` overrides."""
     import asyncio
 
-    from amosync.db.engine import create_service_engine
     from amosync.worker.heartbeat import WorkerState, beat
 
     async def beat_once() -> str:
-        engine = create_service_engine(sqlite_url)
+        database = Database.open(sqlite_url)
         try:
             worker = WorkerState()
-            await beat(engine, worker)
+            await beat(database, worker)
             return worker.id
         finally:
-            await engine.dispose()
+            await database.dispose()
 
     worker_id = asyncio.run(beat_once())
     source = tmp_path / "source.db"

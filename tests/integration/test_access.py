@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.database import Database
 from amosync.settings import Settings
 from amosync.testing import DEFAULT_TOKEN
 from amosync.web.sessions import shared_signing_key
@@ -34,9 +34,9 @@ async def log_in(client: httpx.AsyncClient, token: str = ADMIN) -> httpx.Respons
     )
 
 
-async def own_csrf(engine: AsyncEngine, browser: str) -> str:
+async def own_csrf(database: Database, browser: str) -> str:
     """The field the page would render for this CSRF cookie in loopback mode."""
-    digest = hmac.new(await shared_signing_key(engine), f"csrf\0{browser}\0".encode(), "sha256")
+    digest = hmac.new(await shared_signing_key(database), f"csrf\0{browser}\0".encode(), "sha256")
     return digest.hexdigest()
 
 
@@ -106,13 +106,13 @@ async def test_page_wants_login_then_session_cookie_or_basic_auth(
 
 
 async def test_retry_form_needs_the_csrf_token(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """A forged POST (no token, wrong token, or cross-site) is 403; the page's own form works."""
     fake = demo_fake(1)
     async with api(make_settings(admin_token=ADMIN, max_attempts=1), fake) as client:
-        (lead,) = await seed_through_pipeline(client, engine, fake, SECRET_PATH)
-        await fail_one_event(client, engine, fake, SECRET_PATH, lead)
+        (lead,) = await seed_through_pipeline(client, database, fake, SECRET_PATH)
+        await fail_one_event(client, database, fake, SECRET_PATH, lead)
         await log_in(client)
         page = await client.get("/?events=failed")
         found = re.search(r'action="/status/events/(\d+)/retry"', page.text)
@@ -139,12 +139,12 @@ async def test_retry_form_needs_the_csrf_token(
 
 
 async def test_nothing_secret_is_rendered(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """Neither the admin token, the webhook secret nor the amoCRM token appear anywhere."""
     fake = demo_fake(2)
     async with api(make_settings(admin_token=ADMIN), fake) as client:
-        await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        await seed_through_pipeline(client, database, fake, SECRET_PATH)
         login_page = await client.get("/login")
         await log_in(client)
         bodies = [login_page.text] + [
@@ -187,7 +187,7 @@ async def test_language_from_query_or_accept_language(
 
 
 async def test_loopback_api_refuses_cross_site_posts_and_huge_forms(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """Without a token, a page on another site cannot make the browser retry events through
     the API, and an oversized form is read no further than the limit (then refused)."""
@@ -196,7 +196,7 @@ async def test_loopback_api_refuses_cross_site_posts_and_huge_forms(
         same = await client.post("/api/events/1/retry", headers={"Sec-Fetch-Site": "same-origin"})
         # The page's own CSRF pair (issue #19: a planted equal pair no longer passes).
         client.cookies.set("amosync_csrf", "k" * 43)
-        form = b"csrf_token=" + (await own_csrf(engine, "k" * 43)).encode()
+        form = b"csrf_token=" + (await own_csrf(database, "k" * 43)).encode()
         small = await client.post("/status/events/1/retry", content=form + b"&back=/%5Cevil.com")
         huge = await client.post("/status/events/1/retry", content=form + b"&pad=" + b"a" * 20_000)
 

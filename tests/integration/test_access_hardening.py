@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.database import Database
 from amosync.db.tables import sync_state
 from amosync.settings import Settings
 from amosync.web.access import SESSION_SECONDS
@@ -52,14 +52,14 @@ async def test_logout_revokes_a_copied_session_cookie_on_every_process(
 
 
 async def test_a_planted_matching_csrf_cookie_and_field_are_refused(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """Any equal cookie/field pair used to pass; now the field must be the server's
     signature of this browser's cookie (loopback mode, where no token protects the page)."""
     fake = demo_fake(1)
     async with api(make_settings(admin_token=None, max_attempts=1), fake) as client:
-        (lead,) = await seed_through_pipeline(client, engine, fake, SECRET_PATH)
-        await fail_one_event(client, engine, fake, SECRET_PATH, lead)
+        (lead,) = await seed_through_pipeline(client, database, fake, SECRET_PATH)
+        await fail_one_event(client, database, fake, SECRET_PATH, lead)
         client.cookies.set("amosync_csrf", "k" * 43)
         planted = await client.post("/status/events/1/retry", data={"csrf_token": "k" * 43})
         page = await client.get("/?events=failed")
@@ -182,21 +182,21 @@ async def test_token_mode_still_serves_any_host_with_the_token(
 
 
 async def test_revocations_are_forgotten_once_their_sessions_have_expired(
-    engine: AsyncEngine,
+    database: Database,
 ) -> None:
     """A logout stores one row; rows older than a session's lifetime are pruned then, so the
     table does not grow with every logout ever made."""
     old = datetime.now(UTC) - timedelta(seconds=SESSION_SECONDS + 60)
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         await conn.execute(
             sync_state.insert().values(
                 key=REVOKED_PREFIX + "old-session", value={"revoked": True}, updated_at=old
             )
         )
-    await revoke_session(engine, "new-session", SESSION_SECONDS)
-    await revoke_session(engine, "new-session", SESSION_SECONDS)  # twice: no error
+    await revoke_session(database, "new-session", SESSION_SECONDS)
+    await revoke_session(database, "new-session", SESSION_SECONDS)  # twice: no error
 
     assert (False, True) == (
-        await session_revoked(engine, "old-session"),
-        await session_revoked(engine, "new-session"),
+        await session_revoked(database, "old-session"),
+        await session_revoked(database, "new-session"),
     )

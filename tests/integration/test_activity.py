@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, event
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.database import Database
 from amosync.inbox import InboxStore
 from amosync.web.activity import chart_svg, per_minute
 from tests.integration.test_inbox import row
@@ -21,11 +21,11 @@ def at(minutes_ago: int, seconds: int = 5, **extra: object) -> dict[str, object]
     return {**row(1), "received_at": when, "available_at": when, "processed_at": None, **extra}
 
 
-async def test_counts_land_in_their_minute(engine: AsyncEngine) -> None:
+async def test_counts_land_in_their_minute(database: Database) -> None:
     """Received counts by received_at, processed counts done events by processed_at; older
     than the window is left out."""
     done_at = NOW.replace(second=0) - timedelta(minutes=1, seconds=-30)
-    await InboxStore(engine).append(
+    await InboxStore(database).append(
         [
             at(0),
             at(0, seconds=50),
@@ -36,7 +36,7 @@ async def test_counts_land_in_their_minute(engine: AsyncEngine) -> None:
         ]
     )
 
-    activity = await per_minute(engine, hours=3, now=NOW)
+    activity = await per_minute(database, hours=3, now=NOW)
 
     assert 180 == activity.minutes
     assert NOW.replace(second=0) - timedelta(minutes=179) == activity.start
@@ -51,23 +51,23 @@ async def test_counts_land_in_their_minute(engine: AsyncEngine) -> None:
     assert 1 == activity.processed[-2]
 
 
-async def test_chart_scales_to_the_busiest_minute(engine: AsyncEngine) -> None:
+async def test_chart_scales_to_the_busiest_minute(database: Database) -> None:
     """The SVG names its maximum and draws one point per minute for each line."""
-    await InboxStore(engine).append([at(0), at(0), at(0), at(5)])
+    await InboxStore(database).append([at(0), at(0), at(0), at(5)])
 
-    svg = chart_svg(await per_minute(engine, hours=1, now=NOW), {"chart_title": "Events"})
+    svg = chart_svg(await per_minute(database, hours=1, now=NOW), {"chart_title": "Events"})
 
     assert 'data-max="3"' in svg
     assert 2 * 60 == svg.count(",")  # x,y pairs: 60 per polyline
 
 
-async def test_chart_reads_index_ranges_not_the_table(engine: AsyncEngine) -> None:
+async def test_chart_reads_index_ranges_not_the_table(database: Database) -> None:
     """Both counts are ranges of an index (received_at; the partial processed_at index of
     migration 0004), so their cost follows the last hours' events, not the events kept.
     PostgreSQL is asked with sequential scans off: a plan still scanning the table would
     mean no index can answer the query."""
     done_at = NOW.replace(second=0) - timedelta(minutes=1)
-    await InboxStore(engine).append(
+    await InboxStore(database).append(
         [at(0), at(2, status="done", processed_at=done_at), at(400, status="done")]
     )
     seen: list[tuple[str, Any]] = []
@@ -78,15 +78,15 @@ async def test_chart_reads_index_ranges_not_the_table(engine: AsyncEngine) -> No
 
     event.listen(Engine, "before_cursor_execute", capture)
     try:
-        activity = await per_minute(engine, hours=3, now=NOW)
+        activity = await per_minute(database, hours=3, now=NOW)
     finally:
         event.remove(Engine, "before_cursor_execute", capture)
     assert (2, 1) == (sum(activity.received), sum(activity.processed))
     assert 2 == len(seen)
 
-    sqlite = engine.dialect.name == "sqlite"
+    sqlite = database.dialect == "sqlite"
     plans = []
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         if not sqlite:
             await conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
         for statement, parameters in seen:

@@ -17,7 +17,8 @@ from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String, Table,
 
 from amosync.db import migrate
 from amosync.db.copy import ROWS_NOT_COPIED, CopyRefused, copy_database, copy_tables
-from amosync.db.engine import create_service_engine, create_sync_engine
+from amosync.db.database import Database
+from amosync.db.engine import create_sync_engine
 from amosync.db.tables import webhook_events, workers
 from amosync.db.types import UTCDateTime
 from amosync.inbox import InboxStore
@@ -120,10 +121,10 @@ async def test_sqlite_to_postgresql_copies_every_row_and_new_events_get_fresh_id
         t.name: t.rows for t in report.tables
     }
     assert _without_heartbeats(before) == _dump(fresh_pg_url)
-    engine = create_service_engine(fresh_pg_url)
+    database = Database.open(fresh_pg_url)
     try:
         now = datetime.now(UTC)
-        await InboxStore(engine).append(
+        await InboxStore(database).append(
             [
                 {
                     "received_at": now,
@@ -138,14 +139,14 @@ async def test_sqlite_to_postgresql_copies_every_row_and_new_events_get_fresh_id
                 }
             ]
         )
-        async with engine.connect() as conn:
+        async with database.read() as conn:
             newest = (
                 await conn.execute(
                     select(webhook_events.c.id).order_by(webhook_events.c.id.desc()).limit(1)
                 )
             ).scalar_one()
     finally:
-        await engine.dispose()
+        await database.dispose()
     assert max(EVENT_IDS) + 1 == newest
 
 
@@ -183,22 +184,22 @@ async def test_source_workers_do_not_look_alive_on_the_target(
     the table's schema is there (the target's own workers beat into it) and the report says why."""
     source = f"sqlite:///{tmp_path / 'old.db'}"
     migrate.upgrade(source)
-    source_engine = create_service_engine(source)
-    target_engine = create_service_engine(fresh_pg_url)
+    source_database = Database.open(source)
+    target_database = Database.open(fresh_pg_url)
     try:
-        await beat(source_engine, WorkerState())
-        assert 1 == len(await recent_workers(source_engine, timedelta(seconds=30)))
+        await beat(source_database, WorkerState())
+        assert 1 == len(await recent_workers(source_database, timedelta(seconds=30)))
 
         report = copy_database(source, fresh_pg_url)
 
-        assert [] == await recent_workers(target_engine, timedelta(days=2))
+        assert [] == await recent_workers(target_database, timedelta(days=2))
         (row,) = [t for t in report.tables if t.name == workers.name]
         assert (0, ROWS_NOT_COPIED[workers.name]) == (row.rows, row.not_copied)
-        await beat(target_engine, WorkerState())
-        assert 1 == len(await recent_workers(target_engine, timedelta(seconds=30)))
+        await beat(target_database, WorkerState())
+        assert 1 == len(await recent_workers(target_database, timedelta(seconds=30)))
     finally:
-        await source_engine.dispose()
-        await target_engine.dispose()
+        await source_database.dispose()
+        await target_database.dispose()
 
 
 def test_non_empty_target_is_refused_and_left_untouched(source_url: str, tmp_path: Path) -> None:

@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.core.answer import map_answer
 from amosync.core.field_values import TEXT_MAX, VALUES_PER_FIELD_MAX
 from amosync.core.mapping import RentProgField
+from amosync.db.database import Database
 from amosync.db.tables import (
     companies,
     custom_fields,
@@ -54,14 +54,14 @@ def lead_values(fake: FakeAmoState, **values: Any) -> list[dict[str, Any]]:
     return [i for i in items if i is not None]
 
 
-async def store(engine: AsyncEngine, entity: str, *objects: dict[str, Any]) -> None:
+async def store(database: Database, entity: str, *objects: dict[str, Any]) -> None:
     """Store these API objects as the worker does (one answer, one transaction)."""
     answer = map_answer(entity, [o["id"] for o in objects], list(objects), RENTPROG)
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         await apply_fetched(conn, answer, [])
 
 
-async def values_of(engine: AsyncEngine, entity_id: int, entity: str = "leads") -> list[Any]:
+async def values_of(database: Database, entity_id: int, entity: str = "leads") -> list[Any]:
     fv = field_values.c
     query = (
         select(
@@ -76,10 +76,10 @@ async def values_of(engine: AsyncEngine, entity_id: int, entity: str = "leads") 
         .where(fv.entity_type == entity, fv.entity_id == entity_id)
         .order_by(fv.field_id, fv.position)
     )
-    return await rows(engine, query)
+    return await rows(database, query)
 
 
-async def test_every_field_type_is_stored_typed(engine: AsyncEngine) -> None:
+async def test_every_field_type_is_stored_typed(database: Database) -> None:
     """One row per value, typed by the field's type; every value keeps its text."""
     fake = FakeAmoState(rate_limit_rps=None)
     lead = fake.add_lead(
@@ -100,7 +100,7 @@ async def test_every_field_type_is_stored_typed(engine: AsyncEngine) -> None:
         )
     )
 
-    await store(engine, "leads", lead)
+    await store(database, "leads", lead)
 
     june_12 = datetime(2026, 6, 12, tzinfo=UTC)
     assert [
@@ -123,10 +123,10 @@ async def test_every_field_type_is_stored_typed(engine: AsyncEngine) -> None:
         ),
         (LINK_FIELD_ID, 0, "https://example.com/contract/7", None, None, None, None),
         (NOTE_FIELD_ID, 0, "Позвонить\nзаранее", None, None, None, None),
-    ] == await values_of(engine, lead["id"])
+    ] == await values_of(database, lead["id"])
 
 
-async def test_contact_values_with_enum_codes_and_birthday(engine: AsyncEngine) -> None:
+async def test_contact_values_with_enum_codes_and_birthday(database: Database) -> None:
     """A contact's phones (multitext: several rows, enum codes) and birthday (before 1970)."""
     fake = FakeAmoState(rate_limit_rps=None)
     birthday = {
@@ -141,11 +141,11 @@ async def test_contact_values_with_enum_codes_and_birthday(engine: AsyncEngine) 
     )
     contact["custom_fields_values"].append(birthday)
 
-    await store(engine, "contacts", contact)
+    await store(database, "contacts", contact)
 
     fv = field_values.c
     found = await rows(
-        engine,
+        database,
         select(fv.field_id, fv.position, fv.value_text, fv.enum_code, fv.field_code)
         .where(fv.entity_id == contact["id"])
         .order_by(fv.field_id, fv.position),
@@ -155,18 +155,18 @@ async def test_contact_values_with_enum_codes_and_birthday(engine: AsyncEngine) 
         (PHONE_FIELD_ID, 1, "8 (495) 123-45-67", "MOB", "PHONE"),
         (BIRTHDAY_FIELD_ID, 0, str(-86400 * 365), None, None),
     ] == found
-    born = await rows(engine, select(fv.value_datetime).where(fv.field_id == BIRTHDAY_FIELD_ID))
+    born = await rows(database, select(fv.value_datetime).where(fv.field_id == BIRTHDAY_FIELD_ID))
     assert [(datetime(1969, 1, 1, tzinfo=UTC),)] == born
-    assert {("contacts",)} == set(await rows(engine, select(fv.entity_type)))
+    assert {("contacts",)} == set(await rows(database, select(fv.entity_type)))
 
 
 async def test_type_comes_from_the_definition_then_the_entry_then_the_shape(
-    engine: AsyncEngine,
+    database: Database,
 ) -> None:
     """amocrm_custom_fields decides the type when it knows the field; else the entry's
     `field_type`; else only an unambiguous JSON value (a number, a boolean)."""
     now = datetime.now(UTC)
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         await conn.execute(
             insert(custom_fields),
             [{"entity_type": "leads", "id": 1, "type": "numeric", "raw": {}, "synced_at": now}],
@@ -184,7 +184,7 @@ async def test_type_comes_from_the_definition_then_the_entry_then_the_shape(
         ],
     }
 
-    await store(engine, "leads", lead)
+    await store(database, "leads", lead)
 
     june_12 = datetime(2026, 6, 12, tzinfo=UTC)
     assert [
@@ -193,10 +193,10 @@ async def test_type_comes_from_the_definition_then_the_entry_then_the_shape(
         (3, 0, "7", 7.0, None, None, None),
         (3, 1, "false", 0.0, None, None, None),
         (3, 2, "8", None, None, None, None),
-    ] == await values_of(engine, 5)
+    ] == await values_of(database, 5)
 
 
-async def test_newer_copy_replaces_values_tags_and_companies(engine: AsyncEngine) -> None:
+async def test_newer_copy_replaces_values_tags_and_companies(database: Database) -> None:
     fake = FakeAmoState(rate_limit_rps=None)
     first = fake.add_company(name="ООО Прокат")
     second = fake.add_company(name="ИП Петров")
@@ -207,7 +207,7 @@ async def test_newer_copy_replaces_values_tags_and_companies(engine: AsyncEngine
         tags=["VIP", "Повторный"],
         companies=[first["id"]],
     )
-    await store(engine, "leads", lead)
+    await store(database, "leads", lead)
     newer = fake.update_lead(
         lead["id"],
         custom_fields_values=lead_values(fake, **{f"f{CAR_CLASS_FIELD_ID}": ["Бизнес"]}),
@@ -215,18 +215,18 @@ async def test_newer_copy_replaces_values_tags_and_companies(engine: AsyncEngine
         companies=[second["id"]],
     )
 
-    await store(engine, "leads", newer)
+    await store(database, "leads", newer)
 
     assert [(CAR_CLASS_FIELD_ID, "Бизнес")] == [
-        (r[0], r[2]) for r in await values_of(engine, lead["id"])
+        (r[0], r[2]) for r in await values_of(database, lead["id"])
     ]
     assert [(lead["id"], "VIP")] == await rows(
-        engine, select(deal_tags.c.deal_id, deal_tags.c.name)
+        database, select(deal_tags.c.deal_id, deal_tags.c.name)
     )
-    assert [(lead["id"], second["id"])] == await rows(engine, select(deal_companies))
+    assert [(lead["id"], second["id"])] == await rows(database, select(deal_companies))
 
 
-async def test_older_copy_leaves_values_tags_and_companies(engine: AsyncEngine) -> None:
+async def test_older_copy_leaves_values_tags_and_companies(database: Database) -> None:
     """A reordered, older copy is refused by newer-wins: what hangs off the deal stays."""
     fake = FakeAmoState(rate_limit_rps=None)
     company = fake.add_company()
@@ -240,18 +240,18 @@ async def test_older_copy_leaves_values_tags_and_companies(engine: AsyncEngine) 
         tags=["новый"],
         companies=[company["id"]],
     )
-    await store(engine, "leads", new)
+    await store(database, "leads", new)
 
-    await store(engine, "leads", old)
-    await store(engine, "leads", new)  # the same copy again: unchanged, nothing rewritten
+    await store(database, "leads", old)
+    await store(database, "leads", new)  # the same copy again: unchanged, nothing rewritten
 
-    assert ["новое"] == [r[2] for r in await values_of(engine, old["id"])]
-    assert [("новый",)] == await rows(engine, select(deal_tags.c.name))
-    assert [(old["id"], company["id"])] == await rows(engine, select(deal_companies))
+    assert ["новое"] == [r[2] for r in await values_of(database, old["id"])]
+    assert [("новый",)] == await rows(database, select(deal_tags.c.name))
+    assert [(old["id"], company["id"])] == await rows(database, select(deal_companies))
 
 
 async def test_deleted_deal_keeps_its_details_until_a_copy_says_otherwise(
-    engine: AsyncEngine,
+    database: Database,
 ) -> None:
     """A proven deletion flags the row and keeps what hangs off it (readers filter on
     `is_deleted`); a trash stub stored later carries no fields, tags or companies, and
@@ -262,23 +262,23 @@ async def test_deleted_deal_keeps_its_details_until_a_copy_says_otherwise(
         tags=["VIP"],
         companies=[fake.add_company()["id"]],
     )
-    await store(engine, "leads", lead)
-    async with engine.begin() as conn:
+    await store(database, "leads", lead)
+    async with database.write() as conn:
         await mark_deals_deleted(conn, [lead["id"]], datetime.now(UTC))
 
-    assert 1 == len(await values_of(engine, lead["id"]))
-    assert 1 == len(await rows(engine, select(deal_tags)))
+    assert 1 == len(await values_of(database, lead["id"]))
+    assert 1 == len(await rows(database, select(deal_tags)))
 
     stub = fake.delete_lead(lead["id"])
-    await store(engine, "leads", stub)
+    await store(database, "leads", stub)
 
-    assert [(True,)] == await rows(engine, select(deals.c.is_deleted))
-    assert [] == await values_of(engine, lead["id"])
-    assert [] == await rows(engine, select(deal_tags))
-    assert [] == await rows(engine, select(deal_companies))
+    assert [(True,)] == await rows(database, select(deals.c.is_deleted))
+    assert [] == await values_of(database, lead["id"])
+    assert [] == await rows(database, select(deal_tags))
+    assert [] == await rows(database, select(deal_companies))
 
 
-async def test_unknown_company_is_fetched_like_a_linked_contact(engine: AsyncEngine) -> None:
+async def test_unknown_company_is_fetched_like_a_linked_contact(database: Database) -> None:
     """A deal's company we do not have is queued and fetched in one batched call; one we
     have is not asked for again."""
     fake = FakeAmoState(rate_limit_rps=None)
@@ -290,21 +290,21 @@ async def test_unknown_company_is_fetched_like_a_linked_contact(engine: AsyncEng
         fake.add_lead(companies=[other["id"]]),
         fake.add_lead(companies=[known["id"]]),
     ]
-    await store(engine, "companies", known)
-    await InboxStore(engine).append([event("leads", lead["id"], "add") for lead in leads])
+    await store(database, "companies", known)
+    await InboxStore(database).append([event("leads", lead["id"], "add") for lead in leads])
 
-    await drain(make_worker(engine, fake))
+    await drain(make_worker(database, fake))
 
     assert [(known["id"],), (new["id"],), (other["id"],)] == await rows(
-        engine, select(companies.c.id).order_by(companies.c.id)
+        database, select(companies.c.id).order_by(companies.c.id)
     )
-    assert 3 == len(await rows(engine, select(deal_companies)))
+    assert 3 == len(await rows(database, select(deal_companies)))
     assert 1 == len(fake.calls("/api/v4/companies"))
     linked = select(ev.c.entity, ev.c.action, ev.c.status).where(ev.c.action == "linked")
-    assert [("companies", "linked", "done")] * 2 == await rows(engine, linked)
+    assert [("companies", "linked", "done")] * 2 == await rows(database, linked)
 
 
-async def test_hostile_values_are_bounded_and_do_not_fail_the_batch(engine: AsyncEngine) -> None:
+async def test_hostile_values_are_bounded_and_do_not_fail_the_batch(database: Database) -> None:
     """Whatever a lead's fields hold, it and the rest of its batch are stored; a value
     that fits no type stays text, sizes are bounded."""
     hostile = {
@@ -343,10 +343,10 @@ async def test_hostile_values_are_bounded_and_do_not_fail_the_batch(engine: Asyn
         ],
     }
 
-    await store(engine, "leads", hostile, fine)
+    await store(database, "leads", hostile, fine)
 
     by_field: dict[int, list[Any]] = {}
-    for row in await values_of(engine, 7):
+    for row in await values_of(database, 7):
         by_field.setdefault(row[0], []).append(row)
     assert by_field[10] == [(10, 0, "12abc", None, None, None, None)]
     assert by_field[11][0][4] is None  # beyond year 9999
@@ -359,13 +359,13 @@ async def test_hostile_values_are_bounded_and_do_not_fail_the_batch(engine: Asyn
     assert [r[2] for r in by_field[18]] == ["a"]
     assert by_field[19] == [(19, 0, "maybe", None, None, None, None)]
     assert set(by_field) == {10, 11, 12, 13, 14, 15, 16, 17, 18, 19}
-    assert [(10, 0, "12", 12.0, None, None, None)] == await values_of(engine, 8)
-    tags = await rows(engine, select(deal_tags.c.tag_id, deal_tags.c.name))
+    assert [(10, 0, "12", 12.0, None, None, None)] == await values_of(database, 8)
+    tags = await rows(database, select(deal_tags.c.tag_id, deal_tags.c.name))
     assert [(1, "t" * 512)] == tags
-    assert [(7, 3)] == await rows(engine, select(deal_companies))
+    assert [(7, 3)] == await rows(database, select(deal_companies))
 
 
-async def test_unchanged_values_are_not_rewritten(engine: AsyncEngine) -> None:
+async def test_unchanged_values_are_not_rewritten(database: Database) -> None:
     """A copy that changes the price only leaves the deal's value, tag and company rows
     alone: nothing is deleted or inserted there (most edits in amoCRM are like this)."""
     fake = FakeAmoState(rate_limit_rps=None)
@@ -380,22 +380,24 @@ async def test_unchanged_values_are_not_rewritten(engine: AsyncEngine) -> None:
         tags=["VIP"],
         companies=[fake.add_company()["id"]],
     )
-    await store(engine, "leads", lead)
+    await store(database, "leads", lead)
     statements: list[str] = []
 
     def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         statements.append(statement)
 
-    sa_event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    for sync_engine in database.sync_engines():
+        sa_event.listen(sync_engine, "before_cursor_execute", seen)
     try:
-        await store(engine, "leads", fake.update_lead(lead["id"], price=9000))
+        await store(database, "leads", fake.update_lead(lead["id"], price=9000))
     finally:
-        sa_event.remove(engine.sync_engine, "before_cursor_execute", seen)
+        for sync_engine in database.sync_engines():
+            sa_event.remove(sync_engine, "before_cursor_execute", seen)
 
-    assert [(9000,)] == await rows(engine, select(deals.c.price))
+    assert [(9000,)] == await rows(database, select(deals.c.price))
     owned = ("amocrm_field_values", "amocrm_deal_tags", "amocrm_deal_companies")
     writes = [
         s for s in statements if s.startswith(("DELETE", "INSERT")) and any(t in s for t in owned)
     ]
     assert [] == writes
-    assert 5 == len(await values_of(engine, lead["id"]))
+    assert 5 == len(await values_of(database, lead["id"]))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.webhooks import SUBSCRIBED_SETTINGS, our_destination
+from amosync.db.database import Database
 from amosync.doctor.checks import run_checks
 from amosync.doctor.facts import default_service_url, gather
 from amosync.settings import Settings
@@ -23,7 +23,7 @@ def transport_for(fake: FakeAmoState) -> httpx.ASGITransport:
 
 
 async def test_gather_spends_four_api_calls_and_stores_the_subscription(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """Account, our subscription, lead fields and one user: four calls; the subscription
     answer is kept for /health."""
@@ -35,7 +35,7 @@ async def test_gather_spends_four_api_calls_and_stores_the_subscription(
 
     facts = await gather(settings, NOWHERE, transport=transport_for(fake))
     results = {r.name: r.status for r in run_checks(settings, facts)}
-    stored = await subscription_state(engine)
+    stored = await subscription_state(database)
 
     assert [
         "/api/v4/account",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from amosync.db.engine import create_service_engine
+from amosync.db.database import Database
 from amosync.db.file_mode import check_database_file
 from amosync.errors import ConfigError
 from tests.e2e.test_cli import AMOSYNC, env_for
@@ -26,12 +26,12 @@ async def test_new_database_and_its_wal_and_shm_are_created_0600(tmp_path: Path)
     path = tmp_path / "new.db"
     old = os.umask(0o022)
     try:
-        engine = create_service_engine(f"sqlite:///{path}")
-        async with engine.begin() as conn:
+        database = Database.open(f"sqlite:///{path}")
+        async with database.write() as conn:
             await conn.execute(text("CREATE TABLE t (x INTEGER)"))
             await conn.execute(text("INSERT INTO t VALUES (1)"))
             files = {p.name: mode(p) for p in tmp_path.iterdir()}
-        await engine.dispose()
+        await database.dispose()
     finally:
         os.umask(old)
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.token_endpoint import TokenEndpoint
 from amosync.db import migrate
 from amosync.db.copy import CopyRefused, copy_database
+from amosync.db.database import Database
 from amosync.db.liveness import WEB_KEY_PREFIX
 from amosync.db.tables import sync_state
 from amosync.errors import ReauthRequired
@@ -45,15 +45,15 @@ async def test_plain_amocrm_with_a_secret_says_the_url_needs_it(
     assert [] == [r.text for r in (plain, wrong) if SECRET in r.text]
 
 
-async def _live_worker(engine: AsyncEngine, *, state: str = "running") -> WorkerState:
+async def _live_worker(database: Database, *, state: str = "running") -> WorkerState:
     worker = WorkerState()
     worker.state = state
-    await beat(engine, worker)
+    await beat(database, worker)
     return worker
 
 
 async def test_copy_db_refuses_a_target_with_a_live_worker(
-    db_url: str, engine: AsyncEngine, sqlite_template: Path, tmp_path: Path
+    db_url: str, database: Database, sqlite_template: Path, tmp_path: Path
 ) -> None:
     """A worker that beat a moment ago on the target: refused, with or without --force, the
     worker named; --even-if-running copies; a cleanly stopped worker does not count."""
@@ -62,7 +62,7 @@ async def test_copy_db_refuses_a_target_with_a_live_worker(
     source = Path(str(tmp_path)) / "source.db"
     shutil.copy(str(sqlite_template), source)
     source_url = f"sqlite:///{source}"
-    worker = await _live_worker(engine)
+    worker = await _live_worker(database)
 
     for force in (False, True):
         with pytest.raises(CopyRefused) as refused:
@@ -73,13 +73,13 @@ async def test_copy_db_refuses_a_target_with_a_live_worker(
     report = await asyncio.to_thread(
         copy_database, source_url, db_url, force=True, even_if_running=True
     )
-    await _live_worker(engine, state=STOPPED)
+    await _live_worker(database, state=STOPPED)
     again = await asyncio.to_thread(copy_database, source_url, db_url, force=True)
     assert report.rows == again.rows == 0
 
 
 async def test_web_process_leaves_a_trace_copy_db_sees(
-    make_settings: Callable[..., Settings], engine: AsyncEngine, db_url: str, tmp_path: Path
+    make_settings: Callable[..., Settings], database: Database, db_url: str, tmp_path: Path
 ) -> None:
     """`serve --no-worker` beats in amosync_state while it runs (copy-db refuses the target,
     naming the web process) and removes its row when it stops."""
@@ -87,32 +87,32 @@ async def test_web_process_leaves_a_trace_copy_db_sees(
     migrate.upgrade(source_url)
     async with running(make_settings(), worker=False):
         for _ in range(100):
-            if await _web_rows(engine):
+            if await _web_rows(database):
                 break
             await asyncio.sleep(0.02)
         with pytest.raises(CopyRefused) as refused:
             await asyncio.to_thread(copy_database, source_url, db_url, force=True)
     assert "web " in str(refused.value)
-    assert [] == await _web_rows(engine)
+    assert [] == await _web_rows(database)
 
 
-async def test_presence_row_is_written_and_removed(engine: AsyncEngine) -> None:
-    task = asyncio.create_task(beat_until_cancelled(engine, interval=0.05))
+async def test_presence_row_is_written_and_removed(database: Database) -> None:
+    task = asyncio.create_task(beat_until_cancelled(database, interval=0.05))
     for _ in range(100):
-        if await _web_rows(engine):
+        if await _web_rows(database):
             break
         await asyncio.sleep(0.02)
-    rows = await _web_rows(engine)
+    rows = await _web_rows(database)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert 1 == len(rows)
     assert datetime.now(UTC) - rows[0][1] < timedelta(seconds=30)
-    assert [] == await _web_rows(engine)
+    assert [] == await _web_rows(database)
 
 
-async def _web_rows(engine: AsyncEngine) -> list[tuple[str, datetime]]:
-    async with engine.connect() as conn:
+async def _web_rows(database: Database) -> list[tuple[str, datetime]]:
+    async with database.read() as conn:
         result = await conn.execute(
             select(sync_state.c.key, sync_state.c.updated_at).where(
                 sync_state.c.key.startswith(WEB_KEY_PREFIX)

@@ -17,11 +17,10 @@ import httpx
 import pytest
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.catchup.state import write_state
+from amosync.db.database import Database
 from amosync.db.tables import webhook_events as ev
-from amosync.db.turns import write_transaction
 from amosync.doctor.facts import _events as doctor_events
 from amosync.health import HealthProbe
 from amosync.inbox.store import append_rows
@@ -68,7 +67,7 @@ def state(body: dict[str, Any], name: str) -> str:
     return str(body["checks"].get(name, {}).get("state"))
 
 
-async def add_events(engine: AsyncEngine, source: str, *, ago: float = 0.0, n: int = 1) -> None:
+async def add_events(database: Database, source: str, *, ago: float = 0.0, n: int = 1) -> None:
     at = datetime.now(UTC) - timedelta(seconds=ago)
     rows: list[dict[str, Any]] = [
         {
@@ -87,12 +86,12 @@ async def add_events(engine: AsyncEngine, source: str, *, ago: float = 0.0, n: i
         }
         for i in range(n)
     ]
-    async with write_transaction(engine) as conn:
+    async with database.write() as conn:
         await append_rows(conn, rows)
 
 
 async def test_amocrm_unreachable_with_failed_events_is_503(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """Nothing answers at amoCRM's address and events end `failed`: 503, `amocrm_api` fails
     with the age of the last call, and credentials are not claimed to be accepted."""
@@ -171,20 +170,20 @@ async def test_healthy_service_answers_200_with_states_and_ages(
 
 
 async def test_last_webhook_counts_only_webhooks_from_amocrm(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """Rows amosync queued itself (a backfill's linked contacts) are not a webhook: /health,
     `status` and `doctor` all say none arrived; an older real webhook is reported as such."""
     settings = make_settings()
-    await add_events(engine, "worker", n=3)
-    await add_events(engine, "n8n")
-    none_yet = (await run_checks(settings, engine))["last_webhook"]
-    stats_none = (await collect_stats(engine)).last_webhook_at
-    doctor_none = (await doctor_events(engine)).value
-    await add_events(engine, "webhook", ago=3600)
-    await add_events(engine, "worker")
-    hour_ago = (await run_checks(settings, engine))["last_webhook"]
-    stats_hour = (await collect_stats(engine)).last_webhook_at
+    await add_events(database, "worker", n=3)
+    await add_events(database, "n8n")
+    none_yet = (await run_checks(settings, database))["last_webhook"]
+    stats_none = (await collect_stats(database)).last_webhook_at
+    doctor_none = (await doctor_events(database)).value
+    await add_events(database, "webhook", ago=3600)
+    await add_events(database, "worker")
+    hour_ago = (await run_checks(settings, database))["last_webhook"]
+    stats_hour = (await collect_stats(database)).last_webhook_at
 
     assert "no webhook from amoCRM received yet" == none_yet.detail
     assert None is stats_none
@@ -196,21 +195,21 @@ async def test_last_webhook_counts_only_webhooks_from_amocrm(
 
 
 async def test_webhook_silence_threshold_fails_only_when_set(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """Off by default (a quiet account is fine); with AMOSYNC_HEALTH_WEBHOOK_SILENCE set, an
     older last webhook fails the check."""
-    await add_events(engine, "webhook", ago=7200)
-    default = (await run_checks(make_settings(), engine))["last_webhook"]
-    tuned = (await run_checks(make_settings(health_webhook_silence=3600), engine))["last_webhook"]
+    await add_events(database, "webhook", ago=7200)
+    default = (await run_checks(make_settings(), database))["last_webhook"]
+    tuned = (await run_checks(make_settings(health_webhook_silence=3600), database))["last_webhook"]
 
     assert "ok" == default.state
     assert "fail" == tuned.state
     assert "AMOSYNC_HEALTH_WEBHOOK_SILENCE" in tuned.detail
 
 
-async def mark_failed(engine: AsyncEngine, processed_ago: float) -> None:
-    async with write_transaction(engine) as conn:
+async def mark_failed(database: Database, processed_ago: float) -> None:
+    async with database.write() as conn:
         await conn.execute(
             update(ev).values(
                 status="failed", processed_at=datetime.now(UTC) - timedelta(seconds=processed_ago)
@@ -219,14 +218,14 @@ async def mark_failed(engine: AsyncEngine, processed_ago: float) -> None:
 
 
 async def test_failed_events_fail_within_the_window(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """A failed event from an hour ago fails the check (default window 24 h); with a window
     of 30 minutes it is old news."""
-    await add_events(engine, "webhook")
-    await mark_failed(engine, 3600)
-    default = (await run_checks(make_settings(), engine))["failed_events"]
-    tuned = (await run_checks(make_settings(health_failed_window=1800), engine))["failed_events"]
+    await add_events(database, "webhook")
+    await mark_failed(database, 3600)
+    default = (await run_checks(make_settings(), database))["failed_events"]
+    tuned = (await run_checks(make_settings(health_failed_window=1800), database))["failed_events"]
 
     assert "fail" == default.state
     assert "amosync events retry --failed" in default.detail
@@ -243,16 +242,16 @@ async def test_failed_events_fail_within_the_window(
 )
 async def test_verification_reads_verify_last(
     make_settings: Callable[..., Settings],
-    engine: AsyncEngine,
+    database: Database,
     value: dict[str, Any] | None,
     expected: tuple[str, str],
 ) -> None:
     """The contract with the verification run: `amosync_state['verify.last']`."""
     if value is not None:
-        async with write_transaction(engine) as conn:
+        async with database.write() as conn:
             at = datetime.now(UTC) - timedelta(minutes=5)
             await write_state(conn, "verify.last", {"at": at.isoformat(), **value, "examples": []})
-    check = (await run_checks(make_settings(), engine))["verification"]
+    check = (await run_checks(make_settings(), database))["verification"]
 
     assert expected[0] == check.state
     assert expected[1] in check.detail
@@ -270,7 +269,7 @@ async def test_verification_reads_verify_last(
 )
 async def test_shared_pause_and_block_are_reported_with_until(
     make_settings: Callable[..., Settings],
-    engine: AsyncEngine,
+    database: Database,
     row: dict[str, float],
     expected: tuple[str, str],
 ) -> None:
@@ -279,9 +278,9 @@ async def test_shared_pause_and_block_are_reported_with_until(
     now = time.time()
     value: dict[str, Any] = {"slots": [], "paused_until": 0.0, "blocked_until": 0.0}
     value.update({k: now + v for k, v in row.items()})
-    async with write_transaction(engine) as conn:
+    async with database.write() as conn:
         await write_state(conn, "amocrm_rate_limit", value)
-    check = (await run_checks(make_settings(), engine))["amocrm_pause"]
+    check = (await run_checks(make_settings(), database))["amocrm_pause"]
 
     assert expected[0] == check.state, check
     assert expected[1] in check.detail
@@ -332,16 +331,16 @@ async def test_storage_refusing_writes_fails_health_at_once(
 
 
 async def test_last_webhook_reused_probe_reads_only_new_rows_and_keeps_the_answer(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """The app's probe remembers the last webhook and then looks only at newer rows: a new
     webhook is seen, later rows amosync queued itself do not hide it."""
     settings, probe = make_settings(), HealthProbe()
-    first = (await run_checks(settings, engine, probe))["last_webhook"]
-    await add_events(engine, "webhook", ago=30)
-    seen = (await run_checks(settings, engine, probe))["last_webhook"]
-    await add_events(engine, "worker", n=5)
-    kept = (await run_checks(settings, engine, probe))["last_webhook"]
+    first = (await run_checks(settings, database, probe))["last_webhook"]
+    await add_events(database, "webhook", ago=30)
+    seen = (await run_checks(settings, database, probe))["last_webhook"]
+    await add_events(database, "worker", n=5)
+    kept = (await run_checks(settings, database, probe))["last_webhook"]
 
     assert "no webhook from amoCRM received yet" == first.detail
     assert seen.since is not None

@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import ClauseElement, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from amosync.db.engine import create_service_engine
+from amosync.db.database import Database
 from amosync.db.tables import webhook_events as ev
-from amosync.db.turns import turns_of
 from amosync.errors import StorageUnavailable
 from amosync.inbox import GroupCommitWriter, InboxStore
 from amosync.inbox.store import _BACKLOG, _CLAIM, Retry
@@ -21,10 +20,10 @@ from amosync.inbox.store import _BACKLOG, _CLAIM, Retry
 NOW = datetime.now(UTC)
 
 
-def store(engine: AsyncEngine) -> InboxStore:
+def store(database: Database) -> InboxStore:
     """The inbox as `serve` builds it: on SQLite its writes take turns, and its claims and
     settles run as thread transactions (db/thread_transactions.py)."""
-    return InboxStore(engine, turns_of(engine))
+    return InboxStore(database)
 
 
 def row(entity_id: int, *, status: str = "pending", entity: str = "leads") -> dict[str, Any]:
@@ -42,17 +41,17 @@ def row(entity_id: int, *, status: str = "pending", entity: str = "leads") -> di
     }
 
 
-async def statuses(engine: AsyncEngine) -> list[tuple[int, str, int]]:
-    async with engine.connect() as conn:
+async def statuses(database: Database) -> list[tuple[int, str, int]]:
+    async with database.read() as conn:
         rows = await conn.execute(
             select(ev.c.entity_id, ev.c.status, ev.c.attempts).order_by(ev.c.id)
         )
         return [tuple(r) for r in rows.all()]
 
 
-async def test_claim_leases_rows_once(engine: AsyncEngine) -> None:
+async def test_claim_leases_rows_once(database: Database) -> None:
     """A claimed row is invisible to the next claim until its lease ends."""
-    inbox = store(engine)
+    inbox = store(database)
     await inbox.append([row(1), row(2), row(3, status="ignored")])
 
     first = await inbox.claim("w1", 10, lease_seconds=60)
@@ -63,12 +62,12 @@ async def test_claim_leases_rows_once(engine: AsyncEngine) -> None:
     assert [] == second
 
 
-async def test_expired_lease_is_claimed_again(engine: AsyncEngine) -> None:
+async def test_expired_lease_is_claimed_again(database: Database) -> None:
     """A worker that died leaves its rows; they come due again when the lease ends."""
-    inbox = store(engine)
+    inbox = store(database)
     await inbox.append([row(1)])
     await inbox.claim("dead-worker", 10, lease_seconds=60)
-    async with engine.begin() as conn:  # time passes: the lease ends
+    async with database.write() as conn:  # time passes: the lease ends
         await conn.execute(update(ev).values(available_at=datetime.now(UTC) - timedelta(seconds=1)))
 
     again = await inbox.claim("w2", 10, lease_seconds=60)
@@ -76,9 +75,9 @@ async def test_expired_lease_is_claimed_again(engine: AsyncEngine) -> None:
     assert [(1, 2)] == [(e.entity_id, e.attempts) for e in again]
 
 
-async def test_retry_later_then_failed_after_max_attempts(engine: AsyncEngine) -> None:
+async def test_retry_later_then_failed_after_max_attempts(database: Database) -> None:
     """A retry goes back to pending later; out of attempts it is failed with the reason kept."""
-    inbox = store(engine)
+    inbox = store(database)
     await inbox.append([row(1), row(2)])
     claimed = await inbox.claim("w", 10, 60)
     failed = await inbox.retry_later(
@@ -89,7 +88,7 @@ async def test_retry_later_then_failed_after_max_attempts(engine: AsyncEngine) -
         max_attempts=3,
     )
 
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         rows = (
             await conn.execute(
                 select(ev.c.status, ev.c.last_error, ev.c.available_at).order_by(ev.c.id)
@@ -103,12 +102,12 @@ async def test_retry_later_then_failed_after_max_attempts(engine: AsyncEngine) -
     assert [] == await inbox.claim("w", 10, 60)
 
 
-async def test_claim_takes_the_longest_due_first(engine: AsyncEngine) -> None:
+async def test_claim_takes_the_longest_due_first(database: Database) -> None:
     """A retried event waits its delay: newer events that came due before it go first."""
-    inbox = store(engine)
+    inbox = store(database)
     await inbox.append([row(1), row(2)])
     earlier = datetime.now(UTC) - timedelta(seconds=30)
-    async with engine.begin() as conn:  # event 1 was retried and came due after event 2
+    async with database.write() as conn:  # event 1 was retried and came due after event 2
         await conn.execute(update(ev).where(ev.c.entity_id == 1).values(available_at=earlier))
         await conn.execute(
             update(ev).where(ev.c.entity_id == 2).values(available_at=earlier - timedelta(1))
@@ -120,25 +119,25 @@ async def test_claim_takes_the_longest_due_first(engine: AsyncEngine) -> None:
     assert [2, 1] == [e.entity_id for e in first + second]
 
 
-async def test_a_claim_reads_only_the_rows_it_takes(engine: AsyncEngine) -> None:
+async def test_a_claim_reads_only_the_rows_it_takes(database: Database) -> None:
     """The claim walks the (status, available_at, id) index in its own order: no sort of
     every due row, whose cost grows with the backlog (6.6 ms per claim at 100,000 waiting
     events on SQLite, against 0.4 ms)."""
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         await _many_events(conn, done=20_000, pending=3_000)
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         plan = await _plan(conn, _CLAIM, due_at=NOW, lease_until=NOW, worker_id="w", claim_limit=9)
 
     assert "amocrm_webhook_events_status_available_at_id" in plan.replace('"', "")
     assert "sort" not in plan.lower().replace("sort key", ""), plan
 
 
-async def test_the_backlog_reads_only_pending_rows(engine: AsyncEngine) -> None:
+async def test_the_backlog_reads_only_pending_rows(database: Database) -> None:
     """The health check's backlog query stays in the status index's pending range: a lone
     min(received_at) let PostgreSQL walk every finished row from the oldest (97 ms at 1M)."""
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         await _many_events(conn, done=20_000, pending=3_000)
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         plan = await _plan(conn, _BACKLOG)
 
     assert "amocrm_webhook_events_status_available_at_id" in plan.replace('"', ""), plan
@@ -181,9 +180,9 @@ async def _plan(conn: AsyncConnection, statement: ClauseElement, **params: Any) 
     return "\n".join(str(r[-1]) for r in rows.all())
 
 
-async def test_release_gives_the_attempt_back(engine: AsyncEngine) -> None:
+async def test_release_gives_the_attempt_back(database: Database) -> None:
     """Released events (re-auth, shutdown) are due at once and their attempt does not count."""
-    inbox = store(engine)
+    inbox = store(database)
     await inbox.append([row(1)])
     claimed = await inbox.claim("w", 10, 60)
     await inbox.release([e.id for e in claimed])
@@ -193,9 +192,9 @@ async def test_release_gives_the_attempt_back(engine: AsyncEngine) -> None:
     assert [1] == [e.attempts for e in again]
 
 
-async def test_stats_count_by_status(engine: AsyncEngine) -> None:
+async def test_stats_count_by_status(database: Database) -> None:
     """Stats give counts per status, the backlog and the oldest pending time."""
-    inbox = store(engine)
+    inbox = store(database)
     await inbox.append([row(1), row(2, status="ignored"), row(3, status="done")])
 
     stats = await inbox.stats()
@@ -205,9 +204,9 @@ async def test_stats_count_by_status(engine: AsyncEngine) -> None:
     assert stats.oldest_pending_age() is not None
 
 
-async def test_backlog_counts_pending_rows_and_finds_the_oldest(engine: AsyncEngine) -> None:
+async def test_backlog_counts_pending_rows_and_finds_the_oldest(database: Database) -> None:
     """The health check's backlog: pending rows only (leased ones too), the oldest first."""
-    inbox = store(engine)
+    inbox = store(database)
     assert (0, None) == await inbox.backlog()
     first, second = row(1), row(2)
     second["received_at"] = first["received_at"] + timedelta(seconds=5)
@@ -217,21 +216,21 @@ async def test_backlog_counts_pending_rows_and_finds_the_oldest(engine: AsyncEng
     assert (2, first["received_at"]) == await inbox.backlog()
 
 
-async def test_concurrent_claims_never_share_a_row(engine: AsyncEngine, db_url: str) -> None:
+async def test_concurrent_claims_never_share_a_row(database: Database, db_url: str) -> None:
     """Four workers claiming at once (own engines, like processes) each get disjoint rows."""
-    await store(engine).append([row(i) for i in range(400)])
-    engines = [create_service_engine(db_url) for _ in range(4)]
+    await store(database).append([row(i) for i in range(400)])
+    databases = [Database.open(db_url) for _ in range(4)]
     try:
 
         async def drain(n: int) -> list[int]:
-            inbox, got = store(engines[n]), []
+            inbox, got = store(databases[n]), []
             while batch := await inbox.claim(f"w{n}", 7, 60):
                 got += [e.id for e in batch]
             return got
 
         results = await asyncio.gather(*(drain(n) for n in range(4)))
     finally:
-        for e in engines:
+        for e in databases:
             await e.dispose()
     claimed = [i for r in results for i in r]
 
@@ -239,7 +238,7 @@ async def test_concurrent_claims_never_share_a_row(engine: AsyncEngine, db_url: 
     assert len(claimed) == len(set(claimed))
 
 
-async def test_group_commit_writes_everything_and_batches(engine: AsyncEngine) -> None:
+async def test_group_commit_writes_everything_and_batches(database: Database) -> None:
     """200 concurrent writes all commit, in far fewer transactions than writes."""
 
     class CountingStore(InboxStore):
@@ -249,20 +248,20 @@ async def test_group_commit_writes_everything_and_batches(engine: AsyncEngine) -
             CountingStore.commits += 1
             await super().append(rows)
 
-    writer = GroupCommitWriter(CountingStore(engine))
+    writer = GroupCommitWriter(CountingStore(database))
     writer.start()
     try:
         await asyncio.gather(*(writer.write([row(i)]) for i in range(200)))
     finally:
         await writer.stop()
 
-    assert 200 == len(await statuses(engine))
+    assert 200 == len(await statuses(database))
     assert CountingStore.commits < 100
 
 
 async def test_writer_reports_storage_failure(tmp_path: Any) -> None:
     """When the database cannot be written, every waiting request gets StorageUnavailable."""
-    broken = create_service_engine(f"sqlite:///{tmp_path}/never-migrated.db")  # no tables
+    broken = Database.open(f"sqlite:///{tmp_path}/never-migrated.db")  # no tables
     writer = GroupCommitWriter(InboxStore(broken))
     writer.start()
     try:

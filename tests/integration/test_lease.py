@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.database import Database
 from amosync.db.dialect import upsert_insert
-from amosync.db.engine import create_service_engine
 from amosync.db.lease import Lease, LeaseHolder
 from amosync.db.tables import sync_state
 
@@ -27,33 +26,33 @@ class RolledBack(Exception):
 
 
 @pytest.fixture
-async def other_engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+async def other_database(db_url: str) -> AsyncIterator[Database]:
     """A second engine on the same database: another process's connection pool."""
-    engine = create_service_engine(db_url)
-    yield engine
-    await engine.dispose()
+    database = Database.open(db_url)
+    yield database
+    await database.dispose()
 
 
-async def lease_value(engine: AsyncEngine) -> dict[str, Any]:
-    async with engine.connect() as conn:
+async def lease_value(database: Database) -> dict[str, Any]:
+    async with database.read() as conn:
         query = select(sync_state.c.value).where(sync_state.c.key == KEY)
         value = (await conn.execute(query)).scalar_one()
     assert isinstance(value, dict)
     return value
 
 
-async def release_then_roll_back(engine: AsyncEngine, lease: Lease) -> None:
-    async with engine.begin() as conn:
+async def release_then_roll_back(database: Database, lease: Lease) -> None:
+    async with database.write() as conn:
         await lease.release_in(conn)
         raise RolledBack
 
 
 async def test_second_holder_is_refused_while_the_first_holds_it(
-    engine: AsyncEngine, other_engine: AsyncEngine
+    database: Database, other_database: Database
 ) -> None:
     """While A holds the lease, B is refused with A's name and expiry, and sees A as holder."""
-    first = Lease(engine, KEY, "host-a/1", seconds=60)
-    second = Lease(other_engine, KEY, "host-b/2", seconds=60)
+    first = Lease(database, KEY, "host-a/1", seconds=60)
+    second = Lease(other_database, KEY, "host-b/2", seconds=60)
     before = time.time()
 
     taken = await first.acquire()
@@ -68,9 +67,9 @@ async def test_second_holder_is_refused_while_the_first_holds_it(
     assert LeaseHolder("host-a/1", refused.until) == seen
 
 
-async def test_same_holder_may_acquire_again(engine: AsyncEngine) -> None:
+async def test_same_holder_may_acquire_again(database: Database) -> None:
     """Acquiring a lease one already holds succeeds (and extends it)."""
-    lease = Lease(engine, KEY, "host-a/1", seconds=60)
+    lease = Lease(database, KEY, "host-a/1", seconds=60)
 
     results = [await lease.acquire(), await lease.acquire()]
 
@@ -78,12 +77,12 @@ async def test_same_holder_may_acquire_again(engine: AsyncEngine) -> None:
 
 
 async def test_expired_lease_is_taken_over_and_the_old_holder_cannot_touch_it(
-    engine: AsyncEngine, other_engine: AsyncEngine
+    database: Database, other_database: Database
 ) -> None:
     """After A's lease lapses, B takes it; A's late renew fails and A's release leaves B's
     lease in place."""
-    first = Lease(engine, KEY, "host-a/1", seconds=0.2)
-    second = Lease(other_engine, KEY, "host-b/2", seconds=60)
+    first = Lease(database, KEY, "host-a/1", seconds=0.2)
+    second = Lease(other_database, KEY, "host-b/2", seconds=60)
     assert None is await first.acquire()
     await asyncio.sleep(0.3)
 
@@ -92,18 +91,18 @@ async def test_expired_lease_is_taken_over_and_the_old_holder_cannot_touch_it(
     renewed = await first.renew()
     await first.release(finished=True)
 
-    value = await lease_value(engine)
+    value = await lease_value(database)
     holder = await first.current()
     assert (False, "host-b/2") == (renewed, value["holder"])
     assert ("host-b/2", False) == (holder.holder if holder else None, "finished_at" in value)
     assert None is not await first.acquire()
 
 
-async def test_renew_pushes_the_expiry_ahead(engine: AsyncEngine) -> None:
+async def test_renew_pushes_the_expiry_ahead(database: Database) -> None:
     """A holder that renews keeps its lease past the original expiry."""
-    lease = Lease(engine, KEY, "host-a/1", seconds=0.5)
+    lease = Lease(database, KEY, "host-a/1", seconds=0.5)
     assert None is await lease.acquire()
-    first_until = (await lease_value(engine))["until"]
+    first_until = (await lease_value(database))["until"]
     await asyncio.sleep(0.3)
 
     renewed = await lease.renew()
@@ -116,17 +115,17 @@ async def test_renew_pushes_the_expiry_ahead(engine: AsyncEngine) -> None:
 
 
 async def test_release_in_a_rolled_back_transaction_keeps_the_lease(
-    engine: AsyncEngine, other_engine: AsyncEngine
+    database: Database, other_database: Database
 ) -> None:
     """`release_in` frees the lease only when the caller's transaction commits."""
-    first = Lease(engine, KEY, "host-a/1", seconds=60)
-    second = Lease(other_engine, KEY, "host-b/2", seconds=60)
+    first = Lease(database, KEY, "host-a/1", seconds=60)
+    second = Lease(other_database, KEY, "host-b/2", seconds=60)
     assert None is await first.acquire()
 
     with pytest.raises(RolledBack):
-        await release_then_roll_back(engine, first)
+        await release_then_roll_back(database, first)
     refused_after_rollback = await second.acquire()
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         await first.release_in(conn)
     after_commit = await second.acquire()
 
@@ -135,19 +134,19 @@ async def test_release_in_a_rolled_back_transaction_keeps_the_lease(
 
 
 async def test_min_gap_skips_a_turn_after_a_finished_run(
-    engine: AsyncEngine, other_engine: AsyncEngine
+    database: Database, other_database: Database
 ) -> None:
     """After A finishes a complete run, B with `min_gap` is refused (naming A); B without it,
     or after an unfinished run, is not."""
-    first = Lease(engine, KEY, "host-a/1", seconds=60)
-    second = Lease(other_engine, KEY, "host-b/2", seconds=60)
+    first = Lease(database, KEY, "host-a/1", seconds=60)
+    second = Lease(other_database, KEY, "host-b/2", seconds=60)
     assert None is await first.acquire()
     await first.release(finished=True)
 
     refused = await second.acquire(min_gap=600)
     taken = await second.acquire()
     await second.release(finished=False)
-    value = await lease_value(engine)
+    value = await lease_value(database)
 
     assert refused is not None
     assert ("host-a/1", True) == (refused.holder, refused.recently_finished)
@@ -161,10 +160,10 @@ async def test_min_gap_skips_a_turn_after_a_finished_run(
     )
 
 
-async def test_row_in_an_unknown_shape_reads_as_free(engine: AsyncEngine) -> None:
+async def test_row_in_an_unknown_shape_reads_as_free(database: Database) -> None:
     """A row written by an older version (`owner` instead of `holder`) does not block, and
     its stray keys are dropped on the next write."""
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         await conn.execute(
             upsert_insert(conn, sync_state).values(
                 key=KEY,
@@ -172,23 +171,23 @@ async def test_row_in_an_unknown_shape_reads_as_free(engine: AsyncEngine) -> Non
                 updated_at=datetime.now(UTC),
             )
         )
-    lease = Lease(engine, KEY, "host-a/1", seconds=60)
+    lease = Lease(database, KEY, "host-a/1", seconds=60)
 
     free_before = await lease.current()
     taken = await lease.acquire()
 
     assert (None, None) == (free_before, taken)
-    assert ["holder", "until"] == sorted(await lease_value(engine))
+    assert ["holder", "until"] == sorted(await lease_value(database))
 
 
 async def test_kept_lease_outlives_its_length_while_the_holder_lives(
-    engine: AsyncEngine, other_engine: AsyncEngine
+    database: Database, other_database: Database
 ) -> None:
     """Inside `kept()` a background task renews the lease: a holder working for several
     lease lengths (a page held up behind 429s) keeps it; once it stops renewing (a crash),
     the lease lapses after one length and another process takes it."""
-    holder = Lease(engine, KEY, "host-a/1", seconds=0.6)
-    other = Lease(other_engine, KEY, "host-b/2", seconds=0.6)
+    holder = Lease(database, KEY, "host-a/1", seconds=0.6)
+    other = Lease(other_database, KEY, "host-b/2", seconds=0.6)
     assert None is await holder.acquire()
 
     async with holder.kept(every=0.1):
@@ -215,17 +214,17 @@ class _Hiccup(Lease):
 
 
 async def test_a_failed_renewal_is_retried_and_never_ends_the_holders_work(
-    engine: AsyncEngine, other_engine: AsyncEngine
+    database: Database, other_database: Database
 ) -> None:
     """A renewal that fails is logged and tried again at the next tick; the holder's work
     goes on and the lease is still held afterwards."""
-    holder = _Hiccup(engine, KEY, "host-a/1", seconds=1.0)
+    holder = _Hiccup(database, KEY, "host-a/1", seconds=1.0)
     assert None is await holder.acquire()
 
     async with holder.kept(every=0.1):
         await asyncio.sleep(1.5)
 
     assert 0 == holder.failures
-    refused = await Lease(other_engine, KEY, "host-b/2", seconds=1.0).acquire()
+    refused = await Lease(other_database, KEY, "host-b/2", seconds=1.0).acquire()
     assert refused is not None
     assert refused.holder == "host-a/1"

@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync import metrics
 from amosync.core.webhook import parse_webhook
+from amosync.db.database import Database
 from amosync.settings import Settings
 from tests.integration.test_read_api import ADMIN, AUTH, SECRET_PATH, api
 from tests.live_app import demo_fake, fail_one_event, seed_through_pipeline
@@ -45,7 +45,7 @@ def jwt_expiring_in(seconds: int) -> str:
 
 
 async def test_metrics_hold_database_truth_and_process_counters(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """After 3 deals, 1 failed fetch and 1 refused webhook: DB gauges say so, and counters grew
     by what happened (1 request/s makes the 2nd to 4th API call wait for the limiter: leads,
@@ -54,8 +54,8 @@ async def test_metrics_hold_database_truth_and_process_counters(
     settings = make_settings(admin_token=ADMIN, max_attempts=1, api_rate_limit=1.0)
     async with api(settings, fake) as client:
         before = await scrape(client)
-        (first, *_) = await seed_through_pipeline(client, engine, fake, SECRET_PATH)
-        await fail_one_event(client, engine, fake, SECRET_PATH, first)
+        (first, *_) = await seed_through_pipeline(client, database, fake, SECRET_PATH)
+        await fail_one_event(client, database, fake, SECRET_PATH, first)
         refused = await client.post("/amocrm/wrong-secret", content=b"leads[add][0][id]=1")
         after = await scrape(client)
 
@@ -89,12 +89,12 @@ async def test_metrics_hold_database_truth_and_process_counters(
 
 
 async def test_any_instance_reports_the_database_figures(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """A second app that saw none of the traffic reports the same deals and events."""
     fake = demo_fake(2)
     async with api(make_settings(admin_token=ADMIN), fake) as client:
-        await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        await seed_through_pipeline(client, database, fake, SECRET_PATH)
         first = await scrape(client)
     other = make_settings(admin_token=ADMIN, amocrm_long_lived_token=jwt_expiring_in(86400))
     async with api(other, demo_fake(0)) as client:

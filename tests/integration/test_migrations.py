@@ -11,7 +11,7 @@ from amosync.db.tables import metadata
 
 
 def test_migrated_schema_matches_tables(db_url: str) -> None:
-    """After `upgrade head` alembic finds no difference between the database and the tables."""
+    """After `upgrade head` alembic finds no difference between the engine and the tables."""
     engine = create_sync_engine(db_url)
     try:
         with engine.connect() as conn:
@@ -27,7 +27,7 @@ def test_migrated_schema_matches_tables(db_url: str) -> None:
 
 
 def test_upgrade_is_idempotent(db_url: str) -> None:
-    """Running migrations on an up-to-date database changes nothing and does not fail."""
+    """Running migrations on an up-to-date engine changes nothing and does not fail."""
     migrate.upgrade(db_url)
     migrate.upgrade(db_url)
 

@@ -14,14 +14,13 @@ import httpx
 import orjson
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm import AmoClient, SlidingWindowLimiter
 from amosync.amocrm.oauth import OAuthTokens
 from amosync.amocrm.token_endpoint import GrantRefused
 from amosync.amocrm.token_store import StoredTokens, TokenGrant, TokenStore
 from amosync.core.mapping import RentProgField
-from amosync.db.engine import create_service_engine
+from amosync.db.database import Database
 from amosync.db.tables import api_requests
 from amosync.db.tables import webhook_events as ev
 from amosync.errors import IPBlocked, RetryLater
@@ -51,7 +50,7 @@ def oauth_settings(make_settings: MakeSettings, **overrides: Any) -> Settings:
 
 async def consent(
     settings: Settings,
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     transport: httpx.AsyncBaseTransport | None,
     *,
@@ -68,14 +67,14 @@ async def consent(
     if expires_in is not None:
         grant = TokenGrant(grant.access_token, grant.refresh_token, datetime.now(UTC) + expires_in)
     assert settings.api_base_url is not None
-    return await TokenStore(engine, settings.api_base_url).save(grant, now=now)
+    return await TokenStore(database, settings.api_base_url).save(grant, now=now)
 
 
 def provider(
-    settings: Settings, engine: AsyncEngine, transport: httpx.AsyncBaseTransport | None
+    settings: Settings, database: Database, transport: httpx.AsyncBaseTransport | None
 ) -> OAuthTokens:
     assert settings.api_base_url is not None
-    return oauth_tokens(settings, TokenStore(engine, settings.api_base_url), transport=transport)
+    return oauth_tokens(settings, TokenStore(database, settings.api_base_url), transport=transport)
 
 
 def api_client(
@@ -85,27 +84,27 @@ def api_client(
     return AmoClient(settings.api_base_url, tokens, SlidingWindowLimiter(1000), transport=transport)
 
 
-async def stored(settings: Settings, engine: AsyncEngine) -> StoredTokens:
+async def stored(settings: Settings, database: Database) -> StoredTokens:
     assert settings.api_base_url is not None
-    row = await TokenStore(engine, settings.api_base_url).load()
+    row = await TokenStore(database, settings.api_base_url).load()
     assert row is not None
     return row
 
 
 async def test_refreshes_ahead_of_expiry(
     make_settings: MakeSettings,
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     fake_transport: httpx.ASGITransport,
 ) -> None:
     """An access token within the margin is refreshed before the call: no 401 is ever seen."""
     settings = oauth_settings(make_settings, token_refresh_margin=900)
-    first = await consent(settings, engine, fake, fake_transport, expires_in=timedelta(minutes=5))
-    client = api_client(settings, provider(settings, engine, fake_transport), fake_transport)
+    first = await consent(settings, database, fake, fake_transport, expires_in=timedelta(minutes=5))
+    client = api_client(settings, provider(settings, database, fake_transport), fake_transport)
 
     account = await client.get_json("/api/v4/account")
 
-    row = await stored(settings, engine)
+    row = await stored(settings, database)
     assert account is not None
     assert (1, [200], 2) == (
         fake.oauth.refreshes,
@@ -118,14 +117,14 @@ async def test_refreshes_ahead_of_expiry(
 
 async def test_fresh_token_is_used_as_is(
     make_settings: MakeSettings,
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     fake_transport: httpx.ASGITransport,
 ) -> None:
     """A token far from expiry costs no refresh and one database read for many calls."""
     settings = oauth_settings(make_settings)
-    await consent(settings, engine, fake, fake_transport)
-    client = api_client(settings, provider(settings, engine, fake_transport), fake_transport)
+    await consent(settings, database, fake, fake_transport)
+    client = api_client(settings, provider(settings, database, fake_transport), fake_transport)
 
     for _ in range(3):
         await client.get_json("/api/v4/account")
@@ -136,14 +135,14 @@ async def test_fresh_token_is_used_as_is(
 
 async def test_401_refreshes_once_and_retries(
     make_settings: MakeSettings,
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     fake_transport: httpx.ASGITransport,
 ) -> None:
     """amoCRM rejects a not-yet-expired token: one refresh, the call is retried and succeeds."""
     settings = oauth_settings(make_settings)
-    first = await consent(settings, engine, fake, fake_transport)
-    client = api_client(settings, provider(settings, engine, fake_transport), fake_transport)
+    first = await consent(settings, database, fake, fake_transport)
+    client = api_client(settings, provider(settings, database, fake_transport), fake_transport)
     await client.get_json("/api/v4/account")
     fake.tokens.discard(first.access_token)  # amoCRM stopped accepting it
 
@@ -159,7 +158,7 @@ async def test_401_refreshes_once_and_retries(
 
 async def test_concurrent_requests_share_one_refresh(
     make_settings: MakeSettings,
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     fake_transport: httpx.ASGITransport,
 ) -> None:
@@ -167,8 +166,8 @@ async def test_concurrent_requests_share_one_refresh(
     fake.rate_limit_rps = None
     fake.latency_seconds = 0.05  # the refresh takes a while, so the others really wait
     settings = oauth_settings(make_settings)
-    await consent(settings, engine, fake, fake_transport, expires_in=timedelta(seconds=-1))
-    client = api_client(settings, provider(settings, engine, fake_transport), fake_transport)
+    await consent(settings, database, fake, fake_transport, expires_in=timedelta(seconds=-1))
+    client = api_client(settings, provider(settings, database, fake_transport), fake_transport)
 
     answers = await asyncio.gather(*(client.get_json("/api/v4/account") for _ in range(20)))
 
@@ -184,7 +183,7 @@ async def test_concurrent_requests_share_one_refresh(
 async def test_two_processes_race_to_one_refresh(
     make_settings: MakeSettings,
     db_url: str,
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     fake_transport: httpx.ASGITransport,
 ) -> None:
@@ -194,17 +193,17 @@ async def test_two_processes_race_to_one_refresh(
     fake.rate_limit_rps = None
     fake.latency_seconds = 0.2  # the winner holds the refresh lease while amoCRM answers
     settings = oauth_settings(make_settings)
-    await consent(settings, engine, fake, fake_transport, expires_in=timedelta(seconds=-1))
-    other_engine = create_service_engine(db_url)
+    await consent(settings, database, fake, fake_transport, expires_in=timedelta(seconds=-1))
+    other_database = Database.open(db_url)
     try:
-        a = provider(settings, engine, fake_transport)
-        b = provider(settings, other_engine, fake_transport)
+        a = provider(settings, database, fake_transport)
+        b = provider(settings, other_database, fake_transport)
 
         tokens = await asyncio.gather(*(p.token() for p in (a, b) for _ in range(5)))
     finally:
-        await other_engine.dispose()
+        await other_database.dispose()
 
-    row = await stored(settings, engine)
+    row = await stored(settings, database)
     assert (1, 1, 2, {row.access_token}) == (
         fake.oauth.refresh_requests,
         fake.oauth.refreshes,
@@ -214,21 +213,21 @@ async def test_two_processes_race_to_one_refresh(
 
 
 async def test_lost_refresh_answer_is_retried_with_the_old_refresh_token(
-    make_settings: MakeSettings, engine: AsyncEngine
+    make_settings: MakeSettings, database: Database
 ) -> None:
     """The first refresh answer never arrives (timeout): the same old refresh token is sent
     again, amoCRM still honours it, and the pair from the second answer is stored and works."""
     fake = FakeAmoState(rate_limit_rps=None)
     with run_fake_in_thread(fake) as url:
         settings = oauth_settings(make_settings, amocrm_base_url=url, api_timeout=0.5)
-        first = await consent(settings, engine, fake, None, expires_in=timedelta(seconds=-1))
+        first = await consent(settings, database, fake, None, expires_in=timedelta(seconds=-1))
         fake.oauth.lose_answers, fake.oauth.lose_seconds = 1, 1.5
-        client = api_client(settings, provider(settings, engine, None), None)
+        client = api_client(settings, provider(settings, database, None), None)
 
         account = await client.get_json("/api/v4/account")
         await client.aclose()
 
-    row = await stored(settings, engine)
+    row = await stored(settings, database)
     assert account is not None
     assert (2, 2) == (fake.oauth.refreshes, row.version)
     # The new pair was used, so the old refresh token's grace is over; the stored one lives.
@@ -239,23 +238,23 @@ async def test_lost_refresh_answer_is_retried_with_the_old_refresh_token(
 
 
 async def test_refresh_lost_every_time_changes_nothing_and_recovers(
-    make_settings: MakeSettings, engine: AsyncEngine
+    make_settings: MakeSettings, database: Database
 ) -> None:
     """All tries time out: RetryLater, the row keeps the old pair; the next call refreshes
     with the old refresh token and succeeds."""
     fake = FakeAmoState(rate_limit_rps=None)
     with run_fake_in_thread(fake) as url:
         settings = oauth_settings(make_settings, amocrm_base_url=url, api_timeout=0.3)
-        first = await consent(settings, engine, fake, None, expires_in=timedelta(seconds=-1))
+        first = await consent(settings, database, fake, None, expires_in=timedelta(seconds=-1))
         fake.oauth.lose_answers, fake.oauth.lose_seconds = 3, 1.0
-        tokens = provider(settings, engine, None)
+        tokens = provider(settings, database, None)
 
         with pytest.raises(RetryLater):
             await tokens.token()
-        unchanged = await stored(settings, engine)
+        unchanged = await stored(settings, database)
         token = await tokens.token()
 
-    row = await stored(settings, engine)
+    row = await stored(settings, database)
     assert (first.version, first.refresh_token) == (unchanged.version, unchanged.refresh_token)
     assert (4, 2, row.access_token) == (fake.oauth.refreshes, row.version, token)
 
@@ -264,7 +263,7 @@ async def test_refresh_lost_every_time_changes_nothing_and_recovers(
 async def test_refused_refresh_says_how_to_reauthorise(
     status: int,
     make_settings: MakeSettings,
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     fake_transport: httpx.ASGITransport,
 ) -> None:
@@ -272,9 +271,9 @@ async def test_refused_refresh_says_how_to_reauthorise(
     naming the commands, and amoCRM is not asked again until the row changes."""
     fake.oauth.refused_status = status
     settings = oauth_settings(make_settings)
-    await consent(settings, engine, fake, fake_transport, expires_in=timedelta(seconds=-1))
+    await consent(settings, database, fake, fake_transport, expires_in=timedelta(seconds=-1))
     fake.oauth.revoke()
-    tokens = provider(settings, engine, fake_transport)
+    tokens = provider(settings, database, fake_transport)
 
     with pytest.raises(GrantRefused) as refused:
         await tokens.token()
@@ -289,18 +288,18 @@ async def test_refused_refresh_says_how_to_reauthorise(
 
 async def test_refused_refresh_keeps_events_pending(
     make_settings: MakeSettings,
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     fake_transport: httpx.ASGITransport,
 ) -> None:
     """The worker pauses on a refused refresh: no event fails or loses an attempt."""
     fake.rate_limit_rps = None
     settings = oauth_settings(make_settings)
-    await consent(settings, engine, fake, fake_transport, expires_in=timedelta(seconds=-1))
+    await consent(settings, database, fake, fake_transport, expires_in=timedelta(seconds=-1))
     fake.oauth.revoke()
     lead = fake.add_lead()
     now = datetime.now(UTC)
-    await InboxStore(engine).append(
+    await InboxStore(database).append(
         [
             {
                 "received_at": now,
@@ -315,10 +314,10 @@ async def test_refused_refresh_keeps_events_pending(
             }
         ]
     )
-    client = api_client(settings, provider(settings, engine, fake_transport), fake_transport)
+    client = api_client(settings, provider(settings, database, fake_transport), fake_transport)
     worker = Worker(
-        engine,
-        InboxStore(engine),
+        database,
+        InboxStore(database),
         client,
         RentProgField(RENTPROG_FIELD_ID),
         WorkerConfig(linger=0.0, retry_base_delay=0.0, max_attempts=1),
@@ -334,7 +333,7 @@ async def test_refused_refresh_keeps_events_pending(
     await task
     await client.aclose()
 
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         events = (await conn.execute(select(ev.c.status, ev.c.attempts))).all()
     assert (REAUTH_REQUIRED, True) == (paused[0], "amosync auth exchange CODE" in paused[1])
     assert [("pending", 0)] == [tuple(e) for e in events]
@@ -343,21 +342,21 @@ async def test_refused_refresh_keeps_events_pending(
 
 async def test_keepalive_refreshes_an_idle_token_once(
     make_settings: MakeSettings,
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     fake_transport: httpx.ASGITransport,
 ) -> None:
     """Tokens last refreshed 40 days ago (keep-alive 30): the job refreshes once, then waits."""
     settings = oauth_settings(make_settings, token_keepalive_days=30)
     old = datetime.now(UTC) - timedelta(days=40)
-    await consent(settings, engine, fake, fake_transport, now=old)
-    job = token_keepalive_job(settings, engine, transport=fake_transport)
+    await consent(settings, database, fake, fake_transport, now=old)
+    job = token_keepalive_job(settings, database, transport=fake_transport)
     assert job is not None
 
     results = [await job.run(), await job.run()]
 
-    row = await stored(settings, engine)
-    async with engine.connect() as conn:
+    row = await stored(settings, database)
+    async with database.read() as conn:
         logged = (
             await conn.execute(select(api_requests.c.path).where(api_requests.c.purpose == "oauth"))
         ).all()
@@ -371,33 +370,33 @@ async def test_keepalive_refreshes_an_idle_token_once(
 
 async def test_keepalive_leaves_recent_tokens_and_long_lived_alone(
     make_settings: MakeSettings,
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     fake_transport: httpx.ASGITransport,
 ) -> None:
     """Tokens refreshed 10 days ago are not touched; with a long-lived token there is no job."""
     settings = oauth_settings(make_settings, token_keepalive_days=30)
-    await consent(settings, engine, fake, fake_transport, now=datetime.now(UTC) - timedelta(10))
-    job = token_keepalive_job(settings, engine, transport=fake_transport)
+    await consent(settings, database, fake, fake_transport, now=datetime.now(UTC) - timedelta(10))
+    job = token_keepalive_job(settings, database, transport=fake_transport)
     assert job is not None
 
     refreshed = await job.run()
 
     assert (False, 0) == (refreshed, fake.oauth.refreshes)
-    assert None is token_keepalive_job(make_settings(), engine)
+    assert None is token_keepalive_job(make_settings(), database)
 
 
 async def test_build_client_uses_stored_oauth_tokens(
     make_settings: MakeSettings,
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     fake_transport: httpx.ASGITransport,
 ) -> None:
     """With a client id the service client sends the stored OAuth token, not the long-lived one."""
     settings = oauth_settings(make_settings)
-    row = await consent(settings, engine, fake, fake_transport)
+    row = await consent(settings, database, fake, fake_transport)
     fake.tokens.discard("test-token")
-    client = build_client(settings, engine, transport=fake_transport)
+    client = build_client(settings, database, transport=fake_transport)
 
     account = await client.get_json("/api/v4/account")
     await client.aclose()
@@ -415,7 +414,7 @@ def _long_lived(expires_at: datetime) -> str:
 
 
 async def test_health_warns_then_fails_on_long_lived_expiry(
-    make_settings: MakeSettings, engine: AsyncEngine
+    make_settings: MakeSettings, database: Database
 ) -> None:
     """/health: a long-lived token expiring within token_warn_days passes with a warning;
     an expired one fails the check."""
@@ -423,33 +422,33 @@ async def test_health_warns_then_fails_on_long_lived_expiry(
     soon = make_settings(amocrm_long_lived_token=_long_lived(now + timedelta(days=3)))
     gone = make_settings(amocrm_long_lived_token=_long_lived(now - timedelta(hours=1)))
 
-    soon_check = (await run_checks(soon, engine))["amocrm_token_expiry"]
-    gone_check = (await run_checks(gone, engine))["amocrm_token_expiry"]
+    soon_check = (await run_checks(soon, database))["amocrm_token_expiry"]
+    gone_check = (await run_checks(gone, database))["amocrm_token_expiry"]
 
     assert (True, "warning: long-lived token") == (soon_check.ok, soon_check.detail[:25])
     assert (False, "long-lived token expired") == (gone_check.ok, gone_check.detail[:24])
 
 
 async def test_health_without_oauth_tokens_names_the_commands(
-    make_settings: MakeSettings, engine: AsyncEngine
+    make_settings: MakeSettings, database: Database
 ) -> None:
     """OAuth configured but never authorised: the credentials check says which command to run."""
-    check = (await run_checks(oauth_settings(make_settings), engine))["amocrm_credentials"]
+    check = (await run_checks(oauth_settings(make_settings), database))["amocrm_credentials"]
 
     assert (False, True) == (check.ok, "amosync auth login" in check.detail)
 
 
 async def test_token_endpoint_5xx_is_retried_and_403_is_not_a_refusal(
     make_settings: MakeSettings,
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     fake_transport: httpx.ASGITransport,
 ) -> None:
     """A 503 from the token endpoint is retried with the same refresh token; a 403 (IP
     block) raises IPBlocked and does not mark the refresh token as refused."""
     settings = oauth_settings(make_settings)
-    await consent(settings, engine, fake, fake_transport, expires_in=timedelta(seconds=-1))
-    tokens = provider(settings, engine, fake_transport)
+    await consent(settings, database, fake, fake_transport, expires_in=timedelta(seconds=-1))
+    tokens = provider(settings, database, fake_transport)
     fake.script_faults(Fault(status=403), path_prefix="/oauth2/")
 
     with pytest.raises(IPBlocked):
@@ -458,4 +457,4 @@ async def test_token_endpoint_5xx_is_retried_and_403_is_not_a_refusal(
     token = await tokens.token()
 
     assert [200, 403, 503, 200] == [r.status for r in fake.calls("/oauth2/")]
-    assert (1, token) == (fake.oauth.refreshes, (await stored(settings, engine)).access_token)
+    assert (1, token) == (fake.oauth.refreshes, (await stored(settings, database)).access_token)

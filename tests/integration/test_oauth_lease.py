@@ -11,11 +11,10 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.token_store import LEASE_PREFIX, lease_key
+from amosync.db.database import Database
 from amosync.db.dialect import upsert_insert
-from amosync.db.engine import create_service_engine
 from amosync.db.tables import sync_state
 from amosync.inbox import InboxStore
 from amosync.testing import FakeAmoState
@@ -31,16 +30,16 @@ async def wait_for_refresh_request(fake: FakeAmoState) -> None:
     raise AssertionError("the refresh request never reached the fake token endpoint")
 
 
-async def lease_value(engine: AsyncEngine, account: str) -> dict[str, Any] | None:
-    async with engine.connect() as conn:
+async def lease_value(database: Database, account: str) -> dict[str, Any] | None:
+    async with database.read() as conn:
         query = select(sync_state.c.value).where(sync_state.c.key == lease_key(account))
         value = (await conn.execute(query)).scalar_one_or_none()
     return value if isinstance(value, dict) else None
 
 
-async def plant_lease(engine: AsyncEngine, account: str, holder: str, until: float) -> None:
+async def plant_lease(database: Database, account: str, holder: str, until: float) -> None:
     """A lease left by another process (one that died, or is still refreshing)."""
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         await conn.execute(
             upsert_insert(conn, sync_state).values(
                 key=lease_key(account),
@@ -53,68 +52,68 @@ async def plant_lease(engine: AsyncEngine, account: str, holder: str, until: flo
 async def test_webhook_commits_while_a_slow_refresh_runs(
     make_settings: MakeSettings,
     db_url: str,
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     fake_transport: httpx.ASGITransport,
 ) -> None:
     """The token endpoint takes 3 s: a webhook insert from another process commits within
     1 s meanwhile (the refresh holds no database lock), and the refresh still succeeds."""
     settings = oauth_settings(make_settings, api_timeout=10.0)
-    await consent(settings, engine, fake, fake_transport, expires_in=timedelta(seconds=-1))
+    await consent(settings, database, fake, fake_transport, expires_in=timedelta(seconds=-1))
     fake.oauth.answer_delay = 3.0
-    web_engine = create_service_engine(db_url)
+    web_database = Database.open(db_url)
     try:
-        refreshing = asyncio.create_task(provider(settings, engine, fake_transport).token())
+        refreshing = asyncio.create_task(provider(settings, database, fake_transport).token())
         await wait_for_refresh_request(fake)
         started = time.monotonic()
-        await InboxStore(web_engine).append([pending_row(1)])
+        await InboxStore(web_database).append([pending_row(1)])
         insert_seconds = time.monotonic() - started
         still_refreshing = not refreshing.done()
         token = await refreshing
     finally:
-        await web_engine.dispose()
+        await web_database.dispose()
 
-    row = await stored(settings, engine)
+    row = await stored(settings, database)
     assert (True, True) == (insert_seconds < 1.0, still_refreshing), insert_seconds
     assert (1, 2, row.access_token) == (fake.oauth.refreshes, row.version, token)
 
 
 async def test_expired_lease_of_a_dead_process_is_taken_over(
     make_settings: MakeSettings,
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     fake_transport: httpx.ASGITransport,
 ) -> None:
     """A lease whose holder died and whose time ran out does not block: one refresh, and the
     lease is free again afterwards."""
     settings = oauth_settings(make_settings)
-    await consent(settings, engine, fake, fake_transport, expires_in=timedelta(seconds=-1))
+    await consent(settings, database, fake, fake_transport, expires_in=timedelta(seconds=-1))
     assert settings.api_base_url is not None
-    await plant_lease(engine, settings.api_base_url, "dead-host/1/00000000", time.time() - 1)
+    await plant_lease(database, settings.api_base_url, "dead-host/1/00000000", time.time() - 1)
 
-    token = await provider(settings, engine, fake_transport).token()
+    token = await provider(settings, database, fake_transport).token()
 
-    lease = await lease_value(engine, settings.api_base_url)
-    assert (1, token) == (fake.oauth.refreshes, (await stored(settings, engine)).access_token)
+    lease = await lease_value(database, settings.api_base_url)
+    assert (1, token) == (fake.oauth.refreshes, (await stored(settings, database)).access_token)
     assert lease is not None
     assert (None, 0.0) == (lease["holder"], lease["until"])
 
 
 async def test_live_lease_is_waited_out_then_taken(
     make_settings: MakeSettings,
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     fake_transport: httpx.ASGITransport,
 ) -> None:
     """A lease held for 1 more second by a process that never writes: nobody refreshes
     before it ends, then exactly one refresh."""
     settings = oauth_settings(make_settings)
-    await consent(settings, engine, fake, fake_transport, expires_in=timedelta(seconds=-1))
+    await consent(settings, database, fake, fake_transport, expires_in=timedelta(seconds=-1))
     assert settings.api_base_url is not None
-    await plant_lease(engine, settings.api_base_url, "stuck-host/1/00000000", time.time() + 1.0)
+    await plant_lease(database, settings.api_base_url, "stuck-host/1/00000000", time.time() + 1.0)
     started = time.monotonic()
 
-    await provider(settings, engine, fake_transport).token()
+    await provider(settings, database, fake_transport).token()
 
     waited = time.monotonic() - started
     assert (True, 1) == (0.9 <= waited < 3.0, fake.oauth.refreshes), waited
@@ -122,23 +121,23 @@ async def test_live_lease_is_waited_out_then_taken(
 
 async def test_consent_saved_during_a_refresh_is_not_overwritten(
     make_settings: MakeSettings,
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     fake_transport: httpx.ASGITransport,
 ) -> None:
     """`amosync auth exchange` stores a new pair while a slow refresh is in flight: the
     refresh answer is dropped (compare-and-set on the version) and the new consent is used."""
     settings = oauth_settings(make_settings)
-    await consent(settings, engine, fake, fake_transport, expires_in=timedelta(seconds=-1))
+    await consent(settings, database, fake, fake_transport, expires_in=timedelta(seconds=-1))
     fake.oauth.answer_delay = 1.0
-    refreshing = asyncio.create_task(provider(settings, engine, fake_transport).token())
+    refreshing = asyncio.create_task(provider(settings, database, fake_transport).token())
     await wait_for_refresh_request(fake)
     fake.oauth.answer_delay = 0.0  # the refresh answer already in flight stays slow
 
-    fresh = await consent(settings, engine, fake, fake_transport)
+    fresh = await consent(settings, database, fake, fake_transport)
     token = await refreshing
 
-    row = await stored(settings, engine)
+    row = await stored(settings, database)
     assert (fresh.access_token, fresh.access_token, 2) == (token, row.access_token, row.version)
     assert 1 == fake.oauth.refreshes  # amoCRM did grant it; we just never use that pair
 

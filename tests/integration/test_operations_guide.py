@@ -10,11 +10,10 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.catchup.verify import VerifyReport
 from amosync.catchup.verify_state import write_last
-from amosync.db.turns import write_transaction
+from amosync.db.database import Database
 from amosync.settings import Settings
 from amosync.web.app import create_app
 from tests.integration.test_metrics import jwt_expiring_in
@@ -30,9 +29,9 @@ def documented_metrics() -> set[str]:
     return {re.sub(r"_total$", "", name) for name in names}
 
 
-async def store_a_verification(engine: AsyncEngine) -> None:
+async def store_a_verification(database: Database) -> None:
     """The `amosync_verify_last_*` gauges show once a verification result is stored."""
-    async with write_transaction(engine) as conn:
+    async with database.write() as conn:
         await write_last(conn, VerifyReport(finished_at=datetime.now(UTC)).as_json())
 
 
@@ -55,7 +54,7 @@ async def test_guide_lists_every_served_metric_and_no_other(
             content=b"leads[add][0][id]=1",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
-        await store_a_verification(app.state.engine)
+        await store_a_verification(app.state.db)
         response = await client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN}"})
     served = {
         family.name

@@ -10,9 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.types.string import TextLoader
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.db.engine import create_service_engine
+from amosync.db.database import Database
 from amosync.errors import StorageUnavailable
 from amosync.inbox import GroupCommitWriter, InboxStore
 from amosync.inbox.postgres_append import PostgresAppender
@@ -23,11 +22,11 @@ from tests.integration.test_sqlite_append import full_row
 
 
 @pytest.fixture
-async def pg_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
+async def pg_database(pg_url: str) -> AsyncIterator[Database]:
     truncate_pg(pg_url)
-    engine = create_service_engine(pg_url)
-    yield engine
-    await engine.dispose()
+    database = Database.open(pg_url)
+    yield database
+    await database.dispose()
 
 
 def stored(url: str) -> list[dict[str, Any]]:
@@ -44,14 +43,14 @@ def stored(url: str) -> list[dict[str, Any]]:
     ]
 
 
-async def test_rows_equal_inbox_store_rows(pg_engine: AsyncEngine, pg_url: str) -> None:
-    appender = PostgresAppender(pg_engine)
+async def test_rows_equal_inbox_store_rows(pg_database: Database, pg_url: str) -> None:
+    appender = PostgresAppender(pg_database)
     try:
-        await InboxStore(pg_engine).append([full_row(1)])
+        await InboxStore(pg_database).append([full_row(1)])
         await appender.append([full_row(1)])
         # Keys left out get the column default (attempts) or NULL, as with InboxStore.
         short = {k: v for k, v in full_row(2).items() if k not in ("attempts", "locked_by")}
-        await InboxStore(pg_engine).append([short])
+        await InboxStore(pg_database).append([short])
         await appender.append([short, short])  # several rows: the executemany branch
     finally:
         await appender.aclose()
@@ -62,10 +61,10 @@ async def test_rows_equal_inbox_store_rows(pg_engine: AsyncEngine, pg_url: str) 
     assert via_store["received_at"] == "2026-03-01 12:30:05.123456+00"
 
 
-async def test_writer_commits_concurrent_writes(pg_engine: AsyncEngine, pg_url: str) -> None:
+async def test_writer_commits_concurrent_writes(pg_database: Database, pg_url: str) -> None:
     """200 concurrent writes are all stored, over the one connection."""
-    appender = PostgresAppender(pg_engine)
-    writer = GroupCommitWriter(InboxStore(pg_engine), appender=appender)
+    appender = PostgresAppender(pg_database)
+    writer = GroupCommitWriter(InboxStore(pg_database), appender=appender)
     writer.start()
     try:
         await asyncio.gather(*(writer.write([full_row(i)]) for i in range(200)))
@@ -75,11 +74,11 @@ async def test_writer_commits_concurrent_writes(pg_engine: AsyncEngine, pg_url: 
     assert appender.connections == 1
 
 
-async def test_refused_row_fails_only_its_request(pg_engine: AsyncEngine, pg_url: str) -> None:
+async def test_refused_row_fails_only_its_request(pg_database: Database, pg_url: str) -> None:
     """A row PostgreSQL refuses (too long for its column) fails its own request; the others
     in the same group commit are stored, and the connection stays usable."""
-    appender = PostgresAppender(pg_engine)
-    writer = GroupCommitWriter(InboxStore(pg_engine), appender=appender)
+    appender = PostgresAppender(pg_database)
+    writer = GroupCommitWriter(InboxStore(pg_database), appender=appender)
     writer.start()
     bad = full_row(99) | {"source": "x" * 40}  # source is VARCHAR(16)
     try:
@@ -99,11 +98,11 @@ async def test_refused_row_fails_only_its_request(pg_engine: AsyncEngine, pg_url
 
 
 async def test_connection_lost_while_idle_is_replaced(
-    pg_engine: AsyncEngine, pg_url: str, caplog: pytest.LogCaptureFixture
+    pg_database: Database, pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """PostgreSQL ends the idle connection (a restart, a proxy): the next append notices on
     its INSERT, nothing having been committed, and stores the rows over a new connection."""
-    appender = PostgresAppender(pg_engine)
+    appender = PostgresAppender(pg_database)
     try:
         await appender.append([full_row(1)])
         with psycopg.connect(libpq_url(pg_url), autocommit=True) as admin:
@@ -124,8 +123,8 @@ async def test_connection_lost_while_idle_is_replaced(
 
 async def test_unreachable_database_is_storage_unavailable() -> None:
     """Nothing listening: the request gets StorageUnavailable, the writer lives on."""
-    engine = create_service_engine("postgresql://postgres@127.0.0.1:1/nowhere")
-    writer = GroupCommitWriter(InboxStore(engine), appender=PostgresAppender(engine))
+    database = Database.open("postgresql://postgres@127.0.0.1:1/nowhere")
+    writer = GroupCommitWriter(InboxStore(database), appender=PostgresAppender(database))
     writer.start()
     try:
         for entity_id in (1, 2):
@@ -133,13 +132,13 @@ async def test_unreachable_database_is_storage_unavailable() -> None:
                 await writer.write([full_row(entity_id)])
     finally:
         await writer.stop()
-        await engine.dispose()
+        await database.dispose()
 
 
-async def test_direct_appender_matches_the_database(pg_engine: AsyncEngine, tmp_path: Any) -> None:
-    sqlite = create_service_engine(f"sqlite:///{tmp_path}/a.db")
+async def test_direct_appender_matches_the_database(pg_database: Database, tmp_path: Any) -> None:
+    sqlite = Database.open(f"sqlite:///{tmp_path}/a.db")
     try:
         assert isinstance(direct_appender(InboxStore(sqlite)), SqliteAppender)
-        assert isinstance(direct_appender(InboxStore(pg_engine)), PostgresAppender)
+        assert isinstance(direct_appender(InboxStore(pg_database)), PostgresAppender)
     finally:
         await sqlite.dispose()

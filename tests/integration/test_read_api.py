@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.database import Database
 from amosync.settings import Settings
 from amosync.testing import FakeAmoState, create_fake_amocrm
 from amosync.web.app import create_app
@@ -39,12 +39,12 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 
 async def test_deal_by_id_and_by_rentprog_id_come_with_contacts(
-    settings: Settings, engine: AsyncEngine
+    settings: Settings, database: Database
 ) -> None:
     """A deal stored by the pipeline is served by id and by RentProg ID, with its contact."""
     fake = demo_fake(3)
     async with api(settings, fake) as client:
-        lead_ids = await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        lead_ids = await seed_through_pipeline(client, database, fake, SECRET_PATH)
         by_id = await client.get(f"/api/deals/{lead_ids[0]}", headers=AUTH)
         by_rp = await client.get("/api/deals", params={"rentprog_id": "RP-1002"}, headers=AUTH)
 
@@ -68,12 +68,12 @@ async def test_deal_by_id_and_by_rentprog_id_come_with_contacts(
 
 
 async def test_change_feed_pages_through_every_deal_once(
-    settings: Settings, engine: AsyncEngine
+    settings: Settings, database: Database
 ) -> None:
     """limit=2 over 5 deals: three pages joined by `next`, each deal once, then `next` null."""
     fake = demo_fake(5)
     async with api(settings, fake) as client:
-        lead_ids = await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        lead_ids = await seed_through_pipeline(client, database, fake, SECRET_PATH)
         pages, cursor = [], None
         for _ in range(5):
             params = {"limit": "2", "updated_since": "2020-01-01T00:00:00Z"}
@@ -93,11 +93,11 @@ async def test_change_feed_pages_through_every_deal_once(
     assert {"deals": [], "next": None} == future.json()
 
 
-async def test_contact_lists_its_deals(settings: Settings, engine: AsyncEngine) -> None:
+async def test_contact_lists_its_deals(settings: Settings, database: Database) -> None:
     """A contact is served with the ids of the deals it is linked to; unknown ids are 404."""
     fake = demo_fake(2)
     async with api(settings, fake) as client:
-        lead_ids = await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        lead_ids = await seed_through_pipeline(client, database, fake, SECRET_PATH)
         deal = (await client.get(f"/api/deals/{lead_ids[1]}", headers=AUTH)).json()
         contact_id = deal["contacts"][0]["id"]
         contact = await client.get(f"/api/contacts/{contact_id}", headers=AUTH)
@@ -110,13 +110,13 @@ async def test_contact_lists_its_deals(settings: Settings, engine: AsyncEngine) 
 
 
 async def test_failed_event_is_listed_and_retried_once(
-    settings: Settings, engine: AsyncEngine
+    settings: Settings, database: Database
 ) -> None:
     """A fetch refused by amoCRM leaves a failed event; retry requeues it, a second is 409."""
     fake = demo_fake(1)
     async with api(settings, fake) as client:
-        (lead,) = await seed_through_pipeline(client, engine, fake, SECRET_PATH)
-        await fail_one_event(client, engine, fake, SECRET_PATH, lead)
+        (lead,) = await seed_through_pipeline(client, database, fake, SECRET_PATH)
+        await fail_one_event(client, database, fake, SECRET_PATH, lead)
         failed = (await client.get("/api/events?status=failed", headers=AUTH)).json()["events"]
         first = await client.post(f"/api/events/{failed[0]['id']}/retry", headers=AUTH)
         second = await client.post(f"/api/events/{failed[0]['id']}/retry", headers=AUTH)

@@ -1,6 +1,6 @@
 """Reading without amoCRM: names on deals, filters, search, pipelines with counts, users.
 
-Real app, real worker, the fake amoCRM; both databases (the `engine` fixture)."""
+Real app, real worker, the fake amoCRM; both databases (the `database` fixture)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.database import Database
 from amosync.db.tables import deal_stage_history
 from amosync.settings import Settings
 from amosync.testing import FakeAmoState
@@ -76,10 +76,10 @@ async def ids_for(client: httpx.AsyncClient, **params: str) -> list[int]:
     return [d["id"] for d in answer.json()["deals"]]
 
 
-async def test_a_deal_carries_the_names_of_its_ids(settings: Settings, engine: AsyncEngine) -> None:
+async def test_a_deal_carries_the_names_of_its_ids(settings: Settings, database: Database) -> None:
     fake, ids = rental_fake()
     async with api(settings, fake) as client:
-        await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        await seed_through_pipeline(client, database, fake, SECRET_PATH)
         await wait_for_names(client)
         booked = (await client.get(f"/api/deals/{ids[1]}", headers=AUTH)).json()
         lost = (await client.get(f"/api/deals/{ids[4]}", headers=AUTH)).json()
@@ -93,10 +93,10 @@ async def test_a_deal_carries_the_names_of_its_ids(settings: Settings, engine: A
     assert {"id": DEFAULT_USER_ID, "name": "Анна Админова"} == lost["responsible_user"]
 
 
-async def test_filters_narrow_the_feed(settings: Settings, engine: AsyncEngine) -> None:
+async def test_filters_narrow_the_feed(settings: Settings, database: Database) -> None:
     fake, ids = rental_fake()
     async with api(settings, fake) as client:
-        await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        await seed_through_pipeline(client, database, fake, SECRET_PATH)
         by_pipeline = await ids_for(client, pipeline_id=str(SECOND_PIPELINE_ID))
         by_stage = await ids_for(client, status_id=str(DEFAULT_STATUS_ID))
         by_both = await ids_for(
@@ -134,22 +134,22 @@ async def test_filters_narrow_the_feed(settings: Settings, engine: AsyncEngine) 
     ],
 )
 async def test_q_searches_names_ids_contacts_and_phones(
-    settings: Settings, engine: AsyncEngine, q: str, which: list[int]
+    settings: Settings, database: Database, q: str, which: list[int]
 ) -> None:
     fake, ids = rental_fake()
     async with api(settings, fake) as client:
-        await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        await seed_through_pipeline(client, database, fake, SECRET_PATH)
         found = await ids_for(client, q=q)
 
     assert sorted(ids[i] for i in which) == sorted(found)
 
 
 async def test_q_finds_by_deal_id_and_combines_with_filters(
-    settings: Settings, engine: AsyncEngine
+    settings: Settings, database: Database
 ) -> None:
     fake, ids = rental_fake()
     async with api(settings, fake) as client:
-        await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        await seed_through_pipeline(client, database, fake, SECRET_PATH)
         by_id = await ids_for(client, q=str(ids[2]))
         combined = await ids_for(client, q="клиент", status_id="143")
         paged = await client.get("/api/deals", params={"q": "клиент", "limit": "2"}, headers=AUTH)
@@ -163,12 +163,12 @@ async def test_q_finds_by_deal_id_and_combines_with_filters(
 
 
 async def test_pipelines_list_stages_with_current_deal_counts(
-    settings: Settings, engine: AsyncEngine
+    settings: Settings, database: Database
 ) -> None:
     fake, ids = rental_fake()
     fake.delete_lead(ids[2])
     async with api(settings, fake) as client:
-        await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        await seed_through_pipeline(client, database, fake, SECRET_PATH)
         await wait_for_names(client)
         answer = (await client.get("/api/pipelines", headers=AUTH)).json()["pipelines"]
 
@@ -183,7 +183,7 @@ async def test_pipelines_list_stages_with_current_deal_counts(
     assert 1 == by_name["Аренда"]["deals"]
 
 
-async def test_users_are_listed_by_name(settings: Settings, engine: AsyncEngine) -> None:
+async def test_users_are_listed_by_name(settings: Settings, database: Database) -> None:
     fake, _ = rental_fake()
     async with api(settings, fake) as client:
         await wait_for_names(client)
@@ -202,7 +202,7 @@ def _definition(fake: FakeAmoState, name: str) -> dict[str, Any]:
 
 
 async def test_a_deal_has_fields_by_name_tags_and_companies(
-    settings: Settings, engine: AsyncEngine
+    settings: Settings, database: Database
 ) -> None:
     fake, ids = rental_fake()
     values = [
@@ -219,7 +219,7 @@ async def test_a_deal_has_fields_by_name_tags_and_companies(
     fake.update_lead(ids[2], custom_fields_values=values, tags=["VIP", "fake"])
     async with api(settings, fake) as client:
         await wait_for_names(client)  # the field definitions first: they name the fields
-        await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        await seed_through_pipeline(client, database, fake, SECRET_PATH)
         deal = (await client.get(f"/api/deals/{ids[2]}", headers=AUTH)).json()
         plain = (await client.get(f"/api/deals/{ids[0]}", headers=AUTH)).json()
 
@@ -243,7 +243,7 @@ async def test_a_deal_has_fields_by_name_tags_and_companies(
     assert ["fake"] == [t["name"] for t in plain["tags"]]
 
 
-async def test_history_gives_each_stage_its_time(settings: Settings, engine: AsyncEngine) -> None:
+async def test_history_gives_each_stage_its_time(settings: Settings, database: Database) -> None:
     """Rows as the upsert and catch-up write them; names joined; the last stage counts on."""
     fake, ids = rental_fake()
     start = datetime.now(UTC) - timedelta(hours=5)
@@ -271,7 +271,7 @@ async def test_history_gives_each_stage_its_time(settings: Settings, engine: Asy
         ),
     ]
     unstored = 424242
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         await conn.execute(
             insert(deal_stage_history),
             [
@@ -291,7 +291,7 @@ async def test_history_gives_each_stage_its_time(settings: Settings, engine: Asy
         )
     async with api(settings, fake) as client:
         await wait_for_names(client)
-        await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        await seed_through_pipeline(client, database, fake, SECRET_PATH)
         history = (await client.get(f"/api/deals/{unstored}/history", headers=AUTH)).json()
         stored = await client.get(f"/api/deals/{ids[0]}/history", headers=AUTH)
         missing = await client.get("/api/deals/434343/history", headers=AUTH)
@@ -318,16 +318,16 @@ async def test_history_gives_each_stage_its_time(settings: Settings, engine: Asy
 
 
 async def test_history_of_a_move_seen_through_the_pipeline(
-    settings: Settings, engine: AsyncEngine
+    settings: Settings, database: Database
 ) -> None:
     """No row written by hand: a deal stored, then moved in amoCRM and its webhook processed,
     has its first stage and the move, the first stage with the time it lasted."""
     fake, ids = rental_fake()
     async with api(settings, fake) as client:
         await wait_for_names(client)
-        await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        await seed_through_pipeline(client, database, fake, SECRET_PATH)
         fake.update_lead(ids[0], pipeline_id=SECOND_PIPELINE_ID, status_id=SECOND_STATUS_ID)
-        await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        await seed_through_pipeline(client, database, fake, SECRET_PATH)
         history = (await client.get(f"/api/deals/{ids[0]}/history", headers=AUTH)).json()
 
     first, moved = history["transitions"]

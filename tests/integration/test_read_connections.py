@@ -19,12 +19,10 @@ import httpx
 import pytest
 from sqlalchemy import Engine, event, select, text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.db import reads
-from amosync.db.reads import read_connection
+from amosync.db.database import Database
+from amosync.db.engine import READ_ENGINE_NAME
 from amosync.db.tables import webhook_events
-from amosync.db.turns import write_transaction
 from amosync.settings import Settings
 from amosync.web.app import create_app
 from amosync.web.metrics import snapshot
@@ -57,7 +55,7 @@ def write_lock_probe(path: str) -> Iterator[list[str]]:
     def before(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if conn.engine.url.database != path or not statement.lstrip().upper().startswith("SELECT"):
             return
-        if conn.engine in {e.sync_engine for e in reads._BY_ENGINE.values()}:
+        if conn.engine.logging_name == READ_ENGINE_NAME:
             return  # a query-only connection: it cannot be what holds the lock
         try:
             probe.execute("BEGIN IMMEDIATE")
@@ -87,10 +85,10 @@ async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_page_health_metrics_and_api_reads_leave_the_write_lock_free(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     settings = make_settings(admin_token=ADMIN)
-    path = engine.url.database
+    path = database.url.database
     assert path is not None
     async with app_client(settings) as client:
         # Something to read: a pending and a failed event.
@@ -112,13 +110,13 @@ async def test_page_health_metrics_and_api_reads_leave_the_write_lock_free(
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-async def test_a_write_commits_while_a_long_read_is_open(engine: AsyncEngine) -> None:
+async def test_a_write_commits_while_a_long_read_is_open(database: Database) -> None:
     """A read held open for a second does not delay a webhook-style write (at most its
     own few milliseconds, far below the busy timeout)."""
-    async with read_connection(engine) as reader:
+    async with database.read() as reader:
         await reader.execute(select(webhook_events.c.id).limit(1))
         started = time.perf_counter()
-        async with write_transaction(engine) as writer:
+        async with database.write() as writer:
             await writer.execute(text("DELETE FROM amosync_state WHERE key = 'nothing'"))
         waited = time.perf_counter() - started
         await asyncio.sleep(0.05)
@@ -126,11 +124,11 @@ async def test_a_write_commits_while_a_long_read_is_open(engine: AsyncEngine) ->
     assert waited < 1.0
 
 
-async def test_a_read_connection_cannot_write(engine: AsyncEngine) -> None:
+async def test_a_read_connection_cannot_write(database: Database) -> None:
     """Query-only on SQLite (a read can never take the write lock); on PostgreSQL a plain
     connection, as before."""
-    async with read_connection(engine) as conn:
-        if engine.dialect.name == "sqlite":
+    async with database.read() as conn:
+        if database.dialect == "sqlite":
             with pytest.raises(OperationalError, match="readonly"):
                 await conn.execute(text("DELETE FROM amosync_state"))
         else:
@@ -138,7 +136,7 @@ async def test_a_read_connection_cannot_write(engine: AsyncEngine) -> None:
 
 
 async def test_metrics_snapshot_reads_on_both_databases(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
-    snap = await snapshot(make_settings(), engine)
+    snap = await snapshot(make_settings(), database)
     assert snap.stats is not None

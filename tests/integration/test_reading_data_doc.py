@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.database import Database
 from amosync.db.tables import deal_stage_history
 from amosync.settings import Settings
 from amosync.testing.fake_fields import DEFAULT_PIPELINE_ID, DEFAULT_STATUS_ID, field_value
@@ -55,7 +55,7 @@ def settings(make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyP
     return make_settings(admin_token=None, max_attempts=1)
 
 
-async def stored_rental_account(settings: Settings, engine: AsyncEngine) -> list[int]:
+async def stored_rental_account(settings: Settings, database: Database) -> list[int]:
     """The five deals of `rental_fake` stored through the worker, one won, one with a car
     class and a VIP tag, and the booked one's stage history (first seen two days ago, moved
     20 hours later)."""
@@ -77,7 +77,7 @@ async def stored_rental_account(settings: Settings, engine: AsyncEngine) -> list
             "01JDOCRECIPE000000000001",
         ),
     ]
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         await conn.execute(
             insert(deal_stage_history),
             [
@@ -99,15 +99,15 @@ async def stored_rental_account(settings: Settings, engine: AsyncEngine) -> list
     # adds no first_seen row for a deal whose history already ends in its stage.
     async with api(settings, fake) as client:
         await wait_for_names(client)
-        await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        await seed_through_pipeline(client, database, fake, SECRET_PATH)
     return ids
 
 
-async def test_every_recipe_runs_and_answers(settings: Settings, engine: AsyncEngine) -> None:
-    await stored_rental_account(settings, engine)
-    dialect = engine.dialect.name
+async def test_every_recipe_runs_and_answers(settings: Settings, database: Database) -> None:
+    await stored_rental_account(settings, database)
+    dialect = database.dialect
     answers: dict[str, list[Any]] = {}
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         for dialects, sql in recipes(GUIDES[0]):
             if dialect in dialects:
                 answers[sql] = [tuple(r) for r in (await conn.exec_driver_sql(sql)).all()]

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from alembic import command
 from sqlalchemy import Table, func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm import AmoClient
 from amosync.catchup.budget import REFERENCE
 from amosync.db import migrate
+from amosync.db.database import Database
 from amosync.db.engine import create_sync_engine
 from amosync.db.tables import (
     api_requests,
@@ -60,13 +60,13 @@ def fake() -> FakeAmoState:
 
 @pytest.fixture
 async def clients(
-    make_settings: Factory, engine: AsyncEngine, fake: FakeAmoState
+    make_settings: Factory, database: Database, fake: FakeAmoState
 ) -> AsyncIterator[tuple[AmoClient, AmoClient]]:
     """A client storing deals (logged as webhook calls) and the refresher's own."""
     transport = httpx.ASGITransport(app=create_fake_amocrm(fake))
     settings = make_settings()
-    loader = build_client(settings, engine, purpose="webhook", transport=transport)
-    checker = build_client(settings, engine, purpose=REFERENCE, transport=transport)
+    loader = build_client(settings, database, purpose="webhook", transport=transport)
+    checker = build_client(settings, database, purpose=REFERENCE, transport=transport)
     yield loader, checker
     await loader.aclose()
     await checker.aclose()
@@ -74,19 +74,19 @@ async def clients(
 
 @pytest.fixture
 def refresher(
-    make_settings: Factory, engine: AsyncEngine, clients: tuple[AmoClient, AmoClient]
+    make_settings: Factory, database: Database, clients: tuple[AmoClient, AmoClient]
 ) -> ReferenceRefresher:
-    return reference_refresher(make_settings(), engine, clients[1])
+    return reference_refresher(make_settings(), database, clients[1])
 
 
-async def rows(engine: AsyncEngine, table: Table, *order: str) -> list[dict[str, Any]]:
-    async with engine.connect() as conn:
+async def rows(database: Database, table: Table, *order: str) -> list[dict[str, Any]]:
+    async with database.read() as conn:
         found = await conn.execute(select(table).order_by(*(table.c[o] for o in order)))
     return [dict(r._mapping) for r in found]
 
 
-async def reference_calls(engine: AsyncEngine) -> int:
-    async with engine.connect() as conn:
+async def reference_calls(database: Database) -> int:
+    async with database.read() as conn:
         n = await conn.scalar(
             select(func.count())
             .select_from(api_requests)
@@ -96,7 +96,7 @@ async def reference_calls(engine: AsyncEngine) -> int:
 
 
 async def test_refresh_fills_every_table(
-    engine: AsyncEngine, fake: FakeAmoState, refresher: ReferenceRefresher
+    database: Database, fake: FakeAmoState, refresher: ReferenceRefresher
 ) -> None:
     """One refresh: 6 requests (pipelines, users, 3 field lists, loss reasons), every table
     filled, stages 142/143 stored once per pipeline."""
@@ -104,24 +104,24 @@ async def test_refresh_fills_every_table(
 
     assert result is not None
     assert ("first", "ok", "ok") == (result["reason"], result["users"], result["loss_reasons"])
-    assert 6 == len(fake.calls("/api/v4/")) == await reference_calls(engine)
-    pipes = await rows(engine, pipelines, "id")
+    assert 6 == len(fake.calls("/api/v4/")) == await reference_calls(database)
+    pipes = await rows(database, pipelines, "id")
     assert [(DEFAULT_PIPELINE_ID, "Воронка", True), (SECOND_PIPELINE_ID, "Аренда", False)] == [
         (p["id"], p["name"], p["is_main"]) for p in pipes
     ]
-    stages = {(s["pipeline_id"], s["id"]): s for s in await rows(engine, statuses, "id")}
+    stages = {(s["pipeline_id"], s["id"]): s for s in await rows(database, statuses, "id")}
     assert 7 == len(stages)
     for pipe in (DEFAULT_PIPELINE_ID, SECOND_PIPELINE_ID):
         assert (pipe, STATUS_WON) in stages
         assert (pipe, STATUS_LOST) in stages
     assert "Первичный контакт" == stages[(DEFAULT_PIPELINE_ID, DEFAULT_STATUS_ID)]["name"]
     assert 1 == stages[(DEFAULT_PIPELINE_ID, 47000000)]["type"]
-    people = await rows(engine, users, "id")
+    people = await rows(database, users, "id")
     assert [
         (DEFAULT_USER_ID, "Анна Админова", True, True),
         (SECOND_USER_ID, "Борис Менеджеров", False, True),
     ] == [(u["id"], u["name"], u["is_admin"], u["is_active"]) for u in people]
-    fields = await rows(engine, custom_fields, "entity_type", "id")
+    fields = await rows(database, custom_fields, "entity_type", "id")
     by_kind = {
         k: [f for f in fields if f["entity_type"] == k] for k in ("leads", "contacts", "companies")
     }
@@ -129,18 +129,18 @@ async def test_refresh_fills_every_table(
     phone = next(f for f in by_kind["contacts"] if f["code"] == "PHONE")
     assert ("multitext", 6) == (phone["type"], len(phone["enums"]))
     assert {"id", "value", "sort"} == set(phone["enums"][0])
-    reasons = await rows(engine, loss_reasons, "id")
+    reasons = await rows(database, loss_reasons, "id")
     assert ["Дорого", "Не дозвонились"] == [r["name"] for r in reasons]
     assert not any(r["is_deleted"] for r in [*pipes, *stages.values(), *people, *fields, *reasons])
 
 
 async def test_renamed_in_place_vanished_flagged_and_back(
-    engine: AsyncEngine, fake: FakeAmoState, refresher: ReferenceRefresher
+    database: Database, fake: FakeAmoState, refresher: ReferenceRefresher
 ) -> None:
     """A renamed stage keeps its row; a removed user and field stay, flagged; untouched rows
     keep their synced_at; a user listed again is unflagged."""
     await refresher.run()
-    before = {(s["pipeline_id"], s["id"]): s for s in await rows(engine, statuses, "id")}
+    before = {(s["pipeline_id"], s["id"]): s for s in await rows(database, statuses, "id")}
     ref = fake.reference
     ref.pipelines[0]["_embedded"]["statuses"][1]["name"] = "Переговоры"
     gone_user = ref.users.pop()
@@ -148,28 +148,28 @@ async def test_renamed_in_place_vanished_flagged_and_back(
 
     await refresher.run(force=True)
 
-    after = {(s["pipeline_id"], s["id"]): s for s in await rows(engine, statuses, "id")}
+    after = {(s["pipeline_id"], s["id"]): s for s in await rows(database, statuses, "id")}
     assert before.keys() == after.keys()
     assert "Переговоры" == after[(DEFAULT_PIPELINE_ID, DEFAULT_STATUS_ID)]["name"]
     renamed = after[(DEFAULT_PIPELINE_ID, DEFAULT_STATUS_ID)]["synced_at"]
     assert renamed > before[(DEFAULT_PIPELINE_ID, DEFAULT_STATUS_ID)]["synced_at"]
     won = (SECOND_PIPELINE_ID, STATUS_WON)
     assert before[won]["synced_at"] == after[won]["synced_at"]
-    people = {u["id"]: u for u in await rows(engine, users, "id")}
+    people = {u["id"]: u for u in await rows(database, users, "id")}
     assert people[gone_user["id"]]["is_deleted"] is True
     assert people[DEFAULT_USER_ID]["is_deleted"] is False
-    fields = await rows(engine, custom_fields, "entity_type", "id")
+    fields = await rows(database, custom_fields, "entity_type", "id")
     assert 1 == sum(1 for f in fields if f["is_deleted"])
     assert 15 == len(fields)
 
     ref.users.append(gone_user)
     await refresher.run(force=True)
-    people = {u["id"]: u for u in await rows(engine, users, "id")}
+    people = {u["id"]: u for u in await rows(database, users, "id")}
     assert people[gone_user["id"]]["is_deleted"] is False
 
 
 async def test_users_forbidden_is_no_names_not_a_failure(
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     refresher: ReferenceRefresher,
     clients: tuple[AmoClient, AmoClient],
@@ -182,16 +182,16 @@ async def test_users_forbidden_is_no_names_not_a_failure(
 
     assert result is not None
     assert "forbidden" == result["users"]
-    assert [] == await rows(engine, users, "id")
-    assert 2 == len(await rows(engine, pipelines, "id"))
-    assert 2 == len(await rows(engine, loss_reasons, "id"))
+    assert [] == await rows(database, users, "id")
+    assert 2 == len(await rows(database, pipelines, "id"))
+    assert 2 == len(await rows(database, loss_reasons, "id"))
     started = time.monotonic()
     assert await clients[0].get_json("/api/v4/account") is not None
     assert time.monotonic() - started < 5
 
 
 async def test_loss_reasons_404_means_none(
-    engine: AsyncEngine, fake: FakeAmoState, refresher: ReferenceRefresher
+    database: Database, fake: FakeAmoState, refresher: ReferenceRefresher
 ) -> None:
     fake.reference.loss_reasons_missing = True
 
@@ -199,12 +199,12 @@ async def test_loss_reasons_404_means_none(
 
     assert result is not None
     assert "absent" == result["loss_reasons"]
-    assert [] == await rows(engine, loss_reasons, "id")
-    assert 2 == len(await rows(engine, pipelines, "id"))
+    assert [] == await rows(database, loss_reasons, "id")
+    assert 2 == len(await rows(database, pipelines, "id"))
 
 
 async def test_unknown_id_brings_a_refresh_at_most_every_five_minutes(
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     refresher: ReferenceRefresher,
     clients: tuple[AmoClient, AmoClient],
@@ -219,34 +219,34 @@ async def test_unknown_id_brings_a_refresh_at_most_every_five_minutes(
         pipeline(new_pipe, "Новая", 3, [stage(new_pipe, new_stage, "Звонок", 20)])
     )
     lead = fake.add_lead(pipeline_id=new_pipe, status_id=new_stage)
-    await store(engine, loader, "leads", [lead["id"]])
-    assert 6 == await reference_calls(engine)
+    await store(database, loader, "leads", [lead["id"]])
+    assert 6 == await reference_calls(database)
 
     result = await refresher.run(now=datetime.now(UTC))
 
     assert result is not None
     assert f"unknown pipeline {new_pipe}" == result["reason"]
-    assert 12 == await reference_calls(engine)
-    assert new_pipe in {p["id"] for p in await rows(engine, pipelines, "id")}
+    assert 12 == await reference_calls(database)
+    assert new_pipe in {p["id"] for p in await rows(database, pipelines, "id")}
 
     # A stage amoCRM does not list (yet): one more refresh, not before 5 minutes.
     refreshed_at = datetime.fromisoformat(result["at"])
     odd = fake.add_lead(pipeline_id=new_pipe, status_id=47000099)
-    await store(engine, loader, "leads", [odd["id"]])
+    await store(database, loader, "leads", [odd["id"]])
     assert await refresher.run(now=refreshed_at + timedelta(seconds=60)) is None
-    assert 12 == await reference_calls(engine)
+    assert 12 == await reference_calls(database)
     later = await refresher.run(now=refreshed_at + timedelta(seconds=TICK + 1))
     assert later is not None
     assert f"unknown stage {new_pipe}/47000099" == later["reason"]
-    assert 18 == await reference_calls(engine)
+    assert 18 == await reference_calls(database)
     # That deal was stored before the last refresh: no more refreshes for it.
     last = datetime.fromisoformat(later["at"])
     assert await refresher.run(now=last + timedelta(seconds=TICK + 1)) is None
-    assert 18 == await reference_calls(engine)
+    assert 18 == await reference_calls(database)
 
 
 async def test_idle_account_costs_at_most_eight_calls_an_hour(
-    make_settings: Factory, engine: AsyncEngine, fake: FakeAmoState, refresher: ReferenceRefresher
+    make_settings: Factory, database: Database, fake: FakeAmoState, refresher: ReferenceRefresher
 ) -> None:
     """Default settings: the job ticks every 5 minutes; over one simulated hour of ticks an
     idle account gets one refresh, 6 requests (≤ 8)."""
@@ -254,7 +254,7 @@ async def test_idle_account_costs_at_most_eight_calls_an_hour(
     assert 3600.0 == settings.reference_interval
     job = next(
         j
-        for j in periodic_jobs(settings, engine, build_client(settings, engine))
+        for j in periodic_jobs(settings, database, build_client(settings, database))
         if j.name == "reference"
     )
     assert TICK == job.interval
@@ -266,12 +266,12 @@ async def test_idle_account_costs_at_most_eight_calls_an_hour(
     ]
 
     assert 1 == sum(r is not None for r in results)
-    assert await reference_calls(engine) <= 8
+    assert await reference_calls(database) <= 8
     assert 6 == len(fake.calls("/api/v4/"))
 
 
 async def test_named_view(
-    engine: AsyncEngine,
+    database: Database,
     fake: FakeAmoState,
     refresher: ReferenceRefresher,
     clients: tuple[AmoClient, AmoClient],
@@ -289,11 +289,11 @@ async def test_named_view(
     lost = fake.add_lead(created_by=SECOND_USER_ID)
     fake.update_lead(lost["id"], status_id=STATUS_LOST, loss_reason_id=LOSS_REASON_ID)
     open_ = fake.add_lead(pipeline_id=DEFAULT_PIPELINE_ID, status_id=DEFAULT_STATUS_ID)
-    await store(engine, loader, "contacts", [contact["id"], other["id"]])
-    await store(engine, loader, "leads", [won["id"], lost["id"], open_["id"]])
+    await store(database, loader, "contacts", [contact["id"], other["id"]])
+    await store(database, loader, "leads", [won["id"], lost["id"], open_["id"]])
     await refresher.run()
 
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         result = await conn.execute(text("SELECT * FROM amocrm_deals_named ORDER BY id"))
         columns = list(result.keys())
         named = [dict(r._mapping) for r in result]
@@ -384,28 +384,28 @@ def test_upgrade_fills_the_new_columns_from_stored_rows(db_url: str) -> None:
 
 
 async def test_worker_job_refreshes_once_then_waits(
-    make_settings: Factory, engine: AsyncEngine, fake: FakeAmoState
+    make_settings: Factory, database: Database, fake: FakeAmoState
 ) -> None:
     """The worker's job (as services.py builds it): its calls are logged `reference`; a
     second tick right after costs nothing. AMOSYNC_REFERENCE_INTERVAL=0 turns it off."""
     settings = make_settings()
     transport = httpx.ASGITransport(app=create_fake_amocrm(fake))
-    client = build_client(settings, engine, transport=transport)
+    client = build_client(settings, database, transport=transport)
     try:
-        jobs = {j.name: j for j in periodic_jobs(settings, engine, client, transport)}
+        jobs = {j.name: j for j in periodic_jobs(settings, database, client, transport)}
         await jobs["reference"].run()
         await jobs["reference"].run()
-        off = periodic_jobs(make_settings(reference_interval=0), engine, client, transport)
+        off = periodic_jobs(make_settings(reference_interval=0), database, client, transport)
     finally:
         await client.aclose()
 
-    assert 6 == await reference_calls(engine) == len(fake.calls("/api/v4/"))
-    assert 2 == len(await rows(engine, pipelines, "id"))
+    assert 6 == await reference_calls(database) == len(fake.calls("/api/v4/"))
+    assert 2 == len(await rows(database, pipelines, "id"))
     assert "reference" not in {j.name for j in off}
 
 
 async def test_users_are_read_across_pages(
-    engine: AsyncEngine, fake: FakeAmoState, refresher: ReferenceRefresher
+    database: Database, fake: FakeAmoState, refresher: ReferenceRefresher
 ) -> None:
     """260 users: two pages of 250 (limit 250), followed by the `next` link."""
     fake.reference.users = [user(9100000 + n, f"User {n}", f"u{n}@example.com") for n in range(260)]
@@ -413,4 +413,4 @@ async def test_users_are_read_across_pages(
     await refresher.run()
 
     assert 2 == len(fake.calls("/api/v4/users"))
-    assert 260 == len(await rows(engine, users, "id"))
+    assert 260 == len(await rows(database, users, "id"))

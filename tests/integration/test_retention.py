@@ -7,8 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.database import Database
 from amosync.db.tables import api_requests, webhook_events
 from amosync.inbox.retention import prune
 from amosync.services import build_services, periodic_jobs
@@ -34,13 +34,13 @@ def event(status: str, age_days: float, settled_days: float | None = None) -> di
     }
 
 
-async def add(engine: AsyncEngine, rows: list[dict[str, object]]) -> None:
-    async with engine.begin() as conn:
+async def add(database: Database, rows: list[dict[str, object]]) -> None:
+    async with database.write() as conn:
         await conn.execute(insert(webhook_events), rows)
 
 
-async def statuses(engine: AsyncEngine) -> list[tuple[str, int]]:
-    async with engine.connect() as conn:
+async def statuses(database: Database) -> list[tuple[str, int]]:
+    async with database.read() as conn:
         rows = await conn.execute(
             select(webhook_events.c.status, webhook_events.c.received_at).order_by(
                 webhook_events.c.id
@@ -50,12 +50,12 @@ async def statuses(engine: AsyncEngine) -> list[tuple[str, int]]:
 
 
 async def test_default_retention_keeps_30_days_and_every_failed_or_pending_event(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     settings = make_settings()
     assert 30 == settings.event_retention_days
     await add(
-        engine,
+        database,
         [
             event("done", 40),
             event("ignored", 31),
@@ -66,32 +66,32 @@ async def test_default_retention_keeps_30_days_and_every_failed_or_pending_event
             event("done", 40, settled_days=2),  # retried lately: not old yet
         ],
     )
-    pruned = await prune(engine, timedelta(days=settings.event_retention_days))
+    pruned = await prune(database, timedelta(days=settings.event_retention_days))
     assert 2 == pruned.events
     assert [("failed", 40), ("pending", 40), ("done", 29), ("ignored", 1), ("done", 40)] == (
-        await statuses(engine)
+        await statuses(database)
     )
 
 
-async def test_dry_run_counts_without_deleting(engine: AsyncEngine) -> None:
-    await add(engine, [event("done", 40), event("done", 1)])
-    pruned = await prune(engine, timedelta(days=30), dry_run=True)
+async def test_dry_run_counts_without_deleting(database: Database) -> None:
+    await add(database, [event("done", 40), event("done", 1)])
+    pruned = await prune(database, timedelta(days=30), dry_run=True)
     assert (1, 0) == (pruned.events, pruned.batches)
-    assert 2 == len(await statuses(engine))
+    assert 2 == len(await statuses(database))
 
 
-async def test_rows_go_in_small_batches(engine: AsyncEngine) -> None:
+async def test_rows_go_in_small_batches(database: Database) -> None:
     """Ten old rows, three per transaction: four transactions, every row gone."""
-    await add(engine, [event("done", 40) for _ in range(10)] + [event("failed", 40)])
-    pruned = await prune(engine, timedelta(days=30), batch_rows=3, pause=0.0)
+    await add(database, [event("done", 40) for _ in range(10)] + [event("failed", 40)])
+    pruned = await prune(database, timedelta(days=30), batch_rows=3, pause=0.0)
     assert 10 == pruned.events
     assert 4 + 1 == pruned.batches  # events, then one for the (empty) call log
-    assert [("failed", 40)] == await statuses(engine)
+    assert [("failed", 40)] == await statuses(database)
 
 
-async def test_a_tuned_retention_and_the_call_log(engine: AsyncEngine) -> None:
-    await add(engine, [event("done", 3), event("ignored", 0.5)])
-    async with engine.begin() as conn:
+async def test_a_tuned_retention_and_the_call_log(database: Database) -> None:
+    await add(database, [event("done", 3), event("ignored", 0.5)])
+    async with database.write() as conn:
         await conn.execute(
             insert(api_requests),
             [
@@ -106,21 +106,21 @@ async def test_a_tuned_retention_and_the_call_log(engine: AsyncEngine) -> None:
                 for d in (3, 2.5, 1)
             ],
         )
-    pruned = await prune(engine, timedelta(days=2))
+    pruned = await prune(database, timedelta(days=2))
     assert (1, 2) == (pruned.events, pruned.api_requests)
-    assert [("ignored", 0)] == await statuses(engine)
+    assert [("ignored", 0)] == await statuses(database)
 
 
 async def test_the_worker_runs_it_as_a_periodic_job(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     settings = make_settings(event_retention_days=1)
     services = build_services(settings)
     try:
-        jobs = {j.name: j for j in periodic_jobs(settings, services.engine, services.client)}
-        await add(engine, [event("done", 2), event("done", 0)])
+        jobs = {j.name: j for j in periodic_jobs(settings, services.db, services.client)}
+        await add(database, [event("done", 2), event("done", 0)])
         await jobs["retention"].run()
     finally:
         await services.aclose()
     assert 3600 == jobs["retention"].interval
-    assert [("done", 0)] == await statuses(engine)
+    assert [("done", 0)] == await statuses(database)

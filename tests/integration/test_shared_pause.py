@@ -12,11 +12,10 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.shared_limit import DEFAULT_KEY, SharedWindowLimiter, current_pause
+from amosync.db.database import Database
 from amosync.db.tables import sync_state
-from amosync.db.turns import write_transaction
 from amosync.doctor.checks import run_checks
 from amosync.doctor.facts import gather
 from amosync.services import build_client
@@ -26,14 +25,14 @@ from amosync.testing import FakeAmoState, Fault, create_fake_amocrm
 NOWHERE = "http://127.0.0.1:9"
 
 
-async def _row(engine: AsyncEngine) -> dict[str, Any]:
-    async with engine.connect() as conn:
+async def _row(database: Database) -> dict[str, Any]:
+    async with database.read() as conn:
         value = await conn.scalar(select(sync_state.c.value).where(sync_state.c.key == DEFAULT_KEY))
     assert isinstance(value, dict)
     return value
 
 
-async def _store_pause(engine: AsyncEngine, paused_for: float, blocked_for: float = 0.0) -> None:
+async def _store_pause(database: Database, paused_for: float, blocked_for: float = 0.0) -> None:
     """The row as an older amosync left it after `retry_after: 1e9`."""
     now = time.time()
     value = {
@@ -41,59 +40,59 @@ async def _store_pause(engine: AsyncEngine, paused_for: float, blocked_for: floa
         "paused_until": now + paused_for if paused_for else 0.0,
         "blocked_until": now + blocked_for if blocked_for else 0.0,
     }
-    async with write_transaction(engine) as conn:
+    async with database.write() as conn:
         await conn.execute(sync_state.delete().where(sync_state.c.key == DEFAULT_KEY))
         await conn.execute(
             sync_state.insert().values(key=DEFAULT_KEY, value=value, updated_at=datetime.now(UTC))
         )
 
 
-async def test_a_huge_pause_is_stored_as_at_most_two_minutes(engine: AsyncEngine) -> None:
+async def test_a_huge_pause_is_stored_as_at_most_two_minutes(database: Database) -> None:
     """`retry_after: 1e9` used to store a pause of 31 years that every process obeyed."""
-    limiter = SharedWindowLimiter(engine, 7)
+    limiter = SharedWindowLimiter(database, 7)
     limiter.pause(1e9)
     await limiter.aclose()
-    row = await _row(engine)
+    row = await _row(database)
     assert row["paused_until"] <= time.time() + 120.0 + 1.0
     assert row["paused_until"] > time.time() + 100.0
 
 
 async def test_an_absurd_stored_pause_is_read_as_the_cap_and_written_back(
-    engine: AsyncEngine,
+    database: Database,
 ) -> None:
     """An old database holding a 31-year pause recovers: read as ≤ 120 s, rewritten so."""
-    await _store_pause(engine, 1e9)
-    pause = await current_pause(engine)
+    await _store_pause(database, 1e9)
+    pause = await current_pause(database)
     assert pause is not None
     assert "rate_limited" == pause.kind
     assert 100.0 < pause.seconds_left() <= 120.0
 
-    limiter = SharedWindowLimiter(engine, 7)
+    limiter = SharedWindowLimiter(database, 7)
     limiter.pause(0.0)  # any transaction on the row rewrites it
     await limiter.aclose()
-    assert (await _row(engine))["paused_until"] <= time.time() + 120.0
+    assert (await _row(database))["paused_until"] <= time.time() + 120.0
 
 
-async def test_a_tuned_cap_ends_an_absurd_stored_pause_that_soon(engine: AsyncEngine) -> None:
-    await _store_pause(engine, 1e9)
-    limiter = SharedWindowLimiter(engine, 7, max_pause=0.3)
+async def test_a_tuned_cap_ends_an_absurd_stored_pause_that_soon(database: Database) -> None:
+    await _store_pause(database, 1e9)
+    limiter = SharedWindowLimiter(database, 7, max_pause=0.3)
     started = time.monotonic()
     async with asyncio.timeout(10):
         await limiter.done(await limiter.acquire())
     assert time.monotonic() - started < 2.0
 
 
-async def test_no_pause_reads_as_none_and_a_block_wins(engine: AsyncEngine) -> None:
-    assert await current_pause(engine) is None
-    await _store_pause(engine, 30.0, blocked_for=1e9)
-    pause = await current_pause(engine)
+async def test_no_pause_reads_as_none_and_a_block_wins(database: Database) -> None:
+    assert await current_pause(database) is None
+    await _store_pause(database, 30.0, blocked_for=1e9)
+    pause = await current_pause(database)
     assert pause is not None
     assert "ip_blocked" == pause.kind
     assert pause.seconds_left() <= 3600.0
 
 
 async def test_the_client_obeys_at_most_the_tuned_cap(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """A 429 with `retry_after: 1e9` costs AMOSYNC_MAX_RETRY_AFTER seconds, then the call
     succeeds."""
@@ -102,7 +101,7 @@ async def test_the_client_obeys_at_most_the_tuned_cap(
     lead = fake.add_lead()
     fake.script_faults(Fault(status=429, retry_after=1e9))
     client = build_client(
-        settings, engine, transport=httpx.ASGITransport(app=create_fake_amocrm(fake))
+        settings, database, transport=httpx.ASGITransport(app=create_fake_amocrm(fake))
     )
     started = time.monotonic()
     try:
@@ -116,14 +115,14 @@ async def test_the_client_obeys_at_most_the_tuned_cap(
 
 @pytest.mark.parametrize("retry_after", ["inf", "Fri, 31 Dec 9999 23:59:59 GMT"])
 async def test_header_values_are_bounded_too(
-    make_settings: Callable[..., Settings], engine: AsyncEngine, retry_after: str
+    make_settings: Callable[..., Settings], database: Database, retry_after: str
 ) -> None:
     settings = make_settings(max_retry_after=0.3)
     fake = FakeAmoState(rate_limit_rps=None, send_retry_after_header=True)
     lead = fake.add_lead()
     fake.script_faults(Fault(status=429, body={"title": "Too Many"}, retry_after=retry_after))
     client = build_client(
-        settings, engine, transport=httpx.ASGITransport(app=create_fake_amocrm(fake))
+        settings, database, transport=httpx.ASGITransport(app=create_fake_amocrm(fake))
     )
     try:
         async with asyncio.timeout(20):
@@ -131,15 +130,15 @@ async def test_header_values_are_bounded_too(
     finally:
         await client.aclose()
     assert [lead["id"]] == [x["id"] for x in fetched]
-    assert (await _row(engine))["paused_until"] <= time.time() + 0.3
+    assert (await _row(database))["paused_until"] <= time.time() + 0.3
 
 
 async def test_doctor_reports_a_pause_instead_of_waiting_it_out(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """With a shared pause in force (the default cap: up to 2 min), doctor answers at once."""
     settings = make_settings(public_url="https://sync.example.com")
-    await _store_pause(engine, 1e9)
+    await _store_pause(database, 1e9)
     fake = FakeAmoState(rate_limit_rps=None)
     started = time.monotonic()
     async with asyncio.timeout(30):

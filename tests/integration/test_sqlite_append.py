@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.db.engine import create_service_engine, wal_checkpointer
+from amosync.db.database import Database
 from amosync.errors import StorageUnavailable
 from amosync.inbox import GroupCommitWriter, InboxStore
 from amosync.inbox.sqlite_append import ROWS_PER_STATEMENT, SqliteAppender
@@ -38,55 +37,55 @@ def full_row(entity_id: int) -> dict[str, Any]:
     }
 
 
-async def stored(engine: AsyncEngine) -> list[dict[str, Any]]:
+async def stored(database: Database) -> list[dict[str, Any]]:
     """Rows as SQLite holds them (raw text, not parsed by the column types), without `id`:
     SQL compares the text, so the text itself must match."""
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         result = await conn.exec_driver_sql("SELECT * FROM amocrm_webhook_events ORDER BY id")
         rows = result.mappings().all()
     return [{k: v for k, v in r.items() if k != "id"} for r in rows]
 
 
 @pytest.fixture
-async def sqlite_engine(tmp_path: Path, sqlite_template: Path) -> AsyncEngine:
+async def sqlite_database(tmp_path: Path, sqlite_template: Path) -> Database:
     path = tmp_path / "amosync.db"
     path.write_bytes(sqlite_template.read_bytes())
-    return create_service_engine(f"sqlite:///{path}")
+    return Database.open(f"sqlite:///{path}")
 
 
-async def test_fast_path_rows_equal_inbox_store_rows(sqlite_engine: AsyncEngine) -> None:
+async def test_fast_path_rows_equal_inbox_store_rows(sqlite_database: Database) -> None:
     """A row written by SqliteAppender reads back identical to one written by InboxStore."""
-    appender = SqliteAppender(sqlite_engine)
+    appender = SqliteAppender(sqlite_database)
     try:
-        await InboxStore(sqlite_engine).append([full_row(1)])
+        await InboxStore(sqlite_database).append([full_row(1)])
         await appender.append([full_row(1)])
         # Keys left out get the column default (attempts) or NULL, as with InboxStore.
         short = {k: v for k, v in full_row(2).items() if k not in ("attempts", "locked_by")}
-        await InboxStore(sqlite_engine).append([short])
+        await InboxStore(sqlite_database).append([short])
         await appender.append([short])
-        via_store, via_appender, short_store, short_appender = await stored(sqlite_engine)
+        via_store, via_appender, short_store, short_appender = await stored(sqlite_database)
     finally:
         await appender.aclose()
-        await sqlite_engine.dispose()
+        await sqlite_database.dispose()
 
     assert via_store == via_appender
     assert short_store == short_appender
 
 
 async def test_a_group_larger_than_one_statement_is_stored_whole(
-    sqlite_engine: AsyncEngine,
+    sqlite_database: Database,
 ) -> None:
     """150 rows (three INSERT statements in one transaction) read back as InboxStore's, in
     order; the same rows one by one give the same text."""
     rows = [full_row(i) for i in range(ROWS_PER_STATEMENT * 2 + 22)]
-    appender = SqliteAppender(sqlite_engine)
+    appender = SqliteAppender(sqlite_database)
     try:
         await appender.append(rows)
-        await InboxStore(sqlite_engine).append(rows)
-        got = await stored(sqlite_engine)
+        await InboxStore(sqlite_database).append(rows)
+        got = await stored(sqlite_database)
     finally:
         await appender.aclose()
-        await sqlite_engine.dispose()
+        await sqlite_database.dispose()
 
     assert got[: len(rows)] == got[len(rows) :]
     assert list(range(len(rows))) == [r["entity_id"] for r in got[: len(rows)]]
@@ -96,43 +95,44 @@ async def test_a_group_larger_than_one_statement_is_stored_whole(
     ("size", "bad_at"), [(10, 5), (ROWS_PER_STATEMENT + 10, 5), (ROWS_PER_STATEMENT + 10, 69)]
 )
 async def test_a_failed_group_stores_none_of_its_rows(
-    sqlite_engine: AsyncEngine, size: int, bad_at: int
+    sqlite_database: Database, size: int, bad_at: int
 ) -> None:
     """A row SQLite refuses (NOT NULL) fails its whole commit, whether the commit is one
     statement or several and wherever the row is, and the next commit works."""
     rows = [full_row(i) for i in range(size)]
     rows[bad_at] = {**rows[bad_at], "entity": None}
-    appender = SqliteAppender(sqlite_engine)
+    appender = SqliteAppender(sqlite_database)
     try:
         with pytest.raises(sqlite3.IntegrityError):
             await appender.append(rows)
         await appender.append([full_row(1000)])
-        got = await stored(sqlite_engine)
+        got = await stored(sqlite_database)
     finally:
         await appender.aclose()
-        await sqlite_engine.dispose()
+        await sqlite_database.dispose()
 
     assert [1000] == [r["entity_id"] for r in got]
 
 
 async def test_writer_with_fast_path_commits_concurrent_writes(
-    sqlite_engine: AsyncEngine,
+    sqlite_database: Database,
 ) -> None:
     """200 concurrent writes through the fast path are all stored."""
-    writer = GroupCommitWriter(InboxStore(sqlite_engine), appender=SqliteAppender(sqlite_engine))
+    appender = SqliteAppender(sqlite_database)
+    writer = GroupCommitWriter(InboxStore(sqlite_database), appender=appender)
     writer.start()
     try:
         await asyncio.gather(*(writer.write([full_row(i)]) for i in range(200)))
     finally:
         await writer.stop()
-    ids = sorted(r["entity_id"] for r in await stored(sqlite_engine))
-    await sqlite_engine.dispose()
+    ids = sorted(r["entity_id"] for r in await stored(sqlite_database))
+    await sqlite_database.dispose()
     assert list(range(200)) == ids
 
 
 async def test_fast_path_failure_is_storage_unavailable(tmp_path: Path) -> None:
     """A database the fast path cannot write answers StorageUnavailable, and the writer lives on."""
-    broken = create_service_engine(f"sqlite:///{tmp_path}/never-migrated.db")  # no tables
+    broken = Database.open(f"sqlite:///{tmp_path}/never-migrated.db")  # no tables
     writer = GroupCommitWriter(InboxStore(broken), appender=SqliteAppender(broken))
     writer.start()
     try:
@@ -145,20 +145,20 @@ async def test_fast_path_failure_is_storage_unavailable(tmp_path: Path) -> None:
         await broken.dispose()
 
 
-def hold_write_lock(engine: AsyncEngine) -> sqlite3.Connection:
+def hold_write_lock(database: Database) -> sqlite3.Connection:
     """Another process's writer, as far as SQLite can tell: a connection in BEGIN IMMEDIATE."""
-    conn = sqlite3.connect(str(engine.url.database), isolation_level=None)
+    conn = sqlite3.connect(str(database.url.database), isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
     return conn
 
 
 async def test_waiting_for_another_writer_does_not_block_the_loop(
-    sqlite_engine: AsyncEngine,
+    sqlite_database: Database,
 ) -> None:
     """While another connection holds the write lock, the commit waits with asyncio sleeps
     (the loop keeps serving), then lands as soon as the lock is free."""
-    appender = SqliteAppender(sqlite_engine)
-    other = hold_write_lock(sqlite_engine)
+    appender = SqliteAppender(sqlite_database)
+    other = hold_write_lock(sqlite_database)
     ticks = 0
 
     async def ticker() -> None:
@@ -178,21 +178,21 @@ async def test_waiting_for_another_writer_does_not_block_the_loop(
         ticking.cancel()
         other.close()
         await appender.aclose()
-    rows = await stored(sqlite_engine)
-    await sqlite_engine.dispose()
+    rows = await stored(sqlite_database)
+    await sqlite_database.dispose()
     assert ticks >= 30  # ~60 in 0.3 s; a blocked loop would have ticked about once
     assert [1] == [r["entity_id"] for r in rows]
 
 
 async def test_lock_held_past_the_timeout_is_storage_unavailable(
-    sqlite_engine: AsyncEngine,
+    sqlite_database: Database,
 ) -> None:
     """A lock nobody releases ends in StorageUnavailable (503) after the lock timeout, for a
     lone request and for a large batch alike, and nothing is half-written."""
-    appender = SqliteAppender(sqlite_engine, lock_timeout=0.2)
-    writer = GroupCommitWriter(InboxStore(sqlite_engine), appender=appender)
+    appender = SqliteAppender(sqlite_database, lock_timeout=0.2)
+    writer = GroupCommitWriter(InboxStore(sqlite_database), appender=appender)
     writer.start()
-    other = hold_write_lock(sqlite_engine)
+    other = hold_write_lock(sqlite_database)
     try:
         with pytest.raises(StorageUnavailable, match="locked"):
             await writer.write([full_row(1)])
@@ -202,19 +202,19 @@ async def test_lock_held_past_the_timeout_is_storage_unavailable(
         other.execute("ROLLBACK")
         other.close()
         await writer.stop()
-    rows = await stored(sqlite_engine)
-    await sqlite_engine.dispose()
+    rows = await stored(sqlite_database)
+    await sqlite_database.dispose()
     assert [] == rows
 
 
 async def test_appends_leave_checkpoints_to_the_engines_checkpointer(
-    sqlite_engine: AsyncEngine,
+    sqlite_database: Database,
 ) -> None:
     """The appender's connection never checkpoints inside a commit (db/wal_checkpoint.py);
-    its commits wake the engine's checkpointer, which copies the WAL into the database file."""
-    checkpointer = wal_checkpointer(sqlite_engine)
+    its commits wake the database's checkpointer, which copies the WAL into the database file."""
+    checkpointer = sqlite_database.checkpointer
     assert checkpointer is not None
-    appender = SqliteAppender(sqlite_engine)
+    appender = SqliteAppender(sqlite_database)
     try:
         for n in range(200):
             await appender.append([full_row(n)])
@@ -229,7 +229,7 @@ async def test_appends_leave_checkpoints_to_the_engines_checkpointer(
         assert checkpointer.checkpoints >= 1
     finally:
         await appender.aclose()
-        await sqlite_engine.dispose()
-    database = Path(str(sqlite_engine.url.database))
+        await sqlite_database.dispose()
+    database = Path(str(sqlite_database.url.database))
     with sqlite3.connect(database) as conn:
         assert 200 == conn.execute("SELECT count(*) FROM amocrm_webhook_events").fetchone()[0]

@@ -12,7 +12,6 @@ import httpx
 import pytest
 from alembic import command
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm import AmoClient
 from amosync.catchup.budget import BACKFILL, ApiBudget
@@ -21,9 +20,9 @@ from amosync.catchup.state import load
 from amosync.core.answer import map_answer
 from amosync.core.stage_events import StageChange, stage_change
 from amosync.db import migrate
+from amosync.db.database import Database
 from amosync.db.engine import create_sync_engine
 from amosync.db.tables import deal_stage_history, deals
-from amosync.db.turns import write_transaction
 from amosync.services import build_client
 from amosync.settings import Settings
 from amosync.testing import DEFAULT_TOKEN, FakeAmoState
@@ -112,9 +111,9 @@ def test_upgrade_gives_stored_deals_a_first_seen_row(db_url: str) -> None:
 
 @pytest.fixture
 async def backfill_client(
-    make_settings: Factory, engine: AsyncEngine, transport: httpx.ASGITransport
+    make_settings: Factory, database: Database, transport: httpx.ASGITransport
 ) -> AsyncIterator[AmoClient]:
-    client = build_client(make_settings(), engine, purpose=BACKFILL, transport=transport)
+    client = build_client(make_settings(), database, purpose=BACKFILL, transport=transport)
     yield client
     await client.aclose()
 
@@ -162,81 +161,81 @@ H = deal_stage_history.c
 COLUMNS = (H.deal_id, H.from_status_id, H.status_id, H.source, H.changed_by)
 
 
-async def history(engine: AsyncEngine, *columns: Any) -> list[tuple[Any, ...]]:
-    async with engine.connect() as conn:
+async def history(database: Database, *columns: Any) -> list[tuple[Any, ...]]:
+    async with database.read() as conn:
         query = select(*(columns or COLUMNS)).order_by(H.deal_id, H.changed_at, H.id)
         return [tuple(r) for r in (await conn.execute(query)).all()]
 
 
-async def stored_updated_at(engine: AsyncEngine, deal_id: int) -> datetime:
-    async with engine.connect() as conn:
+async def stored_updated_at(database: Database, deal_id: int) -> datetime:
+    async with database.read() as conn:
         value = (await conn.execute(select(deals.c.updated_at).where(deals.c.id == deal_id))).one()
     return cast(datetime, value[0])
 
 
 async def test_first_seen_then_observed_moves_only(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     """A deal stored for the first time gets `first_seen`; a copy in another stage or
     pipeline `observed` at its updated_at (author unknown); the same copy again, or an edit
     that keeps the stage, adds nothing."""
     lead = fake.add_lead(status_id=DEFAULT_STATUS_ID)
-    await store(engine, client, "leads", [lead["id"]])
-    await store(engine, client, "leads", [lead["id"]])
+    await store(database, client, "leads", [lead["id"]])
+    await store(database, client, "leads", [lead["id"]])
     fake.update_lead(lead["id"], name="renamed")
-    await store(engine, client, "leads", [lead["id"]])
+    await store(database, client, "leads", [lead["id"]])
     fake.update_lead(lead["id"], status_id=STATUS_WON)
-    await store(engine, client, "leads", [lead["id"]])
-    won_at = await stored_updated_at(engine, lead["id"])
+    await store(database, client, "leads", [lead["id"]])
+    won_at = await stored_updated_at(database, lead["id"])
     fake.update_lead(lead["id"], pipeline_id=SECOND_PIPELINE_ID)
-    await store(engine, client, "leads", [lead["id"]])
+    await store(database, client, "leads", [lead["id"]])
 
     got = await history(
-        engine, H.from_pipeline_id, H.pipeline_id, H.status_id, H.source, H.changed_by
+        database, H.from_pipeline_id, H.pipeline_id, H.status_id, H.source, H.changed_by
     )
     assert [
         (None, DEFAULT_PIPELINE_ID, DEFAULT_STATUS_ID, FIRST_SEEN, None),
         (DEFAULT_PIPELINE_ID, DEFAULT_PIPELINE_ID, STATUS_WON, OBSERVED, None),
         (DEFAULT_PIPELINE_ID, SECOND_PIPELINE_ID, STATUS_WON, OBSERVED, None),
     ] == got
-    assert won_at == (await history(engine, H.changed_at))[1][0]
+    assert won_at == (await history(database, H.changed_at))[1][0]
 
 
 async def test_an_older_copy_that_is_not_stored_records_nothing(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     """Observed rows follow what is stored: a reordered older copy (refused by newer-wins)
     in another stage is no move."""
     lead = fake.add_lead(status_id=DEFAULT_STATUS_ID)
     old = await client.fetch_by_ids("leads", [lead["id"]])
     fake.update_lead(lead["id"], status_id=STATUS_WON)
-    await store(engine, client, "leads", [lead["id"]])
+    await store(database, client, "leads", [lead["id"]])
 
-    async with write_transaction(engine) as conn:
+    async with database.write() as conn:
         await apply_fetched(conn, map_answer("leads", [lead["id"]], old, RENTPROG), [])
 
-    assert [(lead["id"], None, STATUS_WON, FIRST_SEEN, None)] == await history(engine)
+    assert [(lead["id"], None, STATUS_WON, FIRST_SEEN, None)] == await history(database)
 
 
 # -- events_api (catch-up) and its dedupe with observed ---------------------------------
 
 
 async def test_catchup_events_replace_observed_rows(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     """Observed first, event after: catch-up's `lead_status_changed` events take the place
     of the observed rows for the same moves, with amoCRM's time, author and event id."""
     lead = fake.add_lead(status_id=DEFAULT_STATUS_ID)
-    await store(engine, client, "leads", [lead["id"]])
-    await reconciler(engine, client).run()
+    await store(database, client, "leads", [lead["id"]])
+    await reconciler(database, client).run()
     fake.update_lead(lead["id"], status_id=SECOND_STATUS_ID, updated_by=SECOND_USER_ID)
-    await store(engine, client, "leads", [lead["id"]])
+    await store(database, client, "leads", [lead["id"]])
     fake.update_lead(lead["id"], status_id=STATUS_WON)
-    await store(engine, client, "leads", [lead["id"]])
-    observed = await history(engine)
+    await store(database, client, "leads", [lead["id"]])
+    observed = await history(database)
 
-    report = await reconciler(engine, client).run()
-    again = await reconciler(engine, client).run()
+    report = await reconciler(database, client).run()
+    again = await reconciler(database, client).run()
 
     assert [OBSERVED, OBSERVED] == [r[3] for r in observed[1:]]
     assert (2, 0) == (report.stage_changes, again.stage_changes)
@@ -244,13 +243,13 @@ async def test_catchup_events_replace_observed_rows(
         (lead["id"], None, DEFAULT_STATUS_ID, FIRST_SEEN, None),
         (lead["id"], DEFAULT_STATUS_ID, SECOND_STATUS_ID, EVENTS_API, SECOND_USER_ID),
         (lead["id"], SECOND_STATUS_ID, STATUS_WON, EVENTS_API, DEFAULT_USER_ID),
-    ] == await history(engine)
+    ] == await history(database)
     ids = [e["id"] for e in fake.events.items if e["type"] == "lead_status_changed"]
-    assert sorted(ids) == sorted(r[0] for r in await history(engine, H.amocrm_event_id) if r[0])
+    assert sorted(ids) == sorted(r[0] for r in await history(database, H.amocrm_event_id) if r[0])
 
 
 async def test_observed_after_its_event_is_not_written(
-    engine: AsyncEngine,
+    database: Database,
     client: AmoClient,
     backfill_client: AmoClient,
     fake: FakeAmoState,
@@ -258,31 +257,31 @@ async def test_observed_after_its_event_is_not_written(
     """Event first, observed after: a copy showing a move already read from the events API
     adds no row."""
     lead = fake.add_lead(status_id=DEFAULT_STATUS_ID)
-    await store(engine, client, "leads", [lead["id"]])
+    await store(database, client, "leads", [lead["id"]])
     fake.update_lead(lead["id"], status_id=STATUS_WON)
-    await HistoryBackfill(engine, backfill_client, ApiBudget(engine, 1000, 500)).run(DAY)
+    await HistoryBackfill(database, backfill_client, ApiBudget(database, 1000, 500)).run(DAY)
 
-    await store(engine, client, "leads", [lead["id"]])
+    await store(database, client, "leads", [lead["id"]])
 
     assert [
         (lead["id"], None, DEFAULT_STATUS_ID, FIRST_SEEN, None),
         (lead["id"], DEFAULT_STATUS_ID, STATUS_WON, EVENTS_API, DEFAULT_USER_ID),
-    ] == await history(engine)
+    ] == await history(database)
 
 
 async def test_first_seen_is_skipped_when_history_already_ends_there(
-    engine: AsyncEngine, client: AmoClient, backfill_client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, backfill_client: AmoClient, fake: FakeAmoState
 ) -> None:
     """A deal whose moves were loaded (backfill --history) before the deal itself gets no
     first_seen row repeating the stage its history ends in."""
     lead = fake.add_lead(status_id=DEFAULT_STATUS_ID)
     fake.update_lead(lead["id"], status_id=STATUS_WON)
-    await HistoryBackfill(engine, backfill_client, ApiBudget(engine, 1000, 500)).run(DAY)
+    await HistoryBackfill(database, backfill_client, ApiBudget(database, 1000, 500)).run(DAY)
 
-    await store(engine, client, "leads", [lead["id"]])
+    await store(database, client, "leads", [lead["id"]])
 
     assert [(lead["id"], DEFAULT_STATUS_ID, STATUS_WON, EVENTS_API, DEFAULT_USER_ID)] == (
-        await history(engine)
+        await history(database)
     )
 
 
@@ -290,8 +289,8 @@ def change(event_id: str, deal_id: int, frm: int, to: int, at: datetime) -> Stag
     return StageChange(event_id, deal_id, 1, to, 1, frm, at, 5)
 
 
-async def observe(engine: AsyncEngine, deal_id: int, frm: int, to: int, at: datetime) -> None:
-    async with write_transaction(engine) as conn:
+async def observe(database: Database, deal_id: int, frm: int, to: int, at: datetime) -> None:
+    async with database.write() as conn:
         await conn.execute(
             insert(deal_stage_history).values(
                 deal_id=deal_id,
@@ -306,20 +305,20 @@ async def observe(engine: AsyncEngine, deal_id: int, frm: int, to: int, at: date
 
 
 async def test_same_transition_means_same_deal_same_move_close_in_time(
-    engine: AsyncEngine,
+    database: Database,
 ) -> None:
     """An event replaces the earliest observed row of the same deal and move from its time
     up to an hour later; another deal, another move, or an observation more than an hour
     after it (or before it) is a different transition. A→B, B→A, A→B within the hour with
     one observed A→B: the observed row goes, every event stays, nothing doubles."""
     t = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-    await observe(engine, 1, 10, 20, t + timedelta(minutes=5))  # the second A→B's copy
-    await observe(engine, 2, 10, 20, t)  # other deal
-    await observe(engine, 3, 10, 30, t)  # other move
-    await observe(engine, 4, 10, 20, t + MATCH_BEFORE + timedelta(seconds=1))  # too late
-    await observe(engine, 5, 10, 20, t - MATCH_AFTER - timedelta(seconds=1))  # before
+    await observe(database, 1, 10, 20, t + timedelta(minutes=5))  # the second A→B's copy
+    await observe(database, 2, 10, 20, t)  # other deal
+    await observe(database, 3, 10, 30, t)  # other move
+    await observe(database, 4, 10, 20, t + MATCH_BEFORE + timedelta(seconds=1))  # too late
+    await observe(database, 5, 10, 20, t - MATCH_AFTER - timedelta(seconds=1))  # before
 
-    async with write_transaction(engine) as conn:
+    async with database.write() as conn:
         new = await record_events(
             conn,
             [
@@ -333,7 +332,7 @@ async def test_same_transition_means_same_deal_same_move_close_in_time(
             ],
         )
 
-    got = await history(engine, H.deal_id, H.from_status_id, H.status_id, H.amocrm_event_id)
+    got = await history(database, H.deal_id, H.from_status_id, H.status_id, H.amocrm_event_id)
     assert 6 == new
     assert [
         (1, 10, 20, "e1"),
@@ -350,19 +349,19 @@ async def test_same_transition_means_same_deal_same_move_close_in_time(
 
 
 async def test_catchup_makes_no_extra_calls(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     """Stage changes come in catch-up's one events call (one more type in its filter): an
     idle run is still 4 calls, a run after moves too."""
     lead = fake.add_lead()
-    await store(engine, client, "leads", [lead["id"]])
-    await reconciler(engine, client).run()
-    idle = await reconciler(engine, client).run()
+    await store(database, client, "leads", [lead["id"]])
+    await reconciler(database, client).run()
+    idle = await reconciler(database, client).run()
     fake.update_lead(lead["id"], status_id=STATUS_WON)
     fake.update_lead(lead["id"], status_id=STATUS_LOST)
     before = len(fake.requests)
 
-    busy = await reconciler(engine, client).run()
+    busy = await reconciler(database, client).run()
 
     paths = [r.path for r in fake.requests[before:]]
     assert (4, 4, 2) == (idle.calls, busy.calls, busy.stage_changes)
@@ -373,7 +372,7 @@ async def test_catchup_makes_no_extra_calls(
 
 
 async def test_untrusted_event_bodies_are_skipped_not_fatal(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     """Events with missing fields, wrong types, absurd sizes or characters PostgreSQL
     refuses are left out; the good event of the same page is stored and the run completes."""
@@ -410,12 +409,12 @@ async def test_untrusted_event_bodies_are_skipped_not_fatal(
     )
     fake.events.items.append({**base, "id": "ok2", "entity_id": "78"})
 
-    report = await reconciler(engine, client).run(since=300)
+    report = await reconciler(database, client).run(since=300)
 
     assert (True, 3) == (report.complete, report.stage_changes)
     # The client drops NUL from every answer (core/nul.py): that id arrives as "nulid".
     assert [(77, "ok1", None), (77, "nulid", 0), (78, "ok2", 0)] == await history(
-        engine, H.deal_id, H.amocrm_event_id, H.changed_by
+        database, H.deal_id, H.amocrm_event_id, H.changed_by
     )
 
 
@@ -436,7 +435,7 @@ def old_move(fake: FakeAmoState, deal_id: int, days_ago: float, to: int = STATUS
 
 
 async def test_history_backfill_resumes_within_the_budget_and_reaches_further_later(
-    engine: AsyncEngine, backfill_client: AmoClient, fake: FakeAmoState
+    database: Database, backfill_client: AmoClient, fake: FakeAmoState
 ) -> None:
     """`backfill --history` walks back in week windows, newest first: a spent budget stops
     it (state kept, mid-window), the next run continues without reading a page twice, and
@@ -449,15 +448,15 @@ async def test_history_backfill_resumes_within_the_budget_and_reaches_further_la
 
     def job(budget: int) -> HistoryBackfill:
         return HistoryBackfill(
-            engine,
+            database,
             backfill_client,
-            ApiBudget(engine, budget, 500),
+            ApiBudget(database, budget, 500),
             wait=False,
             on_progress=lambda *args: seen.append(args),
         )
 
     stopped = await job(1).run()
-    state = await load(engine, STATE_KEY) or {}
+    state = await load(database, STATE_KEY) or {}
     rest = await job(1000).run()
     calls_90 = len(fake.calls("/api/v4/events"))
     done = await job(1000).run()
@@ -472,51 +471,51 @@ async def test_history_backfill_resumes_within_the_budget_and_reaches_further_la
     assert (1, 5, 152) == (further.loaded, further.calls, further.total)
     assert (151, 90, 90, True) == after_done
     assert (152, 120, 120, True) == seen[-1]
-    assert 152 == len(await history(engine))
+    assert 152 == len(await history(database))
 
 
 async def test_history_backfill_waits_for_the_budget_by_default(
-    engine: AsyncEngine, backfill_client: AmoClient
+    database: Database, backfill_client: AmoClient
 ) -> None:
     """With the budget spent and waiting on, it waits (and says so) instead of spending."""
     waits: list[tuple[str, float]] = []
     job = HistoryBackfill(
-        engine, backfill_client, ApiBudget(engine, 0, 500), on_wait=lambda *a: waits.append(a)
+        database, backfill_client, ApiBudget(database, 0, 500), on_wait=lambda *a: waits.append(a)
     )
 
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(job.run(), 0.5)
 
     assert [("budget", 3600.0)] == waits[:1]
-    assert [] == await history(engine)
+    assert [] == await history(database)
 
 
 async def test_verification_repairing_a_stage_records_the_move(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     """A stage the copy had wrong (amoCRM changed it without a newer updated_at) and
     verification overwrote is a move like any other: `observed`."""
     lead = fake.add_lead(status_id=DEFAULT_STATUS_ID)
-    await store(engine, client, "leads", [lead["id"]])
+    await store(database, client, "leads", [lead["id"]])
     fake.leads[lead["id"]].fields["status_id"] = STATUS_WON  # no updated_at bump
 
-    report = await verify(engine, client)
+    report = await verify(database, client)
 
     assert 1 == report.repaired
     assert [
         (lead["id"], None, DEFAULT_STATUS_ID, FIRST_SEEN, None),
         (lead["id"], DEFAULT_STATUS_ID, STATUS_WON, OBSERVED, None),
-    ] == await history(engine)
+    ] == await history(database)
 
 
 async def test_an_event_stored_while_the_move_is_being_stored_waits_for_it(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     """The worker stores a move while catch-up stores its event: the second to reach the deal
     waits for the first (the deal row's lock on PostgreSQL, write turns on SQLite), then
     sees its row, so the move is in the history once."""
     lead = fake.add_lead(status_id=DEFAULT_STATUS_ID)
-    await store(engine, client, "leads", [lead["id"]])
+    await store(database, client, "leads", [lead["id"]])
     fake.update_lead(lead["id"], status_id=STATUS_WON)
     objects = await client.fetch_by_ids("leads", [lead["id"]])
     moved = stage_change(fake.events.items[-1], datetime.now(UTC) + timedelta(hours=1))
@@ -524,14 +523,14 @@ async def test_an_event_stored_while_the_move_is_being_stored_waits_for_it(
     holding = asyncio.Event()
 
     async def worker() -> None:
-        async with write_transaction(engine) as conn:
+        async with database.write() as conn:
             await apply_fetched(conn, map_answer("leads", [lead["id"]], objects, RENTPROG), [])
             holding.set()
             await asyncio.sleep(0.5)  # still uncommitted while catch-up starts
 
     async def catchup() -> None:
         await holding.wait()
-        async with write_transaction(engine) as conn:
+        async with database.write() as conn:
             await record_events(conn, [moved])
 
     await asyncio.gather(worker(), catchup())
@@ -539,22 +538,22 @@ async def test_an_event_stored_while_the_move_is_being_stored_waits_for_it(
     assert [
         (lead["id"], None, DEFAULT_STATUS_ID, FIRST_SEEN, None),
         (lead["id"], DEFAULT_STATUS_ID, STATUS_WON, EVENTS_API, DEFAULT_USER_ID),
-    ] == await history(engine)
+    ] == await history(database)
 
 
 async def test_history_backfill_falls_back_to_the_comma_range(
-    engine: AsyncEngine, backfill_client: AmoClient, fake: FakeAmoState
+    database: Database, backfill_client: AmoClient, fake: FakeAmoState
 ) -> None:
     """An account refusing `filter[created_at][from]`/`[to]` (the docs show both forms) is
     asked `from,to`, and the state remembers it for the next run."""
     fake.events.created_at_forms = frozenset({"comma", "single"})
     old_move(fake, 5, 2)
 
-    report = await HistoryBackfill(engine, backfill_client, ApiBudget(engine, 1000, 500)).run(
+    report = await HistoryBackfill(database, backfill_client, ApiBudget(database, 1000, 500)).run(
         14 * DAY
     )
 
     statuses = [r.status for r in fake.calls("/api/v4/events")]
     assert (None, 1) == (report.stopped, report.total)
     assert [400, 200, 204] == statuses
-    assert True is (await load(engine, STATE_KEY) or {}).get("comma_range")
+    assert True is (await load(database, STATE_KEY) or {}).get("comma_range")

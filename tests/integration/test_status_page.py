@@ -11,12 +11,11 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.webhooks import mask_url, our_destination
 from amosync.catchup.state import write_state
+from amosync.db.database import Database
 from amosync.db.tables import api_requests
-from amosync.db.turns import write_transaction
 from amosync.settings import Settings
 from amosync.worker.subscription import (
     SubscriptionState,
@@ -32,7 +31,7 @@ SECRET = "s3cret-path-0123456789"
 
 
 async def test_token_expiry_and_disabled_subscription_are_shown(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """A JWT's expiry and a subscription amoCRM disabled appear, neither secret does."""
     token = jwt_expiring_in(5 * 86400)
@@ -45,7 +44,7 @@ async def test_token_expiry_and_disabled_subscription_are_shown(
     destination = our_destination(settings)
     assert destination is not None
     await save_subscription_state(
-        engine,
+        database,
         SubscriptionState(
             "disabled",
             datetime.now(UTC),
@@ -81,13 +80,13 @@ async def test_without_public_url_the_subscription_is_unknown(
 
 
 async def test_search_finds_a_deal_by_its_amocrm_id(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """Searching for a deal id shows that deal; an id nobody has shows the not-found line."""
     fake = demo_fake(2)
     async with api(make_settings(admin_token=None), fake) as client:
         lead_ids = await seed_through_pipeline(
-            client, engine, fake, "/amocrm/s3cret-path-0123456789"
+            client, database, fake, "/amocrm/s3cret-path-0123456789"
         )
         found = (await client.get("/", params={"q": str(lead_ids[1]), "lang": "en"})).text
         missing = (await client.get("/", params={"q": "424242", "lang": "en"})).text
@@ -99,7 +98,7 @@ async def test_search_finds_a_deal_by_its_amocrm_id(
 
 
 async def test_search_for_text_with_nul_finds_nothing(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """A NUL in the search (PostgreSQL refuses it in a comparison) is not a server error:
     no stored RentProg ID can hold one."""
@@ -135,7 +134,7 @@ def rows_by_check(page: str) -> dict[str, str]:
 )
 async def test_paused_sync_shows_a_red_banner_agreeing_with_health(
     make_settings: Callable[..., Settings],
-    engine: AsyncEngine,
+    database: Database,
     lang: str,
     title: str,
     why: tuple[str, str],
@@ -144,7 +143,7 @@ async def test_paused_sync_shows_a_red_banner_agreeing_with_health(
     """amoCRM blocked the IP (the shared pause row): a banner says sync is paused, why (the
     failing check's detail, with until when) and what to do; every check's state on the page
     is the state /health answers."""
-    async with write_transaction(engine) as conn:
+    async with database.write() as conn:
         until = time.time() + 900
         value = {"slots": [], "paused_until": 0.0, "blocked_until": until}
         await write_state(conn, "amocrm_rate_limit", value)
@@ -166,11 +165,11 @@ async def test_paused_sync_shows_a_red_banner_agreeing_with_health(
 
 
 async def test_refused_token_shows_failing_token_row_and_banner(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """The last answered amoCRM call was a 401: the token row is failing (not "ok" beside a
     failing credentials check) and the banner says so, in Russian too."""
-    async with write_transaction(engine) as conn:
+    async with database.write() as conn:
         await conn.execute(
             insert(api_requests).values(
                 at=datetime.now(UTC),
@@ -192,7 +191,7 @@ async def test_refused_token_shows_failing_token_row_and_banner(
 
 
 async def test_healthy_page_has_no_banner(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     async with api(make_settings(admin_token=None), demo_fake(0)) as client:
         for _ in range(50):  # the worker's first heartbeat
@@ -212,7 +211,7 @@ def visible_text(page: str) -> str:
 
 
 async def test_russian_page_has_no_english_words_beyond_names_and_ids(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """Token warning, disabled subscription, a 403 pause, a refused call: every check's name,
     state and detail in Russian (issue #22)."""
@@ -225,7 +224,7 @@ async def test_russian_page_has_no_english_words_beyond_names_and_ids(
     destination = our_destination(settings)
     assert destination is not None
     await save_subscription_state(
-        engine,
+        database,
         SubscriptionState(
             "disabled",
             datetime.now(UTC),
@@ -233,7 +232,7 @@ async def test_russian_page_has_no_english_words_beyond_names_and_ids(
             destination_hash(destination),
         ),
     )
-    async with write_transaction(engine) as conn:
+    async with database.write() as conn:
         value = {"slots": [], "paused_until": 0.0, "blocked_until": time.time() + 900}
         await write_state(conn, "amocrm_rate_limit", value)
         await conn.execute(
@@ -255,7 +254,7 @@ async def test_russian_page_has_no_english_words_beyond_names_and_ids(
 
 
 async def test_times_on_the_page_are_in_amosync_timezone(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """AMOSYNC_TIMEZONE=Europe/Moscow: the page's times carry MSK and +03:00, not UTC;
     /health JSON keeps UTC with an offset."""

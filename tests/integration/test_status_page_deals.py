@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.database import Database
 from amosync.db.tables import deal_stage_history
 from amosync.settings import Settings
 from amosync.testing.fake_fields import DEFAULT_PIPELINE_ID, DEFAULT_STATUS_ID, field_value
@@ -28,7 +28,7 @@ def settings(make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyP
 
 
 async def test_search_by_phone_then_the_deal_view_in_russian(
-    settings: Settings, engine: AsyncEngine
+    settings: Settings, database: Database
 ) -> None:
     fake, ids = rental_fake()
     definition = next(f for f in fake.lead_custom_fields if f["name"] == "Класс авто")
@@ -39,7 +39,7 @@ async def test_search_by_phone_then_the_deal_view_in_russian(
         custom_fields_values=[field_value(definition, "Комфорт")],
     )
     moved_at = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         await conn.execute(
             insert(deal_stage_history),
             [
@@ -69,7 +69,7 @@ async def test_search_by_phone_then_the_deal_view_in_russian(
         )
     async with api(settings, fake) as client:
         await wait_for_names(client)
-        await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        await seed_through_pipeline(client, database, fake, SECRET_PATH)
         found = (await client.get("/", params={"q": "+7 912 345-67-89", "lang": "ru"})).text
         view = (await client.get("/", params={"deal": str(ids[3]), "lang": "ru"})).text
         missing = (await client.get("/", params={"deal": "424242", "lang": "ru"})).text
@@ -98,12 +98,12 @@ async def test_search_by_phone_then_the_deal_view_in_russian(
 
 
 async def test_pipeline_summary_counts_deals_per_stage_by_name(
-    settings: Settings, engine: AsyncEngine
+    settings: Settings, database: Database
 ) -> None:
     fake, _ = rental_fake()
     async with api(settings, fake) as client:
         await wait_for_names(client)
-        await seed_through_pipeline(client, engine, fake, SECRET_PATH)
+        await seed_through_pipeline(client, database, fake, SECRET_PATH)
         page = (await client.get("/", params={"lang": "ru"})).text
 
     summary = page[page.index('id="pipelines"') : page.index('id="live"')]

@@ -12,51 +12,43 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, delete, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.db.engine import create_service_engine, wal_checkpointer
+from amosync.db.database import Database
 from amosync.db.tables import sync_state
-from amosync.db.thread_transactions import run_transaction, thread_transactions
-from amosync.db.turns import turns_of
 from tests.integration.test_wal_checkpoint import BIG_ROW, rows_in_main_file, wait_until
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncEngine:
-    engine = create_service_engine(f"sqlite:///{tmp_path / 'threads.db'}")
-    async with engine.begin() as conn:
+async def database(tmp_path: Path) -> Database:
+    database = Database.open(f"sqlite:///{tmp_path / 'threads.db'}")
+    async with database.write() as conn:
         await conn.execute(text("CREATE TABLE t (v TEXT)"))
-    return engine
+    return database
 
 
-def values(engine: AsyncEngine) -> list[str]:
-    with sqlite3.connect(str(engine.url.database)) as conn:
+def values(database: Database) -> list[str]:
+    with sqlite3.connect(str(database.url.database)) as conn:
         return [v for (v,) in conn.execute("SELECT v FROM t ORDER BY rowid")]
 
 
 async def test_a_transaction_runs_whole_on_another_thread_and_commits(
-    engine: AsyncEngine,
+    database: Database,
 ) -> None:
-    threads = thread_transactions(engine)
-    assert threads is not None
-    assert threads is thread_transactions(engine)  # one per engine
 
     def work(conn: Connection) -> tuple[int, bool]:
         conn.execute(text("INSERT INTO t VALUES ('a'), ('b')"))
         return threading.get_ident(), conn.in_transaction()
 
     try:
-        ident, in_transaction = await turns_of(engine).run(threads.transaction, work)
+        ident, in_transaction = await database.write_sync(work)
         assert ident != threading.get_ident()
         assert in_transaction
-        assert ["a", "b"] == values(engine)
+        assert ["a", "b"] == values(database)
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
-async def test_an_exception_rolls_back_and_comes_back(engine: AsyncEngine) -> None:
-    threads = thread_transactions(engine)
-    assert threads is not None
+async def test_an_exception_rolls_back_and_comes_back(database: Database) -> None:
 
     def fails_halfway(conn: Connection) -> None:
         conn.execute(text("INSERT INTO t VALUES ('lost')"))
@@ -64,29 +56,25 @@ async def test_an_exception_rolls_back_and_comes_back(engine: AsyncEngine) -> No
 
     try:
         with pytest.raises(LookupError, match="halfway"):
-            await turns_of(engine).run(threads.transaction, fails_halfway)
-        await turns_of(engine).run(
-            threads.transaction, lambda conn: conn.execute(text("INSERT INTO t VALUES ('kept')"))
-        )
-        assert ["kept"] == values(engine)
+            await database.write_sync(fails_halfway)
+        await database.write_sync(lambda conn: conn.execute(text("INSERT INTO t VALUES ('kept')")))
+        assert ["kept"] == values(database)
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
-async def test_it_takes_the_write_lock_up_front(engine: AsyncEngine) -> None:
+async def test_it_takes_the_write_lock_up_front(database: Database) -> None:
     """BEGIN IMMEDIATE, as the service engine: another writer waits for the whole
     transaction, not just for its first write."""
-    threads = thread_transactions(engine)
-    assert threads is not None
     inside, release = threading.Event(), threading.Event()
 
     def hold(conn: Connection) -> None:
         inside.set()
         release.wait(5)  # no statement yet: a deferred BEGIN would hold no lock here
 
-    other = sqlite3.connect(str(engine.url.database), isolation_level=None, timeout=0)
+    other = sqlite3.connect(str(database.url.database), isolation_level=None, timeout=0)
     try:
-        held = asyncio.create_task(turns_of(engine).run(threads.transaction, hold))
+        held = asyncio.create_task(database.write_sync(hold))
         assert await asyncio.to_thread(inside.wait, 5)
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             other.execute("BEGIN IMMEDIATE")
@@ -97,25 +85,21 @@ async def test_it_takes_the_write_lock_up_front(engine: AsyncEngine) -> None:
     finally:
         release.set()
         other.close()
-        await engine.dispose()
+        await database.dispose()
 
 
-async def test_checkpoints_are_left_to_the_engines_checkpointer(
-    engine: AsyncEngine, tmp_path: Path
+async def test_checkpoints_are_left_to_the_databases_checkpointer(
+    database: Database, tmp_path: Path
 ) -> None:
-    threads = thread_transactions(engine)
-    checkpointer = wal_checkpointer(engine)
-    assert threads is not None
+    checkpointer = database.checkpointer
     assert checkpointer is not None
     done = checkpointer.checkpoints
     try:
-        setting = await turns_of(engine).run(
-            threads.transaction,
+        setting = await database.write_sync(
             lambda conn: conn.execute(text("PRAGMA wal_autocheckpoint")).scalar_one(),
         )
         assert 0 == setting
-        await turns_of(engine).run(
-            threads.transaction,
+        await database.write_sync(
             lambda conn: conn.execute(text("INSERT INTO t VALUES (:v)"), [{"v": BIG_ROW}] * 1500),
         )
         # 1,500 pages committed: SQLite would have checkpointed inside that commit. Waiting
@@ -124,9 +108,9 @@ async def test_checkpoints_are_left_to_the_engines_checkpointer(
         # checkpointer is woken before a commit lands (SQLAlchemy's commit event), so one
         # woken by this commit may run before the commit ends when it takes longer than the
         # interval; the empty transaction wakes it again once the rows are committed.
-        await turns_of(engine).run(threads.transaction, lambda conn: None)
+        await database.write_sync(lambda conn: None)
         # Both together: the checkpointer counts a checkpoint just after its copy ends.
-        main_file = Path(str(engine.url.database))
+        main_file = Path(str(database.url.database))
         assert await asyncio.to_thread(
             wait_until,
             lambda: (
@@ -134,36 +118,24 @@ async def test_checkpoints_are_left_to_the_engines_checkpointer(
             ),
         )
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
-async def test_disposing_the_engine_ends_its_thread(engine: AsyncEngine) -> None:
-    threads = thread_transactions(engine)
-    assert threads is not None
-    await turns_of(engine).run(
-        threads.transaction, lambda conn: conn.execute(text("INSERT INTO t VALUES ('x')"))
-    )
+async def test_disposing_the_database_ends_its_thread(database: Database) -> None:
+    await database.write_sync(lambda conn: conn.execute(text("INSERT INTO t VALUES ('x')")))
     names = {t.name for t in threading.enumerate()}
     assert any(n.startswith("sqlite-writer") for n in names)
 
-    await engine.dispose()
+    await database.dispose()
 
     assert not any(t.name.startswith("sqlite-writer") for t in threading.enumerate())
-    assert thread_transactions(engine) is not threads  # a reused engine gets new ones
-    await engine.dispose()
 
 
-async def test_postgresql_engines_have_none(pg_url: str) -> None:
-    engine = create_service_engine(pg_url)
-    assert thread_transactions(engine) is None
-    await engine.dispose()
-
-
-async def test_run_transaction_writes_in_one_go_on_either_database(db_url: str) -> None:
-    """`run_transaction` (the rate limiter's and the call log's way to write): on SQLite the
-    work runs on the writer thread, on PostgreSQL through the async engine; either way one
-    transaction that commits, or rolls back when the work raises."""
-    engine = create_service_engine(db_url)
+async def test_write_sync_writes_in_one_go_on_either_database(db_url: str) -> None:
+    """`Database.write_sync` (the rate limiter's and the call log's way to write): on SQLite
+    the work runs on the writer thread, on PostgreSQL through the async engine; either way
+    one transaction that commits, or rolls back when the work raises."""
+    database = Database.open(db_url)
     key = f"test-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
 
@@ -176,17 +148,19 @@ async def test_run_transaction_writes_in_one_go_on_either_database(db_url: str) 
         return threading.get_ident()
 
     try:
-        ident = await run_transaction(engine, partial(write, 1))
+        ident = await database.write_sync(partial(write, 1))
         with pytest.raises(LookupError, match="refused"):
-            await run_transaction(engine, partial(write, -1))
-        async with engine.connect() as conn:
+            await database.write_sync(partial(write, -1))
+        async with database.read() as conn:
             keys = (
                 await conn.scalars(select(sync_state.c.key).where(sync_state.c.key.startswith(key)))
             ).all()
         assert [f"{key}-1"] == keys
-        if engine.dialect.name == "sqlite":
-            assert ident == await turns_of(engine).run(threading.get_ident)
+        if database.dialect == "sqlite":
+            assert ident == await database.turns.run(threading.get_ident)
+        else:
+            assert ident == threading.get_ident()  # no writer thread on PostgreSQL
     finally:
-        async with engine.begin() as conn:
+        async with database.write() as conn:
             await conn.execute(delete(sync_state).where(sync_state.c.key.startswith(key)))
-        await engine.dispose()
+        await database.dispose()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.core.records import DealContactLink, DealRecord
+from amosync.db.database import Database
 from amosync.db.tables import deal_contacts, deals
 from amosync.upsert import mark_deals_deleted, replace_deal_links, upsert_deals
 
@@ -34,25 +34,25 @@ def deal(
     )
 
 
-async def stored(engine: AsyncEngine, deal_id: int) -> dict[str, object]:
-    async with engine.connect() as conn:
+async def stored(database: Database, deal_id: int) -> dict[str, object]:
+    async with database.read() as conn:
         row = (await conn.execute(select(deals).where(deals.c.id == deal_id))).mappings().one()
         return dict(row)
 
 
 async def write(
-    engine: AsyncEngine, *records: DealRecord, fetched_at: datetime | None = None
+    database: Database, *records: DealRecord, fetched_at: datetime | None = None
 ) -> set[int]:
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         return await upsert_deals(conn, list(records), datetime.now(UTC), fetched_at=fetched_at)
 
 
-async def test_newer_copy_replaces_row(engine: AsyncEngine) -> None:
+async def test_newer_copy_replaces_row(database: Database) -> None:
     """A copy with a later updated_at overwrites every column."""
-    await write(engine, deal(1, "old", T0))
-    written = await write(engine, deal(1, "new", T0 + timedelta(seconds=5), rentprog="RP-7"))
+    await write(database, deal(1, "old", T0))
+    written = await write(database, deal(1, "new", T0 + timedelta(seconds=5), rentprog="RP-7"))
 
-    row = await stored(engine, 1)
+    row = await stored(database, 1)
     assert {1} == written
     assert ("new", "RP-7", T0 + timedelta(seconds=5)) == (
         row["name"],
@@ -61,76 +61,76 @@ async def test_newer_copy_replaces_row(engine: AsyncEngine) -> None:
     )
 
 
-async def test_older_copy_is_refused(engine: AsyncEngine) -> None:
+async def test_older_copy_is_refused(database: Database) -> None:
     """A reordered, older copy leaves the newer row as it is."""
-    await write(engine, deal(1, "new", T0 + timedelta(seconds=5)))
-    written = await write(engine, deal(1, "old", T0))
+    await write(database, deal(1, "new", T0 + timedelta(seconds=5)))
+    written = await write(database, deal(1, "old", T0))
 
     assert set() == written
-    assert "new" == (await stored(engine, 1))["name"]
+    assert "new" == (await stored(database, 1))["name"]
 
 
-async def test_same_copy_twice_is_harmless(engine: AsyncEngine) -> None:
+async def test_same_copy_twice_is_harmless(database: Database) -> None:
     """Applying the same state again (a duplicate delivery) keeps one row with that state."""
-    await write(engine, deal(1, "same", T0, "RP-1"))
-    await write(engine, deal(1, "same", T0, "RP-1"))
+    await write(database, deal(1, "same", T0, "RP-1"))
+    await write(database, deal(1, "same", T0, "RP-1"))
 
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         rows = (await conn.execute(select(deals.c.id, deals.c.name))).all()
     assert [(1, "same")] == [tuple(r) for r in rows]
 
 
-async def test_deleted_row_is_not_resurrected_by_equal_copy(engine: AsyncEngine) -> None:
+async def test_deleted_row_is_not_resurrected_by_equal_copy(database: Database) -> None:
     """A slow worker's copy fetched before the deletion (same updated_at) cannot undelete."""
-    await write(engine, deal(1, "x", T0))
+    await write(database, deal(1, "x", T0))
     fetched_before = datetime.now(UTC)
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         await mark_deals_deleted(conn, [1], datetime.now(UTC))
-    await write(engine, deal(1, "x", T0), fetched_at=fetched_before)
-    await write(engine, deal(1, "x", T0 + timedelta(seconds=5)), fetched_at=fetched_before)
+    await write(database, deal(1, "x", T0), fetched_at=fetched_before)
+    await write(database, deal(1, "x", T0 + timedelta(seconds=5)), fetched_at=fetched_before)
 
-    assert True is (await stored(engine, 1))["is_deleted"]
+    assert True is (await stored(database, 1))["is_deleted"]
 
 
 async def test_a_copy_fetched_after_the_flag_clears_it_whatever_its_updated_at(
-    engine: AsyncEngine,
+    database: Database,
 ) -> None:
     """amoCRM returning the entity after it was flagged proves it exists: a false deletion
     is undone even by the same (or an older) updated_at."""
-    await write(engine, deal(1, "x", T0 + timedelta(seconds=5)))
-    async with engine.begin() as conn:
+    await write(database, deal(1, "x", T0 + timedelta(seconds=5)))
+    async with database.write() as conn:
         await mark_deals_deleted(conn, [1], datetime.now(UTC))
-    await write(engine, deal(1, "x", T0))
+    await write(database, deal(1, "x", T0))
 
-    row = await stored(engine, 1)
+    row = await stored(database, 1)
     assert (False, T0) == (row["is_deleted"], row["updated_at"])
 
 
-async def test_restore_with_newer_copy_undeletes(engine: AsyncEngine) -> None:
+async def test_restore_with_newer_copy_undeletes(database: Database) -> None:
     """A restored deal (newer updated_at) comes back; a deletion of an unknown id leaves no
     row."""
-    await write(engine, deal(2, "before", T0))
-    async with engine.begin() as conn:
+    await write(database, deal(2, "before", T0))
+    async with database.write() as conn:
         flagged = await mark_deals_deleted(conn, [2, 3], datetime.now(UTC))
-    deleted = await stored(engine, 2)
-    await write(engine, deal(2, "restored", T0 + timedelta(seconds=5)))
+    deleted = await stored(database, 2)
+    await write(database, deal(2, "restored", T0 + timedelta(seconds=5)))
 
-    row = await stored(engine, 2)
+    row = await stored(database, 2)
     assert (1, True, "before") == (flagged, deleted["is_deleted"], deleted["name"])
     assert (False, "restored") == (row["is_deleted"], row["name"])
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         assert [2] == list((await conn.execute(select(deals.c.id))).scalars())
 
 
-async def test_links_are_replaced_not_accumulated(engine: AsyncEngine) -> None:
+async def test_links_are_replaced_not_accumulated(database: Database) -> None:
     """The stored links of a deal become exactly the latest list from amoCRM."""
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         await replace_deal_links(
             conn, [1], [DealContactLink(1, 10, True), DealContactLink(1, 11, False)]
         )
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         await replace_deal_links(conn, [1], [DealContactLink(1, 11, True)])
 
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         links = (await conn.execute(select(deal_contacts))).all()
     assert [(1, 11, True)] == [tuple(r) for r in links]

@@ -6,9 +6,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.core.records import ContactRecord, DealRecord
+from amosync.db.database import Database
 from amosync.db.tables import contacts, deals
 from amosync.upsert import mark_deals_deleted, upsert_deals, upsert_people
 from amosync.upsert.entity import power_of_two_chunks
@@ -53,8 +53,8 @@ def contact(contact_id: int, name: str) -> ContactRecord:
     )
 
 
-async def names(engine: AsyncEngine) -> dict[int, tuple[str | None, bool]]:
-    async with engine.connect() as conn:
+async def names(database: Database) -> dict[int, tuple[str | None, bool]]:
+    async with database.read() as conn:
         rows = (await conn.execute(select(deals.c.id, deals.c.name, deals.c.is_deleted))).all()
     return {r.id: (r.name, r.is_deleted) for r in rows}
 
@@ -79,9 +79,9 @@ def test_record_rows_hold_every_field_and_synced_at() -> None:
     assert [] == record_rows([], NOW)
 
 
-async def test_large_batch_writes_only_newer_and_returns_their_ids(engine: AsyncEngine) -> None:
+async def test_large_batch_writes_only_newer_and_returns_their_ids(database: Database) -> None:
     """300 deals across several chunks: new and newer ones are written, older ones refused."""
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         await upsert_deals(conn, [deal(i, "stored", T0) for i in range(1, 201)], NOW)
     later, earlier = T0 + timedelta(minutes=1), T0 - timedelta(minutes=1)
     batch = (
@@ -90,10 +90,10 @@ async def test_large_batch_writes_only_newer_and_returns_their_ids(engine: Async
         + [deal(i, "new", T0) for i in range(201, 301)]  # never stored
     )
 
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         written = await upsert_deals(conn, batch, NOW)
 
-    stored = await names(engine)
+    stored = await names(database)
     assert set(range(1, 101)) | set(range(201, 301)) == written
     assert 300 == len(stored)
     assert {"newer"} == {stored[i][0] for i in range(1, 101)}
@@ -101,47 +101,47 @@ async def test_large_batch_writes_only_newer_and_returns_their_ids(engine: Async
     assert {"new"} == {stored[i][0] for i in range(201, 301)}
 
 
-async def test_batches_of_every_size_return_exactly_the_written_ids(engine: AsyncEngine) -> None:
+async def test_batches_of_every_size_return_exactly_the_written_ids(database: Database) -> None:
     """Sizes 1…20 in a row (each a different mix of chunks) all report what they wrote."""
     reported: set[int] = set()
     for size in range(1, 21):
         first = size * 100
-        async with engine.begin() as conn:
+        async with database.write() as conn:
             reported |= await upsert_deals(
                 conn, [deal(first + k, f"d{size}", T0) for k in range(size)], NOW
             )
 
     assert {size * 100 + k for size in range(1, 21) for k in range(size)} == reported
-    assert len(reported) == len(await names(engine))
+    assert len(reported) == len(await names(database))
 
 
 async def test_mark_deleted_over_many_ids_flags_stored_and_skips_unknown(
-    engine: AsyncEngine,
+    database: Database,
 ) -> None:
     """150 deleted ids (half stored, half never seen): the stored ones are flagged with
     their data kept; the unknown ones get no row (nothing to count or list as a deal)."""
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         await upsert_deals(conn, [deal(i, "kept", T0) for i in range(1, 76)], NOW)
 
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         flagged = await mark_deals_deleted(conn, range(1, 151), NOW)
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         again = await mark_deals_deleted(conn, range(1, 151), NOW)
 
-    stored = await names(engine)
+    stored = await names(database)
     assert (75, 0) == (flagged, again)
     assert {("kept", True)} == {stored[i] for i in range(1, 76)}
     assert set(range(1, 76)) == set(stored)
 
 
-async def test_people_batch_goes_through_the_same_statement(engine: AsyncEngine) -> None:
+async def test_people_batch_goes_through_the_same_statement(database: Database) -> None:
     """Contacts are upserted in chunks too, and an unchanged copy still counts as written."""
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         first = await upsert_people(conn, contacts, [contact(i, "c") for i in range(1, 41)], NOW)
-    async with engine.begin() as conn:
+    async with database.write() as conn:
         again = await upsert_people(conn, contacts, [contact(i, "c2") for i in range(1, 41)], NOW)
 
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         stored = {r.id: r.name for r in (await conn.execute(select(contacts))).all()}
     assert (set(range(1, 41)), set(range(1, 41))) == (first, again)
     assert {"c2"} == set(stored.values())

@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm import AmoClient
 from amosync.catchup.budget import VERIFY
@@ -24,8 +23,8 @@ from amosync.catchup.verify_select import oldest_verified
 from amosync.catchup.verify_state import read_last, write_last
 from amosync.core.answer import map_answer
 from amosync.core.mapping import RentProgField
+from amosync.db.database import Database
 from amosync.db.tables import contacts, deal_contacts, deals, verified, webhook_events
-from amosync.db.turns import write_transaction
 from amosync.services import build_client
 from amosync.settings import Settings
 from amosync.testing import (
@@ -55,32 +54,32 @@ def transport(fake: FakeAmoState) -> httpx.ASGITransport:
 
 @pytest.fixture
 async def client(
-    make_settings: Factory, engine: AsyncEngine, transport: httpx.ASGITransport
+    make_settings: Factory, database: Database, transport: httpx.ASGITransport
 ) -> AsyncIterator[AmoClient]:
-    client = build_client(make_settings(), engine, purpose=VERIFY, transport=transport)
+    client = build_client(make_settings(), database, purpose=VERIFY, transport=transport)
     yield client
     await client.aclose()
 
 
-async def store(engine: AsyncEngine, client: AmoClient, entity: str, ids: list[int]) -> None:
+async def store(database: Database, client: AmoClient, entity: str, ids: list[int]) -> None:
     """Fetch these ids and store them as the worker does (apply_fetched)."""
     for start in range(0, len(ids), 250):
         chunk = ids[start : start + 250]
         objects = await client.fetch_by_ids(entity, chunk)
         answer = map_answer(entity, chunk, objects, RENTPROG)
-        async with write_transaction(engine) as conn:
+        async with database.write() as conn:
             await apply_fetched(conn, answer, [])
 
 
-async def verify(engine: AsyncEngine, client: AmoClient, entity: str = "leads") -> VerifyReport:
-    async with engine.connect() as conn:
+async def verify(database: Database, client: AmoClient, entity: str = "leads") -> VerifyReport:
+    async with database.read() as conn:
         table = deals if entity == "leads" else contacts
         ids = [int(i) for i in (await conn.execute(select(table.c.id))).scalars()]
-    return await Verifier(engine, client, RENTPROG).verify(entity, sorted(ids))
+    return await Verifier(database, client, RENTPROG).verify(entity, sorted(ids))
 
 
-async def row(engine: AsyncEngine, deal_id: int) -> dict[str, Any]:
-    async with engine.connect() as conn:
+async def row(database: Database, deal_id: int) -> dict[str, Any]:
+    async with database.read() as conn:
         found = (await conn.execute(select(deals).where(deals.c.id == deal_id))).one()
     return dict(found._mapping)
 
@@ -90,17 +89,17 @@ def summary(report: VerifyReport) -> tuple[int, int, int, int]:
 
 
 async def test_a_matching_copy_has_no_divergence_and_costs_one_call(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     ids = [fake.add_lead(price=100 * n)["id"] for n in range(3)]
-    await store(engine, client, "leads", ids)
+    await store(database, client, "leads", ids)
     before = len(fake.calls("/api/v4/leads"))
 
-    report = await verify(engine, client)
+    report = await verify(database, client)
 
     assert (3, 0, 0, 0) == summary(report)
     assert 1 == report.calls == len(fake.calls("/api/v4/leads")) - before
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         assert sorted(ids) == sorted(
             (await conn.execute(select(verified.c.id).where(verified.c.entity == "leads")))
             .scalars()
@@ -109,69 +108,69 @@ async def test_a_matching_copy_has_no_divergence_and_costs_one_call(
 
 
 async def test_change_without_a_webhook_is_found_and_repaired(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     """Name, price and status changed in amoCRM, no webhook: found, overwritten, re-read."""
     kept = fake.add_lead(name="kept")
     changed = fake.add_lead(name="before", price=100)
-    await store(engine, client, "leads", [kept["id"], changed["id"]])
+    await store(database, client, "leads", [kept["id"], changed["id"]])
     fake.update_lead(changed["id"], name="after", price=900, status_id=142)
 
-    report = await verify(engine, client)
+    report = await verify(database, client)
 
     assert (2, 1, 1, 0) == summary(report)
     [example] = report.examples
     assert changed["id"] == example.id
     assert {"name", "price", "status_id", "updated_at"} <= set(example.fields)
-    stored = await row(engine, changed["id"])
+    stored = await row(database, changed["id"])
     assert ("after", 900, 142) == (stored["name"], stored["price"], stored["status_id"])
-    assert (2, 0, 0, 0) == summary(await verify(engine, client))
+    assert (2, 0, 0, 0) == summary(await verify(database, client))
 
 
 async def test_rentprog_id_changed_in_amocrm_is_repaired(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     lead = fake.add_lead(custom_fields_values=[rentprog_field("81234")])
-    await store(engine, client, "leads", [lead["id"]])
+    await store(database, client, "leads", [lead["id"]])
     fake.update_lead(lead["id"], custom_fields_values=[rentprog_field("99999")])
 
-    report = await verify(engine, client)
+    report = await verify(database, client)
 
     assert (1, 1, 1, 0) == summary(report)
     assert "rentprog_id" in report.examples[0].fields
-    assert "99999" == (await row(engine, lead["id"]))["rentprog_id"]
+    assert "99999" == (await row(database, lead["id"]))["rentprog_id"]
 
 
 async def test_contacts_of_a_deal_are_compared_and_relinked(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     first = fake.add_contact(first_name="Анна")
     second = fake.add_contact(first_name="Борис")
     lead = fake.add_lead(contacts=[(first["id"], True)])
-    await store(engine, client, "leads", [lead["id"]])
+    await store(database, client, "leads", [lead["id"]])
     fake.update_lead(lead["id"], contacts=[(second["id"], True)])
 
-    report = await verify(engine, client)
+    report = await verify(database, client)
 
     assert "contacts" in report.examples[0].fields
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         links = (await conn.execute(select(deal_contacts.c.contact_id))).scalars().all()
     assert [second["id"]] == list(links)
 
 
 @pytest.mark.parametrize("answer", [204, 404])
 async def test_deleted_in_amocrm_is_confirmed_alone_then_flagged(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState, answer: int
+    database: Database, client: AmoClient, fake: FakeAmoState, answer: int
 ) -> None:
     """An id the batch leaves out is asked alone; 204 or 404 confirm the deletion."""
     kept = fake.add_lead()
     gone = fake.add_lead()
-    await store(engine, client, "leads", [kept["id"], gone["id"]])
+    await store(database, client, "leads", [kept["id"], gone["id"]])
     fake.delete_lead(gone["id"])
     if answer == 404:
         fake.script_faults(Fault(status=404), path_prefix=f"/api/v4/leads/{gone['id']}")
 
-    report = await verify(engine, client)
+    report = await verify(database, client)
 
     assert (2, 1, 1, 0) == summary(report)
     assert ["is_deleted"] == report.examples[0].fields
@@ -179,113 +178,113 @@ async def test_deleted_in_amocrm_is_confirmed_alone_then_flagged(
     assert [f"/api/v4/leads/{gone['id']}"] == [
         c.path for c in fake.calls(f"/api/v4/leads/{gone['id']}")
     ]
-    assert (await row(engine, gone["id"]))["is_deleted"] is True
-    assert (await row(engine, kept["id"]))["is_deleted"] is False
+    assert (await row(database, gone["id"]))["is_deleted"] is True
+    assert (await row(database, kept["id"]))["is_deleted"] is False
 
 
 async def test_an_id_left_out_of_the_batch_is_not_taken_for_deleted(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     """The list answer omits a live lead: the single-id GET returns it, nothing is flagged."""
     lead = fake.add_lead(name="lagging list")
-    await store(engine, client, "leads", [lead["id"]])
+    await store(database, client, "leads", [lead["id"]])
     fake.omitted_from_lists.add(lead["id"])
 
-    report = await verify(engine, client)
+    report = await verify(database, client)
 
     assert (1, 0, 0, 0) == summary(report)
     assert 2 == report.calls
-    assert (await row(engine, lead["id"]))["is_deleted"] is False
+    assert (await row(database, lead["id"]))["is_deleted"] is False
 
 
 async def test_ids_answered_as_strings_are_the_same_ids(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     """amoCRM may write ids as JSON strings ("123"), in the list and in a single answer:
     they are the stored ids, compared (not asked alone, not left unconfirmed) and repaired."""
     kept, changed, left_out = (fake.add_lead(name=f"lead {n}")["id"] for n in range(3))
-    await store(engine, client, "leads", [kept, changed, left_out])
+    await store(database, client, "leads", [kept, changed, left_out])
     fake.update_lead(changed, name="renamed in amoCRM")
     fake.omitted_from_lists.add(left_out)
     fake.string_ids = True
 
-    report = await verify(engine, client)
+    report = await verify(database, client)
 
     assert (3, 1, 1, 0) == summary(report)
     assert (0, 2) == (report.unconfirmed, report.calls)
-    assert "renamed in amoCRM" == (await row(engine, changed))["name"]
+    assert "renamed in amoCRM" == (await row(database, changed))["name"]
 
 
 async def test_stored_deletion_of_a_live_deal_is_undone(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     """Flagged deleted here, alive (same updated_at) in amoCRM: the normal upsert refuses
     that copy; the repair overwrites it."""
     lead = fake.add_lead(name="alive")
-    await store(engine, client, "leads", [lead["id"]])
-    async with write_transaction(engine) as conn:
+    await store(database, client, "leads", [lead["id"]])
+    async with database.write() as conn:
         await mark_deals_deleted(conn, [lead["id"]], datetime.now(UTC))
 
-    report = await verify(engine, client)
+    report = await verify(database, client)
 
     assert (1, 1, 1, 0) == summary(report)
     assert ["is_deleted"] == report.examples[0].fields
-    assert (await row(engine, lead["id"]))["is_deleted"] is False
+    assert (await row(database, lead["id"]))["is_deleted"] is False
 
 
 async def test_stored_future_updated_at_is_overwritten(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     """A bogus future updated_at would win every normal upsert; amoCRM's copy wins here."""
     lead = fake.add_lead(name="true name", price=500)
-    await store(engine, client, "leads", [lead["id"]])
+    await store(database, client, "leads", [lead["id"]])
     future = datetime.now(UTC) + timedelta(days=365)
-    async with write_transaction(engine) as conn:
+    async with database.write() as conn:
         await conn.execute(
             update(deals)
             .where(deals.c.id == lead["id"])
             .values(updated_at=future, name="bogus", price=1)
         )
 
-    report = await verify(engine, client)
+    report = await verify(database, client)
 
     assert (1, 1, 1, 0) == summary(report)
     assert {"updated_at", "name", "price"} == set(report.examples[0].fields)
-    stored = await row(engine, lead["id"])
+    stored = await row(database, lead["id"])
     assert ("true name", 500) == (stored["name"], stored["price"])
     assert int(stored["updated_at"].timestamp()) == lead["updated_at"]
 
 
 async def test_contact_divergence_is_repaired(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     person = fake.add_contact(first_name="Анна", phones=["+7 900 111-22-33"])
-    await store(engine, client, "contacts", [person["id"]])
+    await store(database, client, "contacts", [person["id"]])
     fake.update_contact(person["id"], first_name="Анна-Мария", phones=["+7 900 000-00-00"])
 
-    report = await verify(engine, client, "contacts")
+    report = await verify(database, client, "contacts")
 
     assert (1, 1, 1, 0) == summary(report)
     assert {"first_name", "phones"} <= set(report.examples[0].fields)
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         assert ["+7 900 000-00-00"] == (
             await conn.scalar(select(contacts.c.phones).where(contacts.c.id == person["id"]))
         )
 
 
 async def test_a_row_changed_meanwhile_is_not_overwritten(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     """A row the worker rewrote after verification read it is left alone, not counted as
     unrepaired, and loses its verification time: it is checked first next time, before
     rows verified longer ago (so `verify.last` cannot look clean while it still differs)."""
     lead = fake.add_lead(name="v1")
     other = fake.add_lead(name="other")
-    await store(engine, client, "leads", [lead["id"], other["id"]])
-    await Verifier(engine, client, RENTPROG).verify("leads", [other["id"]])
-    await Verifier(engine, client, RENTPROG).verify("leads", [lead["id"]])  # the newer
+    await store(database, client, "leads", [lead["id"], other["id"]])
+    await Verifier(database, client, RENTPROG).verify("leads", [other["id"]])
+    await Verifier(database, client, RENTPROG).verify("leads", [lead["id"]])  # the newer
     fake.update_lead(lead["id"], name="v2")
-    verifier = Verifier(engine, client, RENTPROG)
+    verifier = Verifier(database, client, RENTPROG)
     real_read = verifier._read
     reads = 0
 
@@ -294,7 +293,7 @@ async def test_a_row_changed_meanwhile_is_not_overwritten(
         found = await real_read(entity, ids)
         reads += 1
         if reads == 1:  # between verification's read and its repair, the worker writes
-            async with write_transaction(engine) as conn:
+            async with database.write() as conn:
                 await conn.execute(
                     update(deals)
                     .where(deals.c.id == lead["id"])
@@ -306,36 +305,36 @@ async def test_a_row_changed_meanwhile_is_not_overwritten(
     report = await verifier.verify("leads", [lead["id"]])
 
     assert (1, 1, 0, 0, 1) == (*summary(report), report.changed_meanwhile)
-    assert "v3 from a webhook" == (await row(engine, lead["id"]))["name"]
-    async with engine.connect() as conn:
+    assert "v3 from a webhook" == (await row(database, lead["id"]))["name"]
+    async with database.read() as conn:
         assert [lead["id"]] == await oldest_verified(conn, "leads", 1)
 
 
 async def test_a_thousand_deals_cost_four_calls(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     """The measured cost in docs/RELIABILITY.md: ceil(1000 / 250) = 4 calls per 1,000 deals."""
     ids = [fake.add_lead()["id"] for _ in range(1000)]
-    await store(engine, client, "leads", ids)
+    await store(database, client, "leads", ids)
     before = len(fake.calls("/api/v4/leads"))
 
-    report = await verify(engine, client)
+    report = await verify(database, client)
 
     assert (1000, 0, 0, 0) == summary(report)
     assert 4 == report.calls == len(fake.calls("/api/v4/leads")) - before
 
 
 async def test_last_result_is_stored_in_the_health_contract_shape(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     from amosync.cli.verify import verify_rows
 
     lead = fake.add_lead(name="before")
-    await store(engine, client, "leads", [lead["id"]])
+    await store(database, client, "leads", [lead["id"]])
     fake.update_lead(lead["id"], name="after")
 
-    report = await verify_rows(engine, client, RENTPROG, ("leads", "contacts"), None)
-    last = await read_last(engine)
+    report = await verify_rows(database, client, RENTPROG, ("leads", "contacts"), None)
+    last = await read_last(database)
 
     assert last is not None
     assert (1, 1, 1, 0) == summary(report)
@@ -347,33 +346,33 @@ async def test_last_result_is_stored_in_the_health_contract_shape(
 
 
 async def test_a_deletion_both_sides_agree_on_costs_no_extra_call(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     """Deleted rows are kept forever: asking each alone would make `--all` cost one call
     per deleted deal. A row stored deleted that the batch leaves out already agrees."""
     lead = fake.add_lead()
-    await store(engine, client, "leads", [lead["id"]])
+    await store(database, client, "leads", [lead["id"]])
     fake.delete_lead(lead["id"])
-    assert (1, 1, 1, 0) == summary(await verify(engine, client))
+    assert (1, 1, 1, 0) == summary(await verify(database, client))
 
-    again = await verify(engine, client)
+    again = await verify(database, client)
 
     assert (1, 0, 0, 0) == summary(again)
     assert 1 == again.calls
 
 
 async def test_a_repaired_deal_queues_a_linked_contact_never_stored(
-    engine: AsyncEngine, client: AmoClient, fake: FakeAmoState
+    database: Database, client: AmoClient, fake: FakeAmoState
 ) -> None:
     """Like the worker's apply path: a link to an unknown contact queues it for a fetch."""
     lead = fake.add_lead()
-    await store(engine, client, "leads", [lead["id"]])
+    await store(database, client, "leads", [lead["id"]])
     person = fake.add_contact(first_name="Новый")
     fake.update_lead(lead["id"], contacts=[(person["id"], True)])
 
-    await verify(engine, client)
+    await verify(database, client)
 
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         queued = (
             await conn.execute(
                 select(webhook_events.c.entity, webhook_events.c.entity_id).where(
@@ -393,10 +392,10 @@ async def test_a_repaired_deal_queues_a_linked_contact_never_stored(
     ],
 )
 async def test_an_unusable_stored_result_reads_as_none(
-    engine: AsyncEngine, value: dict[str, Any]
+    database: Database, value: dict[str, Any]
 ) -> None:
     """Readers (/health, status, the page, /metrics) never trip over a bad `verify.last`."""
-    async with write_transaction(engine) as conn:
+    async with database.write() as conn:
         await write_last(conn, value)
 
-    assert await read_last(engine) is None
+    assert await read_last(database) is None

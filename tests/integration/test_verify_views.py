@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.catchup.budget import VERIFY
 from amosync.cli.verify import verify_rows
+from amosync.db.database import Database
 from amosync.services import build_client
 from amosync.settings import Settings
 from amosync.testing import create_fake_amocrm
@@ -19,18 +19,18 @@ from tests.live_app import demo_fake
 
 
 async def test_metrics_and_page_show_the_last_verification(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     fake = demo_fake(0)
     lead = fake.add_lead(name="before")
     settings = make_settings(admin_token=None)
     transport = httpx.ASGITransport(app=create_fake_amocrm(fake))
-    client = build_client(settings, engine, purpose=VERIFY, transport=transport)
-    await store(engine, client, "leads", [lead["id"]])
+    client = build_client(settings, database, purpose=VERIFY, transport=transport)
+    await store(database, client, "leads", [lead["id"]])
     fake.update_lead(lead["id"], name="after")
     async with api(make_settings(admin_token=ADMIN), fake) as web:
         before = await scrape(web)
-        await verify_rows(engine, client, RENTPROG, ("leads", "contacts"), None)
+        await verify_rows(database, client, RENTPROG, ("leads", "contacts"), None)
         after = await scrape(web)
     async with api(settings, fake) as web:
         english = (await web.get("/?lang=en")).text
@@ -60,7 +60,7 @@ async def test_metrics_and_page_show_the_last_verification(
 
 
 async def test_page_says_when_no_verification_ran(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     async with api(make_settings(admin_token=None, verify_calls_per_hour=0), demo_fake(0)) as web:
         page = (await web.get("/?lang=en")).text

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from amosync.db.engine import connect_sqlite, create_service_engine, wal_checkpointer
+from amosync.db.database import Database
+from amosync.db.engine import connect_sqlite
 from amosync.db.wal_checkpoint import WalCheckpointer
 
 BIG_ROW = "x" * 3000  # most of a 4 KB page: a page per row
@@ -130,28 +131,28 @@ def test_a_database_it_cannot_open_is_logged_not_raised(
 async def test_service_engine_commits_leave_checkpoints_to_its_checkpointer(
     tmp_path: Path,
 ) -> None:
-    database = tmp_path / "service.db"
-    engine = create_service_engine(f"sqlite:///{database}")
-    checkpointer = wal_checkpointer(engine)
+    path = tmp_path / "service.db"
+    database = Database.open(f"sqlite:///{path}")
+    checkpointer = database.checkpointer
     assert checkpointer is not None
     try:
-        async with engine.connect() as conn:
+        async with database.write() as conn:  # a connection of the service engine
             setting = (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one()
         assert setting == 0
-        async with engine.begin() as conn:
+        async with database.write() as conn:
             await conn.execute(text("CREATE TABLE t (v TEXT)"))
-        async with engine.begin() as conn:
+        async with database.write() as conn:
             await conn.execute(text("INSERT INTO t VALUES (:v)"), [{"v": BIG_ROW}] * 1500)
         assert checkpointer.running
         # The checkpointer copies it within its interval (0.25 s), not the commit.
         assert await asyncio.to_thread(wait_until, lambda: checkpointer.checkpoints >= 1)
-        assert rows_in_main_file(database, tmp_path) == 1500
+        assert rows_in_main_file(path, tmp_path) == 1500
     finally:
-        await engine.dispose()
+        await database.dispose()
     assert not checkpointer.running  # dispose stops the thread
 
 
 async def test_postgresql_engines_have_no_checkpointer(pg_url: str) -> None:
-    engine = create_service_engine(pg_url)
-    assert wal_checkpointer(engine) is None
-    await engine.dispose()
+    database = Database.open(pg_url)
+    assert database.checkpointer is None
+    await database.dispose()

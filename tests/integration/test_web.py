@@ -12,9 +12,9 @@ import httpx
 import orjson
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Message
 
+from amosync.db.database import Database
 from amosync.db.tables import deals
 from amosync.db.tables import webhook_events as ev
 from amosync.settings import Settings
@@ -45,8 +45,8 @@ async def running(
         yield client
 
 
-async def events(engine: AsyncEngine) -> list[tuple[Any, ...]]:
-    async with engine.connect() as conn:
+async def events(database: Database) -> list[tuple[Any, ...]]:
+    async with database.read() as conn:
         q = select(ev.c.entity, ev.c.action, ev.c.entity_id, ev.c.status).order_by(ev.c.id)
         return [tuple(r) for r in (await conn.execute(q)).all()]
 
@@ -56,14 +56,14 @@ def fixture(name: str) -> bytes:
 
 
 async def test_webhook_is_stored_before_200(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """A real leads[add] body is answered 200 and its row is already committed."""
     async with running(make_settings(amocrm_subdomain=None)) as client:
         response = await client.post(
             SECRET_URL, content=fixture("webhook_leads_add_2025_unirock"), headers=FORM
         )
-        stored = await events(engine)
+        stored = await events(database)
 
     assert 200 == response.status_code
     assert {"ok": True, "stored": 1} == response.json()
@@ -71,14 +71,14 @@ async def test_webhook_is_stored_before_200(
 
 
 async def test_webhook_with_an_encoded_nul_is_stored_without_it(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """amoCRM's data may carry U+0000, which PostgreSQL cannot store: the webhook is still
     answered 200 and its row stored, without the character."""
     body = fixture("webhook_leads_add_2025_unirock").replace(b"TEST+MISHA", b"TEST%00+MISHA")
     async with running(make_settings(amocrm_subdomain=None)) as client:
         response = await client.post(SECRET_URL, content=body, headers=FORM)
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         payload = (await conn.execute(select(ev.c.payload))).scalar_one()
 
     assert 200 == response.status_code
@@ -86,7 +86,7 @@ async def test_webhook_with_an_encoded_nul_is_stored_without_it(
 
 
 async def test_every_fixture_is_accepted_and_stored(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """Every captured body is accepted; unsynced kinds are kept as `ignored`, none dropped."""
     bodies = sorted(DATA.glob("webhook_*.form"))
@@ -94,7 +94,7 @@ async def test_every_fixture_is_accepted_and_stored(
         answers = [
             await client.post(SECRET_URL, content=p.read_bytes(), headers=FORM) for p in bodies
         ]
-    stored = await events(engine)
+    stored = await events(database)
 
     assert [200] * len(bodies) == [a.status_code for a in answers]
     assert sum(a.json()["stored"] for a in answers) == len(stored)
@@ -135,7 +135,7 @@ async def test_every_fixture_is_accepted_and_stored(
 )
 async def test_bad_requests_get_4xx_and_store_nothing(
     make_settings: Callable[..., Settings],
-    engine: AsyncEngine,
+    database: Database,
     path: str,
     body: bytes,
     headers: dict[str, str],
@@ -148,18 +148,18 @@ async def test_bad_requests_get_4xx_and_store_nothing(
 
     assert status == response.status_code
     assert reason in response.json()["error"]
-    assert [] == await events(engine)
+    assert [] == await events(database)
 
 
 async def test_plain_path_works_only_without_secret(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """Without a configured secret, POST /amocrm is the webhook URL."""
     async with running(make_settings(webhook_secret=None)) as client:
         response = await client.post("/amocrm", content=b"leads[update][0][id]=5", headers=FORM)
 
     assert 200 == response.status_code
-    assert [("leads", "update", 5, "pending")] == await events(engine)
+    assert [("leads", "update", 5, "pending")] == await events(database)
 
 
 async def test_database_failure_answers_503(
@@ -203,7 +203,7 @@ async def test_health_reports_named_checks(make_settings: Callable[..., Settings
 
 
 async def test_pipeline_end_to_end_in_process(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """Webhook in → worker → fake API → deal row with the RentProg ID."""
     fake = FakeAmoState(rate_limit_rps=None)
@@ -212,7 +212,7 @@ async def test_pipeline_end_to_end_in_process(
     async with running(make_settings(), fake, worker=True) as client:
         assert 200 == (await client.post(SECRET_URL, content=body, headers=FORM)).status_code
         for _ in range(100):
-            async with engine.connect() as conn:
+            async with database.read() as conn:
                 row = (await conn.execute(select(deals.c.name, deals.c.rentprog_id))).first()
             if row:
                 break
@@ -222,7 +222,7 @@ async def test_pipeline_end_to_end_in_process(
 
 
 async def test_n8n_push_of_api_lead_is_queued_as_a_hint(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """A v4 lead pushed by n8n is queued for the worker to fetch (the answer is unchanged);
     its content is not stored as a deal, and the request path calls no API."""
@@ -237,17 +237,17 @@ async def test_n8n_push_of_api_lead_is_queued_as_a_hint(
                 "X-Amosync-Secret": "s3cret-path-0123456789",
             },
         )
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         stored = (await conn.execute(select(deals.c.id))).all()
 
     assert 200 == response.status_code
     assert {"ok": True, "stored": 1, "mode": "upserted"} == response.json()
-    assert [("leads", "push", orjson.loads(lead)["id"], "pending")] == await events(engine)
+    assert [("leads", "push", orjson.loads(lead)["id"], "pending")] == await events(database)
     assert ([], []) == (stored, fake.requests)
 
 
 async def test_n8n_push_with_nul_is_queued_without_it(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """A lead carrying U+0000 (PostgreSQL cannot store it) is queued with the NUL dropped
     from the event's payload, not answered 503 for n8n to retry for ever."""
@@ -264,14 +264,14 @@ async def test_n8n_push_with_nul_is_queued_without_it(
                 "X-Amosync-Secret": "s3cret-path-0123456789",
             },
         )
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         payload = (await conn.execute(select(ev.c.payload))).scalar_one()
 
     assert (200, "Kia Rio") == (response.status_code, payload["name"])
 
 
 async def test_n8n_decoded_webhook_is_queued(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """A decoded webhook body pushed by n8n is queued like a webhook (secret via query)."""
     body = (DATA / "webhook_leads_update_2025_unirock.json").read_bytes()
@@ -284,7 +284,7 @@ async def test_n8n_decoded_webhook_is_queued(
 
     assert 200 == response.status_code
     assert "queued" == response.json()["mode"]
-    assert [("leads", "update", "pending")] == [(e, a, s) for e, a, _, s in await events(engine)]
+    assert [("leads", "update", "pending")] == [(e, a, s) for e, a, _, s in await events(database)]
 
 
 @pytest.mark.parametrize(
@@ -311,7 +311,7 @@ async def test_n8n_decoded_webhook_is_queued(
 )
 async def test_n8n_bad_input_is_refused(
     make_settings: Callable[..., Settings],
-    engine: AsyncEngine,
+    database: Database,
     body: bytes,
     headers: dict[str, str],
     status: int,
@@ -321,11 +321,11 @@ async def test_n8n_bad_input_is_refused(
         response = await client.post("/amocrm/process-webhook", content=body, headers=headers)
 
     assert status == response.status_code
-    assert [] == await events(engine)
+    assert [] == await events(database)
 
 
 async def test_other_methods_on_the_webhook_path_get_405_with_allow(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """Only POSTs take the fast path; a GET still reaches the router and its 405."""
     async with running(make_settings()) as client:
@@ -337,7 +337,7 @@ async def test_other_methods_on_the_webhook_path_get_405_with_allow(
 
 
 async def test_webhook_answer_is_compact_json_with_length(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """The raw ASGI answer carries the same bytes and headers JSONResponse would."""
     async with running(make_settings()) as client:
@@ -349,7 +349,7 @@ async def test_webhook_answer_is_compact_json_with_length(
 
 
 async def test_sender_hanging_up_mid_body_stores_nothing_and_gets_no_answer(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """A disconnect before the body is complete writes no row; the next webhook is served."""
     app = create_app(make_settings(), run_worker=False)
@@ -389,4 +389,4 @@ async def test_sender_hanging_up_mid_body_stores_nothing_and_gets_no_answer(
 
     assert [] == sent
     assert 200 == after.status_code
-    assert [("leads", "update", 6, "pending")] == await events(engine)
+    assert [("leads", "update", 6, "pending")] == await events(database)

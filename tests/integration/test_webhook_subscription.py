@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.webhooks import SUBSCRIBED_SETTINGS, our_destination
+from amosync.db.database import Database
 from amosync.services import build_client
 from amosync.settings import Settings
 from amosync.testing import FakeAmoState, create_fake_amocrm
@@ -22,24 +22,24 @@ def fake_and_transport() -> tuple[FakeAmoState, httpx.ASGITransport]:
     return fake, httpx.ASGITransport(app=create_fake_amocrm(fake))
 
 
-async def health_of(settings: Settings, engine: AsyncEngine) -> tuple[bool, str] | None:
-    checks = await run_checks(settings, engine)
+async def health_of(settings: Settings, database: Database) -> tuple[bool, str] | None:
+    checks = await run_checks(settings, database)
     check = checks.get("webhook_subscription")
     return None if check is None else (check.ok, check.detail)
 
 
 async def test_missing_subscription_is_stored_and_fails_health(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """No subscription for our URL: state `missing`, /health fails naming the command."""
     settings = make_settings(public_url=PUBLIC)
     fake, transport = fake_and_transport()
     fake.webhooks.subscribe("https://other.example.com/hook", ["add_lead"])
-    client = build_client(settings, engine, transport=transport)
+    client = build_client(settings, database, transport=transport)
 
-    checked = await check_subscription(settings, engine, client)
-    stored = await subscription_state(engine)
-    health = await health_of(settings, engine)
+    checked = await check_subscription(settings, database, client)
+    stored = await subscription_state(database)
+    health = await health_of(settings, database)
 
     assert checked is not None
     assert stored is not None
@@ -52,7 +52,7 @@ async def test_missing_subscription_is_stored_and_fails_health(
 
 
 async def test_disabled_subscription_fails_health_and_enabled_passes(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """An enabled subscription passes; after amoCRM disables it, /health fails saying so."""
     settings = make_settings(public_url=PUBLIC)
@@ -60,13 +60,13 @@ async def test_disabled_subscription_fails_health_and_enabled_passes(
     assert ours is not None
     fake, transport = fake_and_transport()
     fake.webhooks.subscribe(ours, list(SUBSCRIBED_SETTINGS))
-    client = build_client(settings, engine, transport=transport)
+    client = build_client(settings, database, transport=transport)
 
-    await check_subscription(settings, engine, client)
-    enabled = await health_of(settings, engine)
+    await check_subscription(settings, database, client)
+    enabled = await health_of(settings, database)
     fake.webhooks.disable(ours)
-    await check_subscription(settings, engine, client)
-    disabled = await health_of(settings, engine)
+    await check_subscription(settings, database, client)
+    disabled = await health_of(settings, database)
 
     assert enabled is not None
     assert True is enabled[0]
@@ -77,11 +77,11 @@ async def test_disabled_subscription_fails_health_and_enabled_passes(
 
 
 async def test_never_checked_is_not_a_failure_and_no_public_url_no_check(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """Before the first check /health passes with a note; without a public URL no check shows."""
-    with_url = await health_of(make_settings(public_url=PUBLIC), engine)
-    without_url = await health_of(make_settings(), engine)
+    with_url = await health_of(make_settings(public_url=PUBLIC), database)
+    without_url = await health_of(make_settings(), database)
 
     assert with_url is not None
     assert True is with_url[0]
@@ -90,24 +90,24 @@ async def test_never_checked_is_not_a_failure_and_no_public_url_no_check(
 
 
 async def test_a_failed_check_is_unknown_but_keeps_a_known_disabled_state(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """A refused token first stores `unknown` (not a failure); a known `disabled` survives one."""
     settings = make_settings(public_url=PUBLIC)
     ours = our_destination(settings)
     assert ours is not None
     fake, transport = fake_and_transport()
-    client = build_client(settings, engine, transport=transport)
+    client = build_client(settings, database, transport=transport)
     fake.revoke_tokens()
 
-    first = await check_subscription(settings, engine, client)
-    unknown_health = await health_of(settings, engine)
+    first = await check_subscription(settings, database, client)
+    unknown_health = await health_of(settings, database)
     fake.tokens.add("test-token")
     fake.webhooks.subscribe(ours, list(SUBSCRIBED_SETTINGS))
     fake.webhooks.disable(ours)
-    await check_subscription(settings, engine, client)
+    await check_subscription(settings, database, client)
     fake.revoke_tokens()
-    after_failure = await check_subscription(settings, engine, client)
+    after_failure = await check_subscription(settings, database, client)
 
     assert first is not None
     assert "unknown" == first.status
@@ -118,13 +118,13 @@ async def test_a_failed_check_is_unknown_but_keeps_a_known_disabled_state(
 
 
 async def test_job_spends_one_call_and_skips_while_the_answer_is_fresh(
-    make_settings: Callable[..., Settings], engine: AsyncEngine
+    make_settings: Callable[..., Settings], database: Database
 ) -> None:
     """The hourly job makes one API call; run again at once (another worker) it makes none."""
     settings = make_settings(public_url=PUBLIC)
     fake, transport = fake_and_transport()
-    client = build_client(settings, engine, transport=transport)
-    job = subscription_job(settings, engine, client)
+    client = build_client(settings, database, transport=transport)
+    job = subscription_job(settings, database, client)
     assert job is not None
 
     await job.run()
@@ -132,4 +132,4 @@ async def test_job_spends_one_call_and_skips_while_the_answer_is_fresh(
 
     assert 1 == len(fake.calls("/api/v4/webhooks"))
     assert 3600.0 == job.interval
-    assert None is subscription_job(make_settings(), engine, client)
+    assert None is subscription_job(make_settings(), database, client)

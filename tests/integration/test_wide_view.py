@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import inspect, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm import AmoClient
 from amosync.catchup.budget import REFERENCE
 from amosync.core.field_columns import FieldColumn, parse_field_columns
 from amosync.db import migrate
+from amosync.db.database import Database
 from amosync.db.engine import create_sync_engine
 from amosync.db.tables import sync_state
 from amosync.db.wide_view import STATE_KEY, VIEW, FieldColumnsError, Plan
@@ -56,12 +56,12 @@ def fake() -> FakeAmoState:
 
 @pytest.fixture
 async def clients(
-    make_settings: Factory, engine: AsyncEngine, fake: FakeAmoState
+    make_settings: Factory, database: Database, fake: FakeAmoState
 ) -> AsyncIterator[tuple[AmoClient, AmoClient]]:
     transport = httpx.ASGITransport(app=create_fake_amocrm(fake))
     settings = make_settings()
-    loader = build_client(settings, engine, purpose="webhook", transport=transport)
-    checker = build_client(settings, engine, purpose=REFERENCE, transport=transport)
+    loader = build_client(settings, database, purpose="webhook", transport=transport)
+    checker = build_client(settings, database, purpose=REFERENCE, transport=transport)
     yield loader, checker
     await loader.aclose()
     await checker.aclose()
@@ -79,11 +79,9 @@ def sync(db_url: str, setting: str | None) -> Plan:
     return migrate.sync_view(db_url, parse_field_columns(setting))
 
 
-async def refresh(
-    make_settings: Factory, engine: AsyncEngine, client: AmoClient, **kw: Any
-) -> None:
+async def refresh(make_settings: Factory, database: Database, client: AmoClient, **kw: Any) -> None:
     settings: Settings = make_settings(**kw)
-    assert await reference_refresher(settings, engine, client).run(force=True) is not None
+    assert await reference_refresher(settings, database, client).run(force=True) is not None
 
 
 def described(db_url: str) -> list[tuple[str, str]]:
@@ -143,13 +141,13 @@ def lead_values(when: datetime) -> list[dict[str, Any]]:
 
 async def test_typed_columns_and_values_after_an_upsert(
     db_url: str,
-    engine: AsyncEngine,
+    database: Database,
     make_settings: Factory,
     fake: FakeAmoState,
     clients: tuple[AmoClient, AmoClient],
 ) -> None:
     loader, checker = clients
-    await refresh(make_settings, engine, checker)
+    await refresh(make_settings, database, checker)
     plan = sync(db_url, SETTING)
     assert (True, False) == (plan.changed, plan.unchecked)
 
@@ -159,14 +157,14 @@ async def test_typed_columns_and_values_after_an_upsert(
     engine_sync.dispose()
     columns = described(db_url)
     assert [*named, *ALIASES] == [name for name, _ in columns]
-    assert TYPES[engine.dialect.name] == [kind for _, kind in columns[len(named) :]]
+    assert TYPES[database.dialect] == [kind for _, kind in columns[len(named) :]]
 
     when = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
     lead = fake.add_lead(custom_fields_values=lead_values(when))
     bare = fake.add_lead()
-    await store(engine, loader, "leads", [lead["id"], bare["id"]])
+    await store(database, loader, "leads", [lead["id"], bare["id"]])
 
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         found = (
             await conn.execute(
                 text(f"SELECT id, {', '.join(ALIASES)} FROM {VIEW} ORDER BY id")  # noqa: S608
@@ -181,9 +179,9 @@ async def test_typed_columns_and_values_after_an_upsert(
 
 
 async def test_recreated_when_the_setting_changes_and_dropped_when_unset(
-    db_url: str, engine: AsyncEngine, make_settings: Factory, clients: tuple[AmoClient, AmoClient]
+    db_url: str, database: Database, make_settings: Factory, clients: tuple[AmoClient, AmoClient]
 ) -> None:
-    await refresh(make_settings, engine, clients[1])
+    await refresh(make_settings, database, clients[1])
     assert sync(db_url, f"car:{CAR}").changed
     assert not sync(db_url, f"car:{CAR}").changed, "unchanged: the view (and its GRANTs) stays"
     assert sync(db_url, f"car:{CAR},days:{DAYS}").changed
@@ -194,7 +192,7 @@ async def test_recreated_when_the_setting_changes_and_dropped_when_unset(
     plan = sync(db_url, None)
     assert (None, True) == (plan.sql, plan.changed)
     assert VIEW not in view_names(db_url)
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         kept = await conn.execute(select(sync_state.c.key).where(sync_state.c.key == STATE_KEY))
         assert kept.first() is None
     assert not sync(db_url, None).changed
@@ -202,23 +200,23 @@ async def test_recreated_when_the_setting_changes_and_dropped_when_unset(
 
 async def test_a_renamed_field_keeps_its_column(
     db_url: str,
-    engine: AsyncEngine,
+    database: Database,
     make_settings: Factory,
     fake: FakeAmoState,
     clients: tuple[AmoClient, AmoClient],
 ) -> None:
     loader, checker = clients
-    await refresh(make_settings, engine, checker)
+    await refresh(make_settings, database, checker)
     sync(db_url, f"car:{CAR}")
     lead = fake.add_lead(custom_fields_values=lead_values(datetime.now(UTC))[1:2])
-    await store(engine, loader, "leads", [lead["id"]])
+    await store(database, loader, "leads", [lead["id"]])
 
     renamed = next(f for f in fake.lead_custom_fields if f["id"] == CAR)
     renamed["name"] = "Автомобиль"
-    await refresh(make_settings, engine, checker)
+    await refresh(make_settings, database, checker)
 
     assert not sync(db_url, f"car:{CAR}").changed
-    async with engine.connect() as conn:
+    async with database.read() as conn:
         car = (await conn.execute(text(f"SELECT car FROM {VIEW}"))).scalar_one()  # noqa: S608
         name = (
             await conn.execute(text(f"SELECT name FROM amocrm_custom_fields WHERE id = {CAR}"))  # noqa: S608
@@ -227,39 +225,39 @@ async def test_a_renamed_field_keeps_its_column(
 
 
 async def test_text_before_the_first_refresh_then_typed_by_it(
-    db_url: str, engine: AsyncEngine, make_settings: Factory, clients: tuple[AmoClient, AmoClient]
+    db_url: str, database: Database, make_settings: Factory, clients: tuple[AmoClient, AmoClient]
 ) -> None:
     """No field definitions stored yet: ids cannot be checked, every alias is text; the
     reference refresh that stores them gives the view its types (and would check the ids)."""
     plan = sync(db_url, f"rental_start:{START},ghost:123")
     assert plan.unchecked
-    text_type = "text" if engine.dialect.name == "postgresql" else "TEXT"
+    text_type = "text" if database.dialect == "postgresql" else "TEXT"
     assert [("rental_start", text_type), ("ghost", text_type)] == described(db_url)[-2:]
 
-    await refresh(make_settings, engine, clients[1], deal_field_columns=f"rental_start:{START}")
+    await refresh(make_settings, database, clients[1], deal_field_columns=f"rental_start:{START}")
 
     assert "rental_start" == described(db_url)[-1][0]
-    assert TYPES[engine.dialect.name][0] == described(db_url)[-1][1]
+    assert TYPES[database.dialect][0] == described(db_url)[-1][1]
 
 
 async def test_a_refresh_without_the_setting_leaves_the_view_alone(
-    db_url: str, engine: AsyncEngine, make_settings: Factory, clients: tuple[AmoClient, AmoClient]
+    db_url: str, database: Database, make_settings: Factory, clients: tuple[AmoClient, AmoClient]
 ) -> None:
     """A worker started without AMOSYNC_DEAL_FIELD_COLUMNS must not undo `serve`'s view."""
     sync(db_url, f"car:{CAR}")
-    await refresh(make_settings, engine, clients[1])
-    assert ("car", "TEXT" if engine.dialect.name == "sqlite" else "text") == described(db_url)[-1]
+    await refresh(make_settings, database, clients[1])
+    assert ("car", "TEXT" if database.dialect == "sqlite" else "text") == described(db_url)[-1]
 
 
 async def test_refresh_with_an_unknown_id_keeps_the_view(
     db_url: str,
-    engine: AsyncEngine,
+    database: Database,
     make_settings: Factory,
     clients: tuple[AmoClient, AmoClient],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     sync(db_url, "ghost:123")
-    await refresh(make_settings, engine, clients[1], deal_field_columns="ghost:123")
+    await refresh(make_settings, database, clients[1], deal_field_columns="ghost:123")
     assert "ghost" == described(db_url)[-1][0]
     assert any("field 123 (“ghost”)" in str(getattr(r, "error", "")) for r in caplog.records)
 
@@ -278,14 +276,14 @@ async def test_refresh_with_an_unknown_id_keeps_the_view(
 )
 async def test_a_wrong_alias_or_id_is_refused_and_the_view_stays(
     db_url: str,
-    engine: AsyncEngine,
+    database: Database,
     make_settings: Factory,
     clients: tuple[AmoClient, AmoClient],
     setting: str,
     problem: str,
 ) -> None:
     """A contact field's id (600001, the phone) is not a deal field either."""
-    await refresh(make_settings, engine, clients[1])
+    await refresh(make_settings, database, clients[1])
     sync(db_url, f"car:{CAR}")
     with pytest.raises(FieldColumnsError) as caught:
         sync(db_url, setting)

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.db.engine import create_service_engine
+from amosync.db.database import Database
 from amosync.db.lease import Lease
 from amosync.db.tables import deals, webhook_events
 from amosync.db.tables import webhook_events as ev
-from amosync.db.turns import WriteTurns, turns_of, write_transaction
+from amosync.db.turns import WriteTurns
 from amosync.inbox import InboxStore
 from amosync.inbox.sqlite_append import SqliteAppender
 from amosync.inbox.writer import direct_appender
@@ -27,10 +26,10 @@ from tests.integration.test_worker import event, make_worker, rows
 
 
 @pytest.fixture
-async def sqlite_engine(tmp_path: Path, sqlite_template: Path) -> AsyncEngine:
+async def sqlite_database(tmp_path: Path, sqlite_template: Path) -> Database:
     path = tmp_path / "amosync.db"
     path.write_bytes(sqlite_template.read_bytes())
-    return create_service_engine(f"sqlite:///{path}")
+    return Database.open(f"sqlite:///{path}")
 
 
 async def test_turns_run_one_at_a_time_on_sqlite_only() -> None:
@@ -62,17 +61,17 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 async def _append_during_transaction(
-    engine: AsyncEngine, inbox: InboxStore, appender: SqliteAppender, shared: bool
+    database: Database, inbox: InboxStore, appender: SqliteAppender, shared: bool
 ) -> None:
     """The worker's side holds a write transaction while a webhook commit comes; the
     transaction ends only once the commit waits: queued for its turn when the appender shares
-    the inbox's turns, else after it met SQLite's lock at least once."""
+    the database's turns, else after it met SQLite's lock at least once."""
     async with inbox.transaction() as conn:
         await conn.execute(insert(webhook_events), [full_row(1)])
-        taken = inbox.turns.taken
+        taken = database.turns.taken
         append = asyncio.create_task(appender.append([full_row(2)]))
         if shared:
-            await until(lambda: inbox.turns.taken > taken)
+            await until(lambda: database.turns.taken > taken)
         else:
             await until(lambda: appender.lock_retries > 0)
         assert not append.done()
@@ -81,39 +80,42 @@ async def _append_during_transaction(
 
 @pytest.mark.parametrize("shared", [True, False], ids=["shared-turns", "own-turns"])
 async def test_webhook_commit_waits_for_its_turn_not_for_sqlite(
-    sqlite_engine: AsyncEngine, shared: bool
+    sqlite_database: Database, shared: bool
 ) -> None:
-    """Sharing the inbox's turns, the commit never meets the lock inside SQLite (no retry)
-    and lands right after the transaction. The contrast: an appender with turns of its own
-    meets SQLite's lock and retries."""
-    inbox = InboxStore(sqlite_engine, WriteTurns.for_dialect("sqlite"))
-    appender = SqliteAppender(sqlite_engine, turns=inbox.turns if shared else None)
+    """Sharing the database's turns, the commit never meets the lock inside SQLite (no retry)
+    and lands right after the transaction. The contrast: an appender on another Database of
+    the same file (as in another process), with turns of its own, meets SQLite's lock and
+    retries."""
+    inbox = InboxStore(sqlite_database)
+    other = None if shared else Database.open(str(sqlite_database.url))
+    appender = SqliteAppender(other or sqlite_database)
     try:
-        await _append_during_transaction(sqlite_engine, inbox, appender, shared)
+        await _append_during_transaction(sqlite_database, inbox, appender, shared)
     finally:
         await appender.aclose()
-    rows = await stored(sqlite_engine)
-    await sqlite_engine.dispose()
+        if other is not None:
+            await other.dispose()
+    rows = await stored(sqlite_database)
+    await sqlite_database.dispose()
     assert (appender.lock_retries == 0) is shared
     assert [r["entity_id"] for r in rows] == [1, 2]
 
 
-async def test_every_writer_of_the_service_shares_the_engines_turns(
+async def test_every_writer_of_the_service_shares_the_databases_turns(
     make_settings: Callable[..., Settings],
 ) -> None:
     """The rate limiter, the call log, leases, the heartbeat and the rest write through
-    `write_transaction`, in the same turns as the inbox and the webhook commits: a webhook
+    `Database.write()`, in the same turns as the inbox and the webhook commits: a webhook
     commit arriving during such a transaction waits for it without meeting SQLite's lock
     (before, 259 such commits in 10 s of load slept and retried)."""
     services = build_services(make_settings())
-    engine = services.engine
+    database = services.db
     appender = direct_appender(services.inbox)
-    lease = Lease(engine, "test-lease", "holder", 30)
+    lease = Lease(database, "test-lease", "holder", 30)
     try:
-        sqlite = engine.dialect.name == "sqlite"
-        assert services.inbox.turns is turns_of(engine)
-        turns = turns_of(engine)
-        async with write_transaction(engine) as conn:
+        sqlite = database.dialect == "sqlite"
+        turns = database.turns
+        async with database.write() as conn:
             await conn.execute(insert(webhook_events), [full_row(1)])
             taken = turns.taken
             append = asyncio.create_task(appender.append([full_row(2)]))
@@ -129,58 +131,58 @@ async def test_every_writer_of_the_service_shares_the_engines_turns(
         await asyncio.wait_for(append, 10)
         assert await asyncio.wait_for(acquire, 10) is None  # the lease was free: taken
         assert 0 == getattr(appender, "lock_retries", 0)
-        assert [1, 2] == [r["entity_id"] for r in await stored(engine)]
+        assert [1, 2] == [r["entity_id"] for r in await stored(database)]
     finally:
         await appender.aclose()
         await services.aclose()
 
 
-async def test_bulk_updates_take_short_turns_where_writes_take_turns(engine: AsyncEngine) -> None:
+async def test_bulk_updates_take_short_turns_where_writes_take_turns(database: Database) -> None:
     """On SQLite a claim or a settle of 600 events is three transactions of <= 250 rows, so a
     webhook commit never waits for a long one; on PostgreSQL it is one."""
-    sqlite = engine.dialect.name == "sqlite"
-    inbox = InboxStore(engine, WriteTurns.for_dialect(engine.dialect.name))
+    sqlite = database.dialect == "sqlite"
+    inbox = InboxStore(database)
     await inbox.append([event("leads", 7000 + n % 4) for n in range(600)])
 
-    taken = inbox.turns.taken
+    taken = database.turns.taken
     claimed = await inbox.claim("w1", 600, lease_seconds=60)
-    assert inbox.turns.taken - taken == (3 if sqlite else 1)
+    assert database.turns.taken - taken == (3 if sqlite else 1)
     ids = [e.id for e in claimed]
     assert len(set(ids)) == 600
     assert ids == sorted(ids)
     assert {e.attempts for e in claimed} == {1}
     assert [] == await inbox.claim("w2", 600, lease_seconds=60)  # all 600 leased
 
-    taken = inbox.turns.taken
+    taken = database.turns.taken
     await inbox.mark_done(ids)
-    assert inbox.turns.taken - taken == (3 if sqlite else 1)
+    assert database.turns.taken - taken == (3 if sqlite else 1)
     assert (await inbox.stats()).by_status["done"] == 600
 
 
-async def test_a_claim_stops_at_the_first_short_turn(engine: AsyncEngine) -> None:
-    inbox = InboxStore(engine, WriteTurns.for_dialect(engine.dialect.name))
+async def test_a_claim_stops_at_the_first_short_turn(database: Database) -> None:
+    inbox = InboxStore(database)
     await inbox.append([event("leads", 7000 + n) for n in range(260)])
-    taken = inbox.turns.taken
+    taken = database.turns.taken
     assert 260 == len(await inbox.claim("w1", 5000, lease_seconds=60))
-    assert inbox.turns.taken - taken == (2 if engine.dialect.name == "sqlite" else 1)
+    assert database.turns.taken - taken == (2 if database.dialect == "sqlite" else 1)
 
 
-async def test_worker_settles_a_large_batch_after_its_upsert(engine: AsyncEngine) -> None:
+async def test_worker_settles_a_large_batch_after_its_upsert(database: Database) -> None:
     """600 events about 2 leads: one API call; the upsert commits with the first 250 marked
     done and the rest are marked in short transactions after it (on SQLite)."""
     fake = FakeAmoState(rate_limit_rps=None)
     ids = [fake.add_lead()["id"] for _ in range(2)]
-    inbox = InboxStore(engine, WriteTurns.for_dialect(engine.dialect.name))
+    inbox = InboxStore(database)
     await inbox.append([event("leads", ids[n % 2]) for n in range(600)])
 
-    worker = make_worker(engine, fake, inbox=inbox, batch_size=600)
+    worker = make_worker(database, fake, inbox=inbox, batch_size=600)
     assert 600 == await worker.run_once()
 
     assert 1 == len(fake.calls("/api/v4/leads"))
     assert sorted(ids) == [
-        r[0] for r in await rows(engine, select(deals.c.id).order_by(deals.c.id))
+        r[0] for r in await rows(database, select(deals.c.id).order_by(deals.c.id))
     ]
     assert {("done", 600)} == set(
-        await rows(engine, select(ev.c.status, func.count()).group_by(ev.c.status))
+        await rows(database, select(ev.c.status, func.count()).group_by(ev.c.status))
     )
     assert worker.state.processed == 600

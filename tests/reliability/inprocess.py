@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm import AmoClient
 from amosync.core.webhook import parse_webhook
+from amosync.db.database import Database
 from amosync.db.tables import webhook_events as ev
 from amosync.inbox import InboxStore
 from amosync.services import build_client, rentprog_field
@@ -71,32 +71,32 @@ class TestWorker:
 
 
 def make_worker(
-    settings: Settings, engine: AsyncEngine, transport: httpx.AsyncBaseTransport
+    settings: Settings, database: Database, transport: httpx.AsyncBaseTransport
 ) -> TestWorker:
-    client = build_client(settings, engine, transport=transport)
-    worker = Worker(engine, InboxStore(engine), client, rentprog_field(settings), FAST)
+    client = build_client(settings, database, transport=transport)
+    worker = Worker(database, InboxStore(database), client, rentprog_field(settings), FAST)
     return TestWorker(worker, client)
 
 
-async def deliver(engine: AsyncEngine, body: bytes) -> int:
+async def deliver(database: Database, body: bytes) -> int:
     """Store a webhook body the way the receiver does; returns the rows written."""
     rows = inbox_rows(
         parse_webhook(body).items, now=datetime.now(UTC), source="webhook", request_id=None
     )
-    await InboxStore(engine).append(rows)
+    await InboxStore(database).append(rows)
     return len(rows)
 
 
-async def statuses(engine: AsyncEngine) -> dict[str, int]:
-    async with engine.connect() as conn:
+async def statuses(database: Database) -> dict[str, int]:
+    async with database.read() as conn:
         rows = await conn.execute(select(ev.c.status, func.count()).group_by(ev.c.status))
         return {str(s): int(n) for s, n in rows.all()}
 
 
-async def drain(engine: AsyncEngine, timeout: float) -> float:
+async def drain(database: Database, timeout: float) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        if (await statuses(engine)).get("pending", 0) == 0:
+        if (await statuses(database)).get("pending", 0) == 0:
             return time.monotonic() - started
         await asyncio.sleep(0.1)
-    raise AssertionError(f"not drained after {timeout} s: {await statuses(engine)}")
+    raise AssertionError(f"not drained after {timeout} s: {await statuses(database)}")

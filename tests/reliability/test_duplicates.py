@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import httpx
 import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.database import Database
 from amosync.settings import Settings
 from amosync.testing import FakeAmoState, create_fake_amocrm
 from amosync.web.app import create_app
@@ -32,7 +32,7 @@ RESTORE = "webhook_leads_restore_kommo_docs.form"
 
 
 async def test_repeated_shuffled_deliveries_end_in_the_latest_state(
-    make_settings: Callable[..., Settings], engine: AsyncEngine, db_url: str
+    make_settings: Callable[..., Settings], database: Database, db_url: str
 ) -> None:
     """Each change delivered 2–5 times as update and status, shuffled, worker running between
     deliveries: one row per deal, equal to the fake, every event done."""
@@ -59,12 +59,12 @@ async def test_repeated_shuffled_deliveries_end_in_the_latest_state(
             bodies += [lead_body(DELETE, gone), lead_body(RESTORE, back), lead_body(DELETE, back)]
             shuffle.shuffle(bodies)
             for body in bodies:
-                deliveries += await deliver(engine, body)
+                deliveries += await deliver(database, body)
                 if shuffle.random() < 0.1:
                     await asyncio.sleep(0.02)  # let the worker take part of the round
-            await wait_done(engine)
+            await wait_done(database)
 
-    counts = await statuses(engine)
+    counts = await statuses(database)
     report(
         f"duplicates-{db_url.split(':', 1)[0]}",
         deliveries=deliveries,
@@ -84,7 +84,7 @@ async def test_repeated_shuffled_deliveries_end_in_the_latest_state(
 
 
 async def test_n8n_pushes_of_any_lead_state_write_no_deal(
-    make_settings: Callable[..., Settings], engine: AsyncEngine, db_url: str
+    make_settings: Callable[..., Settings], database: Database, db_url: str
 ) -> None:
     """n8n pushes (a newer, then an older state twice) are hints: three events queued for
     the worker to fetch amoCRM's state, no deal written from the pushed content."""
@@ -110,12 +110,12 @@ async def test_n8n_pushes_of_any_lead_state_write_no_deal(
 
     assert [200, 200, 200] == answers
     assert [] == query(db_url, "SELECT name FROM amocrm_deals")
-    assert {"pending": 3} == {k: v for k, v in (await statuses(engine)).items() if v}
+    assert {"pending": 3} == {k: v for k, v in (await statuses(database)).items() if v}
 
 
-async def wait_done(engine: AsyncEngine, timeout: float = 20.0) -> None:
+async def wait_done(database: Database, timeout: float = 20.0) -> None:
     for _ in range(int(timeout / 0.05)):
-        if (await statuses(engine)).get("pending", 0) == 0:
+        if (await statuses(database)).get("pending", 0) == 0:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"events still pending: {await statuses(engine)}")
+    raise AssertionError(f"events still pending: {await statuses(database)}")

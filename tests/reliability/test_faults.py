@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.database import Database
 from amosync.settings import Settings
 from amosync.testing import DEFAULT_TOKEN, FakeAmoState, Fault, create_fake_amocrm
 from tests.reliability.harness import (
@@ -29,14 +29,14 @@ from tests.reliability.inprocess import FlakyNetwork, deliver, drain, make_worke
 @pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 async def test_worker_rides_out_every_amocrm_fault(
-    make_settings: Callable[..., Settings], engine: AsyncEngine, db_url: str
+    make_settings: Callable[..., Settings], database: Database, db_url: str
 ) -> None:
     """Every fault kind in one run: all events end done and the deals equal the fake's."""
     fake = FakeAmoState(retry_after_seconds=1)
     lead_ids = seed_leads(fake, 41_000_001, 80)
     network = FlakyNetwork(httpx.ASGITransport(app=create_fake_amocrm(fake)))
     settings = make_settings(api_timeout=0.5, ip_block_cooldown=1.0)
-    worker = make_worker(settings, engine, network)
+    worker = make_worker(settings, database, network)
     chance = random.Random(2)
     injected: dict[str, int] = {}
 
@@ -89,19 +89,19 @@ async def test_worker_rides_out_every_amocrm_fault(
             named.add(lead_id)
             if chance.random() < 0.3:
                 fake.update_lead(lead_id, price=chance.randrange(1, 10**6))
-            delivered += await deliver(engine, lead_body(chance.choice(LEAD_TEMPLATES), lead_id))
+            delivered += await deliver(database, lead_body(chance.choice(LEAD_TEMPLATES), lead_id))
             await asyncio.sleep(0.04)
         return delivered
 
     started = time.monotonic()
     running = asyncio.create_task(worker.run())
     delivered, _ = await asyncio.gather(webhooks_arrive(), amocrm_misbehaves())
-    drained = await drain(engine, timeout=60)
+    drained = await drain(database, timeout=60)
     worker.stop()
     await running
     await worker.client.aclose()
 
-    counts = await statuses(engine)
+    counts = await statuses(database)
     most = fake.max_calls_in_any_window(1.0, "/api/v4/")
     report(
         f"faults-{db_url.split(':', 1)[0]}",

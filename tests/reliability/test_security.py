@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.token_store import TokenGrant, TokenStore
+from amosync.db.database import Database
 from amosync.settings import Settings
 from amosync.web.app import create_app
 from amosync.webhook import guard
@@ -54,7 +54,7 @@ def test_secret_check_uses_a_constant_time_comparison() -> None:
 )
 async def test_wrong_or_missing_secret_is_refused_without_echoing_it(
     make_settings: Callable[..., Settings],
-    engine: AsyncEngine,
+    database: Database,
     caplog: pytest.LogCaptureFixture,
     path: str,
     headers: dict[str, str],
@@ -126,14 +126,13 @@ def test_no_command_prints_a_secret_or_a_stored_token(db_url: str, tmp_path: Pat
 
 
 async def store_tokens(db_url: str, account: str) -> None:
-    from amosync.db.engine import create_service_engine
 
-    engine = create_service_engine(db_url)
+    database = Database.open(db_url)
     try:
         grant = TokenGrant(STORED_ACCESS, STORED_REFRESH, datetime.now(UTC) + timedelta(hours=1))
-        await TokenStore(engine, account).save(grant)
+        await TokenStore(database, account).save(grant)
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
 def test_env_example_holds_no_secret_values() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from amosync.amocrm.token_store import TokenGrant, TokenStore
-from amosync.db.engine import create_service_engine
+from amosync.db.database import Database
 from amosync.oauth_setup import token_endpoint
 from amosync.settings import Settings
 from amosync.testing import FakeAmoState
@@ -183,8 +183,8 @@ async def store_consented_tokens(settings: Settings, fake: FakeAmoState, expires
     grant = TokenGrant(
         grant.access_token, grant.refresh_token, datetime.now(UTC) + timedelta(seconds=expires_in)
     )
-    engine = create_service_engine(settings.database_url)
+    database = Database.open(settings.database_url)
     try:
-        await TokenStore(engine, settings.api_base_url).save(grant)
+        await TokenStore(database, settings.api_base_url).save(grant)
     finally:
-        await engine.dispose()
+        await database.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from amosync.db.database import Database
 from amosync.settings import Settings
 from amosync.web.access import SESSION_SECONDS, AccessPolicy
 from amosync.web.i18n import from_accept_language
@@ -16,7 +17,7 @@ NOW = 1_800_000_000.0
 def policy(token: str | None) -> AccessPolicy:
     settings = Settings(_env_file=None, admin_token=token)
     # Never connected: these checks are signature and expiry only.
-    return AccessPolicy(settings, create_async_engine("sqlite+aiosqlite://"))
+    return AccessPolicy(settings, Database(create_async_engine("sqlite+aiosqlite://")))
 
 
 def test_session_is_valid_until_it_expires_and_only_for_its_token() -> None:

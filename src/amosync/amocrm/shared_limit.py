@@ -8,9 +8,9 @@ drop sends older than the window, and either append "now" or learn how long to w
 counts until `done()` reports its answer (see `ratelimit.effective_time`): amoCRM may see it
 arrive that late. `done()` can carry more work into its transaction: `ReleaseAndRecord` writes
 the call's log row there, so an API call costs two transactions, not three. Each transaction
-is one synchronous function (`run_transaction`): on SQLite it runs whole on the process's
-writer thread, and holds the write turn for its own ~1 ms instead of ~7 ms of hand-offs
-through a busy event loop.
+is one synchronous function (`Database.write_sync`): on SQLite it runs whole on the
+process's writer thread, and holds the write turn for its own ~1 ms instead of ~7 ms of
+hand-offs through a busy event loop.
 
 Times come from the database clock on PostgreSQL, so processes on several hosts agree on
 what "one second" is; on SQLite (one host by definition) from the local clock.
@@ -37,17 +37,14 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync import metrics
 from amosync.amocrm.calls import Call
 from amosync.amocrm.ratelimit import Slot, effective_time, wait_for_slot
 from amosync.core.backoff import MAX_RETRY_AFTER, clamp_pause
 from amosync.db.api_log import DbCallRecorder
-from amosync.db.reads import read_connection
+from amosync.db.database import Database
 from amosync.db.tables import sync_state
-from amosync.db.thread_transactions import run_transaction
-from amosync.db.turns import write_transaction
 from amosync.errors import IPBlocked, RateLimited
 
 log = logging.getLogger(__name__)
@@ -84,7 +81,7 @@ class SharedWindowLimiter:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        db: Database,
         rate: float,
         *,
         key: str = DEFAULT_KEY,
@@ -94,14 +91,14 @@ class SharedWindowLimiter:
         max_block: float = MAX_BLOCK,
         max_wait: float | None = None,
     ) -> None:
-        self._engine = engine
+        self._db = db
         self._max_pause = max_pause
         self._max_block = max_block
         self._max_wait = max_wait
         self._key = key
         self._capacity = max(1, math.floor(rate * window))
         self._window = window + margin
-        self._postgres = engine.dialect.name == "postgresql"
+        self._postgres = db.dialect == "postgresql"
         self._row_ready = False
         # One waiter per process at a time: fair order inside the process, and no herd of
         # transactions from one process competing for the same row lock.
@@ -112,8 +109,8 @@ class SharedWindowLimiter:
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
-    def engine(self) -> AsyncEngine:
-        return self._engine
+    def db(self) -> Database:
+        return self._db
 
     async def acquire(self) -> Slot:
         async with self._local:
@@ -167,8 +164,7 @@ class SharedWindowLimiter:
         if not self._row_ready:
             await self._create_row()
         pending_pause, pending_block = self._pending_pause, self._pending_block
-        wait, blocked_for = await run_transaction(
-            self._engine,
+        wait, blocked_for = await self._db.write_sync(
             partial(self._in_transaction, take, finished, also, pending_pause, pending_block),
         )
         # Written: forget what we merged, unless a newer pause arrived meanwhile.
@@ -240,7 +236,7 @@ class SharedWindowLimiter:
     async def _create_row(self) -> None:
         empty = {"slots": [], "paused_until": 0.0, "blocked_until": 0.0}
         try:
-            async with write_transaction(self._engine) as conn:
+            async with self._db.write() as conn:
                 exists = await conn.execute(
                     select(sync_state.c.key).where(sync_state.c.key == self._key)
                 )
@@ -332,7 +328,7 @@ class SharedPause:
 
 
 async def current_pause(
-    engine: AsyncEngine,
+    db: Database,
     *,
     key: str = DEFAULT_KEY,
     max_pause: float = MAX_RETRY_AFTER,
@@ -344,7 +340,7 @@ async def current_pause(
     Bounded like the limiter bounds it, so an absurd stored value shows as what it will be
     treated as. Times are this host's clock (on PostgreSQL the row holds the database's).
     """
-    async with read_connection(engine) as conn:
+    async with db.read() as conn:
         value = await conn.scalar(select(sync_state.c.value).where(sync_state.c.key == key))
     if not isinstance(value, dict):
         return None
@@ -370,7 +366,7 @@ class ReleaseAndRecord:
     """
 
     def __init__(self, limiter: SharedWindowLimiter, recorder: DbCallRecorder) -> None:
-        if limiter.engine is not recorder.engine:
+        if limiter.db is not recorder.db:
             raise ValueError("the limiter and the call log must share one engine")
         self._limiter = limiter
         self._recorder = recorder

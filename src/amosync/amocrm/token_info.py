@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from amosync.amocrm.jwt_claims import token_expires_at
 from amosync.amocrm.token_store import TokenStore
+from amosync.db.database import Database
 from amosync.settings import Settings
 
 TokenKind = Literal["long_lived", "oauth"]
@@ -92,7 +91,7 @@ def configured_kind(settings: Settings) -> TokenKind | None:
     return None
 
 
-async def token_expiry(settings: Settings, engine: AsyncEngine) -> TokenExpiry | None:
+async def token_expiry(settings: Settings, db: Database) -> TokenExpiry | None:
     """The expiry of the token amosync uses, or None when it has none yet.
 
     Reads `amocrm_oauth_tokens` for OAuth (database errors propagate to the caller).
@@ -104,7 +103,7 @@ async def token_expiry(settings: Settings, engine: AsyncEngine) -> TokenExpiry |
         return TokenExpiry("long_lived", expires, None)
     if settings.api_base_url is None:
         return None
-    row = await TokenStore(engine, settings.api_base_url).load()
+    row = await TokenStore(db, settings.api_base_url).load()
     if row is None:
         return None
     return TokenExpiry("oauth", row.expires_at, row.refresh_expires_at)

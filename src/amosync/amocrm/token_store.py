@@ -42,12 +42,11 @@ from typing import Any
 
 from sqlalchemy import CursorResult, Select, insert, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from amosync.db.database import Database
 from amosync.db.lease import Lease
-from amosync.db.reads import read_connection
 from amosync.db.tables import oauth_tokens
-from amosync.db.turns import write_transaction
 from amosync.errors import ReauthRequired, RetryLater
 from amosync.l10n.catalog import N_
 
@@ -108,20 +107,20 @@ def lease_key(account: str) -> str:
 class TokenStore:
     """The token row of one account (its API base URL)."""
 
-    def __init__(self, engine: AsyncEngine, account: str) -> None:
-        self._engine = engine
+    def __init__(self, db: Database, account: str) -> None:
+        self._db = db
         self.account = account
         self._lease_key = lease_key(account)
 
     async def load(self) -> StoredTokens | None:
-        async with read_connection(self._engine) as conn:
+        async with self._db.read() as conn:
             row = (await conn.execute(self._select())).first()
         return _stored(row) if row is not None else None
 
     async def save(self, grant: TokenGrant, *, now: datetime | None = None) -> StoredTokens:
         """Store a pair from a code exchange, replacing whatever the account had."""
         now = now or datetime.now(UTC)
-        async with write_transaction(self._engine) as conn:
+        async with self._db.write() as conn:
             current = (await conn.execute(self._select().with_for_update())).first()
             return await self._write(conn, grant, now, _stored(current) if current else None)
 
@@ -146,7 +145,7 @@ class TokenStore:
                 return current
             if not current.refresh_token:
                 raise ReauthRequired(_NO_REFRESH_TOKEN)
-            lease = Lease(self._engine, self._lease_key, _holder_id(), LEASE_SECONDS)
+            lease = Lease(self._db, self._lease_key, _holder_id(), LEASE_SECONDS)
             refused = await lease.acquire()
             if refused is None:
                 return await self._refresh_holding_lease(lease, still_needed, refresh, clock)
@@ -174,7 +173,7 @@ class TokenStore:
                 raise RetryLater(
                     f"amoCRM token endpoint: no answer within {REFRESH_DEADLINE:.0f} s"
                 ) from None
-            async with write_transaction(self._engine) as conn:
+            async with self._db.write() as conn:
                 stored = await self._compare_and_set(conn, grant, clock(), current)
                 await lease.release_in(conn)
             released = True
@@ -189,7 +188,7 @@ class TokenStore:
         while time.time() < busy_until:
             await asyncio.sleep(min(delay, max(0.0, busy_until - time.time())))
             delay = min(delay * 2, POLL_MAX)
-            async with read_connection(self._engine) as conn:
+            async with self._db.read() as conn:
                 row = (await conn.execute(self._select())).first()
                 holder = await lease.current(conn)
             if row is None or int(row._mapping["version"]) != version:

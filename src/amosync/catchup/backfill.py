@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.client import AmoClient
 from amosync.catchup.budget import BACKFILL, ApiBudget
@@ -27,9 +26,9 @@ from amosync.catchup.reconcile import CatchupBusy
 from amosync.catchup.state import load, write_state
 from amosync.core.mapping import RentProgField
 from amosync.db.api_log import count_calls
+from amosync.db.database import Database
 from amosync.db.lease import Lease
 from amosync.db.tables import sync_state
-from amosync.db.turns import write_transaction
 from amosync.l10n.catalog import N_
 from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 
@@ -56,7 +55,7 @@ class BackfillReport:
 class Backfill:
     def __init__(
         self,
-        engine: AsyncEngine,
+        db: Database,
         client: AmoClient,
         budget: ApiBudget,
         rentprog: RentProgField,
@@ -66,13 +65,13 @@ class Backfill:
         on_wait: Waiting | None = None,
         max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW,
     ) -> None:
-        self._engine = engine
+        self._db = db
         self._client = client
         self._pacer = Pacer(budget, wait, on_wait)
         self._rentprog = rentprog
         self._on_progress = on_progress
         self._max_skew = max_clock_skew
-        self._lease = Lease(engine, LEASE_KEY, f"backfill-{uuid.uuid4().hex[:8]}", LEASE_SECONDS)
+        self._lease = Lease(db, LEASE_KEY, f"backfill-{uuid.uuid4().hex[:8]}", LEASE_SECONDS)
 
     async def run(
         self, entities: tuple[str, ...] = ENTITIES, *, restart: bool = False
@@ -96,13 +95,13 @@ class Backfill:
                     if report.stopped:
                         break
         finally:
-            report.calls = await count_calls(self._engine, started, (BACKFILL,))
+            report.calls = await count_calls(self._db, started, (BACKFILL,))
             await self._lease.release(finished=report.stopped is None)
         return report
 
     async def _entity(self, entity: str, report: BackfillReport) -> str | None:
         key = backfill_key(entity)
-        state = await load(self._engine, key) or {}
+        state = await load(self._db, key) or {}
         total = int(state.get("loaded") or 0)
         report.loaded[entity], report.total[entity] = 0, total
         if state.get("done"):
@@ -118,7 +117,7 @@ class Backfill:
                 return reason
             page = await fetch_page(self._client, entity, "created_at", cursor, self._rentprog)
             after = page.next if page is not None else None
-            async with write_transaction(self._engine) as conn:
+            async with self._db.write() as conn:
                 if page is not None:
                     await store_page(conn, page, self._max_skew)
                     new = sum(1 for deal_id in page.answer.ids if deal_id not in repeated)
@@ -139,7 +138,7 @@ class Backfill:
             cursor = after
 
     async def _forget(self, entities: tuple[str, ...]) -> None:
-        async with write_transaction(self._engine) as conn:
+        async with self._db.write() as conn:
             keys = [backfill_key(e) for e in entities]
             await conn.execute(delete(sync_state).where(sync_state.c.key.in_(keys)))
 

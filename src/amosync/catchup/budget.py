@@ -18,9 +18,10 @@ from amosync.db.api_log import count_calls, nth_call_at
 from amosync.inbox.counts import due_count
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from amosync.db.database import Database
 
 CATCHUP, BACKFILL = "catchup", "backfill"
+
 # The worker's background verification (catchup/verify_job.py): inside this budget, and
 # capped on its own by `verify_calls_per_hour`.
 VERIFY = "verify"
@@ -35,38 +36,36 @@ STOP_BACKLOG = "backlog"
 STOP_SHUTDOWN = "shutdown"
 
 
-async def spent_last_hour(engine: AsyncEngine, now: datetime | None = None) -> int:
+async def spent_last_hour(db: Database, now: datetime | None = None) -> int:
     """Requests catch-up and backfill made in the last hour, from every process."""
-    return await count_calls(engine, (now or datetime.now(UTC)) - WINDOW, BUDGETED_PURPOSES)
+    return await count_calls(db, (now or datetime.now(UTC)) - WINDOW, BUDGETED_PURPOSES)
 
 
-async def due_backlog(engine: AsyncEngine) -> int:
+async def due_backlog(db: Database) -> int:
     """Webhook events waiting for the worker right now."""
-    return await due_count(engine)
+    return await due_count(db)
 
 
 @dataclass(frozen=True)
 class ApiBudget:
-    engine: AsyncEngine
+    db: Database
     per_hour: int
     # Background work waits while more webhook events than this are due.
     backlog_limit: int
 
     async def remaining(self) -> int:
-        return max(0, self.per_hour - await spent_last_hour(self.engine))
+        return max(0, self.per_hour - await spent_last_hour(self.db))
 
     async def seconds_until_free(self) -> float:
         """How long until the oldest budgeted call in the window leaves it (0 if free now)."""
         now = datetime.now(UTC)
-        spent = await spent_last_hour(self.engine, now)
+        spent = await spent_last_hour(self.db, now)
         if spent < self.per_hour:
             return 0.0
         if self.per_hour == 0:
             return WINDOW.total_seconds()
         # The call whose expiry brings the spend below the cap.
-        freeing = await nth_call_at(
-            self.engine, now - WINDOW, BUDGETED_PURPOSES, spent - self.per_hour
-        )
+        freeing = await nth_call_at(self.db, now - WINDOW, BUDGETED_PURPOSES, spent - self.per_hour)
         if freeing is None:
             return 1.0
         return max(1.0, (freeing + WINDOW - now).total_seconds())
@@ -75,6 +74,6 @@ class ApiBudget:
         """Why background work may not send its next request now, or None."""
         if await self.remaining() < 1:
             return STOP_BUDGET
-        if await due_backlog(self.engine) > self.backlog_limit:
+        if await due_backlog(self.db) > self.backlog_limit:
             return STOP_BACKLOG
         return None

@@ -31,13 +31,12 @@ from amosync.catchup.state import load, write_state
 from amosync.core.stage_events import STAGE_CHANGED
 from amosync.db.api_log import count_calls
 from amosync.db.lease import Lease
-from amosync.db.turns import write_transaction
 from amosync.errors import RequestRejected
 from amosync.l10n.catalog import N_
 from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
 
-if TYPE_CHECKING:  # a type only: SQL is the storage packages' (pyproject.toml)
-    from sqlalchemy.ext.asyncio import AsyncEngine
+if TYPE_CHECKING:
+    from amosync.db.database import Database
 
 STATE_KEY = "backfill.history"
 LEASE_KEY = "backfill.history.lease"
@@ -99,7 +98,7 @@ class HistoryReport:
 class HistoryBackfill:
     def __init__(
         self,
-        engine: AsyncEngine,
+        db: Database,
         client: AmoClient,
         budget: ApiBudget,
         *,
@@ -108,12 +107,12 @@ class HistoryBackfill:
         on_wait: Waiting | None = None,
         max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW,
     ) -> None:
-        self._engine = engine
+        self._db = db
         self._client = client
         self._pacer = Pacer(budget, wait, on_wait)
         self._on_progress = on_progress
         self._max_skew = max_clock_skew
-        self._lease = Lease(engine, LEASE_KEY, f"history-{uuid.uuid4().hex[:8]}", LEASE_SECONDS)
+        self._lease = Lease(db, LEASE_KEY, f"history-{uuid.uuid4().hex[:8]}", LEASE_SECONDS)
 
     async def run(self, since: float = DEFAULT_SINCE, *, restart: bool = False) -> HistoryReport:
         """Load stage changes back to `since` seconds ago; raises CatchupBusy when another
@@ -131,13 +130,13 @@ class HistoryBackfill:
             async with self._lease.kept():
                 report.stopped = await self._walk(since, restart, report)
         finally:
-            report.calls = await count_calls(self._engine, started, (BACKFILL,))
+            report.calls = await count_calls(self._db, started, (BACKFILL,))
             await self._lease.release(finished=report.stopped is None)
         return report
 
     async def _walk(self, since: float, restart: bool, report: HistoryReport) -> str | None:
         now = int(time.time())
-        state = None if restart else HistoryState.from_json(await load(self._engine, STATE_KEY))
+        state = None if restart else HistoryState.from_json(await load(self._db, STATE_KEY))
         if state is None:
             state = HistoryState(to=now, reached=now + 1)
         # The oldest second wanted: the last `since` seconds are (now − since, now]. A window
@@ -157,7 +156,7 @@ class HistoryBackfill:
             if reason is not None:
                 return reason
             page, state.comma_range = await self._fetch(window, state.comma_range)
-            async with write_transaction(self._engine) as conn:
+            async with self._db.write() as conn:
                 new = 0
                 if page is not None:
                     new = await store_stage_events(conn, page.events, self._max_skew)

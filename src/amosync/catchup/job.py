@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from amosync.amocrm.client import AmoClient
 from amosync.catchup.budget import ApiBudget
 from amosync.catchup.reconcile import CatchupBusy, Reconciler
+from amosync.db.database import Database
 from amosync.errors import AmoCRMError
 from amosync.settings import Settings
 from amosync.worker.jobs import PeriodicJob
@@ -21,15 +20,15 @@ log = logging.getLogger(__name__)
 FIRST_RUN_DELAY = 30.0
 
 
-def budget_for(settings: Settings, engine: AsyncEngine) -> ApiBudget:
-    return ApiBudget(engine, settings.api_budget_per_hour, settings.worker_batch_size)
+def budget_for(settings: Settings, db: Database) -> ApiBudget:
+    return ApiBudget(db, settings.api_budget_per_hour, settings.worker_batch_size)
 
 
-def reconciler_for(settings: Settings, engine: AsyncEngine, client: AmoClient) -> Reconciler:
+def reconciler_for(settings: Settings, db: Database, client: AmoClient) -> Reconciler:
     return Reconciler(
-        engine,
+        db,
         client,
-        budget_for(settings, engine),
+        budget_for(settings, db),
         settings.rentprog_field,
         overlap=settings.reconcile_overlap,
         max_clock_skew=settings.max_clock_skew,
@@ -37,7 +36,7 @@ def reconciler_for(settings: Settings, engine: AsyncEngine, client: AmoClient) -
 
 
 def catchup_job(
-    settings: Settings, engine: AsyncEngine, make_client: Callable[[], AmoClient]
+    settings: Settings, db: Database, make_client: Callable[[], AmoClient]
 ) -> PeriodicJob | None:
     """The job, or None when `reconcile_interval` is 0 (catch-up off) or no account is set.
 
@@ -53,7 +52,7 @@ def catchup_job(
         try:
             # With several workers, the one that finds a run finished less than half an
             # interval ago skips its turn: N workers cost what one does.
-            await reconciler_for(settings, engine, client).run(min_gap=interval / 2)
+            await reconciler_for(settings, db, client).run(min_gap=interval / 2)
         except CatchupBusy as busy:
             log.debug("catchup_skipped", extra={"event": "catchup_skipped", "reason": str(busy)})
         except AmoCRMError as exc:

@@ -23,8 +23,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from amosync.amocrm.client import AmoClient
 from amosync.catchup.budget import CATCHUP, ApiBudget
 from amosync.catchup.deletions import Window, apply_deletions, fetch_events
@@ -33,8 +31,8 @@ from amosync.catchup.stage_events import store_stage_events
 from amosync.catchup.state import load, write_state
 from amosync.core.mapping import RentProgField
 from amosync.db.api_log import count_calls
+from amosync.db.database import Database
 from amosync.db.lease import Lease
-from amosync.db.turns import write_transaction
 from amosync.errors import AmosyncError, RequestRejected
 from amosync.l10n.catalog import N_
 from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
@@ -82,7 +80,7 @@ class ReconcileReport:
 class Reconciler:
     def __init__(
         self,
-        engine: AsyncEngine,
+        db: Database,
         client: AmoClient,
         budget: ApiBudget,
         rentprog: RentProgField,
@@ -92,7 +90,7 @@ class Reconciler:
         entities: tuple[str, ...] = ENTITIES,
         max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW,
     ) -> None:
-        self._engine = engine
+        self._db = db
         self._client = client
         self._budget = budget
         self._rentprog = rentprog
@@ -100,7 +98,7 @@ class Reconciler:
         self._entities = entities
         self._max_skew = max_clock_skew
         self._lease = Lease(
-            engine, LEASE_KEY, owner or f"catchup-{uuid.uuid4().hex[:8]}", LEASE_SECONDS
+            db, LEASE_KEY, owner or f"catchup-{uuid.uuid4().hex[:8]}", LEASE_SECONDS
         )
 
     async def run(self, since: float | None = None, *, min_gap: float = 0.0) -> ReconcileReport:
@@ -132,9 +130,9 @@ class Reconciler:
                 finished = report.stopped is None
         finally:
             report.finished_at = datetime.now(UTC)
-            report.calls = await count_calls(self._engine, report.started_at, (CATCHUP,))
+            report.calls = await count_calls(self._db, report.started_at, (CATCHUP,))
             await self._lease.release(finished=finished)
-        async with write_transaction(self._engine) as conn:
+        async with self._db.write() as conn:
             await write_state(conn, LAST_RUN_KEY, report.as_json())
         log.info("catchup_run", extra={"event": "catchup_run", **report.as_json()})
         return report
@@ -143,7 +141,7 @@ class Reconciler:
         self, entity: str, since: float | None, report: ReconcileReport
     ) -> str | None:
         key = entity_key(entity)
-        state = await load(self._engine, key) or {}
+        state = await load(self._db, key) or {}
         stored = state.get("watermark")
         resume = Cursor.from_json(state.get("resume"))
         now = int(time.time())
@@ -164,7 +162,7 @@ class Reconciler:
                 return reason
             page = await fetch_page(self._client, entity, "updated_at", cursor, self._rentprog)
             after = page.next if page is not None else None
-            async with write_transaction(self._engine) as conn:
+            async with self._db.write() as conn:
                 if page is not None:
                     applied = await store_page(conn, page, self._max_skew)
                     report.fetched[entity] += len(page.objects)
@@ -181,7 +179,7 @@ class Reconciler:
             cursor = after
 
     async def _deletions(self, since: float | None, report: ReconcileReport) -> str | None:
-        state = await load(self._engine, DELETIONS_KEY) or {}
+        state = await load(self._db, DELETIONS_KEY) or {}
         stored = state.get("watermark")
         resume = Window.from_json(state.get("resume"))
         now = int(time.time())
@@ -205,7 +203,7 @@ class Reconciler:
                 comma = True  # remembered below: later runs use the form that worked
                 page = await fetch_events(self._client, window, comma_range=comma)
             done = page is None or not page.more
-            async with write_transaction(self._engine) as conn:
+            async with self._db.write() as conn:
                 if page is not None:
                     report.deleted += await apply_deletions(conn, page.events)
                     report.stage_changes += await store_stage_events(

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from amosync.db.database import Database
 from amosync.db.dialect import upsert_insert
-from amosync.db.reads import read_connection
 from amosync.db.tables import sync_state
 
 
@@ -37,6 +37,6 @@ async def write_state(conn: AsyncConnection, key: str, value: dict[str, Any]) ->
     )
 
 
-async def load(engine: AsyncEngine, key: str) -> dict[str, Any] | None:
-    async with read_connection(engine) as conn:
+async def load(db: Database, key: str) -> dict[str, Any] | None:
+    async with db.read() as conn:
         return await read_state(conn, key)

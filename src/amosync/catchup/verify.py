@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync import metrics
 from amosync.amocrm.client import AmoClient
@@ -30,9 +29,8 @@ from amosync.catchup.verify_select import TABLES, forget_verified, mark_verified
 from amosync.core.answer import MappedAnswer, map_answer
 from amosync.core.mapping import RentProgField, int_id
 from amosync.core.plan import MAX_IDS_PER_CALL
-from amosync.db.reads import read_connection
+from amosync.db.database import Database
 from amosync.db.tables import deal_contacts
-from amosync.db.turns import write_transaction
 from amosync.upsert import replace_deal_embedded, replace_deal_links, replace_field_values
 from amosync.upsert.overwrite import flag_deleted, overwrite_row
 from amosync.upsert.rows import record_rows
@@ -115,13 +113,13 @@ class VerifyReport:
 class Verifier:
     def __init__(
         self,
-        engine: AsyncEngine,
+        db: Database,
         client: AmoClient,
         rentprog: RentProgField,
         *,
         may_call: MayCall | None = None,
     ) -> None:
-        self._engine = engine
+        self._db = db
         self._client = client
         self._rentprog = rentprog
         self._may_call = may_call
@@ -147,7 +145,7 @@ class Verifier:
         report.calls += 1
         if too_large:
             ids = [i for i in ids if i not in too_large]
-            async with write_transaction(self._engine) as conn:
+            async with self._db.write() as conn:
                 await record_oversize(
                     conn, [Oversize(entity, i, {}, r) for i, r in too_large.items()]
                 )
@@ -167,7 +165,7 @@ class Verifier:
         written = await self._repair(entity, answer, wanted, stored, diverged)
         still = await self._count_repairs(entity, diverged, wanted, written, report)
         done = [i for i in resolved if i in stored and i not in still]
-        async with write_transaction(self._engine) as conn:
+        async with self._db.write() as conn:
             await mark_verified(conn, entity, done, datetime.now(UTC))
             await forget_verified(conn, entity, still)
         metrics.verify_counted(entity, report.checked, report.diverged, report.repaired)
@@ -245,7 +243,7 @@ class Verifier:
             return {}
         table = TABLES[entity]
         columns = [c for c in table.columns if c.name != "raw"]
-        async with read_connection(self._engine) as conn:
+        async with self._db.read() as conn:
             rows = await conn.execute(select(*columns).where(table.c.id.in_(wanted)))
             found = {int(r.id): dict(r._mapping) for r in rows}
             if entity == "leads":
@@ -276,7 +274,7 @@ class Verifier:
         now = datetime.now(UTC)
         written: set[int] = set()
         linked: set[int] = set()
-        async with write_transaction(self._engine) as conn:
+        async with self._db.write() as conn:
             for entity_id in sorted(diverged):
                 seen = stored[entity_id]["synced_at"]
                 copy = wanted.get(entity_id)

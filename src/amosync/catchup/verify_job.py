@@ -17,8 +17,6 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from amosync.amocrm.client import AmoClient
 from amosync.catchup.budget import STOP_BUDGET, VERIFY, WINDOW, ApiBudget
 from amosync.catchup.verify import Verifier, VerifyReport
@@ -27,9 +25,8 @@ from amosync.catchup.verify_state import write_last
 from amosync.core.mapping import RentProgField
 from amosync.core.plan import MAX_IDS_PER_CALL
 from amosync.db.api_log import count_calls
+from amosync.db.database import Database
 from amosync.db.lease import Lease
-from amosync.db.reads import read_connection
-from amosync.db.turns import write_transaction
 from amosync.errors import AmoCRMError
 from amosync.settings import Settings
 from amosync.worker.jobs import PeriodicJob
@@ -50,7 +47,7 @@ def verify_interval(calls_per_hour: int) -> float:
 class BackgroundVerifier:
     def __init__(
         self,
-        engine: AsyncEngine,
+        db: Database,
         client: AmoClient,
         budget: ApiBudget,
         rentprog: RentProgField,
@@ -58,19 +55,17 @@ class BackgroundVerifier:
         calls_per_hour: int,
         owner: str | None = None,
     ) -> None:
-        self._engine = engine
+        self._db = db
         self._client = client
         self._budget = budget
         self._rentprog = rentprog
         self._calls_per_hour = calls_per_hour
-        self._lease = Lease(
-            engine, LEASE_KEY, owner or f"verify-{uuid.uuid4().hex[:8]}", LEASE_SECONDS
-        )
+        self._lease = Lease(db, LEASE_KEY, owner or f"verify-{uuid.uuid4().hex[:8]}", LEASE_SECONDS)
 
     async def stop_reason(self) -> str | None:
         """Why the next request may not be sent now (own cap, shared budget, backlog)."""
         since = datetime.now(UTC) - WINDOW
-        if await count_calls(self._engine, since, (VERIFY,)) >= self._calls_per_hour:
+        if await count_calls(self._db, since, (VERIFY,)) >= self._calls_per_hour:
             return STOP_BUDGET
         return await self._budget.stop_reason()
 
@@ -86,12 +81,12 @@ class BackgroundVerifier:
             entity = await self._next_entity()
             if entity is None:
                 return None
-            async with read_connection(self._engine) as conn:
+            async with self._db.read() as conn:
                 ids = await oldest_verified(conn, entity, MAX_IDS_PER_CALL)
-            verifier = Verifier(self._engine, self._client, self._rentprog, may_call=self._free)
+            verifier = Verifier(self._db, self._client, self._rentprog, may_call=self._free)
             report = await verifier.verify(entity, ids)
             result = {**report.as_json(), "source": "worker", "entity": entity}
-            async with write_transaction(self._engine) as conn:
+            async with self._db.write() as conn:
                 await write_last(conn, result)
             finished = True
             log.info("verify_run", extra={"event": "verify_run", **result})
@@ -103,7 +98,7 @@ class BackgroundVerifier:
         return await self.stop_reason() is None
 
     async def _next_entity(self) -> str | None:
-        async with read_connection(self._engine) as conn:
+        async with self._db.read() as conn:
             found = [await next_candidate(conn, entity) for entity in TABLES]
         candidates = [c for c in found if c is not None]
         if not candidates:
@@ -111,20 +106,18 @@ class BackgroundVerifier:
         return min(candidates, key=lambda c: c.sort_key()).entity
 
 
-def background_verifier(
-    settings: Settings, engine: AsyncEngine, client: AmoClient
-) -> BackgroundVerifier:
+def background_verifier(settings: Settings, db: Database, client: AmoClient) -> BackgroundVerifier:
     return BackgroundVerifier(
-        engine,
+        db,
         client,
-        ApiBudget(engine, settings.api_budget_per_hour, settings.worker_batch_size),
+        ApiBudget(db, settings.api_budget_per_hour, settings.worker_batch_size),
         settings.rentprog_field,
         calls_per_hour=settings.verify_calls_per_hour,
     )
 
 
 def verify_job(
-    settings: Settings, engine: AsyncEngine, make_client: Callable[[], AmoClient]
+    settings: Settings, db: Database, make_client: Callable[[], AmoClient]
 ) -> PeriodicJob | None:
     """The job, or None when `verify_calls_per_hour` is 0 or no account is configured.
 
@@ -137,7 +130,7 @@ def verify_job(
     async def run() -> None:
         client = make_client()
         try:
-            await background_verifier(settings, engine, client).run(min_gap=interval / 2)
+            await background_verifier(settings, db, client).run(min_gap=interval / 2)
         except AmoCRMError as exc:
             # The worker reports token, IP and outage problems itself; the rows stay as
             # they were and come first next run.

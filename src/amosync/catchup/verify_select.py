@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, and_, delete, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from amosync.db.database import Database
 from amosync.db.dialect import upsert_insert
-from amosync.db.reads import read_connection
 from amosync.db.tables import contacts, deals, verified
 
 # The kinds verification compares: what the read API and its consumers read. Companies
@@ -119,11 +119,11 @@ class Coverage:
         }
 
 
-async def coverage(engine: AsyncEngine) -> dict[str, Coverage]:
+async def coverage(db: Database) -> dict[str, Coverage]:
     """Read on every status page refresh, so from the (entity, verified_at) index alone: a
     verified row exists only for a stored row, and stored rows are never removed."""
     found: dict[str, Coverage] = {}
-    async with read_connection(engine) as conn:
+    async with db.read() as conn:
         for entity, table in TABLES.items():
             stored = await conn.scalar(select(func.count()).select_from(table)) or 0
             row = (

@@ -14,17 +14,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.catchup.state import load, write_state
+from amosync.db.database import Database
 
 LAST_KEY = "verify.last"
 _COUNTS = ("checked", "diverged", "repaired", "unrepaired")
 
 
-async def read_last(engine: AsyncEngine) -> dict[str, Any] | None:
+async def read_last(db: Database) -> dict[str, Any] | None:
     """The last verification's result, or None when none ran (or the value is unusable)."""
-    value = await load(engine, LAST_KEY)
+    value = await load(db, LAST_KEY)
     if value is None or not all(isinstance(value.get(k), int) for k in _COUNTS):
         return None
     try:

@@ -40,7 +40,7 @@ from amosync.cli.oauth_callback import (
     wait_for_callback,
 )
 from amosync.cli.ports import bind_or_exit
-from amosync.db.engine import create_service_engine
+from amosync.db.database import Database
 from amosync.db.urls import redacted
 from amosync.errors import RetryLater
 from amosync.l10n import N_
@@ -281,8 +281,8 @@ async def _exchange(settings: Settings, code: str) -> StoredTokens:
     # _oauth_settings checked these
     assert endpoint is not None
     assert settings.api_base_url
-    engine = create_service_engine(settings.database_url)
-    store = TokenStore(engine, settings.api_base_url)
+    db = Database.open(settings.database_url)
+    store = TokenStore(db, settings.api_base_url)
     try:
         # A code is single-use: make sure the table is there before spending it.
         await _database_ready(settings, store)
@@ -302,7 +302,7 @@ async def _exchange(settings: Settings, code: str) -> StoredTokens:
             url = redacted(settings.database_url)
             raise CommandFailed(problem.format(url=url, error=_first_line(exc)), 1) from None
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 async def _database_ready(settings: Settings, store: TokenStore) -> None:
@@ -319,15 +319,15 @@ def _first_line(exc: Exception) -> str:
 
 
 async def _status(settings: Settings) -> tuple[TokenExpiry | None, StoredTokens | None]:
-    engine = create_service_engine(settings.database_url)
+    db = Database.open(settings.database_url)
     try:
-        expiry = await token_expiry(settings, engine)
+        expiry = await token_expiry(settings, db)
         row = None
         if configured_kind(settings) != "long_lived" and settings.api_base_url:
-            row = await TokenStore(engine, settings.api_base_url).load()
+            row = await TokenStore(db, settings.api_base_url).load()
         return expiry, row
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 def _stored_line(stored: StoredTokens) -> str:

@@ -15,10 +15,9 @@ from typing import Annotated, TypeVar
 import orjson
 import typer
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.cli.common import fail, load_settings
-from amosync.db.engine import create_service_engine
+from amosync.db.database import Database
 from amosync.db.urls import redacted
 from amosync.inbox.admin import (
     MAX_LIST_LIMIT,
@@ -54,7 +53,7 @@ def list_command(
         fail(problem.format(status=repr(status), known=", ".join(STATUSES)))
     if not 1 <= limit <= MAX_LIST_LIMIT:
         fail(N_("--limit: must be between 1 and {n}").format(n=MAX_LIST_LIMIT))
-    events = _run(lambda engine: list_events(engine, status=status, limit=limit))
+    events = _run(lambda db: list_events(db, status=status, limit=limit))
     if as_json:
         typer.echo(orjson.dumps([e.as_json() for e in events]).decode())
         return
@@ -86,7 +85,7 @@ def show_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """One event with its payload, attempts and last error."""
-    event = _run(lambda engine: get_event(engine, event_id))
+    event = _run(lambda db: get_event(db, event_id))
     if event is None:
         fail(N_("no event with id {n}").format(n=event_id), 1)
     if as_json:
@@ -107,10 +106,10 @@ def retry_command(
         fail(N_("say which events: --id N (repeatable) or --failed"))
     wanted = sorted(set(ids or []))
 
-    async def requeue(engine: AsyncEngine) -> list[int]:
+    async def requeue(db: Database) -> list[int]:
         if failed:
-            return await retry_all_failed(engine)
-        return await retry_events(engine, wanted)
+            return await retry_all_failed(db)
+        return await retry_events(db, wanted)
 
     queued = _run(requeue)
     _ = cli_gettext()
@@ -142,7 +141,7 @@ def prune_command(
     worker does it hourly); failed and pending events are kept."""
     settings = load_settings()
     retention = timedelta(days=settings.event_retention_days)
-    result: Pruned = _run(lambda engine: prune(engine, retention, dry_run=dry_run))
+    result: Pruned = _run(lambda db: prune(db, retention, dry_run=dry_run))
     _ = cli_gettext()
     said = (
         _(
@@ -188,15 +187,15 @@ def _render(e: EventView) -> str:
     return f"{text}\n{payload_at}:\n{payload}"
 
 
-def _run(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+def _run(work: Callable[[Database], Awaitable[T]]) -> T:
     settings = load_settings()
 
     async def main() -> T:
-        engine = create_service_engine(settings.database_url)
+        db = Database.open(settings.database_url)
         try:
-            return await work(engine)
+            return await work(db)
         finally:
-            await engine.dispose()
+            await db.dispose()
 
     try:
         return asyncio.run(main())

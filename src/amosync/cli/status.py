@@ -21,7 +21,7 @@ from amosync.catchup.verify_select import Coverage, coverage
 from amosync.catchup.verify_state import verify_line
 from amosync.cli.common import fail, load_settings
 from amosync.core.humanize import age
-from amosync.db.engine import create_service_engine
+from amosync.db.database import Database
 from amosync.db.urls import redacted
 from amosync.l10n import N_
 from amosync.l10n.cli import cli_gettext, cli_language_now
@@ -59,18 +59,18 @@ def status(
 async def _collect(
     settings: Settings,
 ) -> tuple[SyncStats, TokenExpiry | None, dict[str, Coverage], SharedPause | None]:
-    engine = create_service_engine(settings.database_url)
+    db = Database.open(settings.database_url)
     try:
         pause = await current_pause(
-            engine,
+            db,
             max_pause=settings.max_retry_after,
             max_block=max(MAX_BLOCK, settings.ip_block_cooldown),
         )
-        stats = await collect_stats(engine)
-        expiry = await token_expiry(settings, engine)
-        return stats, expiry, await coverage(engine), pause
+        stats = await collect_stats(db)
+        expiry = await token_expiry(settings, db)
+        return stats, expiry, await coverage(db), pause
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 def pause_line(pause: SharedPause | None) -> str:

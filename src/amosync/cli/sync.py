@@ -12,7 +12,6 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.client import AmoClient
 from amosync.catchup.backfill import Backfill, BackfillReport
@@ -28,7 +27,7 @@ from amosync.catchup.job import budget_for, reconciler_for
 from amosync.catchup.pages import ENTITIES
 from amosync.catchup.reconcile import CatchupBusy, ReconcileReport
 from amosync.cli.common import fail, load_settings
-from amosync.db.engine import create_service_engine
+from amosync.db.database import Database
 from amosync.db.urls import redacted
 from amosync.errors import AmoCRMError
 from amosync.l10n import N_
@@ -71,9 +70,9 @@ def reconcile(
         fail(N_("--since: {error}").format(error=exc))
     _require_account(settings)
 
-    async def work(engine: AsyncEngine, client: AmoClient) -> tuple[ReconcileReport, int]:
-        report = await reconciler_for(settings, engine, client).run(seconds)
-        return report, await spent_last_hour(engine)
+    async def work(db: Database, client: AmoClient) -> tuple[ReconcileReport, int]:
+        report = await reconciler_for(settings, db, client).run(seconds)
+        return report, await spent_last_hour(db)
 
     report, spent = _run(settings, CATCHUP, work)
     if as_json:
@@ -128,11 +127,11 @@ def backfill(
     _require_account(settings)
     progress = _ProgressDisplay(kinds)
 
-    async def work(engine: AsyncEngine, client: AmoClient) -> BackfillReport:
+    async def work(db: Database, client: AmoClient) -> BackfillReport:
         job = Backfill(
-            engine,
+            db,
             client,
-            budget_for(settings, engine),
+            budget_for(settings, db),
             settings.rentprog_field,
             wait=wait,
             on_progress=progress.update,
@@ -161,11 +160,11 @@ def _backfill_history(settings: Settings, since: str | None, *, wait: bool, rest
     _require_account(settings)
     progress = _ProgressDisplay((HISTORY,))
 
-    async def work(engine: AsyncEngine, client: AmoClient) -> HistoryReport:
+    async def work(db: Database, client: AmoClient) -> HistoryReport:
         job = HistoryBackfill(
-            engine,
+            db,
             client,
-            budget_for(settings, engine),
+            budget_for(settings, db),
             wait=wait,
             on_progress=progress.days,
             on_wait=progress.waiting,
@@ -193,16 +192,16 @@ def _require_account(settings: Settings) -> None:
 
 
 def _run(
-    settings: Settings, purpose: str, work: Callable[[AsyncEngine, AmoClient], Awaitable[T]]
+    settings: Settings, purpose: str, work: Callable[[Database, AmoClient], Awaitable[T]]
 ) -> T:
     async def main() -> T:
-        engine = create_service_engine(settings.database_url)
-        client = build_client(settings, engine, purpose=purpose)
+        db = Database.open(settings.database_url)
+        client = build_client(settings, db, purpose=purpose)
         try:
-            return await work(engine, client)
+            return await work(db, client)
         finally:
             await client.aclose()
-            await engine.dispose()
+            await db.dispose()
 
     try:
         return asyncio.run(main())

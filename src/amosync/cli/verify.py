@@ -13,7 +13,6 @@ from typing import Annotated
 import orjson
 import typer
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.client import AmoClient
 from amosync.catchup.verify import Verifier, VerifyReport
@@ -22,9 +21,7 @@ from amosync.catchup.verify_state import write_last
 from amosync.cli.common import fail, load_settings
 from amosync.core.mapping import MappingError, RentProgField
 from amosync.core.plan import MAX_IDS_PER_CALL
-from amosync.db.engine import create_service_engine
-from amosync.db.reads import read_connection
-from amosync.db.turns import write_transaction
+from amosync.db.database import Database
 from amosync.db.urls import redacted
 from amosync.errors import AmoCRMError
 from amosync.l10n import N_
@@ -81,45 +78,45 @@ def verify(
 
 
 async def verify_rows(
-    engine: AsyncEngine,
+    db: Database,
     client: AmoClient,
     rentprog: RentProgField,
     kinds: tuple[str, ...],
     sample: int | None,
 ) -> VerifyReport:
     """`sample` rows of each kind chosen at random, or every row (None); result stored."""
-    verifier = Verifier(engine, client, rentprog)
+    verifier = Verifier(db, client, rentprog)
     report = VerifyReport()
     for entity in kinds:
         if sample is not None:
-            async with read_connection(engine) as conn:
+            async with db.read() as conn:
                 ids = await random_sample(conn, entity, sample)
             report.add(await verifier.verify(entity, ids))
             continue
         after = 0
         while True:
-            async with read_connection(engine) as conn:
+            async with db.read() as conn:
                 ids = await ids_after(conn, entity, after, MAX_IDS_PER_CALL)
             if not ids:
                 break
             report.add(await verifier.verify(entity, ids))
             after = ids[-1]
     report.finished_at = datetime.now(UTC)
-    async with write_transaction(engine) as conn:
+    async with db.write() as conn:
         await write_last(conn, {**report.as_json(), "source": "cli"})
     return report
 
 
 def _run(settings: Settings, kinds: tuple[str, ...], sample: int | None) -> VerifyReport:
     async def main() -> VerifyReport:
-        engine = create_service_engine(settings.database_url)
-        client = build_client(settings, engine, purpose=CLI_PURPOSE)
+        db = Database.open(settings.database_url)
+        client = build_client(settings, db, purpose=CLI_PURPOSE)
         rentprog = settings.rentprog_field
         try:
-            return await verify_rows(engine, client, rentprog, kinds, sample)
+            return await verify_rows(db, client, rentprog, kinds, sample)
         finally:
             await client.aclose()
-            await engine.dispose()
+            await db.dispose()
 
     try:
         return asyncio.run(main())

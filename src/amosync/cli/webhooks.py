@@ -16,7 +16,6 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.client import AmoClient
 from amosync.amocrm.webhooks import (
@@ -30,7 +29,7 @@ from amosync.amocrm.webhooks import (
     unsubscribe,
 )
 from amosync.cli.common import fail, load_settings
-from amosync.db.engine import create_service_engine
+from amosync.db.database import Database
 from amosync.db.urls import redacted
 from amosync.errors import AmoCRMError
 from amosync.l10n import N_
@@ -111,11 +110,11 @@ def register(
 
 
 async def _register(
-    settings: Settings, client: AmoClient, engine: AsyncEngine, target: str
+    settings: Settings, client: AmoClient, db: Database, target: str
 ) -> tuple[list[Subscription], Subscription]:
     before = await list_subscriptions(client, target)
     after = await subscribe(client, target, SUBSCRIBED_SETTINGS)
-    await _remember(settings, engine, target, [after])
+    await _remember(settings, db, target, [after])
     return before, after
 
 
@@ -145,11 +144,11 @@ def list_(
             typer.echo(f"{'':>10}  " + missing.format(settings=", ".join(row["missing_settings"])))
 
 
-async def _list(settings: Settings, client: AmoClient, engine: AsyncEngine) -> list[Subscription]:
+async def _list(settings: Settings, client: AmoClient, db: Database) -> list[Subscription]:
     subscriptions = await list_subscriptions(client)
     ours = our_destination(settings)
     if ours is not None:
-        await _remember(settings, engine, ours, subscriptions)
+        await _remember(settings, db, ours, subscriptions)
     return subscriptions
 
 
@@ -195,7 +194,7 @@ def remove(
 async def _remove(
     settings: Settings,
     client: AmoClient,
-    engine: AsyncEngine,
+    db: Database,
     target: str | None,
     webhook_id: int | None,
 ) -> tuple[bool, str | None]:
@@ -206,29 +205,29 @@ async def _remove(
         target = found[0].destination
     removed = await unsubscribe(client, target)
     if target == our_destination(settings):
-        await _remember(settings, engine, target, [])
+        await _remember(settings, db, target, [])
     return removed, target
 
 
 async def _remember(
-    settings: Settings, engine: AsyncEngine, destination: str, subscriptions: list[Subscription]
+    settings: Settings, db: Database, destination: str, subscriptions: list[Subscription]
 ) -> None:
     """Store what we just learned about our subscription, so /health is right at once."""
     if destination != our_destination(settings):
         return
     secret = settings.webhook_secret_text
     state = assess(subscriptions, destination, secret, datetime.now(UTC))
-    await save_subscription_state(engine, state)
+    await save_subscription_state(db, state)
 
 
-def _run(settings: Settings, work: Callable[[AmoClient, AsyncEngine], Awaitable[T]]) -> T:
+def _run(settings: Settings, work: Callable[[AmoClient, Database], Awaitable[T]]) -> T:
     """Run `work` with a client and the database, turning failures into exit code 1."""
     if settings.api_base_url is None:
         fail(N_("set AMOSYNC_AMOCRM_SUBDOMAIN (or AMOSYNC_AMOCRM_BASE_URL) first"))
 
     async def main() -> T:
-        async with _connected(settings) as (client, engine):
-            return await work(client, engine)
+        async with _connected(settings) as (client, db):
+            return await work(client, db)
 
     try:
         return asyncio.run(main())
@@ -244,11 +243,11 @@ def _run(settings: Settings, work: Callable[[AmoClient, AsyncEngine], Awaitable[
 
 
 @asynccontextmanager
-async def _connected(settings: Settings) -> AsyncIterator[tuple[AmoClient, AsyncEngine]]:
-    engine = create_service_engine(settings.database_url)
-    client = build_client(settings, engine, purpose="check")
+async def _connected(settings: Settings) -> AsyncIterator[tuple[AmoClient, Database]]:
+    db = Database.open(settings.database_url)
+    client = build_client(settings, db, purpose="check")
     try:
-        yield client, engine
+        yield client, db
     finally:
         await client.aclose()
-        await engine.dispose()
+        await db.dispose()

@@ -10,12 +10,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.db.reads import read_connection
+from amosync.db.database import Database
 from amosync.db.tables import api_requests
-from amosync.db.thread_transactions import run_transaction
-from amosync.db.turns import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -26,20 +23,19 @@ class DbCallRecorder:
     """`CallRecorder` writing one row per call. Losing a row only skews a counter, so a
     database error is logged and swallowed: it must never fail the API call itself."""
 
-    def __init__(self, engine: AsyncEngine, purpose: str) -> None:
-        self._engine = engine
+    def __init__(self, db: Database, purpose: str) -> None:
+        self._db = db
         self._purpose = purpose
         self._calls = 0
         self._prune_due = False
 
     @property
-    def engine(self) -> AsyncEngine:
-        return self._engine
+    def db(self) -> Database:
+        return self._db
 
     async def record(self, method: str, path: str, status: int, duration_ms: int) -> None:
         try:
-            await run_transaction(
-                self._engine,
+            await self._db.write_sync(
                 partial(
                     self.write, method=method, path=path, status=status, duration_ms=duration_ms
                 ),
@@ -74,7 +70,7 @@ class DbCallRecorder:
             return
         self._prune_due = False
         try:
-            async with write_transaction(self._engine) as conn:
+            async with self._db.write() as conn:
                 await conn.execute(
                     delete(api_requests).where(api_requests.c.at < datetime.now(UTC) - KEEP)
                 )
@@ -93,31 +89,29 @@ def _log_not_recorded(exc: Exception) -> None:
     )
 
 
-async def calls_by_status(engine: AsyncEngine, since: datetime) -> dict[int, int]:
+async def calls_by_status(db: Database, since: datetime) -> dict[int, int]:
     """Calls made since `since`, counted by HTTP status (0 = no response)."""
-    counts = await _counts_by(engine, api_requests.c.status, since)
+    counts = await _counts_by(db, api_requests.c.status, since)
     return {int(status): n for status, n in counts.items()}
 
 
-async def calls_by_purpose(engine: AsyncEngine, since: datetime) -> dict[str, int]:
+async def calls_by_purpose(db: Database, since: datetime) -> dict[str, int]:
     """Calls made since `since`, counted by purpose (webhook, catchup, backfill, oauth, …)."""
-    counts = await _counts_by(engine, api_requests.c.purpose, since)
+    counts = await _counts_by(db, api_requests.c.purpose, since)
     return {str(purpose): n for purpose, n in counts.items()}
 
 
-async def _counts_by(
-    engine: AsyncEngine, column: ColumnElement[Any], since: datetime
-) -> dict[Any, int]:
-    async with read_connection(engine) as conn:
+async def _counts_by(db: Database, column: ColumnElement[Any], since: datetime) -> dict[Any, int]:
+    async with db.read() as conn:
         rows = await conn.execute(
             select(column, func.count()).where(api_requests.c.at >= since).group_by(column)
         )
         return {key: int(n) for key, n in rows.all()}
 
 
-async def count_calls(engine: AsyncEngine, since: datetime, purposes: Collection[str]) -> int:
+async def count_calls(db: Database, since: datetime, purposes: Collection[str]) -> int:
     """Calls of these purposes made since `since`, by every process."""
-    async with read_connection(engine) as conn:
+    async with db.read() as conn:
         n = await conn.scalar(
             select(func.count())
             .select_from(api_requests)
@@ -127,10 +121,10 @@ async def count_calls(engine: AsyncEngine, since: datetime, purposes: Collection
 
 
 async def nth_call_at(
-    engine: AsyncEngine, since: datetime, purposes: Collection[str], n: int
+    db: Database, since: datetime, purposes: Collection[str], n: int
 ) -> datetime | None:
     """When the `n`-th (from 0, oldest first) call of these purposes since `since` was made."""
-    async with read_connection(engine) as conn:
+    async with db.read() as conn:
         at: datetime | None = await conn.scalar(
             select(api_requests.c.at)
             .where(api_requests.c.at >= since, api_requests.c.purpose.in_(list(purposes)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,8 @@ _SQLITE_PRAGMAS = (
 )
 
 
-# The service engines' checkpointers (db/wal_checkpoint.py), for connections of their own
-# that write to the same file (the webhook appender).
-_CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.WeakKeyDictionary()
+# The read engines' `logging_name`: how a log line (or a test) tells their connections apart.
+READ_ENGINE_NAME = "read"
 
 
 def _json_dumps(value: Any) -> str:
@@ -55,12 +53,6 @@ def _connect_existing(path: str) -> sqlite3.Connection:
     return connect_sqlite(path, create=False)
 
 
-def wal_checkpointer(engine: AsyncEngine) -> WalCheckpointer | None:
-    """The checkpointer of a SQLite service engine; None for other engines, which leave
-    checkpoints to SQLite."""
-    return _CHECKPOINTERS.get(engine.sync_engine)
-
-
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -78,13 +70,10 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _checkpoint_off_the_commit_path(engine: Engine, path: str) -> None:
-    checkpointer = _CHECKPOINTERS[engine] = WalCheckpointer(path, _connect_existing)
+def _checkpoint_off_the_commit_path(engine: Engine, path: str) -> WalCheckpointer:
+    checkpointer = WalCheckpointer(path, _connect_existing)
     _leave_checkpoints_to(checkpointer, engine)
-
-    @event.listens_for(engine, "engine_disposed")
-    def _on_dispose(_engine: Any) -> None:
-        checkpointer.close()
+    return checkpointer
 
 
 def _leave_checkpoints_to(checkpointer: WalCheckpointer, engine: Engine) -> None:
@@ -108,8 +97,11 @@ def _ensure_sqlite_dir(url: str) -> None:
         create_private(path)  # it will hold the OAuth tokens: 0600 from the first byte
 
 
-def create_service_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
-    """The asyncio engine the web process and workers share."""
+def create_service_engine(
+    url: str, *, pool_size: int = 5
+) -> tuple[AsyncEngine, WalCheckpointer | None]:
+    """The asyncio engine the web process and workers share (db/database.py owns it), and
+    on a SQLite file the checkpointer its commits leave checkpoints to."""
     _ensure_sqlite_dir(url)
     if is_sqlite(url):
         path = sqlite_file(url)
@@ -119,10 +111,10 @@ def create_service_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
             **({"async_creator": _existing_file_opener(path)} if path is not None else {}),
         )
         _configure_sqlite(engine.sync_engine)
-        if path is not None:
-            _checkpoint_off_the_commit_path(engine.sync_engine, str(path))
-        return engine
-    return create_async_engine(
+        if path is None:
+            return engine, None
+        return engine, _checkpoint_off_the_commit_path(engine.sync_engine, str(path))
+    pg = create_async_engine(
         async_url(url),
         json_serializer=_json_dumps,
         pool_size=pool_size,
@@ -130,16 +122,18 @@ def create_service_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
         pool_pre_ping=True,  # a restarted PostgreSQL must not cost a 503 per stale connection
         pool_timeout=5,
     )
+    return pg, None
 
 
 def create_read_engine(engine: AsyncEngine) -> AsyncEngine:
-    """An asyncio engine on a SQLite service engine's file for reads only (db/reads.py):
+    """An asyncio engine on a SQLite service engine's file for reads only (`Database.read`):
     its connections are query-only and its transactions begin DEFERRED, so a read never
     takes the write lock and never waits for a writer (WAL)."""
     path = sqlite_file(engine.url.render_as_string(hide_password=False))
     reader = create_async_engine(
         engine.url,
         json_serializer=_json_dumps,
+        logging_name=READ_ENGINE_NAME,
         **({"async_creator": _existing_file_opener(path)} if path is not None else {}),
     )
 
@@ -161,7 +155,7 @@ def create_read_engine(engine: AsyncEngine) -> AsyncEngine:
     return reader
 
 
-def create_twin_engine(engine: AsyncEngine) -> Engine:
+def create_twin_engine(engine: AsyncEngine, checkpointer: WalCheckpointer | None) -> Engine:
     """A synchronous engine on a SQLite service engine's file, set up as it is (PRAGMAs,
     BEGIN IMMEDIATE) and leaving checkpoints to its checkpointer."""
     url = engine.url.render_as_string(hide_password=False)
@@ -172,7 +166,6 @@ def create_twin_engine(engine: AsyncEngine) -> Engine:
         **({"creator": lambda: connect_existing(path)} if path is not None else {}),
     )
     _configure_sqlite(twin)
-    checkpointer = wal_checkpointer(engine)
     if checkpointer is not None:
         _leave_checkpoints_to(checkpointer, twin)
     return twin

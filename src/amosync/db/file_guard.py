@@ -41,10 +41,8 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.db.reads import read_engine
-from amosync.db.thread_transactions import thread_transactions
+from amosync.db.database import Database
 from amosync.db.urls import sqlite_file
 from amosync.l10n.catalog import N_
 
@@ -242,8 +240,8 @@ class FileGuard:
             await asyncio.sleep(CHECK_INTERVAL)
 
 
-def refuse_transactions(engine: AsyncEngine, guard: FileGuard) -> None:
-    """Every new transaction on `engine` fails once the guard refuses: the in-process worker
+def refuse_transactions(db: Database, guard: FileGuard) -> None:
+    """Every new transaction on `db` fails once the guard refuses: the in-process worker
     must not go on writing into the unlinked file either. A new connection first looks at the
     guard: opening a deleted file's path would make SQLite create an empty database there."""
     watch = guard.watch
@@ -256,14 +254,9 @@ def refuse_transactions(engine: AsyncEngine, guard: FileGuard) -> None:
         if guard.check() is not None:
             raise OperationalError("connect", None, sqlite3.OperationalError(watch.refusal))
 
-    # The service engine, its twin for writes on the writer thread (thread_transactions)
-    # and its read engine (db/reads.py): every door to the file.
-    twin = thread_transactions(engine)
-    reader = read_engine(engine)
-    engines = (engine.sync_engine, *([twin.engine] if twin else []))
-    if reader is not engine:
-        engines = (*engines, reader.sync_engine)
-    for sync_engine in engines:
+    # The service engine, its twin for writes on the writer thread and its read engine:
+    # every door to the file.
+    for sync_engine in db.sync_engines():
         # First, before engine.py's listener says BEGIN IMMEDIATE: refuse before the lock.
         event.listen(sync_engine, "begin", _on_begin, insert=True)
         event.listen(sync_engine, "do_connect", _on_connect)
@@ -282,12 +275,12 @@ def sqlite_path(database: str | None) -> Path | None:
     return Path(database)
 
 
-def guard_for(engine: AsyncEngine, watch: StorageWatch) -> FileGuard | None:
+def guard_for(db: Database, watch: StorageWatch) -> FileGuard | None:
     """The guard for a SQLite service engine's file (wired to refuse transactions once it
     trips); None for PostgreSQL and in-memory databases."""
-    path = sqlite_path(engine.url.database) if engine.dialect.name == "sqlite" else None
+    path = sqlite_path(db.url.database) if db.dialect == "sqlite" else None
     if path is None:
         return None
     guard = FileGuard(path, watch)
-    refuse_transactions(engine, guard)
+    refuse_transactions(db, guard)
     return guard

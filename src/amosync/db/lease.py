@@ -38,12 +38,11 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from amosync.db.database import Database
 from amosync.db.dialect import upsert_insert
-from amosync.db.reads import read_connection
 from amosync.db.tables import sync_state
-from amosync.db.turns import write_transaction
 from amosync.l10n.catalog import N_
 
 log = logging.getLogger(__name__)
@@ -83,8 +82,8 @@ class LeaseRefused:
 class Lease:
     """The lease `key`, as seen by one would-be holder (`holder` names it in the row)."""
 
-    def __init__(self, engine: AsyncEngine, key: str, holder: str, seconds: float) -> None:
-        self._engine = engine
+    def __init__(self, db: Database, key: str, holder: str, seconds: float) -> None:
+        self._db = db
         self.key = key
         self.holder = holder
         self._seconds = seconds
@@ -95,7 +94,7 @@ class Lease:
         With `min_gap` > 0 a free lease is refused too while the last completed run
         (`release(finished=True)`) ended less than `min_gap` seconds ago.
         """
-        async with write_transaction(self._engine) as conn:
+        async with self._db.write() as conn:
             await self._ensure_row(conn)
             value = await self._locked(conn)
             now = time.time()
@@ -111,7 +110,7 @@ class Lease:
 
     async def renew(self) -> bool:
         """Push the expiry `seconds` ahead; False (and nothing written) if no longer ours."""
-        async with write_transaction(self._engine) as conn:
+        async with self._db.write() as conn:
             value = await self._locked(conn)
             if value.get("holder") != self.holder:
                 return False
@@ -162,7 +161,7 @@ class Lease:
 
     async def release(self, *, finished: bool = False) -> None:
         """Give the lease back in a transaction of its own (see `release_in`)."""
-        async with write_transaction(self._engine) as conn:
+        async with self._db.write() as conn:
             await self.release_in(conn, finished=finished)
 
     async def release_in(self, conn: AsyncConnection, *, finished: bool = False) -> None:
@@ -183,7 +182,7 @@ class Lease:
         Pass `conn` to read in the same snapshot as other rows the waiter looks at.
         """
         if conn is None:
-            async with read_connection(self._engine) as own:
+            async with self._db.read() as own:
                 return await self.current(own)
         query = select(sync_state.c.value).where(sync_state.c.key == self.key)
         value = (await conn.execute(query)).scalar_one_or_none()

@@ -1,29 +1,10 @@
-"""Within one process on SQLite, every write transaction takes its turn on one thread.
+"""The write turns: within one process on SQLite, every write transaction takes its turn on
+one thread, the process's SQLite writer (on PostgreSQL nothing takes turns).
 
-SQLite has one writer at a time. In `serve` the webhook writer, the worker, the shared rate
-limiter, the API call log, the heartbeat and the rest share the process: while one of them
-held the write lock, a webhook commit retried through growing sleeps (1, 2, 5, 10 … ms, as
-SQLite's own busy handler does) and often slept past the moment the lock came free, and the
-others slept in SQLite's busy handler behind webhook commits the same way. Taking turns
-instead, a commit starts the moment the lock is free, so the tail of the webhook ACK is set
-by the transactions ahead of it, not by sleeps (figures: docs/ARCHITECTURE.md, "Writing to
-SQLite").
-
-The turns are the queue of one thread, the process's SQLite writer:
-
-- `run(work)` hands a whole synchronous transaction to it (the webhook commits,
-  inbox/sqlite_append.py; the worker's claims and settles, db/thread_transactions.py). One
-  starts the moment the one before it ends, on that thread. When the turns were an asyncio
-  lock, the next transaction started only after the event loop had noticed the end of the
-  last one, and under load the loop is busy: a 1 ms claim held the turn ~8 ms. A thread's
-  queue does not wait for the loop.
-- `turn()` is for transactions that run through the async engine, a statement at a time: it
-  occupies the writer thread (a job that waits until the transaction ends), so nothing
-  queued behind it starts meanwhile. `write_transaction(engine)` is `engine.begin()` in a
-  turn, how code writes.
-
-Other processes (a separate `amosync worker`, CLI commands) still meet at SQLite's own lock
-and busy timeout. On PostgreSQL rows are locked one by one, so nothing takes turns.
+`Database` (db/database.py) owns one `WriteTurns` and is the only way in: `write()` holds a
+turn for a transaction through the async engine (`turn()`), `write_sync()` and the webhook's
+SQLite appender hand a whole synchronous transaction to the writer thread (`run()`). Why, and
+what it measured: docs/ARCHITECTURE.md, "Storage".
 """
 
 from __future__ import annotations
@@ -31,22 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import weakref
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 # Where writes take turns, the worker's bulk row updates (claim, settle) run in transactions
-# of at most this many rows, so a webhook commit waits for one short transaction, not for
-# one over a whole batch. 250 is where shorter transactions stopped paying: fewer rows cut
-# the ACK's tail a little more but cost throughput (docs/ARCHITECTURE.md).
+# of at most this many rows (docs/ARCHITECTURE.md, "Storage").
 ROWS_PER_TURN = 250
-
-# Each service engine's turns, shared by everything in the process that writes through it.
-_TURNS: weakref.WeakKeyDictionary[Engine, WriteTurns] = weakref.WeakKeyDictionary()
 
 T = TypeVar("T")
 
@@ -134,19 +106,3 @@ class WriteTurns:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():  # cancelled meanwhile
         future.set_result(None)
-
-
-def turns_of(engine: AsyncEngine) -> WriteTurns:
-    """The turns every writer through `engine` shares (taking turns on SQLite only)."""
-    turns = _TURNS.get(engine.sync_engine)
-    if turns is None:
-        turns = _TURNS[engine.sync_engine] = WriteTurns.for_dialect(engine.dialect.name)
-        event.listen(engine.sync_engine, "engine_disposed", lambda _engine: turns.close())
-    return turns
-
-
-@contextlib.asynccontextmanager
-async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """`engine.begin()` in the engine's write turn: how everything in the service writes."""
-    async with turns_of(engine).turn(), engine.begin() as conn:
-        yield conn

@@ -20,14 +20,12 @@ from typing import Any, TypeVar
 import httpx
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm import AmoClient, LongLivedToken, SlidingWindowLimiter
 from amosync.amocrm.token_info import token_expiry
 from amosync.amocrm.webhooks import Subscription, list_subscriptions, our_destination
-from amosync.db.engine import create_service_engine
+from amosync.db.database import Database
 from amosync.db.migrate import current_revision, head_revision
-from amosync.db.reads import read_connection
 from amosync.doctor.checks import ErrorKind, EventFacts, Facts, Outcome, ServiceAnswer
 from amosync.errors import AmoCRMError, IPBlocked, RateLimited, ReauthRequired, RetryLater
 from amosync.inbox.counts import failed_count
@@ -61,16 +59,16 @@ async def gather(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> Facts:
-    engine = create_service_engine(settings.database_url)
+    db = Database.open(settings.database_url)
     try:
-        return await _gather(settings, engine, service_url, transport)
+        return await _gather(settings, db, service_url, transport)
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 async def _gather(
     settings: Settings,
-    engine: AsyncEngine,
+    db: Database,
     service_url: str,
     transport: httpx.AsyncBaseTransport | None,
 ) -> Facts:
@@ -79,7 +77,7 @@ async def _gather(
     database: Outcome[bool]
     revision: Outcome[str | None]
     try:
-        async with read_connection(engine) as conn:
+        async with db.read() as conn:
             await conn.execute(text("SELECT 1"))
             at = await conn.run_sync(current_revision)
         database, revision = Outcome(True), Outcome(at)
@@ -89,13 +87,13 @@ async def _gather(
     db_ready = database.error is None and revision.value == head
 
     events: Outcome[EventFacts] = (
-        await _events(engine) if db_ready else Outcome.skipped("needs the migrated database")
+        await _events(db) if db_ready else Outcome.skipped("needs the migrated database")
     )
-    token = await _token(settings, engine, db_ready)
-    account, subscriptions, fields = await _api_facts(settings, engine, db_ready, transport)
+    token = await _token(settings, db, db_ready)
+    account, subscriptions, fields = await _api_facts(settings, db, db_ready, transport)
     if db_ready and subscriptions.value is not None:
-        await _remember(settings, engine, subscriptions.value, now)
-    users = await _users(settings, engine, db_ready, transport, account)
+        await _remember(settings, db, subscriptions.value, now)
+    users = await _users(settings, db, db_ready, transport, account)
     service = await _service(service_url)
     return Facts(
         now=now,
@@ -113,9 +111,9 @@ async def _gather(
     )
 
 
-async def _events(engine: AsyncEngine) -> Outcome[EventFacts]:
+async def _events(db: Database) -> Outcome[EventFacts]:
     try:
-        async with read_connection(engine) as conn:
+        async with db.read() as conn:
             last = await last_webhook_at(conn)  # from amoCRM: not rows amosync queued
             failed = await failed_count(conn)
     except SQLAlchemyError as exc:
@@ -123,22 +121,22 @@ async def _events(engine: AsyncEngine) -> Outcome[EventFacts]:
     return Outcome(EventFacts(last, failed))
 
 
-async def _token(settings: Settings, engine: AsyncEngine, db_ready: bool) -> Outcome[Any]:
+async def _token(settings: Settings, db: Database, db_ready: bool) -> Outcome[Any]:
     if settings.amocrm_client_id and not db_ready:
         return Outcome.skipped("OAuth tokens live in the database, which is not ready")
     try:
-        return Outcome(await token_expiry(settings, engine))
+        return Outcome(await token_expiry(settings, db))
     except SQLAlchemyError as exc:
         return Outcome(error=_first_line(exc), kind="database")
 
 
 async def _api_facts(
     settings: Settings,
-    engine: AsyncEngine,
+    db: Database,
     db_ready: bool,
     transport: httpx.AsyncBaseTransport | None,
 ) -> tuple[Outcome[dict[str, Any]], Outcome[list[Subscription]], Outcome[list[dict[str, Any]]]]:
-    client = _client(settings, engine, db_ready, transport)
+    client = _client(settings, db, db_ready, transport)
     if isinstance(client, str):
         return Outcome.skipped(client), Outcome.skipped(client), Outcome.skipped(client)
     budget = _call_budget(settings)
@@ -162,7 +160,7 @@ async def _api_facts(
 
 async def _users(
     settings: Settings,
-    engine: AsyncEngine,
+    db: Database,
     db_ready: bool,
     transport: httpx.AsyncBaseTransport | None,
     account: Outcome[dict[str, Any]],
@@ -170,7 +168,7 @@ async def _users(
     """One `GET /api/v4/users?limit=1` (admin-only: a 403 there is no IP block)."""
     if account.error is not None:
         return Outcome.skipped("needs a working API connection")
-    client = _client(settings, engine, db_ready, transport)
+    client = _client(settings, db, db_ready, transport)
     if isinstance(client, str):
         return Outcome.skipped(client)
     try:
@@ -185,7 +183,7 @@ async def _users(
 
 def _client(
     settings: Settings,
-    engine: AsyncEngine,
+    db: Database,
     db_ready: bool,
     transport: httpx.AsyncBaseTransport | None,
 ) -> AmoClient | str:
@@ -196,7 +194,7 @@ def _client(
         return "needs AMOSYNC_AMOCRM_SUBDOMAIN"
     if db_ready:
         return build_client(
-            settings, engine, purpose="check", transport=transport, max_wait=MAX_SLOT_WAIT
+            settings, db, purpose="check", transport=transport, max_wait=MAX_SLOT_WAIT
         )
     token = settings.amocrm_long_lived_token
     if settings.amocrm_client_id or token is None:
@@ -252,7 +250,7 @@ def _kind(exc: AmoCRMError) -> ErrorKind:
 
 
 async def _remember(
-    settings: Settings, engine: AsyncEngine, subscriptions: list[Subscription], now: datetime
+    settings: Settings, db: Database, subscriptions: list[Subscription], now: datetime
 ) -> None:
     """What doctor learned about the subscription is fresh: /health may use it at once."""
     destination = our_destination(settings)
@@ -261,7 +259,7 @@ async def _remember(
     secret = settings.webhook_secret_text
     # Only a cache for /health: doctor reports from what it just saw either way.
     with contextlib.suppress(SQLAlchemyError):
-        await save_subscription_state(engine, assess(subscriptions, destination, secret, now))
+        await save_subscription_state(db, assess(subscriptions, destination, secret, now))
 
 
 async def _service(base_url: str) -> Outcome[ServiceAnswer]:

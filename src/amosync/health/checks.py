@@ -10,12 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.token_info import expiry_check, missing_token_hint, token_expiry
 from amosync.core.humanize import age, when
+from amosync.db.database import Database
 from amosync.db.migrate import current_revision, head_revision
-from amosync.db.reads import read_connection
 from amosync.health.model import FAIL, OK, WARN, Check
 from amosync.health.observed import (
     ApiObservations,
@@ -43,24 +42,24 @@ REAUTH_FIX = (
 
 
 async def run_checks(
-    settings: Settings, engine: AsyncEngine, probe: HealthProbe | None = None
+    settings: Settings, db: Database, probe: HealthProbe | None = None
 ) -> dict[str, Check]:
     """Every check, in a stable order; only `database` when the database does not answer."""
     probe = probe or HealthProbe()
     now = datetime.now(UTC)
     checks: dict[str, Check] = {}
-    live = await probe.live(engine)
+    live = await probe.live(db)
     if not live.ok:
         checks["database"] = live
         return checks
     try:
-        async with read_connection(engine) as conn:
+        async with db.read() as conn:
             revision = await conn.run_sync(current_revision)
     except SQLAlchemyError as exc:
         checks["database"] = Check(FAIL, f"unreachable: {_first_line(exc)}", now)
         return checks
     head = head_revision()
-    checks["database"] = await probe.database(engine) if revision is not None else live
+    checks["database"] = await probe.database(db) if revision is not None else live
     checks["schema"] = (
         Check(OK, f"at {head}")
         if revision == head
@@ -68,8 +67,8 @@ async def run_checks(
     )
     if revision != head:
         return checks
-    workers = [w for w in await _recent_workers(engine, WORKER_STALE_AFTER) if w.state != STOPPED]
-    async with read_connection(engine) as conn:
+    workers = [w for w in await _recent_workers(db, WORKER_STALE_AFTER) if w.state != STOPPED]
+    async with db.read() as conn:
         calls = await api_observations(conn)
         pause = await shared_pause(conn)
         failures = await recent_failures(
@@ -78,17 +77,17 @@ async def run_checks(
         last_webhook = await probe.last_webhook(conn)
         verification = await last_verification(conn)
     checks["worker"] = _worker(workers)
-    expiry = await token_expiry(settings, engine)
+    expiry = await token_expiry(settings, db)
     checks["amocrm_credentials"] = _credentials(settings, workers, calls, expiry is not None)
     checks["amocrm_api"] = _reachable(settings, calls)
     checks["amocrm_pause"] = _pause(pause, workers, now)
     token = expiry_check(settings, expiry)
     if token is not None:
         checks["amocrm_token_expiry"] = Check.from_pair(token)
-    subscription = subscription_health(settings, await subscription_state(engine))
+    subscription = subscription_health(settings, await subscription_state(db))
     if subscription is not None:
         checks["webhook_subscription"] = Check.from_pair(subscription)
-    checks["backlog"] = await _backlog(settings, engine)
+    checks["backlog"] = await _backlog(settings, db)
     window = age(settings.health_failed_window)
     checks["failed_events"] = (
         Check(OK, f"none failed in the last {window}")
@@ -184,8 +183,8 @@ def _pause(pause: SharedPause, workers: list[WorkerRow], now: datetime) -> Check
     return Check(OK, "not paused")
 
 
-async def _backlog(settings: Settings, engine: AsyncEngine) -> Check:
-    pending, oldest = await InboxStore(engine).backlog()
+async def _backlog(settings: Settings, db: Database) -> Check:
+    pending, oldest = await InboxStore(db).backlog()
     limit = settings.health_max_backlog_age
     if oldest is None:
         return Check(OK, f"{pending} pending")

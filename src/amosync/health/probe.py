@@ -19,12 +19,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.catchup.state import write_state
+from amosync.db.database import Database
 from amosync.db.file_guard import StorageWatch
-from amosync.db.reads import read_connection
-from amosync.db.turns import write_transaction
 from amosync.health.model import FAIL, OK, Check
 from amosync.inbox.store import last_webhook_at
 
@@ -50,19 +49,19 @@ class HealthProbe:
         self._last_webhook: datetime | None = None
         self._webhook_looked_at: datetime | None = None
 
-    async def live(self, engine: AsyncEngine) -> Check:
+    async def live(self, db: Database) -> Check:
         """The process answers and so does the database (a read: for liveness)."""
         refused = self._refusal()
         if refused is not None:
             return refused
         if self._select is None or self._select.done():
-            self._select = asyncio.create_task(_select_one(engine), name="health-select")
+            self._select = asyncio.create_task(_select_one(db), name="health-select")
         answer = await _bounded(self._select, "answers", "a query")
         if answer.ok or self.watch.look_again() is None:
             return answer
         return self._refusal() or answer
 
-    async def database(self, engine: AsyncEngine) -> Check:
+    async def database(self, db: Database) -> Check:
         """Writable: a real write, cached `WRITE_CACHE_SECONDS`; the webhook commits too."""
         refused = self._refusal()
         if refused is not None:
@@ -79,7 +78,7 @@ class HealthProbe:
         if self._write_result is not None and fresh:
             return self._write_result
         if self._write is None or self._write.done():
-            self._write = asyncio.create_task(_write_probe(engine), name="health-write")
+            self._write = asyncio.create_task(_write_probe(db), name="health-write")
             self._write_started = time.monotonic()
         result = await _bounded(self._write, "writable", "a test write")
         if self._write.done():
@@ -106,13 +105,13 @@ class HealthProbe:
         return Check(FAIL, self.watch.refusal, self.watch.refused_since)
 
 
-async def _select_one(engine: AsyncEngine) -> None:
-    async with read_connection(engine) as conn:
+async def _select_one(db: Database) -> None:
+    async with db.read() as conn:
         await conn.execute(text("SELECT 1"))
 
 
-async def _write_probe(engine: AsyncEngine) -> None:
-    async with write_transaction(engine) as conn:
+async def _write_probe(db: Database) -> None:
+    async with db.write() as conn:
         note = {"at": datetime.now(UTC).isoformat(), "pid": os.getpid()}
         await write_state(conn, PROBE_KEY, note)
 

@@ -13,11 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import RowMapping, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.db.reads import read_connection
+from amosync.db.database import Database
 from amosync.db.tables import webhook_events as ev
-from amosync.db.turns import write_transaction
 from amosync.db.types import aware
 from amosync.inbox.store import FAILED, PENDING, STATUSES, utcnow
 
@@ -83,7 +81,7 @@ def check_status(status: str | None) -> str | None:
 
 
 async def list_events(
-    engine: AsyncEngine,
+    db: Database,
     *,
     status: str | None = None,
     limit: int = 50,
@@ -98,35 +96,35 @@ async def list_events(
         query = query.where(ev.c.status == status)
     if before_id is not None:
         query = query.where(ev.c.id < before_id)
-    async with read_connection(engine) as conn:
+    async with db.read() as conn:
         rows = (await conn.execute(query)).all()
     return [_view(row._mapping) for row in rows]
 
 
-async def get_event(engine: AsyncEngine, event_id: int) -> EventView | None:
-    async with read_connection(engine) as conn:
+async def get_event(db: Database, event_id: int) -> EventView | None:
+    async with db.read() as conn:
         row = (
             await conn.execute(select(*_COLUMNS, ev.c.payload).where(ev.c.id == event_id))
         ).first()
     return None if row is None else _view(row._mapping, with_payload=True)
 
 
-async def retry_events(engine: AsyncEngine, event_ids: Sequence[int]) -> list[int]:
+async def retry_events(db: Database, event_ids: Sequence[int]) -> list[int]:
     """Queue these failed events again; returns the ids that really were failed."""
     if not event_ids:
         return []
-    return await _requeue(engine, ev.c.id.in_(list(event_ids)))
+    return await _requeue(db, ev.c.id.in_(list(event_ids)))
 
 
-async def retry_all_failed(engine: AsyncEngine) -> list[int]:
-    return await _requeue(engine, None)
+async def retry_all_failed(db: Database) -> list[int]:
+    return await _requeue(db, None)
 
 
-async def _requeue(engine: AsyncEngine, extra: Any) -> list[int]:
+async def _requeue(db: Database, extra: Any) -> list[int]:
     condition = ev.c.status == FAILED
     if extra is not None:
         condition = condition & extra
-    async with write_transaction(engine) as conn:
+    async with db.write() as conn:
         ids = [int(i) for i in (await conn.scalars(select(ev.c.id).where(condition))).all()]
         if ids:
             await conn.execute(

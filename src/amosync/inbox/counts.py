@@ -9,16 +9,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amosync.db.reads import read_connection
+from amosync.db.database import Database
 from amosync.db.tables import webhook_events as ev
 from amosync.inbox.store import FAILED, PENDING
 
 
-async def due_count(engine: AsyncEngine) -> int:
+async def due_count(db: Database) -> int:
     """Events waiting for the worker right now (pending and available)."""
-    async with read_connection(engine) as conn:
+    async with db.read() as conn:
         n = await conn.scalar(
             select(func.count())
             .select_from(ev)

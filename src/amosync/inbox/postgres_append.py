@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.database import Database
 from amosync.inbox.direct_insert import DirectInsert
 
 log = logging.getLogger(__name__)
@@ -36,12 +36,12 @@ CONNECT_TIMEOUT = 5
 class PostgresAppender:
     """`append(rows)` commits rows into `amocrm_webhook_events` in one transaction."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        if engine.dialect.name != "postgresql":
-            raise ValueError("PostgresAppender needs a PostgreSQL engine")
-        dialect = engine.dialect
+    def __init__(self, db: Database) -> None:
+        if db.dialect != "postgresql":
+            raise ValueError("PostgresAppender needs a PostgreSQL database")
+        dialect = db.sql_dialect
         self._insert = DirectInsert(dialect, "%s")
-        args, kwargs = dialect.create_connect_args(engine.url)
+        args, kwargs = dialect.create_connect_args(db.url)
         self._connect_args = (list(args), {"connect_timeout": CONNECT_TIMEOUT, **kwargs})
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self.connections = 0  # connections opened, for tests and curiosity

@@ -16,13 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.db.api_log import KEEP as API_LOG_KEEP
-from amosync.db.reads import read_connection
+from amosync.db.database import Database
 from amosync.db.tables import api_requests
 from amosync.db.tables import webhook_events as ev
-from amosync.db.turns import write_transaction
 from amosync.inbox.store import DONE, IGNORED
 from amosync.settings import Settings
 from amosync.worker.jobs import PeriodicJob
@@ -59,7 +57,7 @@ def _old_events(cutoff: datetime) -> ColumnElement[bool]:
 
 
 async def prune(
-    engine: AsyncEngine,
+    db: Database,
     retention: timedelta,
     *,
     now: datetime | None = None,
@@ -72,22 +70,22 @@ async def prune(
     cutoff = at - retention
     log_cutoff = at - API_LOG_KEEP
     if dry_run:
-        async with read_connection(engine) as conn:
+        async with db.read() as conn:
             events = await conn.scalar(select(func.count()).where(_old_events(cutoff)))
             calls = await conn.scalar(select(func.count()).where(api_requests.c.at < log_cutoff))
         return Pruned(cutoff, int(events or 0), int(calls or 0), 0)
     batches = 0
-    events_done, events = await _in_batches(engine, ev.c.id, _old_events(cutoff), batch_rows, pause)
+    events_done, events = await _in_batches(db, ev.c.id, _old_events(cutoff), batch_rows, pause)
     batches += events_done
     calls_done, calls = await _in_batches(
-        engine, api_requests.c.id, api_requests.c.at < log_cutoff, batch_rows, pause
+        db, api_requests.c.id, api_requests.c.at < log_cutoff, batch_rows, pause
     )
     batches += calls_done
     return Pruned(cutoff, events, calls, batches)
 
 
 async def _in_batches(
-    engine: AsyncEngine,
+    db: Database,
     key: ColumnElement[int],
     condition: ColumnElement[bool],
     batch_rows: int,
@@ -99,7 +97,7 @@ async def _in_batches(
     statement = delete(table).where(key.in_(chosen))
     batches = deleted = 0
     while True:
-        async with write_transaction(engine) as conn:
+        async with db.write() as conn:
             result = await conn.execute(statement)
         batches += 1
         count = max(result.rowcount or 0, 0)
@@ -109,12 +107,12 @@ async def _in_batches(
         await asyncio.sleep(pause)  # let webhook commits and the worker take their turns
 
 
-def retention_job(settings: Settings, engine: AsyncEngine) -> PeriodicJob:
+def retention_job(settings: Settings, db: Database) -> PeriodicJob:
     """The worker's hourly pruning pass."""
     retention = timedelta(days=settings.event_retention_days)
 
     async def run() -> None:
-        pruned = await prune(engine, retention)
+        pruned = await prune(db, retention)
         if pruned.events or pruned.api_requests:
             log.info(
                 "events_pruned",

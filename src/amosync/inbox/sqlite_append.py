@@ -18,7 +18,7 @@ Nothing here may block the loop for long, so two things SQLite would otherwise d
 the commit happen elsewhere: waiting for another connection's write lock (this connection
 has `busy_timeout=0`; `append` retries with asyncio sleeps, up to the service's usual
 busy timeout), and WAL checkpoints (`wal_autocheckpoint=0` here, as on the service engine's
-connections; the engine's checkpointer runs them on a thread of its own, db/wal_checkpoint.py).
+connections; the database's checkpointer runs them on a thread of its own, db/wal_checkpoint.py).
 """
 
 from __future__ import annotations
@@ -29,11 +29,9 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 # The service engine's PRAGMAs (WAL, synchronous=FULL, busy_timeout), so durability is the same.
-from amosync.db.engine import SQLITE_BUSY_TIMEOUT_MS, connect_sqlite, wal_checkpointer
-from amosync.db.turns import WriteTurns
+from amosync.db.database import Database
+from amosync.db.engine import SQLITE_BUSY_TIMEOUT_MS, connect_sqlite
 from amosync.inbox.direct_insert import DirectInsert
 
 # Commits of at most this many rows run on the loop's thread if they can (see the module doc).
@@ -53,21 +51,18 @@ class SqliteAppender:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        db: Database,
         *,
         lock_timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000,
-        turns: WriteTurns | None = None,
     ) -> None:
-        database = engine.url.database
-        if engine.dialect.name != "sqlite" or not database:
-            raise ValueError("SqliteAppender needs a SQLite engine with a database file")
+        database = db.url.database
+        if db.dialect != "sqlite" or not database:
+            raise ValueError("SqliteAppender needs a SQLite database file")
         self._path = database
         self._lock_timeout = lock_timeout
-        self._own_turns = turns is None  # then the writer thread is ours to stop
-        self._turns = turns or WriteTurns(enabled=False)
-        # None for an engine not made by create_service_engine: SQLite checkpoints then.
-        self._checkpointer = wal_checkpointer(engine)
-        self._insert = DirectInsert(engine.dialect, "?")
+        self._turns = db.turns  # the database's: the writer thread is not ours to stop
+        self._checkpointer = db.checkpointer
+        self._insert = DirectInsert(db.sql_dialect, "?")
         # The connection is used by one commit at a time (the group-commit writer runs one
         # commit after another), on the loop's thread or on the writer thread.
         self._conn: sqlite3.Connection | None = None
@@ -97,8 +92,6 @@ class SqliteAppender:
 
     async def aclose(self) -> None:
         await self._turns.run(self._close)
-        if self._own_turns:
-            self._turns.close()
 
     def _commit(self, params: list[tuple[Any, ...]]) -> None:
         conn = self._conn

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache, partial
 from typing import Any
 
 from sqlalchemy import Connection, Executable, Row, Update, bindparam, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amosync.core.plan import ClaimedEvent
-from amosync.db.reads import read_connection
+from amosync.db.database import Database
 from amosync.db.tables import webhook_events as ev
-from amosync.db.thread_transactions import run_transaction
-from amosync.db.turns import WriteTurns
 from amosync.db.types import aware
 
 PENDING, DONE, FAILED, IGNORED = "pending", "done", "failed", "ignored"
@@ -71,24 +69,17 @@ class Retry:
 
 
 class InboxStore:
-    def __init__(self, engine: AsyncEngine, turns: WriteTurns | None = None) -> None:
-        self._engine = engine
-        self._turns = turns or WriteTurns(enabled=False)
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._turns = db.turns
 
     @property
-    def engine(self) -> AsyncEngine:
-        return self._engine
+    def db(self) -> Database:
+        return self._db
 
-    @property
-    def turns(self) -> WriteTurns:
-        return self._turns
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction that takes its turn with this process's webhook commits
-        (db/turns.py)."""
-        async with self._turns.turn(), self._engine.begin() as conn:
-            yield conn
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """The database's write transaction (`Database.write`)."""
+        return self._db.write()
 
     async def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert rows in one transaction (the group-commit writer calls this)."""
@@ -135,7 +126,7 @@ class InboxStore:
         rows they return. Where writes take turns (SQLite) the transaction runs whole on
         the writer thread (db/thread_transactions.py): the turn then lasts the transaction,
         not one hand-off per statement through a busy loop."""
-        return await run_transaction(self._engine, partial(_execute_all, statements), self._turns)
+        return await self._db.write_sync(partial(_execute_all, statements))
 
     async def release(self, event_ids: Iterable[int], *, delay: float = 0.0) -> None:
         """Hand claimed events back untouched: the attempt did not count (re-auth, IP block,
@@ -150,7 +141,7 @@ class InboxStore:
                 available_at=utcnow() + timedelta(seconds=delay),
                 locked_by=None,
                 attempts=func.max(ev.c.attempts - 1, 0)
-                if self._engine.dialect.name == "sqlite"
+                if self._db.dialect == "sqlite"
                 else func.greatest(ev.c.attempts - 1, 0),
             )
         )
@@ -237,7 +228,7 @@ class InboxStore:
         pending rows alone: `stats()` counts every row (~55 ms on SQLite, ~160 ms on
         PostgreSQL with 1M events stored), too much for a health check polled every few
         seconds. 0.3 ms on either with 2,000 pending among 1M."""
-        async with read_connection(self._engine) as conn:
+        async with self._db.read() as conn:
             pending, oldest = (await conn.execute(_BACKLOG)).one()
         return int(pending), aware(oldest)
 
@@ -246,14 +237,14 @@ class InboxStore:
         pending (and the oldest), failed, and the last webhook from amoCRM (the received_at
         index walked from its end). Their cost follows the backlog and the failures kept,
         not the events kept."""
-        async with read_connection(self._engine) as conn:
+        async with self._db.read() as conn:
             pending, oldest = (await conn.execute(_BACKLOG)).one()
             failed = await conn.scalar(select(func.count()).where(ev.c.status == FAILED))
             last = await conn.scalar(select(LAST_WEBHOOK))
         return LiveCounts(int(pending), int(failed or 0), aware(oldest), aware(last))
 
     async def stats(self) -> InboxStats:
-        async with read_connection(self._engine) as conn:
+        async with self._db.read() as conn:
             grouped = await conn.execute(select(ev.c.status, func.count()).group_by(ev.c.status))
             counts: dict[str, int] = {status: int(n) for status, n in grouped.all()}
             oldest = (await conn.execute(_BACKLOG)).one()[1]

@@ -43,10 +43,10 @@ class Appender(Protocol):
 def direct_appender(inbox: InboxStore) -> Appender:
     """The appender for the inbox's database, skipping SQLAlchemy on the webhook path; on
     SQLite its commits take turns with the inbox's transactions (db/turns.py)."""
-    engine = inbox.engine
-    if engine.dialect.name == "sqlite":
-        return SqliteAppender(engine, turns=inbox.turns)
-    return PostgresAppender(engine)
+    db = inbox.db
+    if db.dialect == "sqlite":
+        return SqliteAppender(db)
+    return PostgresAppender(db)
 
 
 class GroupCommitWriter:

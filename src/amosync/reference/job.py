@@ -22,15 +22,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from amosync.amocrm.client import AmoClient
 from amosync.catchup.budget import ApiBudget
 from amosync.catchup.state import load, write_state
 from amosync.core.field_columns import FieldColumn
+from amosync.db.database import Database
 from amosync.db.lease import Lease
-from amosync.db.reads import read_connection
-from amosync.db.turns import write_transaction
 from amosync.db.wide_view import FieldColumnsError, sync_wide_view
 from amosync.errors import AmoCRMError
 from amosync.reference.fetch import fetch_reference
@@ -57,16 +54,16 @@ def _when(value: object) -> datetime | None:
     return at if at.tzinfo is not None else None
 
 
-async def read_last(engine: AsyncEngine) -> dict[str, Any] | None:
+async def read_last(db: Database) -> dict[str, Any] | None:
     """`{"at", "users": "ok"|"forbidden", "loss_reasons": "ok"|"absent", "counts", …}` of
     the last refresh (`failed_at`/`error` after a failed one), or None before the first."""
-    return await load(engine, STATE_KEY)
+    return await load(db, STATE_KEY)
 
 
 class ReferenceRefresher:
     def __init__(
         self,
-        engine: AsyncEngine,
+        db: Database,
         client: AmoClient,
         budget: ApiBudget,
         *,
@@ -74,18 +71,18 @@ class ReferenceRefresher:
         field_columns: Sequence[FieldColumn] = (),
         owner: str | None = None,
     ) -> None:
-        self._engine = engine
+        self._db = db
         self._field_columns = tuple(field_columns)
         self._client = client
         self._budget = budget
         self._interval = timedelta(seconds=max(interval, TICK))
         self._lease = Lease(
-            engine, LEASE_KEY, owner or f"reference-{uuid.uuid4().hex[:8]}", LEASE_SECONDS
+            db, LEASE_KEY, owner or f"reference-{uuid.uuid4().hex[:8]}", LEASE_SECONDS
         )
 
     async def due(self, now: datetime) -> str | None:
         """Why a refresh is due now ("first", "stale", "unknown pipeline 7…"), or None."""
-        last = await read_last(self._engine) or {}
+        last = await read_last(self._db) or {}
         at = _when(last.get("at"))
         failed_at = _when(last.get("failed_at"))
         failed_last = failed_at is not None and (at is None or failed_at > at)
@@ -97,7 +94,7 @@ class ReferenceRefresher:
             return "stale"
         if now - at < timedelta(seconds=TICK):
             return None
-        async with read_connection(self._engine) as conn:
+        async with self._db.read() as conn:
             unknown = await unknown_reference(
                 conn, at, check_users=last.get("users") != "forbidden"
             )
@@ -125,7 +122,7 @@ class ReferenceRefresher:
                 "users": "forbidden" if fetched.users is None else "ok",
                 "loss_reasons": "absent" if fetched.loss_reasons is None else "ok",
             }
-            async with write_transaction(self._engine) as conn:
+            async with self._db.write() as conn:
                 result["counts"] = await store_reference(conn, fetched, now)
                 await write_state(conn, STATE_KEY, result)
             log.info("reference_refreshed", extra={"event": "reference_refreshed", **result})
@@ -143,7 +140,7 @@ class ReferenceRefresher:
         if not self._field_columns:
             return
         try:
-            async with write_transaction(self._engine) as conn:
+            async with self._db.write() as conn:
                 plan = await conn.run_sync(sync_wide_view, self._field_columns)
         except FieldColumnsError as exc:
             log.error(
@@ -154,26 +151,24 @@ class ReferenceRefresher:
             log.info("deal_field_columns_view", extra={"event": "deal_field_columns_view"})
 
     async def _note_failure(self, now: datetime, exc: Exception) -> None:
-        last = await read_last(self._engine) or {}
+        last = await read_last(self._db) or {}
         last.update(failed_at=now.isoformat(), error=str(exc)[:300])
-        async with write_transaction(self._engine) as conn:
+        async with self._db.write() as conn:
             await write_state(conn, STATE_KEY, last)
 
 
-def reference_refresher(
-    settings: Settings, engine: AsyncEngine, client: AmoClient
-) -> ReferenceRefresher:
+def reference_refresher(settings: Settings, db: Database, client: AmoClient) -> ReferenceRefresher:
     return ReferenceRefresher(
-        engine,
+        db,
         client,
-        ApiBudget(engine, settings.api_budget_per_hour, settings.worker_batch_size),
+        ApiBudget(db, settings.api_budget_per_hour, settings.worker_batch_size),
         interval=settings.reference_interval,
         field_columns=settings.deal_field_column_list,
     )
 
 
 def reference_job(
-    settings: Settings, engine: AsyncEngine, make_client: Callable[[], AmoClient]
+    settings: Settings, db: Database, make_client: Callable[[], AmoClient]
 ) -> PeriodicJob | None:
     """The job, or None when `reference_interval` is 0 or no account is configured.
 
@@ -184,7 +179,7 @@ def reference_job(
     async def run() -> None:
         client = make_client()
         try:
-            await reference_refresher(settings, engine, client).run()
+            await reference_refresher(settings, db, client).run()
         except AmoCRMError as exc:
             # The worker reports token, IP and outage problems itself; the tables keep
             # what they had and the next try comes after RETRY_AFTER_FAILURE.

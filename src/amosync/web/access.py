@@ -27,10 +27,10 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 
+from amosync.db.database import Database
 from amosync.settings import Settings
 from amosync.web.sessions import revoke_session, session_revoked, shared_signing_key
 from amosync.web.throttle import FailureThrottle
@@ -118,11 +118,11 @@ def loopback_verdict(conn: HTTPConnection) -> Verdict:
 
 class AccessPolicy:
     def __init__(
-        self, settings: Settings, engine: AsyncEngine, throttle: FailureThrottle | None = None
+        self, settings: Settings, db: Database, throttle: FailureThrottle | None = None
     ) -> None:
         token = settings.admin_token.get_secret_value() if settings.admin_token else ""
         self._token: bytes | None = token.encode() if token else None
-        self._engine = engine
+        self._db = db
         self.throttle = throttle or FailureThrottle()
         # Derived, never the token itself: what signs session cookies and CSRF tokens.
         self._key = (
@@ -195,7 +195,7 @@ class AccessPolicy:
         session = self.session_id(conn.cookies.get(SESSION_COOKIE, ""))
         if session is not None:
             try:
-                if not await session_revoked(self._engine, session):
+                if not await session_revoked(self._db, session):
                     return ALLOWED
             except SQLAlchemyError:
                 return Verdict(False, 503, DATABASE_REASON)
@@ -233,14 +233,14 @@ class AccessPolicy:
         """Revoke the request's session on every process (logout)."""
         session = self.session_id(conn.cookies.get(SESSION_COOKIE, ""))
         if session is not None:
-            await revoke_session(self._engine, session, SESSION_SECONDS)
+            await revoke_session(self._db, session, SESSION_SECONDS)
             log.info("admin_logout", extra={"event": "admin_logout"})
 
     async def csrf_key(self) -> bytes:
         """The key CSRF tokens are signed with: derived from the admin token, or without one
         a random key kept in the database (the same for every process)."""
         if self._csrf_key is None:
-            self._csrf_key = await shared_signing_key(self._engine)
+            self._csrf_key = await shared_signing_key(self._db)
         return self._csrf_key
 
     def _sign(self, message: str) -> str:

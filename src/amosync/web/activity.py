@@ -14,9 +14,8 @@ from typing import Any
 
 from markupsafe import escape
 from sqlalchemy import case, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.db.reads import read_connection
+from amosync.db.database import Database
 from amosync.db.tables import webhook_events as ev
 from amosync.inbox.store import DONE
 
@@ -48,14 +47,14 @@ def _key(minute: str | datetime) -> str:
 
 
 async def per_minute(
-    engine: AsyncEngine, hours: int = CHART_HOURS, now: datetime | None = None
+    db: Database, hours: int = CHART_HOURS, now: datetime | None = None
 ) -> Activity:
     now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
     start = now - timedelta(hours=hours) + timedelta(minutes=1)
-    dialect = engine.dialect.name
+    dialect = db.dialect
     received_key = _minute_key(ev.c.received_at, dialect)
     processed_key = _minute_key(ev.c.processed_at, dialect)
-    async with read_connection(engine) as conn:
+    async with db.read() as conn:
         received: dict[str, int] = _by_key(
             (
                 await conn.execute(

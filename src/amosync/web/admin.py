@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import Route
 
+from amosync.db.database import Database
 from amosync.settings import Settings
 from amosync.web.access import AccessPolicy
 from amosync.web.metrics import MetricsEndpoint
@@ -16,12 +16,12 @@ from amosync.web.read_api import ReadApi
 from amosync.web.status_page import StatusPage
 
 
-def admin_routes(settings: Settings, engine: AsyncEngine) -> list[Route]:
-    access = AccessPolicy(settings, engine)
+def admin_routes(settings: Settings, db: Database) -> list[Route]:
+    access = AccessPolicy(settings, db)
     access.log_mode()
     return [
-        *StatusPage(settings, engine, access).routes(),
-        *ReadApi(engine, access).routes(),
-        Route("/metrics", MetricsEndpoint(settings, engine, access).handle, methods=["GET"]),
+        *StatusPage(settings, db, access).routes(),
+        *ReadApi(db, access).routes(),
+        Route("/metrics", MetricsEndpoint(settings, db, access).handle, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
     ]

@@ -61,7 +61,7 @@ def create_app(
     it off so that each app's objects can still be freed."""
     services = build_services(settings, amocrm_transport=amocrm_transport)
     watch = StorageWatch()  # the SQLite file guard and the webhook commits, for /health
-    file_guard = guard_for(services.engine, watch)
+    file_guard = guard_for(services.db, watch)
     writer = GroupCommitWriter(
         services.inbox,
         on_commit=services.worker.notify if run_worker else None,
@@ -86,7 +86,7 @@ def create_app(
         # `/amocrm/` too: the router would otherwise redirect it (307) to `/amocrm`.
         routes.append(Route("/amocrm", secret_required, methods=["POST"]))
         routes.append(Route("/amocrm/", secret_required, methods=["POST"]))
-    routes += admin_routes(settings, services.engine)  # status page, read API, metrics
+    routes += admin_routes(settings, services.db)  # status page, read API, metrics
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -108,7 +108,7 @@ def create_app(
         presence = (
             None
             if run_worker
-            else asyncio.create_task(beat_until_cancelled(services.engine), name="presence")
+            else asyncio.create_task(beat_until_cancelled(services.db), name="presence")
         )
         frozen = freeze_startup_objects() if freeze_heap else None
         log.info(
@@ -145,7 +145,7 @@ def create_app(
         exception_handlers={404: _not_found, 405: _method_not_allowed},
     )
     app.state.settings = settings
-    app.state.engine = services.engine
+    app.state.db = services.db
     app.state.services = services
     app.state.health_probe = HealthProbe(watch)
     return app

@@ -12,8 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
+from amosync.db.database import Database
 from amosync.l10n.zone import local_when
 from amosync.web.history_reads import deal_history
 from amosync.web.reads import deal_by_id
@@ -21,10 +20,10 @@ from amosync.web.reads import deal_by_id
 _DAY_TYPES = frozenset({"date", "birthday"})
 
 
-async def deal_context(engine: AsyncEngine, deal_id: int) -> dict[str, Any]:
+async def deal_context(db: Database, deal_id: int) -> dict[str, Any]:
     """`deal` (None when not stored) and its `history` for the template."""
-    deal = await deal_by_id(engine, deal_id)
-    history = await deal_history(engine, deal_id, datetime.now(UTC)) if deal else None
+    deal = await deal_by_id(db, deal_id)
+    history = await deal_history(db, deal_id, datetime.now(UTC)) if deal else None
     return {"deal": deal, "history": history, "deal_asked": deal_id}
 
 

@@ -27,9 +27,7 @@ def probe_of(request: Request) -> HealthProbe:
 
 
 async def health(request: Request) -> JSONResponse:
-    checks = await run_checks(
-        request.app.state.settings, request.app.state.engine, probe_of(request)
-    )
+    checks = await run_checks(request.app.state.settings, request.app.state.db, probe_of(request))
     now = datetime.now(UTC)
     ok = all(c.ok for c in checks.values())
     return JSONResponse(
@@ -44,7 +42,7 @@ async def health(request: Request) -> JSONResponse:
 
 
 async def health_live(request: Request) -> JSONResponse:
-    check = await probe_of(request).live(request.app.state.engine)
+    check = await probe_of(request).live(request.app.state.db)
     return JSONResponse(
         {"status": "ok" if check.ok else "failing", "database": check.as_json()},
         status_code=200 if check.ok else 503,

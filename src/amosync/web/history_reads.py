@@ -13,9 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amosync.db.reads import read_connection
+from amosync.db.database import Database
 from amosync.db.tables import deal_stage_history, deals, pipelines, statuses, users
 from amosync.web.reads import status_kind
 
@@ -38,7 +37,7 @@ def _stage_of(pipeline_id: Any, status_id: Any, pipeline_name: Any, status_name:
     return pipeline, status
 
 
-async def deal_history(engine: AsyncEngine, deal_id: int, now: datetime) -> dict[str, Any] | None:
+async def deal_history(db: Database, deal_id: int, now: datetime) -> dict[str, Any] | None:
     """The transitions oldest first, and the total time per stage; None when amosync has
     neither the deal nor any history of it."""
     query = (
@@ -69,7 +68,7 @@ async def deal_history(engine: AsyncEngine, deal_id: int, now: datetime) -> dict
         .where(_h.c.deal_id == deal_id)
         .order_by(_h.c.changed_at, _h.c.id)
     )
-    async with read_connection(engine) as conn:
+    async with db.read() as conn:
         rows = (await conn.execute(query)).all()
         stored = await conn.scalar(select(deals.c.id).where(deals.c.id == deal_id))
     if not rows and stored is None:

@@ -18,12 +18,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
 from amosync import metrics
 from amosync.amocrm.token_info import token_expiry
+from amosync.db.database import Database
 from amosync.inbox.store import STATUSES
 from amosync.settings import Settings
 from amosync.stats import SyncStats, collect_stats
@@ -115,10 +115,10 @@ def _verify_gauges(last: dict[str, Any] | None) -> Iterator[GaugeMetricFamily]:
     )
 
 
-async def snapshot(settings: Settings, engine: AsyncEngine) -> DbSnapshot:
+async def snapshot(settings: Settings, db: Database) -> DbSnapshot:
     try:
-        stats = await collect_stats(engine)
-        token = await token_expiry(settings, engine)
+        stats = await collect_stats(db)
+        token = await token_expiry(settings, db)
     except SQLAlchemyError:
         return DbSnapshot(None, None, None)
     left = token.seconds_left() if token is not None else None
@@ -132,14 +132,14 @@ def render(snap: DbSnapshot) -> bytes:
 
 
 class MetricsEndpoint:
-    def __init__(self, settings: Settings, engine: AsyncEngine, access: AccessPolicy) -> None:
+    def __init__(self, settings: Settings, db: Database, access: AccessPolicy) -> None:
         self._settings = settings
-        self._engine = engine
+        self._db = db
         self._access = access
 
     async def handle(self, request: Request) -> Response:
         verdict = self._access.check_api(request)
         if not verdict.allowed:
             return verdict.refusal()
-        body = render(await snapshot(self._settings, self._engine))
+        body = render(await snapshot(self._settings, self._db))
         return Response(body, media_type=CONTENT_TYPE_LATEST)

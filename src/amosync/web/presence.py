@@ -15,12 +15,11 @@ import socket
 
 from sqlalchemy import delete
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.catchup.state import write_state
+from amosync.db.database import Database
 from amosync.db.liveness import WEB_KEY_PREFIX
 from amosync.db.tables import sync_state
-from amosync.db.turns import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +30,12 @@ def presence_key() -> str:
     return f"{WEB_KEY_PREFIX}{socket.gethostname()[:30]}:{os.getpid()}"
 
 
-async def beat_until_cancelled(engine: AsyncEngine, interval: float = BEAT_SECONDS) -> None:
+async def beat_until_cancelled(db: Database, interval: float = BEAT_SECONDS) -> None:
     key = presence_key()
     try:
         while True:
             try:
-                async with write_transaction(engine) as conn:
+                async with db.write() as conn:
                     await write_state(conn, key, {"pid": os.getpid()})
             except SQLAlchemyError as exc:
                 log.warning(
@@ -46,5 +45,5 @@ async def beat_until_cancelled(engine: AsyncEngine, interval: float = BEAT_SECON
             await asyncio.sleep(interval)
     finally:
         with contextlib.suppress(SQLAlchemyError):
-            async with write_transaction(engine) as conn:
+            async with db.write() as conn:
                 await conn.execute(delete(sync_state).where(sync_state.c.key == key))

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from amosync.core.nul import NUL
+from amosync.db.database import Database
 from amosync.inbox.admin import MAX_LIST_LIMIT, check_status, get_event, list_events, retry_events
 from amosync.web.access import AccessPolicy
 from amosync.web.csrf import cross_site
@@ -90,8 +90,8 @@ def parse_since(raw: str) -> datetime:
 
 
 class ReadApi:
-    def __init__(self, engine: AsyncEngine, access: AccessPolicy) -> None:
-        self._engine = engine
+    def __init__(self, db: Database, access: AccessPolicy) -> None:
+        self._db = db
         self._access = access
 
     def routes(self) -> list[Route]:
@@ -143,14 +143,14 @@ class ReadApi:
 
     async def get_deal(self, request: Request) -> Response:
         deal_id = positive_id(request.path_params["deal_id"], "deal id")
-        deal = await deal_by_id(self._engine, deal_id)
+        deal = await deal_by_id(self._db, deal_id)
         if deal is None:
             return _error(404, f"deal {deal_id} is not stored")
         return JSONResponse(deal)
 
     async def get_history(self, request: Request) -> Response:
         deal_id = positive_id(request.path_params["deal_id"], "deal id")
-        history = await deal_history(self._engine, deal_id, datetime.now(UTC))
+        history = await deal_history(self._db, deal_id, datetime.now(UTC))
         if history is None:
             return _error(404, f"deal {deal_id} is not stored")
         return JSONResponse(history)
@@ -171,20 +171,20 @@ class ReadApi:
             q=q.strip() if q is not None else None,
         )
         try:
-            page = await deals_changed_since(self._engine, which, limit, params.get("cursor"))
+            page = await deals_changed_since(self._db, which, limit, params.get("cursor"))
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         return JSONResponse({"deals": page.deals, "next": page.next_cursor})
 
     async def list_pipelines(self, request: Request) -> Response:
-        return JSONResponse({"pipelines": await pipelines_with_counts(self._engine)})
+        return JSONResponse({"pipelines": await pipelines_with_counts(self._db)})
 
     async def list_users(self, request: Request) -> Response:
-        return JSONResponse({"users": await all_users(self._engine)})
+        return JSONResponse({"users": await all_users(self._db)})
 
     async def get_contact(self, request: Request) -> Response:
         contact_id = positive_id(request.path_params["contact_id"], "contact id")
-        contact = await contact_by_id(self._engine, contact_id)
+        contact = await contact_by_id(self._db, contact_id)
         if contact is None:
             return _error(404, f"contact {contact_id} is not stored")
         return JSONResponse(contact)
@@ -197,7 +197,7 @@ class ReadApi:
             raise BadRequest(str(exc)) from None
         limit = int_param(request, "limit", 50, 1, MAX_LIST_LIMIT)
         before_id = int_param(request, "before_id", 0, 1, MAX_ID) or None
-        events = await list_events(self._engine, status=status, limit=limit, before_id=before_id)
+        events = await list_events(self._db, status=status, limit=limit, before_id=before_id)
         more = len(events) == limit
         return JSONResponse(
             {
@@ -208,10 +208,10 @@ class ReadApi:
 
     async def retry_event(self, request: Request) -> Response:
         event_id = positive_id(request.path_params["event_id"], "event id")
-        retried = await retry_events(self._engine, [event_id])
+        retried = await retry_events(self._db, [event_id])
         if retried:
             return JSONResponse({"ok": True, "retried": retried})
-        event = await get_event(self._engine, event_id)
+        event = await get_event(self._db, event_id)
         if event is None:
             return _error(404, f"event {event_id} does not exist")
         return _error(409, f"event {event_id} is {event.status}; only failed events are retried")

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, and_, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amosync.db.reads import read_connection
+from amosync.db.database import Database
 from amosync.db.tables import (
     contacts,
     deal_contacts,
@@ -184,28 +184,28 @@ async def _with_contacts(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> lis
     return page
 
 
-async def deal_by_id(engine: AsyncEngine, deal_id: int) -> dict[str, Any] | None:
+async def deal_by_id(db: Database, deal_id: int) -> dict[str, Any] | None:
     if not 0 < deal_id <= MAX_ID:
         return None
-    async with read_connection(engine) as conn:
+    async with db.read() as conn:
         row = (await conn.execute(_deals_query().where(deals.c.id == deal_id))).first()
         return None if row is None else (await _with_contacts(conn, [row]))[0]
 
 
-async def search_deals(engine: AsyncEngine, q: str, limit: int) -> list[dict[str, Any]]:
+async def search_deals(db: Database, q: str, limit: int) -> list[dict[str, Any]]:
     """Deals `q` finds (web/search.py), the most recently changed first: the status page's box."""
     query = (
         _deals_query()
-        .where(*DealFilter(q=q).conditions(engine.dialect.name))
+        .where(*DealFilter(q=q).conditions(db.dialect))
         .order_by(deals.c.synced_at.desc(), deals.c.id.desc())
         .limit(limit)
     )
-    async with read_connection(engine) as conn:
+    async with db.read() as conn:
         return await _with_contacts(conn, (await conn.execute(query)).all())
 
 
 async def deals_changed_since(
-    engine: AsyncEngine, which: DealFilter, limit: int, cursor: str | None
+    db: Database, which: DealFilter, limit: int, cursor: str | None
 ) -> DealPage:
     """Deals `which` selects, oldest change first, `limit` at a time: with `since`, those
     stored or changed at or after it.
@@ -215,7 +215,7 @@ async def deals_changed_since(
     """
     query = (
         _deals_query()
-        .where(*which.conditions(engine.dialect.name))
+        .where(*which.conditions(db.dialect))
         .order_by(deals.c.synced_at, deals.c.id)
         .limit(limit + 1)
     )
@@ -227,7 +227,7 @@ async def deals_changed_since(
                 and_(deals.c.synced_at == after_at, deals.c.id > after_id),
             )
         )
-    async with read_connection(engine) as conn:
+    async with db.read() as conn:
         rows = (await conn.execute(query)).all()
         page = await _with_contacts(conn, rows[:limit])
     more = len(rows) > limit
@@ -235,11 +235,11 @@ async def deals_changed_since(
     return DealPage(page, encode_cursor(last["synced_at"], last["id"]) if last else None)
 
 
-async def contact_by_id(engine: AsyncEngine, contact_id: int) -> dict[str, Any] | None:
+async def contact_by_id(db: Database, contact_id: int) -> dict[str, Any] | None:
     """A contact with the ids of the deals it is linked to."""
     if not 0 < contact_id <= MAX_ID:
         return None
-    async with read_connection(engine) as conn:
+    async with db.read() as conn:
         row = (
             await conn.execute(select(*_CONTACT_COLUMNS).where(contacts.c.id == contact_id))
         ).first()

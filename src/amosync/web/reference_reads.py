@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amosync.db.reads import read_connection
+from amosync.db.database import Database
 from amosync.db.tables import deals, pipelines, statuses, users
 from amosync.web.reads import status_kind
 
@@ -41,9 +41,9 @@ def _stage(status_id: int | None, deals_now: int, row: Any = None) -> dict[str, 
     }
 
 
-async def pipelines_with_counts(engine: AsyncEngine) -> list[dict[str, Any]]:
+async def pipelines_with_counts(db: Database) -> list[dict[str, Any]]:
     """Every pipeline amosync knows or has deals in, its stages in amoCRM's order."""
-    async with read_connection(engine) as conn:
+    async with db.read() as conn:
         counts = await _counts(conn)
         known = (
             await conn.execute(select(pipelines).order_by(pipelines.c.sort, pipelines.c.id))
@@ -89,7 +89,7 @@ async def pipelines_with_counts(engine: AsyncEngine) -> list[dict[str, Any]]:
     return list(result.values())
 
 
-async def all_users(engine: AsyncEngine) -> list[dict[str, Any]]:
+async def all_users(db: Database) -> list[dict[str, Any]]:
     query = select(
         users.c.id,
         users.c.name,
@@ -98,7 +98,7 @@ async def all_users(engine: AsyncEngine) -> list[dict[str, Any]]:
         users.c.is_admin,
         users.c.is_deleted,
     ).order_by(users.c.name, users.c.id)
-    async with read_connection(engine) as conn:
+    async with db.read() as conn:
         rows = (await conn.execute(query)).all()
     return [
         {

@@ -15,21 +15,20 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from amosync.db.database import Database
 from amosync.db.dialect import upsert_insert
-from amosync.db.reads import read_connection
 from amosync.db.tables import sync_state
 
 REVOKED_PREFIX = "revoked_session:"
 SIGNING_KEY = "web_signing_key"
 
 
-async def revoke_session(engine: AsyncEngine, session_id: str, lifetime: float) -> None:
+async def revoke_session(db: Database, session_id: str, lifetime: float) -> None:
     """Refuse `session_id` from now on, on every process; forget revocations older than a
     session's `lifetime` (their cookies have expired by then)."""
     now = datetime.now(UTC)
-    async with engine.begin() as conn:
+    async with db.write() as conn:
         stmt = upsert_insert(conn, sync_state).values(
             key=REVOKED_PREFIX + session_id, value={"revoked": True}, updated_at=now
         )
@@ -42,17 +41,17 @@ async def revoke_session(engine: AsyncEngine, session_id: str, lifetime: float) 
         )
 
 
-async def session_revoked(engine: AsyncEngine, session_id: str) -> bool:
-    async with read_connection(engine) as conn:
+async def session_revoked(db: Database, session_id: str) -> bool:
+    async with db.read() as conn:
         found = await conn.scalar(
             select(sync_state.c.key).where(sync_state.c.key == REVOKED_PREFIX + session_id)
         )
     return found is not None
 
 
-async def shared_signing_key(engine: AsyncEngine) -> bytes:
+async def shared_signing_key(db: Database) -> bytes:
     """A random 32-byte key all processes on this database share, created on first use."""
-    async with engine.begin() as conn:
+    async with db.write() as conn:
         stmt = upsert_insert(conn, sync_state).values(
             key=SIGNING_KEY, value={"hex": secrets.token_hex(32)}, updated_at=datetime.now(UTC)
         )

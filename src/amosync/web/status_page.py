@@ -18,13 +18,13 @@ from urllib.parse import parse_qs, urlencode
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from amosync.amocrm.token_info import TokenExpiry, token_expiry
 from amosync.core.humanize import age
+from amosync.db.database import Database
 from amosync.health import FAIL, OK, Check, HealthProbe, run_checks
 from amosync.health.alert import sync_alert
 from amosync.inbox.admin import list_events, retry_events
@@ -64,9 +64,9 @@ _templates = Environment(
 
 
 class StatusPage:
-    def __init__(self, settings: Settings, engine: AsyncEngine, access: AccessPolicy) -> None:
+    def __init__(self, settings: Settings, db: Database, access: AccessPolicy) -> None:
         self._settings = settings
-        self._engine = engine
+        self._db = db
         self._access = access
         # The page's database figures, read at most once a second however many browsers
         # refresh it (web/shared_result.py).
@@ -96,14 +96,12 @@ class StatusPage:
         context.update(q=q, found=await self._search(q) if q else [], flash=_flash(request))
         deal_id = bounded_int(request.query_params.get("deal", ""), 1, MAX_ID)
         if deal_id is not None and context["stats"] is not None:  # else the banner says why
-            context.update(await deal_context(self._engine, deal_id))
+            context.update(await deal_context(self._db, deal_id))
         t = context["t"]
         context.update(
             field_text=field_text(self._zone, (t["yes"], t["no"])),
             # Read on page load only, not by the live refresh: a GROUP BY over an index.
-            pipelines=await pipelines_with_counts(self._engine)
-            if context["stats"] is not None
-            else [],
+            pipelines=await pipelines_with_counts(self._db) if context["stats"] is not None else [],
         )
         html = _templates.get_template("status.html").render(context)
         response = self._render(request, html, context["nonce"])
@@ -133,7 +131,7 @@ class StatusPage:
         event_id = bounded_int(raw, 1, MAX_ID)
         if event_id is None:
             return HTMLResponse("event id must be a positive integer", status_code=400)
-        retried = await retry_events(self._engine, [event_id])
+        retried = await retry_events(self._db, [event_id])
         self._shared.forget()  # the page we redirect to shows the retry
         log.info(
             "event_retry_requested",
@@ -305,7 +303,7 @@ class StatusPage:
     async def _read(self, events_filter: str, probe: HealthProbe) -> dict[str, Any]:
         """What the page shows from the database; shared by the requests of one second.
         With the storage failing the figures cannot be read: the banner says why."""
-        checks = await run_checks(self._settings, self._engine, probe)
+        checks = await run_checks(self._settings, self._db, probe)
         if not checks["database"].ok:
             return {
                 "checks": checks,
@@ -316,30 +314,28 @@ class StatusPage:
                 "verify": {},
                 "events": [],
             }
-        stats = await collect_stats(self._engine, totals_max_age=PAGE_TOTALS_MAX_AGE)
+        stats = await collect_stats(self._db, totals_max_age=PAGE_TOTALS_MAX_AGE)
         token, token_note = await self._token()
         return {
             "checks": checks,
             "stats": stats,
-            "activity": await per_minute(self._engine, CHART_HOURS),
+            "activity": await per_minute(self._db, CHART_HOURS),
             "token": token,
             "token_note": token_note,
-            "verify": await verify_context(self._engine, stats.last_verify),
-            "events": await list_events(
-                self._engine, status=events_filter or None, limit=EVENTS_SHOWN
-            ),
+            "verify": await verify_context(self._db, stats.last_verify),
+            "events": await list_events(self._db, status=events_filter or None, limit=EVENTS_SHOWN),
         }
 
     async def _token(self) -> tuple[TokenExpiry | None, str | None]:
         try:
-            return await token_expiry(self._settings, self._engine), None
+            return await token_expiry(self._settings, self._db), None
         except SQLAlchemyError as exc:
             return None, f"unreadable: {str(exc).splitlines()[0][:120]}"
 
     async def _search(self, q: str) -> list[dict[str, Any]]:
         """Deals by id, name, RentProg ID, or a contact's name, e-mail or phone
         (web/search.py), the most recently changed first."""
-        return await search_deals(self._engine, q, SEARCH_SHOWN)
+        return await search_deals(self._db, q, SEARCH_SHOWN)
 
 
 def _token_check(checks: dict[str, Check]) -> Check:

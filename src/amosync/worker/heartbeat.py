@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from amosync.db.database import Database
 from amosync.db.dialect import upsert_insert
-from amosync.db.reads import read_connection
 from amosync.db.tables import workers
-from amosync.db.turns import write_transaction
 
 RUNNING, REAUTH_REQUIRED, IP_BLOCKED, STOPPED = (
     "running",
@@ -40,7 +39,7 @@ class WorkerState:
 
 
 async def beat(
-    engine: AsyncEngine,
+    db: Database,
     state: WorkerState,
     *,
     also: Callable[[AsyncConnection], Awaitable[None]] | None = None,
@@ -59,7 +58,7 @@ async def beat(
         "processed": state.processed,
         "failed": state.failed,
     }
-    async with write_transaction(engine) as conn:
+    async with db.write() as conn:
         stmt = upsert_insert(conn, workers).values(row)
         await conn.execute(
             stmt.on_conflict_do_update(
@@ -83,10 +82,10 @@ class WorkerRow:
     failed: int
 
 
-async def recent_workers(engine: AsyncEngine, within: timedelta) -> list[WorkerRow]:
+async def recent_workers(db: Database, within: timedelta) -> list[WorkerRow]:
     """Workers that reported within `within`, newest first."""
     since = datetime.now(UTC) - within
-    async with read_connection(engine) as conn:
+    async with db.read() as conn:
         rows = await conn.execute(
             select(
                 workers.c.id,

@@ -262,7 +262,7 @@ async def _apply(
     # The upsert commits with (some of) its events marked done. Where writes take turns, the
     # rest are marked in short transactions after it (a crash between leaves them leased:
     # they come due again and are fetched once more, no loss).
-    per_turn = inbox.turns.rows_per_turn or len(event_ids)
+    per_turn = inbox.db.turns.rows_per_turn or len(event_ids)
     with_upsert, after = event_ids[:per_turn], event_ids[per_turn:]
     async with inbox.transaction() as conn:
         applied = await apply_fetched(conn, answer, with_upsert, max_skew=max_skew)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync import metrics
 from amosync.amocrm.client import AmoClient
@@ -32,6 +31,7 @@ from amosync.core.plan import (
     distinct_entities,
     plan_fetch,
 )
+from amosync.db.database import Database
 from amosync.errors import AmoCRMError, IPBlocked, ReauthRequired, RetryLater
 from amosync.inbox.store import InboxStore, Retry
 from amosync.settings import DEFAULT_MAX_CLOCK_SKEW
@@ -73,14 +73,14 @@ class WorkerConfig:
 class Worker:
     def __init__(
         self,
-        engine: AsyncEngine,
+        db: Database,
         inbox: InboxStore,
         client: AmoClient,
         rentprog: RentProgField,
         config: WorkerConfig,
         jobs: Sequence[PeriodicJob] = (),
     ) -> None:
-        self._engine = engine
+        self._db = db
         self._jobs = tuple(jobs)
         self._inbox = inbox
         self._client = client
@@ -135,7 +135,7 @@ class Worker:
             await self._finish(beats, jobs)
             self.state.state = STOPPED
             with contextlib.suppress(SQLAlchemyError, asyncio.CancelledError):
-                await beat(self._engine, self.state)
+                await beat(self._db, self.state)
             log.info("worker_stopped", extra={"event": "worker_stopped", "worker": self.state.id})
 
     @contextlib.asynccontextmanager
@@ -151,7 +151,7 @@ class Worker:
             await self._finish(beats, [])
             self.state.state = STOPPED
             with contextlib.suppress(SQLAlchemyError, asyncio.CancelledError):
-                await beat(self._engine, self.state)
+                await beat(self._db, self.state)
 
     async def run_once(self) -> int:
         """One cycle; returns how many events it settled or rescheduled."""
@@ -258,7 +258,7 @@ class Worker:
             )
             # Missing ids asked for alone, future-dated ones held back (worker/review.py).
             reviewed = await review_answer(
-                self._client, self._engine, answer, self._rentprog, self._config.max_clock_skew
+                self._client, self._db, answer, self._rentprog, self._config.max_clock_skew
             )
             held = reviewed.held_events(fetched.chunk, self._unsettled)
             answer, kept = reviewed.answer, reviewed.remaining(fetched.chunk, self._unsettled)
@@ -360,7 +360,7 @@ class Worker:
             },
         )
         with contextlib.suppress(SQLAlchemyError):
-            await beat(self._engine, self.state)
+            await beat(self._db, self.state)
         # New webhooks must not end the pause: only time or shutdown does.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=paused.pause)
@@ -393,7 +393,7 @@ class Worker:
         while not self._stopping.is_set():
             # A failed beat only risks a lapsed lease: a double fetch (worker/claims.py).
             with contextlib.suppress(SQLAlchemyError):
-                await beat(self._engine, self.state, also=self._held.renew_in)
+                await beat(self._db, self.state, also=self._held.renew_in)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._stopping.wait(), timeout=self._config.heartbeat_interval

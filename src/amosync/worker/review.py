@@ -15,13 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from amosync.amocrm.client import AmoClient
 from amosync.core.answer import MappedAnswer, future_ids, without
 from amosync.core.mapping import RentProgField
 from amosync.core.plan import ClaimedEvent, FetchChunk
-from amosync.db.clock import database_now
+from amosync.db.database import Database
 from amosync.worker.deletions import confirm_missing
 
 
@@ -54,14 +52,14 @@ class Reviewed:
 
 async def review_answer(
     client: AmoClient,
-    engine: AsyncEngine,
+    db: Database,
     answer: MappedAnswer,
     rentprog: RentProgField,
     max_skew: float,
 ) -> Reviewed:
     confirmed = await confirm_missing(client, answer, rentprog)
     held = dict(confirmed.held)
-    limit = await database_now(engine) + timedelta(seconds=max_skew)
+    limit = await db.now() + timedelta(seconds=max_skew)
     for entity_id in future_ids(confirmed.answer, limit):
         held[entity_id] = _future_reason(confirmed.answer, entity_id, max_skew)
     return Reviewed(without(confirmed.answer, frozenset(held)), held)

@@ -19,15 +19,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amosync.amocrm.client import AmoClient
 from amosync.amocrm.webhooks import Subscription, list_subscriptions, mask_url, our_destination
 from amosync.core.humanize import age as format_age
+from amosync.db.database import Database
 from amosync.db.dialect import upsert_insert
-from amosync.db.reads import read_connection
 from amosync.db.tables import sync_state
-from amosync.db.turns import write_transaction
 from amosync.errors import AmoCRMError
 from amosync.settings import Settings
 from amosync.worker.jobs import PeriodicJob
@@ -108,16 +106,16 @@ def assess(
     return SubscriptionState(status, now, masked, digest, tuple(hook.missing_settings()))
 
 
-async def subscription_state(engine: AsyncEngine) -> SubscriptionState | None:
+async def subscription_state(db: Database) -> SubscriptionState | None:
     """The last stored answer, or None when no process has checked yet."""
-    async with read_connection(engine) as conn:
+    async with db.read() as conn:
         value = await conn.scalar(select(sync_state.c.value).where(sync_state.c.key == STATE_KEY))
     return SubscriptionState.from_json(value) if value is not None else None
 
 
-async def save_subscription_state(engine: AsyncEngine, state: SubscriptionState) -> None:
+async def save_subscription_state(db: Database, state: SubscriptionState) -> None:
     now = datetime.now(UTC)
-    async with write_transaction(engine) as conn:
+    async with db.write() as conn:
         stmt = upsert_insert(conn, sync_state).values(
             key=STATE_KEY, value=state.as_json(), updated_at=now
         )
@@ -130,7 +128,7 @@ async def save_subscription_state(engine: AsyncEngine, state: SubscriptionState)
 
 
 async def check_subscription(
-    settings: Settings, engine: AsyncEngine, client: AmoClient
+    settings: Settings, db: Database, client: AmoClient
 ) -> SubscriptionState | None:
     """Ask amoCRM (one call) and store the answer; None when no destination is configured.
 
@@ -149,7 +147,7 @@ async def check_subscription(
             "subscription_check_failed",
             extra={"event": "subscription_check_failed", "error": str(exc)[:300]},
         )
-        previous = await subscription_state(engine)
+        previous = await subscription_state(db)
         if previous is not None and previous.is_about(destination):
             return previous
         state = SubscriptionState(
@@ -161,16 +159,14 @@ async def check_subscription(
         )
     else:
         state = assess(subscriptions, destination, secret, now)
-    await save_subscription_state(engine, state)
+    await save_subscription_state(db, state)
     if state.status in ("missing", "disabled"):
         event = f"webhook_subscription_{state.status}"
         log.warning(event, extra={"event": event, "url": state.destination})
     return state
 
 
-def subscription_job(
-    settings: Settings, engine: AsyncEngine, client: AmoClient
-) -> PeriodicJob | None:
+def subscription_job(settings: Settings, db: Database, client: AmoClient) -> PeriodicJob | None:
     """The hourly check, or None when there is no public URL and secret to check for."""
     destination = our_destination(settings)
     if destination is None:
@@ -178,7 +174,7 @@ def subscription_job(
 
     async def run() -> None:
         # Several workers share the answer: skip when another process checked recently.
-        previous = await subscription_state(engine)
+        previous = await subscription_state(db)
         fresh_until = datetime.now(UTC) - timedelta(seconds=CHECK_INTERVAL * 0.9)
         if (
             previous is not None
@@ -187,7 +183,7 @@ def subscription_job(
             and previous.checked_at > fresh_until
         ):
             return
-        await check_subscription(settings, engine, client)
+        await check_subscription(settings, db, client)
 
     return PeriodicJob("webhook_subscription", CHECK_INTERVAL, run, first_delay=FIRST_CHECK_DELAY)
 
