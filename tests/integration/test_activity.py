@@ -9,7 +9,8 @@ from sqlalchemy import Engine, event
 
 from amosync.db.database import Database
 from amosync.inbox import InboxStore
-from amosync.web.activity import chart_svg, per_minute
+from amosync.inbox.activity import per_minute
+from amosync.web.activity import chart_svg
 from tests.integration.test_inbox import row
 
 NOW = datetime(2026, 11, 24, 12, 30, 40, tzinfo=UTC)

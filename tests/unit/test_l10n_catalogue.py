@@ -20,9 +20,10 @@ from babel.messages.pofile import read_po
 
 from amosync.cli.help_l10n import help_texts
 from amosync.cli.main import app
+from amosync.inbox.activity import Activity
 from amosync.l10n.phrases import translate
 from amosync.l10n.zone import local_when, parse_zone
-from amosync.web.activity import Activity, chart_svg
+from amosync.web.activity import chart_svg
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "amosync"

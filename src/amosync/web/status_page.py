@@ -27,6 +27,7 @@ from amosync.core.humanize import age
 from amosync.db.database import Database
 from amosync.health import FAIL, OK, Check, HealthProbe, run_checks
 from amosync.health.alert import sync_alert
+from amosync.inbox.activity import CHART_HOURS, per_minute
 from amosync.inbox.admin import list_events, retry_events
 from amosync.l10n import gettext_for
 from amosync.l10n.phrases import translate
@@ -35,7 +36,7 @@ from amosync.settings import Settings
 from amosync.stats import collect_stats
 from amosync.totals import PAGE_TOTALS_MAX_AGE
 from amosync.web.access import SESSION_COOKIE, SESSION_SECONDS, AccessPolicy
-from amosync.web.activity import CHART_HOURS, chart_svg, per_minute
+from amosync.web.activity import chart_svg
 from amosync.web.csrf import CSRF_FIELD, browser_id, csrf_problem, csrf_token, remember_csrf
 from amosync.web.deal_view import deal_context, field_text
 from amosync.web.health import probe_of
