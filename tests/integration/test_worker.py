@@ -257,12 +257,15 @@ async def test_next_batch_after_a_batch_is_claimed_once(database: Database) -> N
     fake = FakeAmoState(rate_limit_rps=None)
     first, second = fake.add_lead()["id"], fake.add_lead()["id"]
     inbox = InboxStore(database)
-    worker = make_worker(database, fake, linger=0.3, poll_interval=0.5)
+    # A linger of 1 s, not the default 0.3: the pause only exists while the first batch took
+    # less than the linger, and on a loaded host processing it took over 0.3 s.
+    worker = make_worker(database, fake, linger=1.0, poll_interval=1.0)
     await inbox.append([event("leads", first)])
     assert 1 == await worker.run_once()
-    # Arrived while that batch was processed (its commit came after the batch's claim).
+    # Arrived while that batch was processed (its commit came after the batch's claim), 0.75 s
+    # ago: claimed at once it would be younger than the linger and wait for a second claim.
     arrived = event("leads", second)
-    arrived["received_at"] -= timedelta(seconds=0.1)
+    arrived["received_at"] -= timedelta(seconds=0.75)
     await inbox.append([arrived])
     claims = count_claims(database)
 
