@@ -9,15 +9,14 @@ Why SQLite needs all that: docs/ARCHITECTURE.md, "Writing to SQLite".
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import URL, Connection, Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from amosync.db.clock import MEASURE_EVERY, measure_offset
+from amosync.db.clock import database_now, known_now
 from amosync.db.engine import create_read_engine, create_service_engine
 from amosync.db.thread_transactions import ThreadTransactions
 from amosync.db.turns import WriteTurns
@@ -40,7 +39,6 @@ class Database:
         # database) the service engine itself reads and writes whole transactions.
         self._reader = create_read_engine(engine) if on_file else engine
         self._threads = ThreadTransactions(engine, checkpointer) if on_file else None
-        self._clock: tuple[float, timedelta] | None = None  # (monotonic, theirs - ours)
 
     @classmethod
     def open(cls, url: str, *, pool_size: int = 5) -> Database:
@@ -114,15 +112,13 @@ class Database:
 
     async def now(self) -> datetime:
         """The database clock's current time (aware UTC): several hosts may write one
-        PostgreSQL database, and its clock is the one they share. Its offset from ours is
-        measured once a minute; SQLite runs on this host, so there it is our clock."""
-        local = datetime.now(UTC)
-        if self.dialect != "postgresql":
-            return local
-        if self._clock is None or time.monotonic() - self._clock[0] > MEASURE_EVERY:
-            async with self.read() as conn:
-                self._clock = (time.monotonic(), await measure_offset(conn))
-        return local + self._clock[1]
+        PostgreSQL database, and its clock is the one they share (db/clock.py). A connection
+        is taken only to measure the offset, once a minute; on SQLite it is our clock."""
+        now = known_now(self._engine.sync_engine)
+        if now is not None:
+            return now
+        async with self.read() as conn:  # on PostgreSQL the service engine itself
+            return await database_now(conn)
 
     async def dispose(self) -> None:
         """Close every connection, engine and thread; the object is not used afterwards."""
