@@ -42,7 +42,7 @@ async def test_heartbeat_renews_only_the_workers_own_pending_claims(database: Da
     theirs = await inbox.claim("w2", 10, lease_seconds=10)
     assert [1, 2, 3, 4] == [e.entity_id for e in mine]
     assert [5, 6] == [e.entity_id for e in theirs]
-    async with inbox.transaction() as conn:
+    async with inbox.db.write() as conn:
         await settle(conn, [mine[0].id], DONE)
     await inbox.release([mine[1].id])
     before = await leases(database)

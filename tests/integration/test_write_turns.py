@@ -66,7 +66,7 @@ async def _append_during_transaction(
     """The worker's side holds a write transaction while a webhook commit comes; the
     transaction ends only once the commit waits: queued for its turn when the appender shares
     the database's turns, else after it met SQLite's lock at least once."""
-    async with inbox.transaction() as conn:
+    async with inbox.db.write() as conn:
         await conn.execute(insert(webhook_events), [full_row(1)])
         taken = database.turns.taken
         append = asyncio.create_task(appender.append([full_row(2)]))

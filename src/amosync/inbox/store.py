@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -71,19 +70,14 @@ class Retry:
 class InboxStore:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._turns = db.turns
 
     @property
     def db(self) -> Database:
         return self._db
 
-    def transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
-        """The database's write transaction (`Database.write`)."""
-        return self._db.write()
-
     async def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert rows in one transaction (the group-commit writer calls this)."""
-        async with self.transaction() as conn:
+        async with self._db.write() as conn:
             await append_rows(conn, rows)
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[ClaimedEvent]:
@@ -103,7 +97,7 @@ class InboxStore:
             "worker_id": worker_id,
         }
         # Where writes take turns, in several short transactions (db/turns.py).
-        per_turn = self._turns.rows_per_turn or limit
+        per_turn = self._db.turns.rows_per_turn or limit
         rows: list[Any] = []
         while len(rows) < limit:
             params["claim_limit"] = wanted = min(per_turn, limit - len(rows))
@@ -117,7 +111,7 @@ class InboxStore:
         """Mark events done, in short transactions where writes take turns (db/turns.py)."""
         if not event_ids:
             return
-        per_turn = self._turns.rows_per_turn or len(event_ids)
+        per_turn = self._db.turns.rows_per_turn or len(event_ids)
         for start in range(0, len(event_ids), per_turn):
             await self._write(settle_statements(event_ids[start : start + per_turn], DONE))
 
@@ -145,7 +139,7 @@ class InboxStore:
                 else func.greatest(ev.c.attempts - 1, 0),
             )
         )
-        async with self.transaction() as conn:
+        async with self._db.write() as conn:
             await conn.execute(stmt)
 
     async def renew_in(
@@ -212,7 +206,7 @@ class InboxStore:
                 locked_by=None,
             )
         )
-        async with self.transaction() as conn:
+        async with self._db.write() as conn:
             await conn.execute(stmt, params)
         return failed
 
@@ -220,7 +214,7 @@ class InboxStore:
         """Give up on events at once: retrying cannot help (the request itself is wrong)."""
         ids = list(event_ids)
         if ids:
-            async with self.transaction() as conn:
+            async with self._db.write() as conn:
                 await settle(conn, ids, FAILED, error)
 
     async def backlog(self) -> tuple[int, datetime | None]:

@@ -264,7 +264,7 @@ async def _apply(
     # they come due again and are fetched once more, no loss).
     per_turn = inbox.db.turns.rows_per_turn or len(event_ids)
     with_upsert, after = event_ids[:per_turn], event_ids[per_turn:]
-    async with inbox.transaction() as conn:
+    async with inbox.db.write() as conn:
         applied = await apply_fetched(conn, answer, with_upsert, max_skew=max_skew)
     await inbox.mark_done(after)
     return applied
